@@ -1,0 +1,108 @@
+"""Data sections: where bars come from and how strictly they are checked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from configs.base import Section
+
+
+class RegimeParams(Section):
+    """Per-bar dynamics of one synthetic regime (log-return units)."""
+
+    drift: float = Field(description="Mean log return per bar.")
+    vol: float = Field(gt=0, description="Std of the per-bar log-return noise.")
+    volume: float = Field(gt=0, description="Volume level relative to the symbol's base volume.")
+    jump_prob: float = Field(ge=0, le=1, description="Probability of a jump on a bar.")
+    jump_mean: float = Field(description="Mean jump size (log return).")
+    jump_std: float = Field(ge=0, description="Std of the jump size.")
+    mean_reversion: float = Field(
+        default=0.0, ge=0, lt=1, description="MA(1) coefficient theta; r_t = e_t - theta e_{t-1}."
+    )
+    stay: float = Field(gt=0, lt=1, description="Probability of staying in the regime next bar.")
+
+
+def _default_regimes() -> dict[str, RegimeParams]:
+    return {
+        "TREND_UP": RegimeParams(
+            drift=0.0012, vol=0.006, volume=1.0, jump_prob=0.002, jump_mean=0.01,
+            jump_std=0.01, stay=0.995,
+        ),
+        "TREND_DOWN": RegimeParams(
+            drift=-0.0012, vol=0.008, volume=1.35, jump_prob=0.004, jump_mean=-0.01,
+            jump_std=0.01, stay=0.995,
+        ),
+        "RANGE": RegimeParams(
+            drift=0.0, vol=0.004, volume=0.7, jump_prob=0.001, jump_mean=0.0,
+            jump_std=0.008, mean_reversion=0.35, stay=0.995,
+        ),
+        "PANIC": RegimeParams(
+            drift=-0.003, vol=0.02, volume=3.0, jump_prob=0.04, jump_mean=-0.03,
+            jump_std=0.02, stay=0.985,
+        ),
+    }
+
+
+class SyntheticConfig(Section):
+    """The embedded default source: a seeded regime-switching generator."""
+
+    symbols: list[str] = Field(default=["SYN1", "SYN2"], min_length=1,
+                               description="Symbols to generate, each with its own seed stream.")
+    n_bars: int = Field(default=5000, gt=0, description="Bars per symbol (prefix-stable in n).")
+    start: datetime = Field(default=datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
+                            description="UTC timestamp of the first bar.")
+    interval: str = Field(default="1h", description="Bar interval as a pandas offset alias.")
+    regimes: dict[str, RegimeParams] = Field(default_factory=_default_regimes,
+                                             description="Dynamics per regime name.")
+
+    @field_validator("regimes")
+    @classmethod
+    def _all_regimes(cls, v: dict[str, RegimeParams]) -> dict[str, RegimeParams]:
+        expected = {"TREND_UP", "TREND_DOWN", "RANGE", "PANIC"}
+        if set(v) != expected:
+            raise ValueError(f"must define exactly {sorted(expected)}, got {sorted(v)}")
+        return v
+
+
+class ChecksConfig(Section):
+    """How strictly incoming bars are checked."""
+
+    max_gap_intervals: float = Field(
+        default=1.5, gt=1, description="A gap longer than this many bar intervals is reported."
+    )
+    fail_on_gaps: bool = Field(default=False,
+                               description="Treat gaps as fatal (default: report and count).")
+    stale_after: str = Field(
+        default="0s",
+        description="Newest bar older than this (pandas Timedelta) is stale; '0s' disables.",
+    )
+    max_quarantine_fraction: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Stop the run when more than this fraction of a file's rows is quarantined.",
+    )
+
+
+class DataConfig(Section):
+    """Where bars come from."""
+
+    source: Literal["synthetic", "files", "sample", "s3"] = Field(
+        default="synthetic", description="Bar source; 'synthetic' is the embedded default."
+    )
+    path: Path | None = Field(default=None,
+                              description="files: a CSV/Parquet file or a folder of them.")
+    sample: list[Literal["GOOG", "EURUSD"]] = Field(
+        default=["EURUSD"], description="sample: bar sets shipped by the 'backtesting' package."
+    )
+    s3_uri: str | None = Field(default=None,
+                               description="s3: s3://bucket/prefix of CSV/Parquet objects.")
+    s3_endpoint_url: str | None = Field(default=None,
+                                        description="s3: endpoint (MinIO, moto); else AWS.")
+    interval: str | None = Field(
+        default=None, description="Bar interval; inferred from the data when not set."
+    )
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
