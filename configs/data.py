@@ -29,20 +29,41 @@ class RegimeParams(Section):
 def _default_regimes() -> dict[str, RegimeParams]:
     return {
         "TREND_UP": RegimeParams(
-            drift=0.0012, vol=0.006, volume=1.0, jump_prob=0.002, jump_mean=0.01,
-            jump_std=0.01, stay=0.995,
+            drift=0.0012,
+            vol=0.006,
+            volume=1.0,
+            jump_prob=0.002,
+            jump_mean=0.01,
+            jump_std=0.01,
+            stay=0.995,
         ),
         "TREND_DOWN": RegimeParams(
-            drift=-0.0012, vol=0.008, volume=1.35, jump_prob=0.004, jump_mean=-0.01,
-            jump_std=0.01, stay=0.995,
+            drift=-0.0012,
+            vol=0.008,
+            volume=1.35,
+            jump_prob=0.004,
+            jump_mean=-0.01,
+            jump_std=0.01,
+            stay=0.995,
         ),
         "RANGE": RegimeParams(
-            drift=0.0, vol=0.004, volume=0.7, jump_prob=0.001, jump_mean=0.0,
-            jump_std=0.008, mean_reversion=0.35, stay=0.995,
+            drift=0.0,
+            vol=0.004,
+            volume=0.7,
+            jump_prob=0.001,
+            jump_mean=0.0,
+            jump_std=0.008,
+            mean_reversion=0.35,
+            stay=0.995,
         ),
         "PANIC": RegimeParams(
-            drift=-0.003, vol=0.02, volume=3.0, jump_prob=0.04, jump_mean=-0.03,
-            jump_std=0.02, stay=0.985,
+            drift=-0.003,
+            vol=0.02,
+            volume=3.0,
+            jump_prob=0.04,
+            jump_mean=-0.03,
+            jump_std=0.02,
+            stay=0.985,
         ),
     }
 
@@ -50,14 +71,20 @@ def _default_regimes() -> dict[str, RegimeParams]:
 class SyntheticConfig(Section):
     """The embedded default source: a seeded regime-switching generator."""
 
-    symbols: list[str] = Field(default=["SYN1", "SYN2"], min_length=1,
-                               description="Symbols to generate, each with its own seed stream.")
+    symbols: list[str] = Field(
+        default=["SYN1", "SYN2"],
+        min_length=1,
+        description="Symbols to generate, each with its own seed stream.",
+    )
     n_bars: int = Field(default=5000, gt=0, description="Bars per symbol (prefix-stable in n).")
-    start: datetime = Field(default=datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
-                            description="UTC timestamp of the first bar.")
+    start: datetime = Field(
+        default=datetime.fromisoformat("2024-01-01T00:00:00+00:00"),
+        description="UTC timestamp of the first bar.",
+    )
     interval: str = Field(default="1h", description="Bar interval as a pandas offset alias.")
-    regimes: dict[str, RegimeParams] = Field(default_factory=_default_regimes,
-                                             description="Dynamics per regime name.")
+    regimes: dict[str, RegimeParams] = Field(
+        default_factory=_default_regimes, description="Dynamics per regime name."
+    )
 
     @field_validator("regimes")
     @classmethod
@@ -74,14 +101,17 @@ class ChecksConfig(Section):
     max_gap_intervals: float = Field(
         default=1.5, gt=1, description="A gap longer than this many bar intervals is reported."
     )
-    fail_on_gaps: bool = Field(default=False,
-                               description="Treat gaps as fatal (default: report and count).")
+    fail_on_gaps: bool = Field(
+        default=False, description="Treat gaps as fatal (default: report and count)."
+    )
     stale_after: str = Field(
         default="0s",
         description="Newest bar older than this (pandas Timedelta) is stale; '0s' disables.",
     )
     max_quarantine_fraction: float = Field(
-        default=0.05, ge=0, le=1,
+        default=0.05,
+        ge=0,
+        le=1,
         description="Stop the run when more than this fraction of a file's rows is quarantined.",
     )
 
@@ -92,15 +122,18 @@ class DataConfig(Section):
     source: Literal["synthetic", "files", "sample", "s3"] = Field(
         default="synthetic", description="Bar source; 'synthetic' is the embedded default."
     )
-    path: Path | None = Field(default=None,
-                              description="files: a CSV/Parquet file or a folder of them.")
+    path: Path | None = Field(
+        default=None, description="files: a CSV/Parquet file or a folder of them."
+    )
     sample: list[Literal["GOOG", "EURUSD"]] = Field(
         default=["EURUSD"], description="sample: bar sets shipped by the 'backtesting' package."
     )
-    s3_uri: str | None = Field(default=None,
-                               description="s3: s3://bucket/prefix of CSV/Parquet objects.")
-    s3_endpoint_url: str | None = Field(default=None,
-                                        description="s3: endpoint (MinIO, moto); else AWS.")
+    s3_uri: str | None = Field(
+        default=None, description="s3: s3://bucket/prefix of CSV/Parquet objects."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="s3: endpoint (MinIO, moto); else AWS."
+    )
     interval: str | None = Field(
         default=None, description="Bar interval; inferred from the data when not set."
     )

@@ -10,5 +10,6 @@ from configs.base import Section
 class RegimeConfig(Section):
     """Regime classifier: labels, candidates, selection, calibration."""
 
-    label_horizon: int = Field(default=24, gt=0,
-                               description="Bars ahead used by the real-data label rule.")
+    label_horizon: int = Field(
+        default=24, gt=0, description="Bars ahead used by the real-data label rule."
+    )

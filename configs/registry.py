@@ -16,8 +16,10 @@ class RegistryConfig(Section):
         default=None,
         description="file://PATH or s3://BUCKET/PREFIX; default: file://<workdir>/store.",
     )
-    s3_endpoint_url: str | None = Field(default=None,
-                                        description="S3 endpoint; else AWS_ENDPOINT_URL or AWS.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint; else AWS_ENDPOINT_URL or AWS."
+    )
     keep_last: int = Field(default=5, ge=1, description="Versions kept per model.")
-    algorithm: Literal["hmac-sha256", "ed25519"] = Field(default="hmac-sha256",
-                                                         description="Signature scheme.")
+    algorithm: Literal["hmac-sha256", "ed25519"] = Field(
+        default="hmac-sha256", description="Signature scheme."
+    )

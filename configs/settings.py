@@ -37,7 +37,9 @@ class TrainingConfig(Section):
     """When a scheduled run trains."""
 
     min_new_bars: int = Field(
-        default=0, ge=0, description="Train only when this many new bars arrived since the last run."
+        default=0,
+        ge=0,
+        description="Train only when this many new bars arrived since the last publish.",
     )
 
 
@@ -49,8 +51,7 @@ class Settings(Section):
         default="dev", description="'production' refuses the auto-created dev signing key."
     )
     seed: int = Field(default=7, ge=0, description="Root seed for every random stream.")
-    workdir: Path = Field(default=Path(".edgeflow"),
-                          description="Holds everything a run writes.")
+    workdir: Path = Field(default=Path(".edgeflow"), description="Holds everything a run writes.")
     data: DataConfig = Field(default_factory=DataConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     regime: RegimeConfig = Field(default_factory=RegimeConfig)
@@ -92,7 +93,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
-        path = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        path = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         if path.split(".")[0] not in Settings.model_fields:
             continue
         merged = _deep_merge(merged, _nest(path, yaml.safe_load(raw) if raw else raw))
@@ -126,7 +127,7 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Merge YAML file -> ``EDGEFLOW_*`` environment -> overrides (dotted keys) and validate once."""
+    """Merge YAML file, then ``EDGEFLOW_*`` environment, then dotted overrides; validate once."""
     source = "<defaults>"
     data: dict[str, Any] = {}
     if path is not None:

@@ -49,7 +49,8 @@ def generate_symbol(symbol: str, cfg: SyntheticConfig, seed: int) -> pd.DataFram
     n = cfg.n_bars
     params = [cfg.regimes[name] for name in REGIMES]
     root = np.random.SeedSequence([seed, zlib.crc32(symbol.encode())])
-    g_regime, g_ret, g_jump, g_vol, g_wick, g_base = (np.random.default_rng(s) for s in root.spawn(6))
+    streams = (np.random.default_rng(s) for s in root.spawn(6))
+    g_regime, g_ret, g_jump, g_vol, g_wick, g_base = streams
     # One draw per stream, row-major, so the first n rows never depend on n.
 
     regime = _regime_path(n, _transition_matrix(params), g_regime)
