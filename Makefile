@@ -1,0 +1,47 @@
+# The targets CI and the README call. Each sets up .venv first when it is missing.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/demo.yaml
+WORKDIR ?= .edgeflow
+export PYTHONHASHSEED := 0
+export PREFECT_HOME ?= $(CURDIR)/$(WORKDIR)/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test lint type bench clean
+
+$(BIN)/edgeflow: pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	@# torch first: the exact CPU build; a bare "torch" would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/edgeflow  ## create .venv and install edgeflow with its dev extras
+
+demo: setup  ## run the pipeline end to end on the embedded synthetic default
+	$(BIN)/edgeflow run --config $(CONFIG) --workdir $(WORKDIR)
+
+test: setup  ## lint, type-check and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy configs pipelines tasks flows
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+type: setup
+	$(BIN)/mypy configs pipelines tasks flows
+
+bench: setup
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+	$(BIN)/python benchmarks/assemble.py
+
+clean:
+	rm -rf $(WORKDIR) build *.egg-info

@@ -1,0 +1,46 @@
+"""Where a run writes inside its workdir: one place, so flows, health and tests agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WorkdirLayout:
+    """The folders under ``--workdir``."""
+
+    root: Path
+
+    @property
+    def bars(self) -> Path:
+        return self.root / "data" / "bars"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def mlartifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    @property
+    def last_training(self) -> Path:
+        return self.state / "last_training.json"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable, human-readable run folder name."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")

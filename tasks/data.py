@@ -1,0 +1,103 @@
+"""Prefect tasks for the data half of the DAG: collect, check, store, load, featurize."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+
+import pipelines.features
+from configs.data import DataConfig
+from pipelines.data.checks import CheckedBars, check_bars
+from pipelines.data.fingerprint import frame_hash, source_hash
+from pipelines.data.sources import RawFrame, load_source
+from pipelines.data.store import AppendResult, append_bars, read_bars
+from pipelines.features import FeatureSet, featurize
+
+FEATURES_CODE_HASH = source_hash(Path(pipelines.features.__file__).parent.glob("*.py"))
+
+
+def s3_client(endpoint_url: str | None) -> Any:
+    """A boto3 S3 client; credentials and region come from the usual AWS chain."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url)
+
+
+@task(name="collect_raw", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def collect_raw(cfg: DataConfig, seed: int) -> list[RawFrame]:
+    """Read the configured source as it is (I/O: retried)."""
+    client = s3_client(cfg.s3_endpoint_url) if cfg.source == "s3" else None
+    raws = load_source(cfg, seed, s3_client=client)
+    get_run_logger().info("read %d table(s) from source %r", len(raws), cfg.source)
+    return raws
+
+
+@task(name="check_data", cache_policy=NO_CACHE)
+def check_data(raws: list[RawFrame], cfg: DataConfig, run_dir: Path) -> CheckedBars:
+    """Validate; quarantine bad rows; fatal problems raise ``DataError`` naming file/column/row."""
+    checked = check_bars(
+        raws,
+        cfg.checks,
+        interval=cfg.interval,
+        now=datetime.now(UTC),
+        quarantine_dir=run_dir / "quarantine",
+    )
+    report = checked.report
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "data_checks.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    log = get_run_logger()
+    log.info(
+        "checked %d rows: %d kept, %d quarantined %s, %d unsorted, %d gap(s)",
+        report.rows_in,
+        report.rows_out,
+        report.quarantined_total,
+        report.quarantined,
+        report.unsorted,
+        report.gap_count,
+    )
+    if report.quarantine_path:
+        log.warning("quarantined rows written to %s", report.quarantine_path)
+    return checked
+
+
+@task(name="store_bars", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def store_bars(checked: CheckedBars, root: Path) -> AppendResult:
+    """Append bars newer than each symbol's watermark (idempotent, so safe to retry)."""
+    result = append_bars(root, checked.bars)
+    get_run_logger().info("stored %d new bar(s) %s", result.rows_added, result.added)
+    return result
+
+
+@task(name="load_bars", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def load_bars(root: Path) -> tuple[pd.DataFrame, str]:
+    """All stored bars and their content hash (the cache key and lineage of everything after)."""
+    bars = read_bars(root)
+    return bars, frame_hash(bars)
+
+
+@task(
+    name="featurize",
+    cache_policy=INPUTS + TASK_SOURCE,
+    persist_result=True,
+)
+def featurize_bars(
+    bars_root: str, data_hash: str, code_hash: str = FEATURES_CODE_HASH
+) -> FeatureSet:
+    """The 43 features; cached across runs on (data hash, feature code hash)."""
+    bars = read_bars(Path(bars_root))
+    if frame_hash(bars) != data_hash:
+        raise RuntimeError(f"bars under {bars_root} changed while the run was reading them")
+    features = featurize(bars)
+    get_run_logger().info(
+        "featurized %d rows x %d features (%d warm-up rows dropped)",
+        len(features.frame),
+        len(pipelines.features.FEATURE_NAMES),
+        features.warmup_dropped,
+    )
+    return features

@@ -1,0 +1,167 @@
+"""MLflow bookkeeping: one parent run per flow run, a nested run per model, registry aliases.
+
+Everything goes through an explicit ``MlflowClient`` and run ids, so concurrent tasks never
+share MLflow's thread-local "active run". The ONNX model is logged with ``mlflow.onnx`` and
+read back through pyfunc (a round trip, as MLflow's ONNX example does) before it is trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import onnx
+import onnxruntime as ort
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+
+from pipelines.models.common import TrainOutcome
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+REGISTERED_PREFIX = "edgeflow-"
+_PARAM_MAX = 6000
+
+
+def default_tracking_uri(workdir: Path) -> str:
+    """The local default: a sqlite store under the workdir (MLflow's file store is deprecated)."""
+    return f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> ``{"data.synthetic.n_bars": "5000"}`` for MLflow params."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            text = json.dumps(value, default=str) if not isinstance(value, str) else value
+            out[name] = text[:_PARAM_MAX]
+    return out
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What the tracker knows about one model of this flow run."""
+
+    run_id: str
+    registered_name: str
+    registered_version: str
+    pyfunc_max_abs_diff: float
+
+
+class Tracker:
+    """Thin, explicit wrapper over ``MlflowClient`` for the training flow."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None):
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            location = artifact_root.resolve().as_uri() if artifact_root else None
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=location
+            )
+        else:
+            self.experiment_id = found.experiment_id
+
+    def start_run(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_id: str | None = None,
+    ) -> str:
+        all_tags = dict(tags or {})
+        if parent_id:
+            all_tags["mlflow.parentRunId"] = parent_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        if params:
+            for key, value in flatten(params).items():
+                self.client.log_param(run.info.run_id, key, value)
+        return str(run.info.run_id)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        for key, value in metrics.items():
+            if value is None or not np.isfinite(value):
+                continue
+            self.client.log_metric(run_id, key, float(value), step=step)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_dict(self, run_id: str, data: Any, name: str) -> None:
+        self.client.log_dict(run_id, data, name)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+
+    def end_run(self, run_id: str, ok: bool) -> None:
+        status = RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)
+        self.client.set_terminated(run_id, status=status)
+
+    def log_model(self, run_id: str, outcome: TrainOutcome) -> ModelRecord:
+        """Log and register the ONNX model, then check it by a pyfunc round trip."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        name = f"{REGISTERED_PREFIX}{outcome.model}"
+        model = onnx.load(str(outcome.onnx_path))
+        example = _example_input(outcome)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.onnx.log_model(
+                model,
+                name="model",
+                registered_model_name=name,
+                input_example=example,
+                save_as_external_data=False,
+            )
+        loaded = mlflow.pyfunc.load_model(info.model_uri)
+        diff = _round_trip_diff(outcome.onnx_path, loaded, example)
+        self.client.log_metric(run_id, "onnx/pyfunc_max_abs_diff", diff)
+        version = str(info.registered_model_version)
+        return ModelRecord(run_id, name, version, diff)
+
+    def promote(self, record: ModelRecord) -> None:
+        """Move ``champion`` to this version: done only after the store's pointer moved."""
+        self.client.set_registered_model_alias(
+            record.registered_name, CHAMPION, record.registered_version
+        )
+
+    def champion_version(self, model: str) -> str | None:
+        try:
+            mv = self.client.get_model_version_by_alias(f"{REGISTERED_PREFIX}{model}", CHAMPION)
+        except mlflow.exceptions.MlflowException:
+            return None
+        return str(mv.version)
+
+
+def _example_input(outcome: TrainOutcome) -> np.ndarray:
+    width = outcome.input_shape[-1]
+    if not isinstance(width, int):
+        raise ValueError(f"{outcome.model}: input width must be fixed, got {width!r}")
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((4, width)).astype(np.float32)
+
+
+def _round_trip_diff(onnx_path: Path, loaded: Any, example: np.ndarray) -> float:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    direct = session.run(None, {session.get_inputs()[0].name: example})
+    via = loaded.predict(example)
+    values = via.values() if isinstance(via, dict) else [via]
+    diffs = []
+    for ours, theirs in zip(direct, values, strict=False):
+        a = np.asarray(ours, dtype=np.float64).ravel()
+        b = np.asarray(theirs, dtype=np.float64).ravel()
+        if a.shape != b.shape:
+            raise ValueError(f"pyfunc round trip changed output shape {a.shape} -> {b.shape}")
+        diffs.append(float(np.max(np.abs(a - b))) if a.size else 0.0)
+    return max(diffs) if diffs else 0.0
