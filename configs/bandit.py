@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from configs.base import Section
@@ -13,3 +15,52 @@ class BanditConfig(Section):
     reward_horizon: int = Field(default=6, gt=0, description="Bars over which an arm's P&L counts.")
     cost_bps: float = Field(default=1.0, ge=0, description="Cost per unit turnover, basis points.")
     slippage_bps: float = Field(default=0.5, ge=0, description="Slippage per unit turnover, bps.")
+    holdout_fraction: float = Field(
+        default=0.3, gt=0, lt=1, description="Later share of the span held out for OPE."
+    )
+    logging_policy: Literal["uniform", "epsilon_greedy"] = Field(
+        default="uniform",
+        description="The bot's logging policy replayed on history to make the logged data.",
+    )
+    logging_epsilon: float = Field(
+        default=0.3, gt=0, le=1, description="epsilon_greedy: share of uniform exploration."
+    )
+    logging_window: int = Field(
+        default=48,
+        gt=0,
+        description="epsilon_greedy: decisions the follow-the-leader rule averages.",
+    )
+    hidden: list[int] = Field(
+        default=[128, 64], min_length=1, description="Hidden layer widths (43 -> ... -> 12)."
+    )
+    dropout: float = Field(default=0.2, ge=0, lt=1, description="Dropout after each hidden layer.")
+    epochs: int = Field(default=60, gt=0, description="Maximum training epochs.")
+    batch_size: int = Field(default=256, gt=0, description="Mini-batch size.")
+    learning_rate: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(default=1e-4, ge=0, description="Adam weight decay (L2).")
+    patience: int = Field(
+        default=4, gt=0, description="Early stopping: epochs without validation improvement."
+    )
+    val_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Later share of the training span for early stopping."
+    )
+    prior_precision: float = Field(
+        default=1.0, gt=0, description="NeuralLinear: precision of the Gaussian prior on weights."
+    )
+    ts_prior_a: float = Field(default=1.0, gt=0, description="Beta-Thompson prior a (wins).")
+    ts_prior_b: float = Field(default=1.0, gt=0, description="Beta-Thompson prior b (losses).")
+    n_bootstrap: int = Field(default=400, ge=50, description="Bootstrap resamples for OPE CIs.")
+    bootstrap_block: int = Field(
+        default=24, gt=0, description="Moving-block length (decisions) for the bootstrap."
+    )
+    ci_level: float = Field(default=0.9, gt=0, lt=1, description="Confidence level of the CIs.")
+    ridge_alpha: float = Field(
+        default=10.0, gt=0, description="Ridge penalty of DR's cross-fitted reward model."
+    )
+    min_dr_lift: float = Field(
+        default=0.0, description="Gate: DR(bandit) - DR(best single arm) must exceed this."
+    )
+    onnx_opset: int = Field(default=17, ge=13, description="ONNX opset of the exported net.")
+    parity_tolerance: float = Field(
+        default=1e-5, gt=0, description="Gate: max |onnx - torch| of the arm values."
+    )

@@ -1,0 +1,325 @@
+"""``train_bandit``: logged data -> NeuralBandit + Beta-Thompson -> OPE on held-out -> ONNX.
+
+The flow calls this one function. Arms' rewards are computed from bars for every arm, so
+the *logged* view (one arm per decision, chosen by the configured logging policy with its
+propensity) is replayed on history; the models learn from the logged view only, and the
+full-information rewards are used only as ground truth on the held-out span (true policy
+values, the oracles and regret), never for training the bandit. The best single arm
+baseline is chosen on the training span with full information, which makes it as strong
+as it can be.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from configs.bandit import BanditConfig
+from pipelines.data.schema import REGIMES, TRUE_REGIME_COLUMN
+from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fit_reward_model
+from pipelines.models.bandit.export import INPUT_NAME, OUTPUT_NAME, export_onnx, parity
+from pipelines.models.bandit.neural import NeuralBandit
+from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
+from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
+from pipelines.models.common import Gate, TrainOutcome, time_split
+from pipelines.strategies import (
+    ARM_FAMILIES,
+    ARM_NAMES,
+    N_ARMS,
+    LoggingPolicy,
+    arm_rewards,
+    compute_signals,
+    log_decisions,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "bandit"
+REFERENCE = "best_arm"
+_MC_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class BanditData:
+    """Decisions joined with features: ``frame`` has ts, symbol, features, ``r/<arm>``
+    rewards of every arm, ``proxy_regime`` and (synthetic data) ``true_regime``."""
+
+    frame: pd.DataFrame
+    feature_names: tuple[str, ...]
+
+    @property
+    def reward_columns(self) -> list[str]:
+        return [f"r/{a}" for a in ARM_NAMES]
+
+
+def build_dataset(bars: pd.DataFrame, features: pd.DataFrame, cfg: BanditConfig) -> BanditData:
+    """Signals, rewards and proxy regimes from bars, inner-joined to features on (symbol, ts).
+
+    Rows without a complete reward row (the last ``reward_horizon`` bars of each symbol)
+    are dropped. The result is sorted by (symbol, ts).
+    """
+    feature_names = tuple(c for c in features.columns if c not in ("ts", "symbol"))
+    if not feature_names:
+        raise ValueError("features frame has no feature columns")
+    signals = compute_signals(bars)
+    rewards = arm_rewards(bars, signals, cfg.reward_horizon, cfg.cost_bps, cfg.slippage_bps)
+    left = pd.DataFrame({"ts": bars["ts"], "symbol": bars["symbol"]})
+    left[[f"r/{a}" for a in ARM_NAMES]] = rewards.to_numpy()
+    left["proxy_regime"] = proxy_regimes(bars).to_numpy()
+    if TRUE_REGIME_COLUMN in bars.columns:
+        left["true_regime"] = bars[TRUE_REGIME_COLUMN].to_numpy()
+    frame = features.merge(left, on=["symbol", "ts"], how="inner", validate="one_to_one")
+    frame = frame.dropna(subset=[f"r/{a}" for a in ARM_NAMES])
+    x = frame[list(feature_names)].to_numpy()
+    if not np.isfinite(x).all():
+        raise ValueError("features hold NaN/inf after the join; featurize drops warm-up rows")
+    frame = frame.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
+    return BanditData(frame=frame, feature_names=feature_names)
+
+
+def _purged_split(data: BanditData, cfg: BanditConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time split; the last ``reward_horizon`` training rows per symbol are dropped because
+    their rewards are realised inside the held-out span."""
+    train, hold = time_split(data.frame, cfg.holdout_fraction)
+    from_end = train.groupby("symbol").cumcount(ascending=False)
+    train = train[from_end >= cfg.reward_horizon]
+    if len(train) < 100 or len(hold) < 100:
+        raise ValueError(f"too few decisions to train/evaluate: {len(train)} / {len(hold)}")
+    return train.reset_index(drop=True), hold.reset_index(drop=True)
+
+
+def _logged(
+    frame: pd.DataFrame, policy: LoggingPolicy, cfg: BanditConfig, seed: int
+) -> pd.DataFrame:
+    rewards = frame[[f"r/{a}" for a in ARM_NAMES]].set_axis(list(ARM_NAMES), axis=1)
+    log = log_decisions(frame, rewards, policy, cfg.reward_horizon, seed)
+    return log.loc[frame.index]  # frame is (symbol, ts) sorted: keep its order
+
+
+def _one_hot(arms: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(arms), N_ARMS))
+    out[np.arange(len(arms)), arms] = 1.0
+    return out
+
+
+def _estimate_metrics(table: dict[str, dict[str, Estimate]]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for name, per in table.items():
+        key = name if name.startswith("lift/") else f"ope/{name}"
+        if name.startswith("lift/"):
+            key = f"lift/{name[5:]}_vs_{REFERENCE}"
+        for est in ESTIMATORS:
+            metrics[f"{key}/{est}"] = per[est].value
+            metrics[f"{key}/{est}_ci_low"] = per[est].low
+            metrics[f"{key}/{est}_ci_high"] = per[est].high
+    return metrics
+
+
+def _write_table(
+    table: dict[str, dict[str, Estimate]], truth: dict[str, float], path: Path
+) -> Path:
+    rows = []
+    for name, per in table.items():
+        row: dict[str, object] = {"policy": name, "true_value": truth.get(name, np.nan)}
+        for est in ESTIMATORS:
+            row[est] = per[est].value
+            row[f"{est}_ci_low"] = per[est].low
+            row[f"{est}_ci_high"] = per[est].high
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(path, index=False, float_format="%.8g")
+    return path
+
+
+def train_bandit(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: BanditConfig,
+    seed: int,
+    out_dir: Path,
+) -> TrainOutcome:
+    """Train the strategy bandit, evaluate it off-policy on the held-out span, export ONNX.
+
+    Parameters
+    ----------
+    bars : the bar contract frame (``regime`` column optional: synthetic truth, evaluation only).
+    features : ``featurize(bars).frame`` (ts, symbol and the feature columns).
+    cfg : ``Settings.bandit``.
+    seed : root seed; logging-policy draws, network init and bootstrap derive from it.
+    out_dir : receives ``model.onnx``, plots (PNG), the OPE table (CSV), arms and the
+        Thompson table (JSON).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    s_log_tr, s_log_ho, s_net, s_boot, s_mc = np.random.SeedSequence(seed).generate_state(5)
+    data = build_dataset(bars, features, cfg)
+    train, hold = _purged_split(data, cfg)
+    policy = LoggingPolicy(cfg.logging_policy, cfg.logging_epsilon, cfg.logging_window)
+    log_tr = _logged(train, policy, cfg, int(s_log_tr))
+    log_ho = _logged(hold, policy, cfg, int(s_log_ho))
+    feats = list(data.feature_names)
+    x_tr = train[feats].to_numpy(dtype=np.float32)
+    x_ho = hold[feats].to_numpy(dtype=np.float32)
+
+    # --- models, fitted on the logged view of the training span only
+    fit_start = time.perf_counter()
+    bandit = NeuralBandit(
+        hidden=tuple(cfg.hidden),
+        dropout=cfg.dropout,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        patience=cfg.patience,
+        val_fraction=cfg.val_fraction,
+        prior_precision=cfg.prior_precision,
+        seed=int(s_net) % (2**31),
+    ).fit(x_tr, log_tr["arm"].to_numpy(), log_tr["reward"].to_numpy(), N_ARMS)
+    companion = BetaThompson(N_ARMS, len(REGIMES), cfg.ts_prior_a, cfg.ts_prior_b).fit(
+        log_tr["arm"].to_numpy(), train["proxy_regime"].to_numpy(), log_tr["reward"].to_numpy()
+    )
+    fit_seconds = time.perf_counter() - fit_start
+    full_tr = train[data.reward_columns].to_numpy()
+    best_arm = int(np.argmax(full_tr.mean(axis=0)))
+
+    # --- policies on the held-out decisions
+    mc = np.random.default_rng(s_mc)
+    greedy = np.argmax(bandit.predict(x_ho), axis=1)
+    regimes_ho = hold["proxy_regime"].to_numpy()
+    beta_draws = np.zeros((len(hold), N_ARMS))
+    for _ in range(_MC_SAMPLES):
+        beta_draws[np.arange(len(hold)), companion.select_action(regimes_ho, mc)] += 1
+    policies = {
+        "bandit": _one_hot(greedy),
+        "bandit_ts": bandit.action_distribution(x_ho, mc, _MC_SAMPLES),
+        "beta_ts": beta_draws / _MC_SAMPLES,
+        REFERENCE: _one_hot(np.full(len(hold), best_arm)),
+        "uniform": np.full((len(hold), N_ARMS), 1.0 / N_ARMS),
+    }
+    action = log_ho["arm"].to_numpy().astype(np.int64)
+    reward = log_ho["reward"].to_numpy()
+    q_hat = fit_reward_model(x_ho, action, reward, N_ARMS, cfg.ridge_alpha)
+    table = evaluate_policies(
+        reward,
+        action,
+        log_ho["propensity"].to_numpy(),
+        q_hat,
+        policies,
+        REFERENCE,
+        cfg.n_bootstrap,
+        cfg.bootstrap_block,
+        cfg.ci_level,
+        int(s_boot),
+    )
+
+    # --- ground truth on the held-out span (full information)
+    full_ho = hold[data.reward_columns].to_numpy()
+    truth = {name: float(np.mean(np.sum(p * full_ho, axis=1))) for name, p in policies.items()}
+    truth["oracle_hindsight"] = float(np.mean(full_ho.max(axis=1)))
+    if "true_regime" in hold:
+        true_reg = hold["true_regime"].to_numpy()
+        per_regime_best = {
+            int(r): int(np.argmax(full_ho[true_reg == r].mean(axis=0))) for r in np.unique(true_reg)
+        }
+        oracle_arm = np.array([per_regime_best[int(r)] for r in true_reg])
+        truth["oracle_regime"] = float(np.mean(full_ho[np.arange(len(hold)), oracle_arm]))
+
+    # --- export
+    module = bandit.scoring_module()
+    onnx_path = export_onnx(module, len(feats), out_dir / "model.onnx", cfg.onnx_opset)
+    max_diff = parity(onnx_path, module, x_ho)
+
+    # --- artifacts
+    decisions = hold[["ts", "symbol"]].assign(chosen=greedy)
+    if "true_regime" in hold:
+        decisions["true_regime"] = hold["true_regime"].to_numpy()
+    artifacts = {
+        "arm_choices": plot_arm_choices(decisions, ARM_NAMES, out_dir / "arm_choices.png"),
+        "ope_estimates": plot_ope(table, truth, out_dir / "ope_estimates.png"),
+        "ope_table": _write_table(table, truth, out_dir / "ope_table.csv"),
+        "thompson": companion.to_json(out_dir / "thompson.json", list(ARM_NAMES)),
+    }
+    arms_path = out_dir / "arms.json"
+    arms_path.write_text(
+        json.dumps(
+            {"arms": list(ARM_NAMES), "families": [ARM_FAMILIES[a] for a in ARM_NAMES]}, indent=1
+        ),
+        encoding="utf-8",
+    )
+    artifacts["arms"] = arms_path
+
+    # --- metrics and gates
+    metrics = _estimate_metrics(table)
+    metrics.update({f"truth/{k}": v for k, v in truth.items()})
+    for oracle in ("oracle_hindsight", "oracle_regime"):
+        if oracle in truth:
+            for name in ("bandit", "bandit_ts", "beta_ts", REFERENCE, "uniform"):
+                metrics[f"regret/{name}_vs_{oracle}"] = truth[oracle] - truth[name]
+    chosen_share = np.bincount(greedy, minlength=N_ARMS) / len(greedy)
+    metrics.update(
+        {
+            "holdout/n_decisions": float(len(hold)),
+            "holdout/distinct_arms_chosen": float(np.count_nonzero(chosen_share)),
+            "holdout/top_arm_share": float(chosen_share.max()),
+            "train/n_decisions": float(len(train)),
+            "train/epochs_run": float(bandit.epochs_run_),
+            "train/best_val_mse_scaled": bandit.best_val_loss_,
+            "train/fit_seconds": fit_seconds,
+            "train/total_seconds": time.perf_counter() - started,
+            "train/best_arm_index": float(best_arm),
+            "train/best_arm_mean_reward": float(full_tr[:, best_arm].mean()),
+            "onnx_max_abs_diff": max_diff,
+        }
+    )
+    lift = table["lift/bandit"]["dr"]
+    gates = [
+        Gate(
+            "bandit_dr_lift_vs_best_arm", lift.value, cfg.min_dr_lift, lift.value > cfg.min_dr_lift
+        ),
+        Gate(
+            "bandit_dr_lift_vs_uniform",
+            table["bandit"]["dr"].value - table["uniform"]["dr"].value,
+            0.0,
+            table["bandit"]["dr"].value > table["uniform"]["dr"].value,
+        ),
+        Gate(
+            "bandit_onnx_parity", max_diff, cfg.parity_tolerance, max_diff <= cfg.parity_tolerance
+        ),
+    ]
+    logger.info(
+        "bandit: DR %.2f bps vs best arm %s %.2f bps (lift CI %.2f..%.2f), parity %.1e",
+        table["bandit"]["dr"].value * 1e4,
+        ARM_NAMES[best_arm],
+        table[REFERENCE]["dr"].value * 1e4,
+        lift.low * 1e4,
+        lift.high * 1e4,
+        max_diff,
+    )
+    return TrainOutcome(
+        model=MODEL_NAME,
+        onnx_path=onnx_path,
+        onnx_max_abs_diff=max_diff,
+        input_names=[INPUT_NAME],
+        input_shape=["N", len(feats)],
+        output_names=[OUTPUT_NAME],
+        opset=cfg.onnx_opset,
+        metrics=metrics,
+        gates=gates,
+        artifacts=artifacts,
+        params={
+            **cfg.model_dump(mode="json"),
+            "seed": seed,
+            "arm_names": list(ARM_NAMES),
+            "feature_names": feats,
+            "best_arm": ARM_NAMES[best_arm],
+            "exploration": "NeuralLinear (Bayesian last layer, Thompson sampling)",
+            "torch_threads": torch.get_num_threads(),
+        },
+    )
