@@ -136,13 +136,34 @@ def _register_optional_commands() -> None:
     register_health(app)
 
 
+def _early_workdir(argv: list[str]) -> Path:
+    """The run's workdir, found before Prefect is imported (its settings are read at import)."""
+    for flag in ("--workdir", "-w"):
+        for i, arg in enumerate(argv):
+            if arg == flag and i + 1 < len(argv):
+                return Path(argv[i + 1])
+            if arg.startswith(f"{flag}="):
+                return Path(arg.split("=", 1)[1])
+    config: str | None = None
+    for flag in ("--config", "-c"):
+        for i, arg in enumerate(argv):
+            if arg == flag and i + 1 < len(argv):
+                config = argv[i + 1]
+    try:
+        return load_config(config).workdir
+    except ConfigError:
+        return Path(".edgeflow")  # the command itself will report the config error
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: user errors print one clear line, never a traceback."""
     from pipelines.data.errors import DataError
 
+    args = sys.argv[1:] if argv is None else argv
+    prepare_environment(_early_workdir(args))
     _register_optional_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=args, standalone_mode=False)
     except (ConfigError, DataError) as exc:
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         return 2

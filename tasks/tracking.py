@@ -123,6 +123,7 @@ class Tracker:
                 registered_model_name=name,
                 input_example=example,
                 save_as_external_data=False,
+                onnx_execution_providers=["CPUExecutionProvider"],
             )
         loaded = mlflow.pyfunc.load_model(info.model_uri)
         diff = _round_trip_diff(outcome.onnx_path, loaded, example)

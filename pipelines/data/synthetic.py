@@ -34,9 +34,9 @@ def _std_normal(u: np.ndarray) -> np.ndarray:
 
 
 def _regime_path(n: int, trans: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    state = int(rng.integers(len(trans)))  # drawn before the n uniforms: prefix-stable in n
     u = rng.random(n)
     cum = np.cumsum(trans, axis=1)
-    state = int(rng.integers(len(trans)))
     out = np.empty(n, dtype=np.int8)
     for t in range(n):  # a Markov chain is sequential; 1M steps take well under a second
         out[t] = state

@@ -1,0 +1,101 @@
+"""Signed publishing and the verifying consumer (see ``docs/manifest.md``).
+
+The flow calls :func:`open_store`, :func:`publish_model` and :func:`verify_model`; the live
+bot embeds :class:`ModelClient`. Keys arrive as a :class:`KeyRing` built by the entry point.
+"""
+
+from pipelines.registry.client import ModelClient, Prediction
+from pipelines.registry.errors import (
+    BadKeyError,
+    FileHashMismatchError,
+    FileMissingError,
+    FileSizeMismatchError,
+    KeyTooShortError,
+    ManifestInvalidError,
+    NoModelLoadedError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PathEscapeError,
+    PointerInvalidError,
+    PointerMismatchError,
+    PointerMissingError,
+    PublishError,
+    RegistryError,
+    ReplayError,
+    SignatureMalformedError,
+    SignatureMismatchError,
+    SignatureMissingError,
+    StoreError,
+    UnknownKeyIdError,
+    VerificationError,
+    VersionMismatchError,
+    WrongKeyError,
+)
+from pipelines.registry.manifest import canonical_json
+from pipelines.registry.publish import (
+    PublishedVersion,
+    describe_onnx,
+    prune,
+    publish_model,
+    rollback,
+)
+from pipelines.registry.signing import Ed25519Key, HmacKey, KeyRing, parse_hmac_keys
+from pipelines.registry.store import FileStore, MemoryStore, S3Store, Store, open_store
+from pipelines.registry.verify import (
+    VerifiedVersion,
+    list_models,
+    list_versions,
+    read_pointer,
+    verify_model,
+    verify_version,
+)
+
+__all__ = [
+    "BadKeyError",
+    "Ed25519Key",
+    "FileHashMismatchError",
+    "FileMissingError",
+    "FileSizeMismatchError",
+    "FileStore",
+    "HmacKey",
+    "KeyRing",
+    "KeyTooShortError",
+    "ManifestInvalidError",
+    "MemoryStore",
+    "ModelClient",
+    "NoModelLoadedError",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "PathEscapeError",
+    "PointerInvalidError",
+    "PointerMismatchError",
+    "PointerMissingError",
+    "Prediction",
+    "PublishError",
+    "PublishedVersion",
+    "RegistryError",
+    "ReplayError",
+    "S3Store",
+    "SignatureMalformedError",
+    "SignatureMismatchError",
+    "SignatureMissingError",
+    "Store",
+    "StoreError",
+    "UnknownKeyIdError",
+    "VerificationError",
+    "VerifiedVersion",
+    "VersionMismatchError",
+    "WrongKeyError",
+    "canonical_json",
+    "describe_onnx",
+    "list_models",
+    "list_versions",
+    "open_store",
+    "parse_hmac_keys",
+    "prune",
+    "publish_model",
+    "read_pointer",
+    "rollback",
+    "verify_model",
+    "verify_version",
+]

@@ -1,0 +1,201 @@
+"""Feature throughput, peak memory, and speed against TA-Lib on the indicators both compute.
+
+Run: ``.venv/bin/python benchmarks/bench_features.py [--bars 1000000] [--repeats 3]``
+
+Each measurement runs in a fresh subprocess pinned to one thread (``OMP_NUM_THREADS=1`` etc.),
+so peak RSS (``ru_maxrss``) belongs to that measurement alone. Writes
+``benchmarks/results/features.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "features.md"
+ONE_THREAD = {
+    k: "1"
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+}
+GOAL_BARS_PER_S = 1_000_000
+GOAL_RATIO = 3.0
+GOAL_RSS_GIB = 2.0
+
+
+def _bars(n: int) -> pd.DataFrame:
+    from configs.settings import load_config
+    from pipelines.data.synthetic import generate_bars
+
+    cfg = load_config().data.synthetic.model_copy(update={"n_bars": n, "symbols": ["SYN1"]})
+    return generate_bars(cfg, 7)
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _best(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def child_featurize(n: int, repeats: int) -> dict[str, float]:
+    """Time ``featurize`` on ``n`` bars; report peak RSS over the bars-only baseline too."""
+    from pipelines.features import featurize
+
+    bars = _bars(n)
+    base = _rss_mib()
+    seconds = _best(lambda: featurize(bars), repeats)
+    return {"seconds": seconds, "rss_base_mib": base, "rss_peak_mib": _rss_mib()}
+
+
+def _shared_ours(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> None:
+    """Our kernels computing the same indicator set as :func:`_shared_talib`."""
+    from pipelines.features import kernels as k
+
+    for n in (20, 50, 200):
+        k.ema(c, n)
+    d = k.diff(c, 1)
+    gain, loss = np.maximum(d, 0.0), np.maximum(-d, 0.0)
+    for n in (14, 50):
+        ag, al = k.wilder(gain, n, start=1), k.wilder(loss, n, start=1)
+        _ = 100.0 * ag / (ag + al)
+    c_prev = k.lag(c, 1)
+    tr = np.maximum(h - lo, np.maximum(np.abs(h - c_prev), np.abs(lo - c_prev)))
+    for n in (14, 100):
+        k.wilder(tr, n, start=1)
+    line = k.ema(c, 12) - k.ema(c, 26)
+    _ = line - k.ema(line, 9, start=25)
+    mid, sd = k.rolling_mean(c, 20), k.rolling_std(c, 20)
+    _ = (mid + 2 * sd, mid - 2 * sd)
+    for n in (1, 6, 24, 72, 168):
+        _ = c / k.lag(c, n)
+    r = k.diff(np.log(c), 1)
+    for n in (24, 72, 200):
+        k.rolling_std(r, n)
+    k.rolling_max(h, 50)
+    k.rolling_min(lo, 50)
+    k.rolling_max(h, 20)
+    k.rolling_min(lo, 20)
+
+
+def _shared_talib(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> None:
+    import talib
+
+    for n in (20, 50, 200):
+        talib.EMA(c, timeperiod=n)
+    for n in (14, 50):
+        talib.RSI(c, timeperiod=n)
+    for n in (14, 100):
+        talib.ATR(h, lo, c, timeperiod=n)
+    talib.MACD(c, 12, 26, 9)
+    talib.BBANDS(c, timeperiod=20, nbdevup=2.0, nbdevdn=2.0)
+    for n in (1, 6, 24, 72, 168):
+        talib.ROCR(c, timeperiod=n)
+    r = np.diff(np.log(c), prepend=np.nan)
+    for n in (24, 72, 200):
+        talib.STDDEV(r, timeperiod=n)
+    talib.MAX(h, 50)
+    talib.MIN(lo, 50)
+    talib.MAX(h, 20)
+    talib.MIN(lo, 20)
+
+
+SHARED = (
+    "EMA 20/50/200, RSI 14/50, ATR 14/100, MACD 12/26/9, Bollinger 20, "
+    "ROC 1/6/24/72/168, rolling std of log returns 24/72/200, rolling max/min 20/50"
+)
+
+
+def child_shared(n: int, repeats: int) -> dict[str, float]:
+    bars = _bars(n)
+    o, h, lo, c = (bars[x].to_numpy(dtype=np.float64) for x in ("open", "high", "low", "close"))
+    ours = _best(lambda: _shared_ours(o, h, lo, c), repeats)
+    ta = _best(lambda: _shared_talib(o, h, lo, c), repeats)
+    return {"ours_seconds": ours, "talib_seconds": ta}
+
+
+def _run_child(kind: str, n: int, repeats: int) -> dict[str, float]:
+    env = {**os.environ, **ONE_THREAD}
+    cmd = [sys.executable, __file__, "--child", kind, "--bars", str(n), "--repeats", str(repeats)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bars", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child", choices=["featurize", "shared"])
+    args = ap.parse_args()
+    if args.child:
+        fn = child_featurize if args.child == "featurize" else child_shared
+        print(json.dumps(fn(args.bars, args.repeats)))
+        return
+
+    n = args.bars
+    load_before = os.getloadavg()[0]
+    feat = _run_child("featurize", n, args.repeats)
+    shared = _run_child("shared", n, args.repeats)
+    bars_per_s = n / feat["seconds"]
+    ratio = shared["ours_seconds"] / shared["talib_seconds"]
+    peak_gib = feat["rss_peak_mib"] / 1024.0
+    cpu = platform.processor() or platform.machine()
+    cmd = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_features.py"
+    if n != 1_000_000 or args.repeats != 3:
+        cmd += f" --bars {n} --repeats {args.repeats}"
+    lines = [
+        "## Features",
+        "",
+        f"- Command: `{cmd}` (each measurement in a fresh one-thread subprocess, best of "
+        f"{args.repeats})",
+        f"- Machine: {os.cpu_count()}-core {cpu} CPU, no GPU, Python {platform.python_version()}"
+        f"; date {dt.date.today().isoformat()}; 1-min load average {load_before:.1f} at start "
+        "(the 2 cores are shared with other jobs, so absolute times are inflated when it is > 1)",
+        f"- Input: {n:,} synthetic hourly bars, one symbol (`generate_bars`, seed 7)",
+        "",
+        "| measure | value | goal | |",
+        "|---|---|---|---|",
+        f"| `featurize` (all 43 features, warm-up dropped, float32 frame) | "
+        f"{feat['seconds']:.3f} s = {bars_per_s:,.0f} bars/s | >= {GOAL_BARS_PER_S:,} bars/s "
+        f"on one core | {_verdict(bars_per_s >= GOAL_BARS_PER_S)} |",
+        f"| peak RSS of the featurize process | {feat['rss_peak_mib']:,.0f} MiB "
+        f"({feat['rss_peak_mib'] - feat['rss_base_mib']:,.0f} MiB above the "
+        f"{feat['rss_base_mib']:,.0f} MiB with bars loaded) | < {GOAL_RSS_GIB} GiB | "
+        f"{_verdict(peak_gib < GOAL_RSS_GIB)} |",
+        f"| shared indicators, ours / TA-Lib | {shared['ours_seconds']:.3f} s / "
+        f"{shared['talib_seconds']:.3f} s = {ratio:.2f}x | <= {GOAL_RATIO:.0f}x | "
+        f"{_verdict(ratio <= GOAL_RATIO)} |",
+        "",
+        f"Shared indicators: {SHARED}.",
+        "",
+    ]
+    text = "\n".join(lines)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

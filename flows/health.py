@@ -1,0 +1,219 @@
+"""Health: are data, models and training fresh, is there disk, does the store verify?
+
+``edgeflow health`` prints one JSON document and exits non-zero when anything is unhealthy.
+When a model's live pointer fails verification it rolls back to the newest verified version
+(a new signed pointer) and says so. Also a Prefect flow for the 30-minute deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from prefect import flow
+
+from configs import Settings, load_config
+from flows.paths import WorkdirLayout
+from flows.registry_cli import keyring_from_env
+from pipelines.data.store import watermarks
+from pipelines.registry.errors import RegistryError, VerificationError
+from pipelines.registry.publish import rollback
+from pipelines.registry.signing import KeyRing
+from pipelines.registry.store import Store, open_store
+from pipelines.registry.verify import list_models, verify_model
+from tasks.reporting import read_last_training
+
+DEFAULT_LIMITS = {
+    "data_max_age_h": 2.0,
+    "model_max_age_h": 48.0,
+    "training_max_age_h": 8.0,
+    "min_free_gb": 1.0,
+}
+
+
+def _age_hours(ts: str | datetime | None, now: datetime) -> float | None:
+    if ts is None:
+        return None
+    when = (
+        ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    )
+    return (now - when).total_seconds() / 3600.0
+
+
+def _check(name: str, ok: bool, detail: str, **values: Any) -> dict[str, Any]:
+    return {"check": name, "ok": bool(ok), "detail": detail, **values}
+
+
+def _data_freshness(layout: WorkdirLayout, now: datetime, limit_h: float) -> dict[str, Any]:
+    marks = watermarks(layout.bars) if layout.bars.exists() else {}
+    if not marks:
+        return _check("data_freshness", False, f"no bars under {layout.bars}")
+    ages = {s: _age_hours(ts.to_pydatetime(), now) or 0.0 for s, ts in marks.items()}
+    oldest = max(ages, key=lambda s: ages[s])
+    return _check(
+        "data_freshness",
+        ages[oldest] <= limit_h,
+        f"newest bar of {oldest} is {ages[oldest]:.1f} h old (limit {limit_h:g} h)",
+        age_hours={s: round(a, 3) for s, a in ages.items()},
+    )
+
+
+def _training_freshness(layout: WorkdirLayout, now: datetime, limit_h: float) -> dict[str, Any]:
+    last = read_last_training(layout)
+    if last is None:
+        return _check("last_training", False, "no successful training recorded")
+    age = _age_hours(last["finished_at"], now) or 0.0
+    return _check(
+        "last_training",
+        age <= limit_h,
+        f"last successful training {age:.1f} h ago (limit {limit_h:g} h)",
+        run_id=last.get("run_id"),
+        age_hours=round(age, 3),
+    )
+
+
+def _disk(layout: WorkdirLayout, min_free_gb: float) -> dict[str, Any]:
+    target = layout.root if layout.root.exists() else Path(".")
+    free_gb = shutil.disk_usage(target).free / 2**30
+    return _check(
+        "disk_space",
+        free_gb >= min_free_gb,
+        f"{free_gb:.1f} GiB free (minimum {min_free_gb:g} GiB)",
+        free_gb=round(free_gb, 2),
+    )
+
+
+def _store_checks(
+    store: Store, keyring: KeyRing, now: datetime, limit_h: float, repair: bool
+) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    models = list_models(store)
+    if not models:
+        return [_check("store", False, f"no models published in {store.uri}")]
+    for model in models:
+        try:
+            live = verify_model(store, model, keyring)
+        except VerificationError as exc:
+            entry = _check(f"verify:{model}", False, f"live pointer fails verification: {exc}")
+            if repair:
+                try:
+                    back = rollback(store, model, keyring)
+                    entry["rolled_back_to"] = back.version
+                    entry["detail"] += f"; rolled back to {back.version} (sequence {back.sequence})"
+                except RegistryError as rb_exc:
+                    entry["detail"] += f"; rollback impossible: {rb_exc}"
+            checks.append(entry)
+            continue
+        checks.append(
+            _check(
+                f"verify:{model}",
+                True,
+                f"{model} {live.version} verifies",
+                version=live.version,
+                sequence=live.sequence,
+            )
+        )
+        age = _age_hours(str(live.manifest["created_at"]), now) or 0.0
+        checks.append(
+            _check(
+                f"model_freshness:{model}",
+                age <= limit_h,
+                f"{model} {live.version} is {age:.1f} h old (limit {limit_h:g} h)",
+                age_hours=round(age, 3),
+            )
+        )
+    return checks
+
+
+def check_health(
+    settings: Settings,
+    store_uri: str | None = None,
+    now: datetime | None = None,
+    limits: dict[str, float] | None = None,
+    repair: bool = True,
+) -> dict[str, Any]:
+    """Every check with its verdict; ``healthy`` only when all pass."""
+    lim = {**DEFAULT_LIMITS, **(limits or {})}
+    now = now or datetime.now(UTC)
+    layout = WorkdirLayout(settings.workdir)
+    checks = [
+        _data_freshness(layout, now, lim["data_max_age_h"]),
+        _training_freshness(layout, now, lim["training_max_age_h"]),
+        _disk(layout, lim["min_free_gb"]),
+    ]
+    uri = store_uri or settings.registry.store or layout.store.resolve().as_uri()
+    try:
+        store = open_store(uri, endpoint_url=settings.registry.s3_endpoint_url)
+        keyring = keyring_from_env(os.environ, settings, settings.workdir, create_dev_key=False)
+        checks.extend(_store_checks(store, keyring, now, lim["model_max_age_h"], repair))
+    except RegistryError as exc:
+        checks.append(_check("store", False, f"{uri}: {exc}"))
+    return {
+        "healthy": all(c["ok"] for c in checks),
+        "checked_at": now.isoformat(),
+        "workdir": str(settings.workdir),
+        "store": uri,
+        "checks": checks,
+    }
+
+
+@flow(name="edgeflow-health")
+def health_flow(
+    config: str = "configs/default.yaml", workdir: str = ".edgeflow", store: str | None = None
+) -> dict[str, Any]:
+    """Deployment entry (prefect.yaml); fails the flow run when unhealthy, so alerts fire."""
+    report = check_health(load_config(config, overrides={"workdir": workdir}), store)
+    if not report["healthy"]:
+        bad = [c["detail"] for c in report["checks"] if not c["ok"]]
+        raise RuntimeError("unhealthy: " + "; ".join(bad))
+    return report
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``edgeflow health`` to the CLI."""
+
+    @app.command("health")
+    def health_cmd(
+        workdir: Annotated[Path, typer.Option(help="The run folder to check.")] = Path(".edgeflow"),
+        store: Annotated[
+            str | None,
+            typer.Option(help="file://PATH or s3://BUCKET/PREFIX; default: the workdir's store."),
+        ] = None,
+        config: Annotated[
+            Path | None, typer.Option(help="Config profile (keys, S3 endpoint).")
+        ] = None,
+        data_max_age_h: Annotated[float, typer.Option(help="Newest bar at most this old.")] = 2.0,
+        model_max_age_h: Annotated[float, typer.Option(help="Live model at most this old.")] = 48.0,
+        training_max_age_h: Annotated[float, typer.Option(help="Last good training within.")] = 8.0,
+        min_free_gb: Annotated[float, typer.Option(help="Free disk under the workdir.")] = 1.0,
+        no_repair: Annotated[
+            bool,
+            typer.Option(
+                "--no-repair",
+                help="Report only; never roll back a live pointer that fails verification.",
+            ),
+        ] = False,
+    ) -> None:
+        """Check freshness, disk and the store; JSON out; exit 1 when unhealthy."""
+        from flows.runtime import prepare_environment
+
+        settings = load_config(config, overrides={"workdir": str(workdir)})
+        prepare_environment(settings.workdir)
+        limits = {
+            "data_max_age_h": data_max_age_h,
+            "model_max_age_h": model_max_age_h,
+            "training_max_age_h": training_max_age_h,
+            "min_free_gb": min_free_gb,
+        }
+        report = check_health(settings, store, limits=limits, repair=not no_repair)
+        typer.echo(json.dumps(report, indent=2, default=str))
+        if not report["healthy"]:
+            raise typer.Exit(1)
+
+
+__all__ = ["DEFAULT_LIMITS", "check_health", "health_flow", "register"]

@@ -1,0 +1,165 @@
+"""The training flow: the whole DAG, composed from tasks. No math here.
+
+collect -> check -> featurize -> {regime, bandit, sizer} (concurrently) -> gates + parity ->
+publish (signed) -> recommendation -> report. A model that fails a gate or parity is not
+published and its last good version stays live; the other models still publish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from configs import Settings, load_config
+from flows.collect import collect_stage
+from flows.lineage import config_hash, git_commit
+from flows.paths import WorkdirLayout, new_run_id
+from flows.registry_cli import keyring_from_env
+from pipelines.registry.store import open_store
+from tasks.publish import publish_files
+from tasks.reporting import decide_training, record_training, write_run_report
+from tasks.tracking import Tracker, default_tracking_uri
+from tasks.train import TRAINERS, parity_gate
+
+PARITY_TOLERANCE = 1e-5
+MODELS = ("regime", "bandit", "sizer")
+
+
+def store_uri(settings: Settings) -> str:
+    """The configured store, or the local default under the workdir."""
+    return settings.registry.store or (WorkdirLayout(settings.workdir).store.resolve().as_uri())
+
+
+def make_tracker(settings: Settings) -> Tracker:
+    layout = WorkdirLayout(settings.workdir)
+    uri = settings.mlflow.tracking_uri or default_tracking_uri(settings.workdir)
+    return Tracker(uri, settings.mlflow.experiment, artifact_root=layout.mlartifacts)
+
+
+@flow(name="edgeflow-training", task_runner=ThreadPoolTaskRunner(max_workers=3))  # type: ignore[arg-type]
+def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
+    """Collect, train, gate, export, publish and report; returns the run summary."""
+    log = get_run_logger()
+    layout = WorkdirLayout(settings.workdir)
+    run_id = new_run_id()
+    started = datetime.now(UTC)
+    data = collect_stage(settings, run_id)
+    run_dir: Path = data["run_dir"]
+
+    decision = decide_training(layout, data["bars"], settings.training.min_new_bars, force)
+    if not decision["train"]:
+        log.info("not training: %s", decision["reason"])
+        return {"status": "skipped", "reason": decision["reason"], "run_dir": str(run_dir)}
+    log.info("training: %s", decision["reason"])
+
+    # Secrets and clients are built here, at the entry point, and passed down.
+    keyring = keyring_from_env(os.environ, settings, settings.workdir)
+    store = open_store(store_uri(settings), endpoint_url=settings.registry.s3_endpoint_url)
+    tracker = make_tracker(settings)
+    lineage = {
+        "git_commit": git_commit(),
+        "data_hash": data["data_hash"],
+        "config_hash": config_hash(settings),
+    }
+    parent = tracker.start_run(
+        f"train-{run_id}",
+        params=settings.model_dump(mode="json"),
+        tags={"edgeflow.run_id": run_id, "edgeflow.profile": settings.profile, **lineage},
+    )
+    tracker.log_dict(parent, data["checks"], "data_checks.json")
+
+    features = data["features"].frame
+    futures = {
+        name: TRAINERS[name].submit(data["bars"], features, settings, run_dir / name)
+        for name in MODELS
+    }
+    results: dict[str, dict[str, Any]] = {}
+    outcomes = {}
+    for name, future in futures.items():
+        state = future.wait() or future.state
+        if not state.is_completed():
+            log.error("%s training failed: %s", name, state.message)
+            results[name] = {"status": "failed", "detail": str(state.message)}
+            continue
+        outcome = future.result()
+        outcomes[name] = outcome
+        gates = [*outcome.gates, parity_gate(outcome, PARITY_TOLERANCE)]
+        child = tracker.start_run(
+            name, params=outcome.params, parent_id=parent, tags={"edgeflow.model": name}
+        )
+        metrics = {**outcome.metrics, "onnx_max_abs_diff": outcome.onnx_max_abs_diff}
+        tracker.log_metrics(child, metrics)
+        tracker.log_metrics(child, {f"gate/{g.name}": g.value for g in gates})
+        for path in [outcome.onnx_path, *outcome.artifacts.values()]:
+            tracker.log_artifact(child, path, "files")
+        record = tracker.log_model(child, outcome)
+        failed = [g.name for g in gates if not g.passed]
+        if failed:
+            detail = f"blocked by gate(s) {', '.join(failed)}; the previous version stays live"
+            log.warning("%s %s", name, detail)
+            results[name] = {"status": "blocked", "detail": detail, "gates": gates}
+            tracker.set_tags(child, {"edgeflow.status": "blocked"})
+            tracker.end_run(child, ok=True)
+            continue
+        published = publish_files(
+            store,
+            name,
+            {"model.onnx": outcome.onnx_path},
+            keyring,
+            metrics,
+            gates,
+            {**lineage, "mlflow_run_id": child, "mlflow_model_version": record.registered_version},
+            settings.registry.keep_last,
+        )
+        tracker.promote(record)
+        tracker.set_tags(
+            child, {"edgeflow.status": "published", "edgeflow.version": published.version}
+        )
+        tracker.end_run(child, ok=True)
+        results[name] = {
+            "status": "published",
+            "detail": f"version {published.version} (sequence {published.sequence})",
+            "version": published.version,
+            "gates": gates,
+        }
+
+    summary = {
+        "status": "ok" if all(r["status"] != "failed" for r in results.values()) else "failed",
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "store": store_uri(settings),
+        "mlflow_run_id": parent,
+        "mlflow_tracking_uri": tracker.tracking_uri,
+        "models": {
+            k: {kk: vv for kk, vv in v.items() if kk != "gates"} for k, v in results.items()
+        },
+        **lineage,
+    }
+    report = write_run_report(run_dir, summary, results, outcomes, data["checks"], data["bars"])
+    tracker.log_artifact(parent, report.parent, "report")
+    summary["report"] = str(report)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if any(r["status"] == "published" for r in results.values()):
+        record_training(layout, summary, len(data["bars"]))
+    tracker.end_run(parent, ok=summary["status"] == "ok")
+    return summary
+
+
+def run_training(settings: Settings, force: bool = False) -> dict[str, Any]:
+    """CLI entry: one training run."""
+    return training_flow(settings, force=force)
+
+
+@flow(name="edgeflow-training-scheduled")
+def scheduled_training(
+    config: str = "configs/default.yaml", workdir: str = ".edgeflow", force: bool = False
+) -> dict[str, Any]:
+    """Deployment entry (prefect.yaml): build the config once, then train."""
+    return training_flow(load_config(config, overrides={"workdir": workdir}), force=force)

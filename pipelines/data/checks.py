@@ -1,0 +1,666 @@
+"""Checks that turn raw frames from any source into bars that honour the bar contract.
+
+Two kinds of problem, handled differently:
+
+* **Fatal** (raise :class:`DataError` naming file, column and 1-based data row): empty input,
+  missing columns, malformed cells (text in a price column, an unparsable timestamp), missing
+  or mixed time zones, gaps when ``fail_on_gaps``, stale data, and a file whose quarantined
+  fraction exceeds ``max_quarantine_fraction``. These mean the file is not what we think it is.
+* **Row-level** (quarantined and counted): empty cells, inf, non-positive prices, negative
+  volume, inconsistent OHLC (high < low, open/close outside [low, high]) and repeated
+  (symbol, ts). The rows are written, with their origin, row number and reason, to a
+  quarantine CSV so nothing is lost; the run goes on without them.
+
+Unsorted rows are sorted in the checked output (and counted); inputs are never modified.
+
+Time-zone rules (the same for every source):
+
+* Text timestamps must be ISO 8601 and carry a UTC offset (``Z``, ``UTC``, ``+02:00``, ...);
+  all rows of one file must carry the same offset (a file mixing offsets is refused; convert
+  DST-shifting local times to UTC first).
+* A column of dates only (``2024-01-02``) is accepted as daily bars at 00:00 UTC: a date has
+  no time zone to miss, and shifting it would move the bar to another day.
+* Naive date-times (no offset) are refused as "missing time zone": guessing a zone silently
+  misaligns bars by hours.
+* Parquet/pandas timestamp columns must be time-zone aware; they are converted to UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from configs.data import ChecksConfig
+from pipelines.data.errors import DataError
+from pipelines.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, PRICE_COLUMNS, TRUE_REGIME_COLUMN
+from pipelines.data.sources import RawFrame
+
+logger = logging.getLogger(__name__)
+
+#: Accepted names (lower-cased) of the timestamp column, in order of preference.
+TS_ALIASES = ("ts", "timestamp", "datetime", "date", "time")
+
+#: Quarantine reasons in the order they are tested; a row gets the first that applies.
+QUARANTINE_REASONS = (
+    "missing_value",
+    "non_finite",
+    "non_positive_price",
+    "negative_volume",
+    "inconsistent_ohlc",
+    "duplicate_ts",
+)
+
+#: Name of the quarantine file written under ``quarantine_dir``.
+QUARANTINE_FILE = "quarantine.csv"
+
+#: How many gaps are listed in the report (all are counted).
+MAX_LISTED_GAPS = 50
+
+_TS_RE = re.compile(
+    r"^(?P<body>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)"
+    r"\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?$",
+    re.IGNORECASE,
+)
+_TS_UNIT = "us"
+_FILE = "_file"
+_ROW = "_row"
+
+
+# --------------------------------------------------------------------------- report types
+
+
+@dataclass(frozen=True)
+class GapInfo:
+    """A spacing between consecutive bars longer than ``max_gap_intervals`` intervals."""
+
+    symbol: str
+    origin: str
+    row: int
+    after: str
+    before: str
+    intervals: float
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What the checks did to one input file."""
+
+    origin: str
+    rows: int
+    kept: int
+    quarantined: dict[str, int]
+    unsorted: int
+
+
+@dataclass(frozen=True)
+class SymbolReport:
+    """The checked bars of one symbol."""
+
+    symbol: str
+    rows: int
+    first_ts: str
+    last_ts: str
+    interval: str | None
+    gaps: int
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """JSON-serialisable summary of a check, for MLflow and the run report."""
+
+    rows_in: int
+    rows_out: int
+    quarantined: dict[str, int]
+    unsorted: int
+    gap_count: int
+    stale_checked: bool
+    quarantine_path: str | None
+    files: list[FileReport] = field(default_factory=list)
+    symbols: list[SymbolReport] = field(default_factory=list)
+    gaps: list[GapInfo] = field(default_factory=list)
+
+    @property
+    def quarantined_total(self) -> int:
+        """Rows quarantined over all files and reasons."""
+        return sum(self.quarantined.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON types only)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Canonical JSON text (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class CheckedBars:
+    """Bars that passed the checks (sorted, unique per (symbol, ts)) and the report."""
+
+    bars: pd.DataFrame
+    report: CheckReport
+
+
+# --------------------------------------------------------------------------- standardise
+
+
+def _match_columns(raw: RawFrame) -> dict[str, str]:
+    """Map contract names to the frame's own column names (case-insensitive)."""
+    by_lower: dict[str, str] = {}
+    for col in raw.frame.columns:
+        key = str(col).strip().lower()
+        if key in by_lower:
+            raise DataError(
+                raw.origin, f"two columns match '{key}' ({by_lower[key]!r}, {col!r})", column=key
+            )
+        by_lower[key] = str(col)
+    mapping: dict[str, str] = {}
+    ts_col = next((alias for alias in TS_ALIASES if alias in by_lower), None)
+    if ts_col is not None:
+        mapping["ts"] = by_lower[ts_col]
+    for name in (*NUMERIC_COLUMNS, "symbol", TRUE_REGIME_COLUMN):
+        if name in by_lower:
+            mapping[name] = by_lower[name]
+    missing = [c for c in ("ts", *NUMERIC_COLUMNS) if c not in mapping]
+    if missing:
+        found = ", ".join(str(c) for c in raw.frame.columns) or "none"
+        hint = "; name the time column ts, timestamp, datetime, date or time" * (missing[0] == "ts")
+        raise DataError(
+            raw.origin, f"missing required column (found: {found}){hint}", column=missing[0]
+        )
+    return mapping
+
+
+def _ts_error(origin: str, column: str, pos: int, problem: str) -> DataError:
+    return DataError(origin, problem, column=column, row=pos + 1)
+
+
+def _ts_from_datetimes(values: pd.Series, origin: str, column: str) -> pd.Series:
+    tz = getattr(values.dtype, "tz", None)
+    if tz is None:
+        first = int(np.flatnonzero(values.notna().to_numpy())[0]) if values.notna().any() else 0
+        raise _ts_error(
+            origin,
+            column,
+            first,
+            f"missing time zone: timestamps are naive (got '{values.iloc[first]}'); "
+            "store them time-zone aware, e.g. UTC",
+        )
+    return values.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Cells as stripped text (datetime/date objects as ISO), missing cells kept missing."""
+    if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(
+        values.dtype
+    ):
+        text = values.str.strip()
+    else:
+        text = values.map(
+            lambda v: (
+                v if isinstance(v, str) else (v.isoformat() if hasattr(v, "isoformat") else v)
+            ),
+            na_action="ignore",
+        )
+        text = text.astype("str").str.strip()
+    return text.where(values.notna() & (text != ""))
+
+
+def _normalise_offset(tz: str) -> str:
+    t = tz.upper()
+    if t in ("Z", "UTC", "GMT"):
+        return "+00:00"
+    digits = t[1:].replace(":", "")
+    return f"{t[0]}{digits[:2]}:{digits[2:4] or '00'}"
+
+
+def _ts_fast(text: pd.Series) -> pd.Series | None:
+    """Vectorised parse for the common case, one UTC offset on every row; else ``None``."""
+    try:
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except (ValueError, TypeError):
+        return None  # e.g. mixed offsets: the slow path says which row
+    if getattr(parsed.dtype, "tz", None) is None or bool((parsed.isna() & text.notna()).any()):
+        return None
+    return parsed.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
+
+
+def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
+    text = _as_text(values)
+    fast = _ts_fast(text)
+    if fast is not None:
+        return fast
+    present = text.notna().to_numpy()
+    parts = text.str.extract(_TS_RE)
+    unmatched = present & parts["body"].isna().to_numpy()
+    if unmatched.any():
+        pos = int(np.flatnonzero(unmatched)[0])
+        raise _ts_error(origin, column, pos, f"not an ISO 8601 timestamp (got '{text.iloc[pos]}')")
+    has_tz = parts["tz"].notna().to_numpy()
+    has_time = (parts["body"].str.len() > 10).to_numpy()
+    if present.any() and not (has_time & present).any() and not (has_tz & present).any():
+        # Dates only: daily bars, taken as 00:00 UTC of that date.
+        out = pd.to_datetime(parts["body"], format="%Y-%m-%d", errors="coerce", utc=True)
+    else:
+        naive = present & ~has_tz
+        if naive.any():
+            pos = int(np.flatnonzero(naive)[0])
+            if has_tz.any():
+                other = int(np.flatnonzero(has_tz)[0])
+                problem = (
+                    f"mixed time zones: no UTC offset here (got '{text.iloc[pos]}') but row "
+                    f"{other + 1} has '{parts['tz'].iloc[other]}'"
+                )
+            else:
+                problem = (
+                    f"missing time zone (got '{text.iloc[pos]}'); write timestamps with a UTC "
+                    "offset, e.g. 2024-01-02T15:00:00Z"
+                )
+            raise _ts_error(origin, column, pos, problem)
+        offsets = parts["tz"].where(present).dropna().map(_normalise_offset)
+        if offsets.nunique() > 1:
+            first = offsets.iloc[0]
+            pos = int(offsets.index[(offsets != first).to_numpy()][0])
+            raise _ts_error(
+                origin,
+                column,
+                pos,
+                f"mixed time zones: offset '{offsets.loc[pos]}' differs from '{first}' in row "
+                f"{int(offsets.index[0]) + 1}; convert the file to one zone (UTC)",
+            )
+        joined = parts["body"] + parts["tz"].map(_normalise_offset, na_action="ignore")
+        out = pd.to_datetime(joined, format="ISO8601", errors="coerce", utc=True)
+    bad = present & out.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise _ts_error(origin, column, pos, f"invalid timestamp (got '{text.iloc[pos]}')")
+    return out.dt.as_unit(_TS_UNIT)
+
+
+def _parse_ts(values: pd.Series, origin: str, column: str) -> pd.Series:
+    """Timestamps to UTC following the module's time-zone rules; NaT where the cell is empty."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return _ts_from_datetimes(values, origin, column)
+    if pd.api.types.is_numeric_dtype(values.dtype) and values.notna().any():
+        raise _ts_error(
+            origin,
+            column,
+            0,
+            f"timestamps must be ISO 8601 text or a timestamp type (got {values.dtype} values)",
+        )
+    return _ts_from_text(values, origin, column)
+
+
+def _parse_number(values: pd.Series, origin: str, column: str, ts: pd.Series) -> pd.Series:
+    """Cells to float64; NaN where empty; text that is not a number is fatal."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise DataError(origin, "expected numbers, got booleans", column=column, row=1)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.astype("float64")
+    try:  # fast path: clean numeric text (arrow cast); the slow path finds the bad cell
+        return values.astype("float64")
+    except (ValueError, TypeError):
+        pass
+    text = _as_text(values)
+    out = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = text.notna().to_numpy() & out.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        stamp = ts.iloc[pos] if pd.notna(ts.iloc[pos]) else None
+        raise DataError(
+            origin, f"not a number (got '{text.iloc[pos]}')", column=column, row=pos + 1, ts=stamp
+        )
+    return out
+
+
+def standardize(raw: RawFrame, file_index: int = 0) -> pd.DataFrame:
+    """One raw frame in contract columns and dtypes; empty cells become NaN/NaT.
+
+    Adds ``_file`` (the index of the frame in the input list) and ``_row`` (1-based data row
+    in the origin) so later checks can name the row. Raises :class:`DataError` for what is
+    fatal at the file level (empty, missing columns, malformed cells, time-zone problems).
+    """
+    frame = raw.frame
+    if frame.shape[1] == 0:
+        raise DataError(raw.origin, "file is empty (no columns)")
+    if len(frame) == 0:
+        raise DataError(raw.origin, "no data rows (header only)")
+    cols = _match_columns(raw)
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    out["ts"] = _parse_ts(frame[cols["ts"]].reset_index(drop=True), raw.origin, cols["ts"])
+    if "symbol" in cols:
+        sym = _as_text(frame[cols["symbol"]].reset_index(drop=True))
+        out["symbol"] = sym.where(sym != "")
+    else:
+        out["symbol"] = pd.Series(raw.symbol, index=out.index, dtype="str")
+    for name in NUMERIC_COLUMNS:
+        out[name] = _parse_number(
+            frame[cols[name]].reset_index(drop=True), raw.origin, cols[name], out["ts"]
+        )
+    if TRUE_REGIME_COLUMN in cols and pd.api.types.is_integer_dtype(
+        frame[cols[TRUE_REGIME_COLUMN]]
+    ):
+        out[TRUE_REGIME_COLUMN] = frame[cols[TRUE_REGIME_COLUMN]].to_numpy().astype("int8")
+    out[_FILE] = file_index
+    out[_ROW] = np.arange(1, len(frame) + 1, dtype="int64")
+    return out
+
+
+# --------------------------------------------------------------------------- row checks
+
+
+def _msg(template: str, *values: np.ndarray) -> Callable[[int], str]:
+    """Formatter of row ``i``'s detail from ``template`` and the row's values."""
+    return lambda i: template.format(*(v[i] for v in values))
+
+
+def _row_problems(df: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(reason, column, detail) per row; empty string where the row is fine.
+
+    A row gets the first reason that applies (in :data:`QUARANTINE_REASONS` order, columns in
+    contract order); details are formatted only for flagged rows, so clean data costs little.
+    """
+    n = len(df)
+    reason = np.full(n, "", dtype=object)
+    column = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    clean = np.ones(n, dtype=bool)
+
+    def flag(mask: np.ndarray, why: str, col: str, text: Callable[[int], str]) -> None:
+        new = np.flatnonzero(mask & clean)
+        clean[new] = False
+        reason[new] = why
+        column[new] = col
+        detail[new] = [text(int(i)) for i in new]
+
+    cols = {c: df[c].to_numpy() for c in NUMERIC_COLUMNS}
+    for col in ("ts", "symbol", *NUMERIC_COLUMNS):
+        flag(df[col].isna().to_numpy(), "missing_value", col, _msg("empty cell"))
+    for col in NUMERIC_COLUMNS:
+        v = cols[col]
+        flag(np.isinf(v), "non_finite", col, _msg("value must be finite (got {0})", v))
+    for col in PRICE_COLUMNS:
+        v = cols[col]
+        flag(v <= 0, "non_positive_price", col, _msg("price must be > 0 (got {0:g})", v))
+    vol, hi, lo = cols["volume"], cols["high"], cols["low"]
+    flag(vol < 0, "negative_volume", "volume", _msg("volume must be >= 0 (got {0:g})", vol))
+    flag(hi < lo, "inconsistent_ohlc", "high", _msg("high {0:g} < low {1:g}", hi, lo))
+    for col in ("open", "close"):
+        v = cols[col]
+        text = _msg(col + " {0:g} outside [low {1:g}, high {2:g}]", v, lo, hi)
+        flag((v < lo) | (v > hi), "inconsistent_ohlc", col, text)
+    # Repeats of (symbol, ts) among the rows still valid: the first one read is kept, so a
+    # duplicate of a row quarantined for another reason is not dropped as well.
+    valid = clean.copy()
+    repeated = df[valid].duplicated(subset=["symbol", "ts"], keep="first")
+    dup = repeated.reindex(df.index, fill_value=False).to_numpy(dtype=bool)
+    ts = df["ts"]
+    flag(dup, "duplicate_ts", "ts", lambda i: f"duplicate ts {ts.iloc[i].isoformat()}")
+    index = df.index
+    return (
+        pd.Series(reason, index=index),
+        pd.Series(column, index=index),
+        pd.Series(detail, index=index),
+    )
+
+
+def _raw_cells(raws: Sequence[RawFrame], rows: pd.DataFrame) -> pd.DataFrame:
+    """The quarantined rows' original cells, as text, keyed like ``rows``."""
+    pieces = []
+    for file_index, group in rows.groupby(_FILE, sort=True):
+        raw = raws[int(file_index)].frame
+        cells = raw.iloc[group[_ROW].to_numpy() - 1].astype("str")
+        cells.columns = [f"raw_{str(c).strip().lower()}" for c in cells.columns]
+        cells.index = group.index
+        pieces.append(cells)
+    return pd.concat(pieces).reindex(rows.index) if pieces else pd.DataFrame(index=rows.index)
+
+
+def _write_quarantine(
+    raws: Sequence[RawFrame], df: pd.DataFrame, bad: pd.DataFrame, quarantine_dir: Path
+) -> Path:
+    """Write quarantined rows (origin, row, reason, column, detail, raw cells) to a CSV."""
+    rows = df.loc[bad.index]
+    out = pd.DataFrame(
+        {
+            "origin": [raws[int(i)].origin for i in rows[_FILE]],
+            "row": rows[_ROW].to_numpy(),
+            "reason": bad["reason"].to_numpy(),
+            "column": bad["column"].to_numpy(),
+            "detail": bad["detail"].to_numpy(),
+        },
+        index=rows.index,
+    )
+    out = pd.concat([out, _raw_cells(raws, rows)], axis=1)
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    path = quarantine_dir / QUARANTINE_FILE
+    tmp = path.with_suffix(".csv.tmp")
+    out.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- series checks
+
+
+def _count_unsorted(df: pd.DataFrame) -> pd.Series:
+    """Per file: rows whose ts is earlier than the previous row's of the same symbol."""
+    prev = df.groupby([_FILE, "symbol"], sort=False)["ts"].shift()
+    back = (df["ts"] < prev).fillna(False)
+    return back.groupby(df[_FILE]).sum()
+
+
+def _freq_text(step: pd.Timedelta) -> str:
+    """``1h`` rather than ``0 days 01:00:00``."""
+    try:
+        text = str(pd.tseries.frequencies.to_offset(step).freqstr)
+        return f"1{text}" if text[:1].isalpha() else text
+    except ValueError:
+        return str(step)
+
+
+def _interval(bars: pd.DataFrame, interval: str | None) -> pd.Timedelta | None:
+    if interval is not None:
+        try:
+            return pd.Timedelta(interval)
+        except ValueError:
+            return pd.Timedelta(pd.tseries.frequencies.to_offset(interval))
+    spacing = bars["ts"].diff().dropna()
+    if spacing.empty:
+        return None
+    return pd.Timedelta(spacing.median())
+
+
+def _gaps(
+    bars: pd.DataFrame, raws: Sequence[RawFrame], cfg: ChecksConfig, interval: str | None
+) -> tuple[list[GapInfo], dict[str, tuple[pd.Timedelta | None, int]]]:
+    """The first :data:`MAX_LISTED_GAPS` gaps and, per symbol, the interval and gap count."""
+    gaps: list[GapInfo] = []
+    per_symbol: dict[str, tuple[pd.Timedelta | None, int]] = {}
+    for symbol, group in bars.groupby("symbol", sort=True):
+        step = _interval(group, interval)
+        count = 0
+        if step is not None and step > pd.Timedelta(0):
+            diff = group["ts"].diff()
+            where = np.flatnonzero((diff > step * cfg.max_gap_intervals).to_numpy())
+            count = len(where)
+            ts, files, rows = group["ts"], group[_FILE].to_numpy(), group[_ROW].to_numpy()
+            for pos in where[: max(0, MAX_LISTED_GAPS - len(gaps))]:  # listed; all counted
+                gaps.append(
+                    GapInfo(
+                        symbol=str(symbol),
+                        origin=raws[int(files[pos])].origin,
+                        row=int(rows[pos]),
+                        after=ts.iloc[pos - 1].isoformat(),
+                        before=ts.iloc[pos].isoformat(),
+                        intervals=round(float(diff.iloc[pos] / step), 3),
+                    )
+                )
+        per_symbol[str(symbol)] = (step, count)
+    return gaps, per_symbol
+
+
+def _check_stale(
+    bars: pd.DataFrame, raws: Sequence[RawFrame], stale_after: pd.Timedelta, now: datetime
+) -> None:
+    now_ts = pd.Timestamp(now)
+    if now_ts.tzinfo is None:
+        raise ValueError("now must be time-zone aware")
+    last = bars.groupby("symbol", sort=True).tail(1)
+    for _, row in last.iterrows():
+        age = now_ts - row["ts"]
+        if age > stale_after:
+            raise DataError(
+                raws[int(row[_FILE])].origin,
+                f"stale data: newest {row['symbol']} bar is {age} old at {now_ts.isoformat()} "
+                f"(stale_after={stale_after})",
+                column="ts",
+                row=int(row[_ROW]),
+                ts=row["ts"],
+            )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _file_reports(
+    raws: Sequence[RawFrame], df: pd.DataFrame, reason: pd.Series, unsorted: pd.Series
+) -> list[FileReport]:
+    reports = []
+    for i, raw in enumerate(raws):
+        mine = reason[df[_FILE] == i]
+        counts = mine[mine != ""].value_counts()
+        quarantined = {r: int(counts[r]) for r in QUARANTINE_REASONS if r in counts.index}
+        reports.append(
+            FileReport(
+                origin=raw.origin,
+                rows=len(mine),
+                kept=int((mine == "").sum()),
+                quarantined=quarantined,
+                unsorted=int(unsorted.get(i, 0)),
+            )
+        )
+    return reports
+
+
+def _enforce_quarantine_limit(
+    reports: list[FileReport], df: pd.DataFrame, bad: pd.DataFrame, limit: float
+) -> None:
+    for i, rep in enumerate(reports):
+        n_bad = rep.rows - rep.kept
+        if rep.rows == 0 or n_bad / rep.rows <= limit:
+            continue
+        first = bad[df.loc[bad.index, _FILE] == i].iloc[0]
+        row = df.loc[first.name]
+        counts = ", ".join(f"{k}: {v}" for k, v in rep.quarantined.items())
+        raise DataError(
+            rep.origin,
+            f"{first['detail']}; {n_bad} of {rep.rows} rows quarantined "
+            f"({n_bad / rep.rows:.1%}: {counts}), more than max_quarantine_fraction={limit:g}",
+            column=str(first["column"]),
+            row=int(row[_ROW]),
+            ts=row["ts"] if pd.notna(row["ts"]) else None,
+        )
+
+
+def check_bars(
+    raws: Sequence[RawFrame],
+    cfg: ChecksConfig,
+    *,
+    interval: str | None = None,
+    now: datetime | None = None,
+    quarantine_dir: Path | None = None,
+) -> CheckedBars:
+    """Validate raw frames and return contract bars plus a :class:`CheckReport`.
+
+    Parameters
+    ----------
+    raws:
+        Frames from :mod:`pipelines.data.sources`, checked in order: of two rows with the
+        same (symbol, ts) the first one read is kept.
+    cfg:
+        Strictness (gaps, staleness, quarantine limit).
+    interval:
+        Bar interval (pandas alias, e.g. ``"1h"``); inferred per symbol as the median spacing
+        when ``None``.
+    now:
+        Reference time (UTC-aware) for the staleness check; the check is skipped (and the
+        report says so) when ``None``, so results never depend on the wall clock by accident.
+    quarantine_dir:
+        Folder for ``quarantine.csv``; written only when rows are quarantined.
+    """
+    if not raws:
+        raise DataError("input", "no data: the source returned no files")
+    df = pd.concat(
+        [standardize(raw, i) for i, raw in enumerate(raws)], ignore_index=True, copy=False
+    )
+    reason, column, detail = _row_problems(df)
+    unsorted = _count_unsorted(df[reason == ""])
+    reports = _file_reports(raws, df, reason, unsorted)
+    bad = pd.DataFrame({"reason": reason, "column": column, "detail": detail})[reason != ""]
+    q_path = None
+    if len(bad) and quarantine_dir is not None:
+        q_path = _write_quarantine(raws, df, bad, quarantine_dir)
+        logger.warning("quarantined %d rows -> %s", len(bad), q_path)
+    _enforce_quarantine_limit(reports, df, bad, cfg.max_quarantine_fraction)
+
+    kept = df[reason == ""].sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
+    if kept.empty:
+        raise DataError(raws[0].origin, "no valid rows left after quarantine")
+    gaps, per_symbol = _gaps(kept, raws, cfg, interval)
+    if gaps and cfg.fail_on_gaps:
+        g = gaps[0]
+        raise DataError(
+            g.origin,
+            f"gap of {g.intervals:g} intervals after {g.after} "
+            f"(more than max_gap_intervals={cfg.max_gap_intervals:g})",
+            column="ts",
+            row=g.row,
+            ts=g.before,
+        )
+    stale_after = pd.Timedelta(cfg.stale_after)
+    stale_checked = stale_after > pd.Timedelta(0) and now is not None
+    if stale_checked:
+        assert now is not None
+        _check_stale(kept, raws, stale_after, now)
+
+    counts = reason[reason != ""].value_counts()
+    symbols = []
+    for sym, group in kept.groupby("symbol", sort=True):
+        step, n_gaps = per_symbol[str(sym)]
+        symbols.append(
+            SymbolReport(
+                symbol=str(sym),
+                rows=len(group),
+                first_ts=group["ts"].iloc[0].isoformat(),
+                last_ts=group["ts"].iloc[-1].isoformat(),
+                interval=None if step is None else _freq_text(step),
+                gaps=n_gaps,
+            )
+        )
+    report = CheckReport(
+        rows_in=len(df),
+        rows_out=len(kept),
+        quarantined={r: int(counts[r]) for r in QUARANTINE_REASONS if r in counts.index},
+        unsorted=int(unsorted.sum()),
+        gap_count=sum(n for _, n in per_symbol.values()),
+        stale_checked=bool(stale_checked),
+        quarantine_path=None if q_path is None else str(q_path),
+        files=reports,
+        symbols=symbols,
+        gaps=gaps,
+    )
+    columns = [*BAR_COLUMNS] + ([TRUE_REGIME_COLUMN] if TRUE_REGIME_COLUMN in kept else [])
+    bars = kept[columns].copy()
+    bars["symbol"] = bars["symbol"].astype("str")
+    return CheckedBars(bars=bars, report=report)

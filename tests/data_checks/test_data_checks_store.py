@@ -1,0 +1,132 @@
+"""The bar store: incremental, idempotent appends; crash safety; sorted unique reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import pipelines.data.store as store
+from configs.settings import load_config
+from pipelines.data.collect import collect_bars
+from pipelines.data.store import WATERMARK_FILE, append_bars, read_bars, watermarks
+from pipelines.data.synthetic import generate_bars
+
+SYMBOLS = ["AAA", "B/C"]
+
+
+def _bars(n: int, seed: int = 5) -> pd.DataFrame:
+    cfg = load_config().data.synthetic.model_copy(update={"n_bars": n, "symbols": SYMBOLS})
+    return generate_bars(cfg, seed)
+
+
+def test_data_checks_store_append_is_idempotent(tmp_path: Path) -> None:
+    bars = _bars(200)
+    first = append_bars(tmp_path, bars)
+    assert first.added == {"AAA": 200, "B/C": 200} and len(first.parts) == 2
+    assert (tmp_path / "symbol=B%2FC" / "part-00000.parquet").is_file()
+    state = (tmp_path / WATERMARK_FILE).read_bytes()
+    again = append_bars(tmp_path, bars)
+    assert again.rows_added == 0 and again.parts == [] and again.skipped == first.added
+    assert (tmp_path / WATERMARK_FILE).read_bytes() == state
+    out = read_bars(tmp_path)
+    pd.testing.assert_frame_equal(out, bars)
+
+
+def test_data_checks_store_incremental_adds_only_new(tmp_path: Path) -> None:
+    full = _bars(220)
+    # What a source returns later is a superset of what it returned before (the same history
+    # plus new bars); slicing one series keeps this test independent of the generator.
+    earlier = full.groupby("symbol").head(150)
+    append_bars(tmp_path, earlier)
+    more = append_bars(tmp_path, full)
+    assert more.added == {"AAA": 70, "B/C": 70} and more.skipped == {"AAA": 150, "B/C": 150}
+    pd.testing.assert_frame_equal(read_bars(tmp_path), full)
+    # Rows at or before the watermark are never rewritten, even if the source changed them.
+    changed = full.assign(close=full["close"] * 2)
+    assert append_bars(tmp_path, changed).rows_added == 0
+    pd.testing.assert_frame_equal(read_bars(tmp_path), full)
+    marks = watermarks(tmp_path)
+    assert marks["AAA"] == full.loc[full["symbol"] == "AAA", "ts"].max()
+    one = read_bars(tmp_path, ["B/C"])
+    assert set(one["symbol"]) == {"B/C"} and len(one) == 220
+    with pytest.raises(ValueError, match="no bars stored for ZZZ"):
+        read_bars(tmp_path, ["ZZZ"])
+
+
+def test_data_checks_store_unsorted_and_duplicate_input(tmp_path: Path) -> None:
+    bars = _bars(60)
+    shuffled = pd.concat([bars.sample(frac=1.0, random_state=1), bars.iloc[:5]])
+    append_bars(tmp_path, shuffled)
+    out = read_bars(tmp_path)
+    pd.testing.assert_frame_equal(out, bars)
+    assert not out.duplicated(["symbol", "ts"]).any()
+
+
+def test_data_checks_store_crash_before_commit_keeps_last_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = _bars(130)
+    append_bars(tmp_path, full.groupby("symbol").head(100))
+    good = read_bars(tmp_path)
+
+    def crash(root: Path, state: dict[str, object]) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(store, "_write_state", crash)
+    with pytest.raises(OSError, match="disk went away"):
+        append_bars(tmp_path, full)
+    # The new part files are on disk, but uncommitted: readers do not see them.
+    assert len(list((tmp_path / "symbol=AAA").glob("part-*.parquet"))) == 2
+    pd.testing.assert_frame_equal(read_bars(tmp_path), good)
+    monkeypatch.undo()
+
+    resumed = append_bars(tmp_path, full)
+    assert resumed.added == {"AAA": 30, "B/C": 30}
+    pd.testing.assert_frame_equal(read_bars(tmp_path), full)
+    # The orphan was cleaned up; only committed parts remain.
+    state = json.loads((tmp_path / WATERMARK_FILE).read_text())
+    on_disk = sorted(p.name for p in (tmp_path / "symbol=AAA").iterdir())
+    assert on_disk == sorted(Path(p).name for p in state["symbols"]["AAA"]["parts"])
+
+
+def test_data_checks_store_rejects_naive_ts(tmp_path: Path) -> None:
+    bars = _bars(10)
+    bars["ts"] = bars["ts"].dt.tz_localize(None)
+    with pytest.raises(ValueError, match="time-zone aware"):
+        append_bars(tmp_path, bars)
+    assert read_bars(tmp_path).empty
+
+
+def test_data_checks_collect_end_to_end(tmp_path: Path) -> None:
+    cfg = load_config().data
+    syn = cfg.synthetic.model_copy(update={"n_bars": 120})
+    cfg = cfg.model_copy(update={"synthetic": syn, "interval": "1h"})
+    first = collect_bars(cfg, 7, tmp_path / "store", quarantine_dir=tmp_path / "q")
+    assert first.append.rows_added == 240 and first.report.rows_out == 240
+    again = collect_bars(cfg, 7, tmp_path / "store")
+    assert again.append.rows_added == 0
+    json.dumps(again.to_dict())  # JSON-serialisable for the run report
+    bars = read_bars(tmp_path / "store")
+    assert list(bars.columns) == [
+        "ts",
+        "symbol",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "regime",
+    ]
+    assert len(bars) == 240
+
+
+def test_data_checks_collect_incremental_on_synthetic(tmp_path: Path) -> None:
+    cfg = load_config().data
+    for n in (150, 220):
+        syn = cfg.synthetic.model_copy(update={"n_bars": n, "symbols": SYMBOLS})
+        step = collect_bars(cfg.model_copy(update={"synthetic": syn}), 5, tmp_path)
+    assert step.append.added == {"AAA": 70, "B/C": 70}
+    pd.testing.assert_frame_equal(read_bars(tmp_path), _bars(220))

@@ -1,0 +1,142 @@
+"""The CLI commands and keyring_from_env (dev key, production refusal, rotation)."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+import typer
+from conftest import KEY_HEX, make_onnx
+from typer.testing import CliRunner
+
+from configs.settings import load_config
+from flows.registry_cli import dev_key_path, keyring_from_env, register
+from pipelines.registry import BadKeyError, KeyTooShortError
+
+ENV = {"EDGEFLOW_HMAC_KEYS": f"old:{'22' * 32},k1:{KEY_HEX}", "EDGEFLOW_SIGNING_KEY_ID": "k1"}
+
+
+@pytest.fixture()
+def app() -> typer.Typer:
+    a = typer.Typer()
+    register(a)
+    return a
+
+
+def _run(app: typer.Typer, args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, args, env=ENV if env is None else env)
+    return result.exit_code, result.output
+
+
+def test_publish_verify_models_rollback(
+    app: typer.Typer,
+    store_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    if store_uri.startswith("s3"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "model.onnx"
+    for seed in (0, 1):
+        f.write_bytes(make_onnx(seed=seed))
+        code, out = _run(app, ["publish", store_uri, "--model", "regime", str(f)])
+        assert code == 0, out
+        assert f"regime/v00000{seed + 1}" in out
+    code, out = _run(app, ["verify", store_uri])
+    assert code == 0 and "OK    regime v000002 sequence 2" in out, out
+    code, out = _run(app, ["models", store_uri])
+    assert code == 0 and "LATEST -> v000002" in out and "v000001  ok" in out, out
+    code, out = _run(app, ["rollback", store_uri, "--model", "regime"])
+    assert code == 0 and "LATEST -> v000001 (sequence 3" in out, out
+    code, out = _run(app, ["verify", store_uri, "--model", "regime", "--version", "v000002"])
+    assert code == 0, out
+    # unknown key id -> a clear verdict, exit 1, no traceback
+    code, out = _run(app, ["verify", store_uri], env={"EDGEFLOW_HMAC_KEYS": f"zz:{KEY_HEX}"})
+    assert code == 1 and "FAIL  regime: [unknown-key-id]" in out and "Traceback" not in out
+
+
+def test_verify_fails_on_tampering_and_user_errors(app: typer.Typer, tmp_path: Path) -> None:
+    uri = f"file://{tmp_path / 's'}"
+    f = tmp_path / "model.onnx"
+    f.write_bytes(make_onnx())
+    assert _run(app, ["publish", uri, "-m", "regime", str(f)])[0] == 0
+    assert _run(app, ["publish", uri, "-m", "bandit", str(f)])[0] == 0
+    target = tmp_path / "s" / "bandit" / "v000001" / "model.onnx"
+    target.write_bytes(target.read_bytes() + b"x")
+    code, out = _run(app, ["verify", uri])
+    assert code == 1
+    assert "OK    regime" in out and "FAIL  bandit: [size-mismatch]" in out
+    assert "1/2 model(s) verified" in out
+    assert _run(app, ["verify", f"file://{tmp_path / 'empty'}"])[0] == 1
+    code, out = _run(app, ["verify", "ftp://x"])
+    assert code == 2 and "unsupported store scheme" in out and "Traceback" not in out
+    code, out = _run(app, ["publish", uri, "-m", "regime", str(tmp_path / "nope.onnx")])
+    assert code == 2 and "cannot read" in out
+    code, out = _run(app, ["rollback", uri, "-m", "regime"])
+    assert code == 2 and "no older verified version" in out
+    code, out = _run(app, ["verify", uri], env={"EDGEFLOW_HMAC_KEYS": "k1:abcd"})
+    assert code == 2 and "at least 32" in out and "abcd" not in out
+
+
+def test_dev_key_created_0600_and_refused_in_production(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = load_config(environ={})
+    with caplog.at_level(logging.WARNING):
+        ring = keyring_from_env({}, cfg, workdir=tmp_path)
+    path = dev_key_path(tmp_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ring.signing_key_id == "dev" and "DEV signing key" in caplog.text
+    secret = path.read_text().strip().split(":")[1]
+    assert secret not in caplog.text
+    assert keyring_from_env({}, cfg, workdir=tmp_path).get("dev") == ring.get("dev")  # reused
+    prod = load_config(environ={"EDGEFLOW_ENVIRONMENT": "production"})
+    with pytest.raises(BadKeyError, match="production refuses the dev key"):
+        keyring_from_env({}, prod, workdir=tmp_path)
+    with pytest.raises(BadKeyError, match="production refuses"):
+        keyring_from_env({"EDGEFLOW_HMAC_KEYS": f"dev:{KEY_HEX}"}, prod, workdir=tmp_path)
+    ok = keyring_from_env(ENV, prod, workdir=tmp_path / "p")
+    assert ok.key_ids == ("k1", "old") and ok.signing_key_id == "k1"
+    assert not dev_key_path(tmp_path / "p").exists()
+    with pytest.raises(KeyTooShortError):
+        keyring_from_env({"EDGEFLOW_HMAC_KEYS": "a:00"}, cfg, workdir=tmp_path)
+
+
+def test_key_files_from_config(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    priv = Ed25519PrivateKey.generate()
+    (tmp_path / "ed.pem").write_bytes(
+        priv.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "pub.pem").write_bytes(
+        priv.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    (tmp_path / "hmac.keys").write_text(f"# rotated keys\nh1:{KEY_HEX}\n")
+    signer_cfg = load_config(
+        environ={},
+        overrides={
+            "registry.algorithm": "ed25519",
+            "registry.ed25519_private_key_file": str(tmp_path / "ed.pem"),
+            "registry.hmac_keys_file": str(tmp_path / "hmac.keys"),
+        },
+    )
+    ring = keyring_from_env({}, signer_cfg, workdir=tmp_path)
+    assert ring.signing_key_id == "ed25519" and set(ring.key_ids) == {"ed25519", "h1"}
+    consumer_cfg = load_config(
+        environ={},
+        overrides={"registry.ed25519_public_key_files": {"ed25519": str(tmp_path / "pub.pem")}},
+    )
+    consumer = keyring_from_env({}, consumer_cfg, workdir=tmp_path, allow_dev_key=False)
+    assert consumer.signing_key_id is None and consumer.key_ids == ("ed25519",)
