@@ -1,0 +1,170 @@
+"""ONNX export of the selected regime model, and its parity against the native model.
+
+Graph contract with the live bot: one input ``features`` float32 ``[N, 43]`` (columns in
+``FEATURE_NAMES`` order) and two outputs, ``label`` int64 ``[N]`` and ``probabilities`` float32
+``[N, 4]`` (columns in ``REGIMES`` order; no ZipMap). The class order and feature names are
+written into the model's metadata (``class_names``, ``feature_names`` as JSON) so the graph
+documents itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME = "features"
+OUTPUT_NAMES: tuple[str, str] = ("label", "probabilities")
+
+
+def _final_estimator(model: Any) -> Any:
+    steps = getattr(model, "steps", None)
+    return steps[-1][1] if steps else model
+
+
+def _rename_outputs(proto: onnx.ModelProto, mapping: dict[str, str]) -> None:
+    """Rename graph outputs (and every reference to them) in place."""
+    graph = proto.graph
+    for node in graph.node:
+        for i, name in enumerate(node.output):
+            if name in mapping:
+                node.output[i] = mapping[name]
+        for i, name in enumerate(node.input):
+            if name in mapping:
+                node.input[i] = mapping[name]
+    for out in graph.output:
+        if out.name in mapping:
+            out.name = mapping[out.name]
+
+
+def _set_shape(value: onnx.ValueInfoProto, dims: Sequence[int | str]) -> None:
+    """Declare an output's shape (onnxmltools declares LightGBM's ``label`` as [1])."""
+    shape = value.type.tensor_type.shape
+    del shape.dim[:]
+    for d in dims:
+        dim = shape.dim.add()
+        if isinstance(d, str):
+            dim.dim_param = d
+        else:
+            dim.dim_value = d
+
+
+def to_onnx(model: Any, n_features: int, opset: int = 15) -> onnx.ModelProto:
+    """Convert a fitted LightGBM or scikit-learn classifier to the contract graph."""
+    from onnxmltools.convert.common.data_types import FloatTensorType as CommonFloat
+
+    final = _final_estimator(model)
+    if type(final).__module__.startswith("lightgbm"):
+        import onnxmltools
+
+        proto = onnxmltools.convert_lightgbm(
+            model,
+            initial_types=[(INPUT_NAME, CommonFloat([None, n_features]))],
+            zipmap=False,
+            target_opset=opset,
+        )
+    else:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType
+
+        proto = convert_sklearn(
+            model,
+            initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+            options={id(final): {"zipmap": False}},
+            target_opset={"": opset, "ai.onnx.ml": 3},
+        )
+    outputs = [o.name for o in proto.graph.output]
+    if len(outputs) != 2:
+        raise ValueError(f"expected 2 graph outputs (label, probabilities), got {outputs}")
+    _rename_outputs(proto, dict(zip(outputs, OUTPUT_NAMES, strict=True)))
+    n_classes = len(_final_estimator(model).classes_)
+    _set_shape(proto.graph.input[0], ["N", n_features])
+    _set_shape(proto.graph.output[0], ["N"])
+    _set_shape(proto.graph.output[1], ["N", n_classes])
+    return proto
+
+
+def export_onnx(
+    model: Any,
+    path: Path,
+    feature_names: Sequence[str],
+    class_names: Sequence[str],
+    opset: int = 15,
+) -> Path:
+    """Write the contract graph to ``path`` with class order and feature names in its metadata."""
+    classes = np.asarray(_final_estimator(model).classes_)
+    if not np.array_equal(classes, np.arange(len(class_names))):
+        raise ValueError(
+            f"model classes {classes.tolist()} must be 0..{len(class_names) - 1} "
+            f"(one per class name {list(class_names)})"
+        )
+    proto = to_onnx(model, len(feature_names), opset)
+    proto.graph.name = "regime"  # converters put a random uuid here; same model, same bytes
+    for key, value in (
+        ("class_names", json.dumps(list(class_names))),
+        ("feature_names", json.dumps(list(feature_names))),
+        ("model", "regime"),
+    ):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(proto.SerializeToString())
+    logger.info("exported %s to %s (opset %d)", type(model).__name__, path, opset)
+    return path
+
+
+def onnx_session(path: Path) -> Any:
+    """A single-threaded onnxruntime session (the live bot scores one row at a time)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict_proba(session: Any, X: np.ndarray) -> np.ndarray:
+    """``probabilities`` output for ``X`` (cast to float32 like the bot does)."""
+    out = session.run([OUTPUT_NAMES[1]], {INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})
+    return np.asarray(out[0])
+
+
+def onnx_parity(path: Path, model: Any, X: np.ndarray) -> float:
+    """Max abs diff between ONNX and native ``predict_proba`` on the same float32 rows.
+
+    Also checks the ``label`` output agrees with the native argmax wherever the top two
+    probabilities are not tied to within float32 noise.
+    """
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    session = onnx_session(path)
+    label, proba = session.run(list(OUTPUT_NAMES), {INPUT_NAME: X32})
+    native = np.asarray(model.predict_proba(X32), dtype=np.float64)
+    if proba.shape != native.shape:
+        raise ValueError(f"ONNX probabilities {proba.shape} vs native {native.shape}")
+    diff = float(np.max(np.abs(proba.astype(np.float64) - native))) if len(X32) else 0.0
+    top2 = np.sort(native, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 1e-5
+    mismatch = int((np.asarray(label)[clear] != native.argmax(axis=1)[clear]).sum())
+    if mismatch:
+        raise ValueError(f"ONNX label disagrees with native argmax on {mismatch} rows")
+    return diff
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The export's metadata, JSON values decoded."""
+    proto = onnx.load(str(path))
+    out: dict[str, Any] = {}
+    for p in proto.metadata_props:
+        try:
+            out[p.key] = json.loads(p.value)
+        except json.JSONDecodeError:
+            out[p.key] = p.value
+    return out

@@ -1,0 +1,74 @@
+"""The regime timeline plot: target vs prediction, class probabilities, BOCD changepoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def plot_regime_timeline(
+    ts: pd.Series,
+    close: np.ndarray,
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    cp_prob: np.ndarray,
+    class_names: Sequence[str],
+    path: Path,
+    *,
+    reduce_threshold: float,
+    exit_threshold: float,
+    truth_label: str = "true regime",
+    title: str = "",
+) -> Path:
+    """Four stacked panels over one symbol's held-out span, saved as PNG.
+
+    Price; target vs predicted class; predicted class probabilities; BOCD changepoint
+    probability with the reduce and exit thresholds.
+    """
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot global state
+
+    t = pd.to_datetime(pd.Series(ts)).to_numpy()
+    k = len(class_names)
+    fig = Figure(figsize=(11, 8.5))
+    axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1.4, 1.4, 1.2]})
+    ax_p, ax_c, ax_pr, ax_cp = axes
+    colors = [f"C{i}" for i in range(k)]
+
+    ax_p.plot(t, close, color="black", lw=0.8)
+    for c in range(k):
+        mask = y_true == c
+        ax_p.fill_between(
+            t, 0, 1, where=mask, color=colors[c], alpha=0.15, transform=ax_p.get_xaxis_transform()
+        )
+    ax_p.set_ylabel("close")
+    ax_p.set_title(title or "Regime timeline (shading: target)")
+
+    ax_c.step(t, y_true, where="post", lw=1.6, color="black", label=truth_label)
+    ax_c.step(
+        t, proba.argmax(axis=1), where="post", lw=1.0, color="C3", alpha=0.8, label="predicted"
+    )
+    ax_c.set_yticks(range(k), list(class_names))
+    ax_c.legend(loc="upper right", fontsize=8)
+
+    ax_pr.stackplot(t, proba.T, colors=colors, labels=list(class_names), alpha=0.8)
+    ax_pr.set_ylim(0, 1)
+    ax_pr.set_ylabel("P(class)")
+    ax_pr.legend(loc="upper right", fontsize=7, ncol=k)
+
+    ax_cp.plot(t, cp_prob, color="C4", lw=0.9, label="BOCD changepoint prob")
+    ax_cp.axhline(reduce_threshold, color="orange", ls="--", lw=0.8, label="reduce")
+    ax_cp.axhline(exit_threshold, color="red", ls="--", lw=0.8, label="exit")
+    changes = np.flatnonzero(np.diff(y_true) != 0) + 1
+    for i in changes:
+        ax_cp.axvline(t[i], color="grey", lw=0.6, alpha=0.6)
+    ax_cp.set_ylim(0, 1.02)
+    ax_cp.set_ylabel("P(change)")
+    ax_cp.legend(loc="upper right", fontsize=7, ncol=3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path

@@ -1,0 +1,454 @@
+"""``train_regime``: the regime classifier from bars and features to a gated ONNX export.
+
+Steps (one call, deterministic in ``seed``):
+
+1. Targets: the generator's true regime when the bars carry it, else the forward-looking rule.
+2. Time split: the later ``holdout_fraction`` is held out; the training span ends a gap of
+   ``purge + embargo`` bars before it. Its latest ``calibration_fraction`` (again after a gap)
+   is kept for conformal calibration.
+3. Walk-forward comparison of the candidates and both baselines on the training span.
+4. The best candidate (configured metric) is refit on the fit part; the baselines too.
+5. Split-conformal sets calibrated on the calibration part; coverage measured on the holdout.
+6. Held-out evaluation, reliability/ECE, BOCD changepoints, plots, ONNX export with parity,
+   gates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from configs.regime import RegimeConfig
+from pipelines.data.schema import REGIMES
+from pipelines.evaluation.calibration import (
+    SplitConformalClassifier,
+    expected_calibration_error,
+    plot_reliability,
+    reliability_curve,
+)
+from pipelines.features import FEATURE_NAMES
+from pipelines.models.common import Gate, TrainOutcome, time_split
+from pipelines.models.regime.bocd import bocd_frame, detection_stats
+from pipelines.models.regime.candidates import (
+    BASELINE_INPUTS,
+    BASELINES,
+    baseline_inputs,
+    make_baseline,
+    make_candidate,
+    predict_proba_full,
+)
+from pipelines.models.regime.export import OUTPUT_NAMES, export_onnx, onnx_parity
+from pipelines.models.regime.labels import NO_LABEL, regime_labels
+from pipelines.models.regime.plots import plot_regime_timeline
+from pipelines.models.regime.selection import (
+    Contender,
+    bar_interval,
+    classification_metrics,
+    select_best,
+    summarize,
+    walk_forward_compare,
+    walk_forward_folds,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "regime"
+_KEYS = ["symbol", "ts"]
+
+
+def _utc(ts: pd.Series) -> pd.Series:
+    """Timestamps as tz-aware UTC, so frames from different sources join on equal keys."""
+    out = pd.to_datetime(ts)
+    return out.dt.tz_localize("UTC") if out.dt.tz is None else out.dt.tz_convert("UTC")
+
+
+def build_dataset(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: RegimeConfig,
+    prior_var: float | None = None,
+) -> tuple[pd.DataFrame, str, float]:
+    """One row per labelled bar: keys, 43 features, target ``y``, baseline inputs, ``cp_prob``.
+
+    Joined on (symbol, ts); rows without a label (rule: last ``h`` bars) or without a full
+    baseline window are dropped. Also returns the label source and BOCD's prior variance.
+    ``prior_var`` scales BOCD's prior; ``None`` uses the variance of the 1-bar log returns in
+    the first ``1 - holdout_fraction`` of the time range, so the held-out span never informs it.
+    """
+    missing = [c for c in (*_KEYS, *FEATURE_NAMES) if c not in features.columns]
+    if missing:
+        raise ValueError(f"features frame lacks columns {missing[:5]} ({len(missing)} missing)")
+    for col in ("ts", "symbol", "close"):
+        if col not in bars.columns:
+            raise ValueError(f"bars lack column {col!r}")
+    bars = bars.assign(ts=_utc(bars["ts"])).sort_values(_KEYS, ignore_index=True)
+    y, source = regime_labels(
+        bars,
+        cfg.label_horizon,
+        use_true_regime=cfg.use_true_regime,
+        trend_z=cfg.label_trend_z,
+        panic_vol_ratio=cfg.label_panic_vol_ratio,
+        vol_window=cfg.label_vol_window,
+    )
+    base = bars[[*_KEYS, "close"]].assign(y=y.to_numpy())
+    if prior_var is None:
+        cut = bars["ts"].quantile(1 - cfg.holdout_fraction)
+        early = bars[bars["ts"] < cut]
+        r = early.groupby("symbol")["close"].transform(lambda c: np.log(c).diff())
+        prior_var = float(np.nanvar(r.to_numpy())) if r.notna().sum() > 1 else 1e-4
+        prior_var = prior_var if prior_var > 0 else 1e-4
+    cp = bocd_frame(
+        bars,
+        cfg.bocd.hazard,
+        cfg.bocd.max_run_length,
+        window=cfg.bocd.window,
+        prior_var=prior_var,
+        kappa0=cfg.bocd.kappa0,
+        alpha0=cfg.bocd.alpha0,
+    )
+    inputs = baseline_inputs(bars, cfg.baseline_window)
+    feats = features[[*_KEYS, *FEATURE_NAMES]].assign(ts=_utc(features["ts"]))
+    frame = (
+        feats.merge(base, on=_KEYS, how="inner", validate="one_to_one")
+        .merge(inputs.assign(ts=_utc(inputs["ts"])), on=_KEYS, how="inner", validate="one_to_one")
+        .merge(cp.assign(ts=_utc(cp["ts"])), on=_KEYS, how="inner", validate="one_to_one")
+    )
+    keep = (frame["y"] != NO_LABEL) & frame[list(BASELINE_INPUTS)].notna().all(axis=1)
+    frame = frame[keep].sort_values(_KEYS, ignore_index=True)
+    if frame.empty:
+        raise ValueError("no labelled rows after joining bars and features on (symbol, ts)")
+    frame["y"] = frame["y"].astype(np.int64)
+    return frame, source, prior_var
+
+
+def _fit(factory: Callable[[], Any], X: np.ndarray, y: np.ndarray) -> Any:
+    return factory().fit(X, y)
+
+
+def _bocd_metrics(frame: pd.DataFrame, cfg: RegimeConfig) -> dict[str, float]:
+    """Detection delay and false alarms of BOCD against the target's regime changes, per symbol.
+
+    Scored on every labelled row (BOCD is unsupervised; only its prior scale saw training data),
+    changes are where the target class switches; an alarm counts within ``2 * window`` bars.
+    """
+    out: dict[str, float] = {}
+    max_delay = 2 * cfg.bocd.window
+    for name, thr in (("reduce", cfg.bocd.reduce_threshold), ("exit", cfg.bocd.exit_threshold)):
+        n_changes = detected = false_alarms = 0
+        delays: list[int] = []
+        bars_seen = 0
+        for _, g in frame.groupby("symbol", sort=True):
+            y = g["y"].to_numpy()
+            cps = np.flatnonzero(np.diff(y) != 0) + 1
+            st = detection_stats(g["cp_prob"].to_numpy(), cps, thr, max_delay)
+            n_changes += st.n_changes
+            detected += st.detected
+            false_alarms += st.false_alarms
+            bars_seen += len(g)
+            delays.extend(st.delays)
+        out[f"bocd/{name}/n_changes"] = float(n_changes)
+        out[f"bocd/{name}/detection_rate"] = detected / n_changes if n_changes else float("nan")
+        out[f"bocd/{name}/mean_delay_bars"] = float(np.mean(delays)) if delays else float("nan")
+        out[f"bocd/{name}/false_alarms_per_1000_bars"] = 1000.0 * false_alarms / max(bars_seen, 1)
+    return out
+
+
+def train_regime(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: RegimeConfig,
+    seed: int,
+    out_dir: Path,
+) -> TrainOutcome:
+    """Train, select, calibrate, evaluate and export the regime classifier (model ``regime``).
+
+    Parameters
+    ----------
+    bars : DataFrame
+        The bar contract; a ``regime`` column (synthetic truth) is used as the target when
+        ``cfg.use_true_regime``. Never a feature.
+    features : DataFrame
+        ``featurize(bars).frame``: ``ts``, ``symbol`` and the 43 ``FEATURE_NAMES``.
+    cfg, seed, out_dir
+        Regime config, root seed, folder for the ONNX file, plots and tables.
+    """
+    # BLAS threads fighting other processes on a small box made the logistic fit 60x slower;
+    # the models' own parallelism is set by ``cfg.n_jobs``.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_regime(bars, features, cfg, seed, Path(out_dir))
+
+
+def _train_regime(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: RegimeConfig,
+    seed: int,
+    out_dir: Path,
+) -> TrainOutcome:
+    t_start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_classes = len(REGIMES)
+    frame, source, prior_var = build_dataset(bars, features, cfg)
+
+    interval = bar_interval(frame["ts"], frame["symbol"])
+    gap = interval * (cfg.purge + cfg.embargo)
+    train_all, holdout = time_split(frame, cfg.holdout_fraction)
+    if holdout.empty or train_all.empty:
+        raise ValueError("time split left an empty training or held-out span")
+    train_all = train_all[train_all["ts"] <= holdout["ts"].min() - gap]
+    cal_start = train_all["ts"].quantile(1 - cfg.calibration_fraction)
+    calib = train_all[train_all["ts"] >= cal_start]
+    fit_part = train_all[train_all["ts"] <= cal_start - gap]
+    if fit_part.empty or calib.empty:
+        raise ValueError("not enough training history for a fit part and a calibration part")
+    missing = sorted(set(range(n_classes)) - set(fit_part["y"].unique()))
+    if missing:
+        raise ValueError(
+            f"classes {[REGIMES[m] for m in missing]} never occur in the training span; "
+            "use more history (every regime must be seen to export a 4-class model)"
+        )
+    logger.info(
+        "regime data: %d rows (%s labels); fit %d, calibration %d, holdout %d",
+        len(frame),
+        source,
+        len(fit_part),
+        len(calib),
+        len(holdout),
+    )
+
+    feat_cols, base_cols = list(FEATURE_NAMES), list(BASELINE_INPUTS)
+
+    def mats(part: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {
+            "features": part[feat_cols].to_numpy(dtype=np.float32),
+            "two_inputs": part[base_cols].to_numpy(dtype=np.float64),
+            "none": np.zeros((len(part), 1)),
+        }
+
+    contenders = [
+        Contender(name, "candidate", partial(make_candidate, name, cfg, seed), "features")
+        for name in cfg.candidates
+    ] + [
+        Contender("majority", "baseline", partial(make_baseline, "majority", cfg), "none"),
+        Contender(
+            "two_input_logistic",
+            "baseline",
+            partial(make_baseline, "two_input_logistic", cfg),
+            "two_inputs",
+        ),
+    ]
+    # 3. walk-forward on the whole training span
+    t_wf = time.perf_counter()
+    train_all = train_all.reset_index(drop=True)
+    folds = walk_forward_folds(train_all["ts"], cfg.n_folds, gap)
+    table = walk_forward_compare(
+        contenders,
+        mats(train_all),
+        train_all["y"].to_numpy(),
+        folds,
+        n_classes,
+        predict_proba_full,
+    )
+    summary = summarize(table)
+    best = select_best(summary, cfg.selection_metric)
+    wf_seconds = time.perf_counter() - t_wf
+    logger.info("walk-forward picked %s by %s (%.1fs)", best, cfg.selection_metric, wf_seconds)
+
+    # 4. refit the best and the baselines on the fit part
+    t_fit = time.perf_counter()
+    m_fit, m_cal, m_hold = mats(fit_part), mats(calib), mats(holdout)
+    y_fit, y_cal, y_hold = (p["y"].to_numpy() for p in (fit_part, calib, holdout))
+    by_name = {c.name: c for c in contenders}
+    model = _fit(by_name[best].factory, m_fit["features"], y_fit)
+    refit_seconds = time.perf_counter() - t_fit
+
+    # 5. conformal calibration, 6. held-out evaluation
+    conformal = SplitConformalClassifier(cfg.conformal_coverage).fit(
+        predict_proba_full(model, m_cal["features"], n_classes), y_cal
+    )
+    proba_hold = predict_proba_full(model, m_hold["features"], n_classes)
+    held = classification_metrics(y_hold, proba_hold)
+    report = conformal.evaluate(proba_hold, y_hold)
+    curve = reliability_curve(proba_hold, y_hold)
+    ece = expected_calibration_error(proba_hold, y_hold)
+
+    metrics: dict[str, float] = {f"holdout/{k}": v for k, v in held.items()}
+    metrics["holdout/ece"] = ece
+    metrics["holdout/n_rows"] = float(len(holdout))
+    pred_hold = proba_hold.argmax(axis=1)
+    for c, name in enumerate(REGIMES):
+        mask = y_hold == c
+        metrics[f"holdout/recall/{name}"] = (
+            float((pred_hold[mask] == c).mean()) if mask.any() else float("nan")
+        )
+        metrics[f"holdout/support/{name}"] = float(mask.sum())
+    holdout_rows = [{"model": best, "kind": "selected", **held, "ece": ece}]
+    for name in BASELINES:
+        spec = by_name[name]
+        base_model = _fit(spec.factory, m_fit[spec.inputs], y_fit)
+        bp = predict_proba_full(base_model, m_hold[spec.inputs], n_classes)
+        bm = classification_metrics(y_hold, bp)
+        metrics.update({f"baseline/{name}/{k}": v for k, v in bm.items()})
+        holdout_rows.append(
+            {"model": name, "kind": "baseline", **bm, "ece": expected_calibration_error(bp, y_hold)}
+        )
+    metrics.update(
+        {
+            "conformal/target_coverage": report.target,
+            "conformal/coverage": report.coverage,
+            "conformal/mean_set_size": report.mean_set_size,
+            "conformal/empty_fraction": report.empty_fraction,
+            "conformal/qhat": report.qhat,
+            "conformal/n_calibration": float(len(calib)),
+        }
+    )
+    for size in range(n_classes + 1):
+        metrics[f"conformal/set_size_{size}_fraction"] = report.size_counts.get(size, 0) / report.n
+    for _, row in summary.iterrows():
+        for col in ("log_loss_mean", "balanced_accuracy_mean", "fit_seconds_mean"):
+            metrics[f"walk_forward/{row['model']}/{col}"] = float(row[col])
+    metrics.update(_bocd_metrics(frame, cfg))
+    metrics["label/true_regime"] = 1.0 if source == "true_regime" else 0.0
+
+    # artifacts: tables, plots
+    artifacts: dict[str, Path] = {}
+    artifacts["walk_forward"] = out_dir / "regime_walk_forward.csv"
+    table.to_csv(artifacts["walk_forward"], index=False, float_format="%.6f")
+    artifacts["comparison"] = out_dir / "regime_comparison.csv"
+    summary.assign(selected=summary["model"] == best).to_csv(
+        artifacts["comparison"], index=False, float_format="%.6f"
+    )
+    artifacts["holdout"] = out_dir / "regime_holdout.csv"
+    pd.DataFrame(holdout_rows).to_csv(artifacts["holdout"], index=False, float_format="%.6f")
+    artifacts["reliability"] = out_dir / "regime_reliability.csv"
+    curve.to_csv(artifacts["reliability"], index=False, float_format="%.6f")
+    artifacts["calibration"] = plot_reliability(
+        curve, ece, out_dir / "calibration.png", title=f"Regime ({best}) reliability"
+    )
+    first = holdout["symbol"].iloc[0]
+    sym_mask = (holdout["symbol"] == first).to_numpy()
+    sym = holdout[sym_mask]
+    artifacts["regime_timeline"] = plot_regime_timeline(
+        sym["ts"],
+        sym["close"].to_numpy(),
+        sym["y"].to_numpy(),
+        proba_hold[sym_mask],
+        sym["cp_prob"].to_numpy(),
+        REGIMES,
+        out_dir / "regime_timeline.png",
+        reduce_threshold=cfg.bocd.reduce_threshold,
+        exit_threshold=cfg.bocd.exit_threshold,
+        truth_label="true regime" if source == "true_regime" else "rule label",
+        title=f"{first}: held-out regimes, {best} prediction, BOCD",
+    )
+
+    # export + parity
+    onnx_path = export_onnx(
+        model, out_dir / "regime.onnx", FEATURE_NAMES, REGIMES, opset=cfg.onnx_opset
+    )
+    parity = onnx_parity(onnx_path, model, m_hold["features"])
+    proto = onnx.load(str(onnx_path))
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    metrics["onnx_max_abs_diff"] = parity
+    metrics["time/walk_forward_seconds"] = wf_seconds
+    metrics["time/refit_seconds"] = refit_seconds
+
+    params: dict[str, Any] = {
+        "selected_model": best,
+        "selection_metric": cfg.selection_metric,
+        "label_source": source,
+        "classes": list(REGIMES),
+        "feature_names": list(FEATURE_NAMES),
+        "conformal_qhat": report.qhat,
+        "conformal_coverage_target": cfg.conformal_coverage,
+        "n_folds": len(folds),
+        "purge_bars": cfg.purge,
+        "embargo_bars": cfg.embargo,
+        "bocd_prior_var": prior_var,
+        "seed": seed,
+    }
+    artifacts["export_meta"] = out_dir / "regime_export.json"
+    artifacts["export_meta"].write_text(
+        json.dumps(
+            {
+                "input": {"name": "features", "dtype": "float32", "shape": ["N", len(feat_cols)]},
+                "outputs": list(OUTPUT_NAMES),
+                "classes": list(REGIMES),
+                "feature_names": feat_cols,
+                "selected_model": best,
+                "conformal_qhat": report.qhat,
+                "conformal_rule": "class k in set iff 1 - probabilities[k] <= conformal_qhat",
+                "onnx_max_abs_diff": parity,
+                "opset": opset,
+            },
+            indent=2,
+            sort_keys=True,
+        ),
+        encoding="utf-8",
+    )
+
+    gates = _gates(metrics, cfg, source)
+    metrics["time/total_seconds"] = time.perf_counter() - t_start
+    outcome = TrainOutcome(
+        model=MODEL_NAME,
+        onnx_path=onnx_path,
+        onnx_max_abs_diff=parity,
+        input_names=["features"],
+        input_shape=["N", len(feat_cols)],
+        output_names=list(OUTPUT_NAMES),
+        opset=int(opset),
+        metrics=metrics,
+        gates=gates,
+        artifacts=artifacts,
+        params=params,
+    )
+    logger.info(
+        "regime %s: balanced_accuracy=%.3f coverage=%.3f parity=%.2e gates %s",
+        best,
+        held["balanced_accuracy"],
+        report.coverage,
+        parity,
+        "passed" if outcome.passed else "FAILED",
+    )
+    return outcome
+
+
+def _gates(metrics: dict[str, float], cfg: RegimeConfig, source: str) -> list[Gate]:
+    """Publish gates: accuracy floor, margins over both baselines, coverage, ONNX parity."""
+    ba = metrics["holdout/balanced_accuracy"]
+    floor = cfg.min_balanced_accuracy if source == "true_regime" else cfg.min_balanced_accuracy_rule
+    gates = [Gate("balanced_accuracy", ba, floor, ba >= floor)]
+    for name in BASELINES:
+        margin = ba - metrics[f"baseline/{name}/balanced_accuracy"]
+        gates.append(
+            Gate(
+                f"margin_over_{name}",
+                margin,
+                cfg.min_margin_over_baselines,
+                margin >= cfg.min_margin_over_baselines,
+            )
+        )
+    cov_err = abs(metrics["conformal/coverage"] - metrics["conformal/target_coverage"])
+    gates.append(
+        Gate(
+            "conformal_coverage_error",
+            cov_err,
+            cfg.coverage_tolerance,
+            cov_err <= cfg.coverage_tolerance,
+        )
+    )
+    diff = metrics["onnx_max_abs_diff"]
+    gates.append(
+        Gate("onnx_max_abs_diff", diff, cfg.max_onnx_abs_diff, diff <= cfg.max_onnx_abs_diff)
+    )
+    return gates

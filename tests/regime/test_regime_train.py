@@ -1,0 +1,139 @@
+"""train_regime end to end on small synthetic data: outcome contract, artifacts, gates, seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+from configs import load_config
+from configs.regime import RegimeConfig
+from pipelines.data.synthetic import generate_bars
+from pipelines.features import FEATURE_NAMES, featurize
+from pipelines.models.common import TrainOutcome
+from pipelines.models.regime.train import train_regime
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "n_folds": 2,
+    "lightgbm": {"n_estimators": 40},
+    "random_forest": {"n_estimators": 20},
+}
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.DataFrame]:
+    syn = load_config(environ={}).data.synthetic.model_copy(update={"n_bars": 4000})
+    bars = generate_bars(syn, seed=7)
+    return bars, featurize(bars).frame
+
+
+@pytest.fixture(scope="module")
+def outcome(
+    data: tuple[pd.DataFrame, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
+) -> TrainOutcome:
+    bars, feats = data
+    cfg = RegimeConfig.model_validate(SMALL)
+    return train_regime(bars, feats, cfg, seed=11, out_dir=tmp_path_factory.mktemp("regime"))
+
+
+def test_outcome_contract(outcome: TrainOutcome) -> None:
+    assert outcome.model == "regime"
+    assert outcome.input_names == ["features"] and outcome.input_shape == ["N", 43]
+    assert outcome.output_names == ["label", "probabilities"]
+    assert outcome.onnx_max_abs_diff <= 1e-5
+    assert outcome.metrics["onnx_max_abs_diff"] == outcome.onnx_max_abs_diff
+    assert outcome.params["selected_model"] in ("lightgbm", "random_forest", "logistic")
+    assert outcome.params["label_source"] == "true_regime"
+    assert outcome.params["feature_names"] == list(FEATURE_NAMES)
+    assert {g.name for g in outcome.gates} == {
+        "balanced_accuracy",
+        "margin_over_majority",
+        "margin_over_two_input_logistic",
+        "conformal_coverage_error",
+        "onnx_max_abs_diff",
+    }
+    for key in (
+        "holdout/balanced_accuracy",
+        "holdout/log_loss",
+        "holdout/ece",
+        "baseline/majority/balanced_accuracy",
+        "baseline/two_input_logistic/balanced_accuracy",
+        "conformal/coverage",
+        "conformal/mean_set_size",
+        "walk_forward/lightgbm/log_loss_mean",
+        "bocd/reduce/mean_delay_bars",
+        "bocd/exit/false_alarms_per_1000_bars",
+    ):
+        assert isinstance(outcome.metrics[key], float), key
+
+
+def test_model_beats_both_baselines_on_truth(outcome: TrainOutcome) -> None:
+    m = outcome.metrics
+    assert m["baseline/majority/balanced_accuracy"] == pytest.approx(0.25)
+    assert m["holdout/balanced_accuracy"] > m["baseline/two_input_logistic/balanced_accuracy"]
+    gates = {g.name: g for g in outcome.gates}
+    for name in ("balanced_accuracy", "margin_over_majority", "margin_over_two_input_logistic"):
+        assert gates[name].passed, gates[name]
+    assert gates["margin_over_majority"].value == pytest.approx(
+        m["holdout/balanced_accuracy"] - 0.25
+    )
+    assert gates["balanced_accuracy"].threshold == 0.8
+    # coverage is measured, not assumed: on this small span it may miss the +-3 point band
+    assert 0.8 <= m["conformal/coverage"] <= 1.0
+
+
+def test_artifacts_exist_and_table_holds_every_model(outcome: TrainOutcome) -> None:
+    for name in ("regime_timeline", "calibration"):
+        assert outcome.artifacts[name].name == f"{name}.png"
+        assert outcome.artifacts[name].read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(outcome.artifacts["comparison"])
+    assert table["model"].tolist() == [
+        "lightgbm",
+        "random_forest",
+        "logistic",
+        "majority",
+        "two_input_logistic",
+    ]
+    assert table["selected"].sum() == 1
+    assert table.loc[table["selected"], "kind"].item() == "candidate"
+    folds = pd.read_csv(outcome.artifacts["walk_forward"])
+    assert set(folds["fold"]) == {1, 2} and len(folds) == 10
+
+
+def test_exported_graph_scores_real_features(
+    outcome: TrainOutcome, data: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    _, feats = data
+    X = feats[list(FEATURE_NAMES)].to_numpy(np.float32)[-200:]
+    sess = ort.InferenceSession(str(outcome.onnx_path), providers=["CPUExecutionProvider"])
+    label, proba = sess.run(None, {"features": X})
+    assert proba.shape == (200, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(label, proba.argmax(axis=1))
+
+
+def test_same_seed_same_outcome(
+    outcome: TrainOutcome, data: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    bars, feats = data
+    again = train_regime(bars, feats, RegimeConfig.model_validate(SMALL), 11, tmp_path)
+    for key, value in outcome.metrics.items():
+        if not key.startswith(("time/", "walk_forward/")) or key.endswith("log_loss_mean"):
+            assert again.metrics[key] == pytest.approx(value, nan_ok=True), key
+    assert again.onnx_path.read_bytes() == outcome.onnx_path.read_bytes()
+
+
+def test_rule_labels_without_truth(data: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path) -> None:
+    bars, feats = data
+    cfg = RegimeConfig.model_validate({**SMALL, "candidates": ["logistic"]})
+    out = train_regime(bars.drop(columns="regime"), feats, cfg, 0, tmp_path)
+    assert out.params["label_source"] == "rule"
+    assert out.metrics["label/true_regime"] == 0.0
+    gate = next(g for g in out.gates if g.name == "balanced_accuracy")
+    assert gate.threshold == cfg.min_balanced_accuracy_rule
+    assert out.onnx_max_abs_diff <= 1e-5
