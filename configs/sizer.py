@@ -2,13 +2,97 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from configs.base import Section
 
 
 class SizerConfig(Section):
-    """CVaR-constrained PPO position sizer."""
+    """CVaR-constrained PPO position sizer (CPPO on stable-baselines3) and its evaluation."""
 
-    total_timesteps: int = Field(default=20_000, gt=0, description="PPO training budget.")
+    # --- budget and PPO -------------------------------------------------------------------
+    total_timesteps: int = Field(
+        default=100_000, gt=0, description="Training budget per sizer (CVaR-PPO and plain PPO)."
+    )
+    n_envs: int = Field(default=16, gt=0, description="Vectorized environments per rollout.")
+    n_steps: int = Field(
+        default=128, gt=0, description="Steps per env per rollout; a multiple of window."
+    )
+    batch_size: int = Field(default=256, gt=1, description="PPO minibatch size.")
+    n_epochs: int = Field(default=5, gt=0, description="PPO epochs per rollout.")
+    learning_rate: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    gamma: float = Field(
+        default=0.9, gt=0, le=1, description="Discount; low, since a size moves only one bar."
+    )
+    gae_lambda: float = Field(default=0.9, gt=0, le=1, description="GAE lambda.")
+    ent_coef: float = Field(default=0.0, ge=0, description="Entropy bonus coefficient.")
+    net_arch: list[int] = Field(
+        default=[64, 64], min_length=1, description="Hidden layers of actor and critic."
+    )
+    log_std_init: float = Field(
+        default=-1.0, description="Initial log std of the Gaussian policy (exploration noise)."
+    )
+    torch_threads: int = Field(
+        default=1, gt=0, description="torch threads while training (1 keeps runs reproducible)."
+    )
+
+    # --- environment -----------------------------------------------------------------------
+    window: int = Field(default=16, gt=1, description="Episode length in bars (a random window).")
+    cost_bps: float = Field(
+        default=1.0, ge=0, description="Cost per unit of position change, in basis points."
+    )
+    reward_scale: float = Field(
+        default=100.0, gt=0, description="Multiplies per-bar P&L so PPO sees O(1) rewards."
+    )
+    obs_clip: float = Field(
+        default=10.0, gt=0, description="Standardised observations are clipped to +/- this."
+    )
+
+    # --- the CVaR constraint ---------------------------------------------------------------
     cvar_alpha: float = Field(default=0.05, gt=0, lt=1, description="CVaR tail probability.")
+    cvar_bound: float | None = Field(
+        default=None,
+        gt=0,
+        description="Max CVaR of window loss (fraction of capital); None: use cvar_bound_ratio.",
+    )
+    cvar_bound_ratio: float = Field(
+        default=0.7,
+        gt=0,
+        description="Bound = this x the train-span window CVaR of fixed 1.0x sizing.",
+    )
+    lambda_lr: float = Field(
+        default=0.2, ge=0, description="Dual-ascent step of the Lagrange multiplier."
+    )
+    lambda_init: float = Field(default=0.0, ge=0, description="Initial Lagrange multiplier.")
+    lambda_max: float = Field(default=50.0, gt=0, description="Cap on the Lagrange multiplier.")
+
+    # --- which strategy, baselines, evaluation ----------------------------------------------
+    arm: str | None = Field(
+        default=None,
+        description="Strategy arm to size; None: best train-span Sharpe (chosen on train only).",
+    )
+    holdout_fraction: float = Field(
+        default=0.3, gt=0, lt=1, description="Later share of the bars held out for evaluation."
+    )
+    rule_window: int = Field(
+        default=48, gt=1, description="Rule sizer: bars of trailing strategy P&L in its score."
+    )
+    rule_scale: float = Field(
+        default=1.0, ge=0, description="Rule sizer: multiplier = clip(1 + scale*tanh(score))."
+    )
+    gate_cvar_improvement: float = Field(
+        default=0.2, ge=0, lt=1, description="Gate: per-bar CVaR(5%) this much below fixed 1.0x."
+    )
+    gate_sharpe_ratio: float = Field(
+        default=0.9, ge=0, description="Gate: Sharpe at least this fraction of fixed 1.0x."
+    )
+    onnx_opset: int = Field(default=17, ge=13, description="ONNX opset of the exported actor.")
+
+    @model_validator(mode="after")
+    def _rollout_holds_whole_episodes(self) -> SizerConfig:
+        if self.n_steps % self.window:
+            raise ValueError(
+                f"n_steps ({self.n_steps}) must be a multiple of window ({self.window}) so each "
+                "rollout holds whole episodes for the CVaR estimate"
+            )
+        return self

@@ -1,0 +1,350 @@
+"""``train_sizer``: train CVaR-PPO and plain PPO, evaluate four sizers, export, gate.
+
+The flow calls :func:`train_sizer` once; everything it needs comes in as arguments, and the
+same bars, features, config and seed give the same figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from configs.sizer import SizerConfig
+from pipelines.evaluation import risk
+from pipelines.models.common import Gate, TrainOutcome, time_split
+from pipelines.models.sizer.cppo import CVaRPPO
+from pipelines.models.sizer.data import (
+    NEXT_RETURN_COLUMN,
+    SIGNAL_COLUMN,
+    ObservationScaler,
+    build_table,
+    select_arm,
+)
+from pipelines.models.sizer.env import SizingEnv, window_starts
+from pipelines.models.sizer.evaluate import (
+    METRIC_NAMES,
+    SizerRun,
+    rule_multipliers,
+    run_sizer,
+    sizer_metrics,
+)
+from pipelines.models.sizer.export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    export_onnx,
+    onnx_parity,
+    sb3_multipliers,
+)
+from pipelines.models.sizer.plots import plot_equity_curves, plot_lambda_trajectory
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "sizer"
+KEY_COLUMNS = ("ts", "symbol")
+#: Sizer names in reports; ``cvar_ppo`` is the one published.
+SIZERS = ("cvar_ppo", "ppo", "fixed_1x", "rule")
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads and restore the caller's setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class SizerData:
+    """The joined table split in time, with the chosen signal and scaled observations."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    obs_columns: list[str]
+    arm: str
+    arm_scores: dict[str, float]
+    scaler: ObservationScaler
+    ann_factor: float
+    interval: pd.Timedelta
+
+    def raw_obs(self, frame: pd.DataFrame) -> npt.NDArray[np.float32]:
+        return frame[self.obs_columns].to_numpy(dtype=np.float32)
+
+
+def _apply_bandit_choice(table: pd.DataFrame, arm_choice: pd.DataFrame) -> pd.Series:
+    """Per-row signal of the arm the bandit chose (rows it has no choice for keep the default)."""
+    choice = table[list(KEY_COLUMNS)].merge(
+        arm_choice[[*KEY_COLUMNS, "arm"]], on=list(KEY_COLUMNS), how="left", validate="1:1"
+    )["arm"]
+    sig = table[SIGNAL_COLUMN].copy()
+    for arm in choice.dropna().unique():
+        rows = (choice == arm).to_numpy()
+        sig[rows] = table.loc[rows, str(arm)]
+    return sig
+
+
+def prepare_data(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    signals: pd.DataFrame,
+    cfg: SizerConfig,
+    arm_choice: pd.DataFrame | None = None,
+) -> SizerData:
+    """Join, split in time, choose the arm on train only, fit the observation scaler on train."""
+    feature_names = [c for c in features.columns if c not in KEY_COLUMNS]
+    arm_names = [c for c in signals.columns if c not in KEY_COLUMNS]
+    table = build_table(bars, features, signals, feature_names, arm_names)
+    interval = risk.infer_interval(bars["ts"])
+    ann = risk.periods_per_year(interval)
+    cost = cfg.cost_bps * 1e-4
+    train, holdout = time_split(table, cfg.holdout_fraction)
+    if cfg.arm is not None:
+        if cfg.arm not in arm_names:
+            raise ValueError(f"sizer.arm {cfg.arm!r} is not one of {arm_names}")
+        arm, scores = cfg.arm, dict[str, float]()
+    else:
+        arm, scores = select_arm(train, arm_names, cost, ann)
+    table[SIGNAL_COLUMN] = table[arm].astype(np.float32)
+    if arm_choice is not None:
+        table[SIGNAL_COLUMN] = _apply_bandit_choice(table, arm_choice).astype(np.float32)
+    train, holdout = table.loc[train.index], table.loc[holdout.index]
+    obs_columns = [*feature_names, SIGNAL_COLUMN]
+    scaler = ObservationScaler(clip=cfg.obs_clip).fit(train[obs_columns].to_numpy(np.float32))
+    logger.info("sizer: arm %s, %d train rows, %d holdout rows", arm, len(train), len(holdout))
+    return SizerData(train, holdout, obs_columns, arm, scores, scaler, ann, interval)
+
+
+def window_pnl(frame: pd.DataFrame, window: int, cost: float) -> npt.NDArray[np.float64]:
+    """P&L of every ``window``-bar episode under fixed 1.0x sizing (entering from flat)."""
+    sym = frame["symbol"].to_numpy()
+    block = np.r_[0, np.cumsum(sym[1:] != sym[:-1])]
+    s = frame[SIGNAL_COLUMN].to_numpy(np.float64)
+    r = frame[NEXT_RETURN_COLUMN].to_numpy(np.float64)
+    gross = np.concatenate([[0.0], np.cumsum(s * r)])
+    chg = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(s)))])
+    out = []
+    for t in window_starts(block, window):
+        e = t + window
+        # costs: entry |s_t| then the changes inside the window
+        out.append(gross[e] - gross[t] - cost * (abs(s[t]) + chg[e - 1] - chg[t]))
+    return np.asarray(out)
+
+
+def make_env(data: SizerData, cfg: SizerConfig) -> DummyVecEnv:
+    """``n_envs`` copies of the training-span environment (seeded by SB3 from the model seed)."""
+    frame = data.train
+    sym = frame["symbol"].to_numpy()
+    block = np.r_[0, np.cumsum(sym[1:] != sym[:-1])]
+    obs = data.scaler.transform(data.raw_obs(frame))
+    sig = frame[SIGNAL_COLUMN].to_numpy(np.float64)
+    ret = frame[NEXT_RETURN_COLUMN].to_numpy(np.float64)
+
+    def factory() -> SizingEnv:
+        return SizingEnv(obs, sig, ret, block, cfg.window, cfg.cost_bps * 1e-4, cfg.reward_scale)
+
+    return DummyVecEnv([factory] * cfg.n_envs)
+
+
+def _ppo_kwargs(cfg: SizerConfig, seed: int) -> dict[str, Any]:
+    return {
+        "n_steps": cfg.n_steps,
+        "batch_size": cfg.batch_size,
+        "n_epochs": cfg.n_epochs,
+        "learning_rate": cfg.learning_rate,
+        "gamma": cfg.gamma,
+        "gae_lambda": cfg.gae_lambda,
+        "ent_coef": cfg.ent_coef,
+        "policy_kwargs": {"net_arch": list(cfg.net_arch), "log_std_init": cfg.log_std_init},
+        "seed": seed,
+        "device": "cpu",
+        "verbose": 0,
+    }
+
+
+def cvar_bound(data: SizerData, cfg: SizerConfig) -> float:
+    """The constraint's bound on window loss CVaR, as a fraction of capital."""
+    if cfg.cvar_bound is not None:
+        return cfg.cvar_bound
+    base = risk.cvar(window_pnl(data.train, cfg.window, cfg.cost_bps * 1e-4), cfg.cvar_alpha)
+    return cfg.cvar_bound_ratio * max(base, 1e-6)
+
+
+def fit_models(data: SizerData, cfg: SizerConfig, seed: int) -> tuple[CVaRPPO, PPO, float, float]:
+    """Train CVaR-PPO and plain PPO with the same budget, seed and environment."""
+    bound = cvar_bound(data, cfg)
+    with torch_threads(cfg.torch_threads):
+        t0 = time.perf_counter()
+        cppo = CVaRPPO(
+            "MlpPolicy",
+            make_env(data, cfg),
+            cvar_alpha=cfg.cvar_alpha,
+            cvar_bound=bound * cfg.reward_scale,
+            lambda_lr=cfg.lambda_lr,
+            lambda_init=cfg.lambda_init,
+            lambda_max=cfg.lambda_max,
+            **_ppo_kwargs(cfg, seed),
+        ).learn(cfg.total_timesteps)
+        t1 = time.perf_counter()
+        ppo = PPO("MlpPolicy", make_env(data, cfg), **_ppo_kwargs(cfg, seed)).learn(
+            cfg.total_timesteps
+        )
+        t2 = time.perf_counter()
+    steps = float(cppo.num_timesteps + ppo.num_timesteps)
+    logger.info("sizer: CVaR-PPO %.1fs, PPO %.1fs", t1 - t0, t2 - t1)
+    return cppo, ppo, bound, steps / max(t2 - t0, 1e-9)
+
+
+def evaluate_all(
+    data: SizerData, cppo: PPO, ppo: PPO, cfg: SizerConfig
+) -> dict[str, tuple[SizerRun, dict[str, float]]]:
+    """All four sizers on the holdout span: CVaR-PPO, PPO, fixed 1.0x, the rule."""
+    hold = data.holdout
+    raw = data.raw_obs(hold)
+    cost = cfg.cost_bps * 1e-4
+    mults = {
+        "cvar_ppo": sb3_multipliers(cppo, data.scaler, raw),
+        "ppo": sb3_multipliers(ppo, data.scaler, raw),
+        "fixed_1x": np.ones(len(hold)),
+        "rule": rule_multipliers(hold, cfg.rule_window, cfg.rule_scale, cost),
+    }
+    out = {}
+    for name in SIZERS:
+        run = run_sizer(hold, mults[name], cost)
+        out[name] = (run, sizer_metrics(run, data.ann_factor, cfg.cvar_alpha))
+    return out
+
+
+def sizer_gates(results: dict[str, dict[str, float]], cfg: SizerConfig) -> list[Gate]:
+    """CVaR(5%) per bar >= 20 % better than fixed 1.0x, Sharpe >= 90 % of fixed 1.0x."""
+    mine, fixed = results["cvar_ppo"], results["fixed_1x"]
+    improvement = 1.0 - mine["cvar_bar"] / fixed["cvar_bar"] if fixed["cvar_bar"] > 0 else 0.0
+    s_fixed = fixed["sharpe"]
+    # "90 % of" a negative Sharpe would be a higher bar than the baseline; allow 10 % of |S|.
+    s_threshold = s_fixed - (1.0 - cfg.gate_sharpe_ratio) * abs(s_fixed)
+    return [
+        Gate(
+            "cvar_bar_improvement_vs_fixed_1x",
+            improvement,
+            cfg.gate_cvar_improvement,
+            improvement >= cfg.gate_cvar_improvement,
+        ),
+        Gate("sharpe_vs_fixed_1x", mine["sharpe"], s_threshold, mine["sharpe"] >= s_threshold),
+    ]
+
+
+def train_sizer(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: SizerConfig,
+    seed: int,
+    out_dir: Path,
+    signals: pd.DataFrame | None = None,
+    arm_choice: pd.DataFrame | None = None,
+) -> TrainOutcome:
+    """Train, evaluate, export and gate the CVaR-PPO sizer.
+
+    Parameters
+    ----------
+    bars : the bar contract (``ts``, ``symbol``, ``close`` ...), any number of symbols.
+    features : ``featurize(bars).frame``: ``ts``, ``symbol`` and the feature columns.
+    cfg : ``Settings.sizer``.
+    seed : seeds environments, networks and PPO's sampling.
+    out_dir : receives ``sizer.onnx``, ``equity_curves.png``, ``lambda_trajectory.png``/``.csv``
+        and ``holdout_metrics.csv``.
+    signals : strategy signals (arm columns, and ``ts``/``symbol`` or the bars' index);
+        default ``pipelines.strategies.compute_signals(bars)``.
+    arm_choice : optional bandit choice, columns ``ts``, ``symbol``, ``arm``: the sized signal
+        is the chosen arm's on those rows (``cfg.arm`` or the best train arm elsewhere).
+    """
+    if signals is None:
+        from pipelines.strategies import compute_signals  # the bandit issue's strategies
+
+        signals = compute_signals(bars)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(bars, features, signals, cfg, arm_choice)
+    cppo, ppo, bound, train_sps = fit_models(data, cfg, seed)
+    evals = evaluate_all(data, cppo, ppo, cfg)
+    results = {name: m for name, (_, m) in evals.items()}
+
+    onnx_path = export_onnx(cppo, data.scaler, out_dir / "sizer.onnx", cfg.onnx_opset)
+    parity = onnx_parity(cppo, data.scaler, onnx_path, data.raw_obs(data.holdout))
+
+    history = pd.DataFrame(cppo.cvar_history_)
+    history.insert(0, "update", np.arange(1, len(history) + 1))
+    for col in ("var", "cvar", "bound", "mean_path_return"):
+        history[col] = history[col] / cfg.reward_scale  # back to fractions of capital
+    artifacts = {
+        "equity_curves": plot_equity_curves(
+            {n: r for n, (r, _) in evals.items()}, out_dir / "equity_curves.png"
+        ),
+        "lambda_trajectory_plot": plot_lambda_trajectory(
+            history, out_dir / "lambda_trajectory.png"
+        ),
+        "lambda_trajectory": out_dir / "lambda_trajectory.csv",
+        "holdout_metrics": out_dir / "holdout_metrics.csv",
+    }
+    history.to_csv(artifacts["lambda_trajectory"], index=False)
+    pd.DataFrame(results).T.loc[list(SIZERS), list(METRIC_NAMES)].to_csv(
+        artifacts["holdout_metrics"], index_label="sizer"
+    )
+
+    metrics: dict[str, float] = {}
+    for name in SIZERS:
+        prefix = "holdout" if name == "cvar_ppo" else f"baseline/{name}"
+        metrics.update({f"{prefix}/{k}": float(v) for k, v in results[name].items()})
+    last = cppo.cvar_history_[-1] if cppo.cvar_history_ else {}
+    metrics.update(
+        {
+            "train/lambda_final": float(cppo.lambda_),
+            "train/lambda_max_seen": float(history["lambda_next"].max()) if len(history) else 0.0,
+            "train/cvar_last": float(last.get("cvar", np.nan)) / cfg.reward_scale,
+            "train/var_last": float(last.get("var", np.nan)) / cfg.reward_scale,
+            "train/cvar_bound": float(bound),
+            "train/n_updates": float(len(history)),
+            "train/steps_per_s": float(train_sps),
+            "train/arm_sharpe": float(data.arm_scores.get(data.arm, np.nan)),
+            "eval/ann_factor": float(data.ann_factor),
+            "eval/holdout_rows": float(len(data.holdout)),
+            "onnx_max_abs_diff": parity,
+        }
+    )
+    gates = sizer_gates(results, cfg)
+    for g in gates:
+        metrics[f"gate/{g.name}"] = float(g.value)
+    logger.info("sizer: gates %s, parity %.2e", [(g.name, g.passed) for g in gates], parity)
+    return TrainOutcome(
+        model=MODEL_NAME,
+        onnx_path=onnx_path,
+        onnx_max_abs_diff=parity,
+        input_names=[INPUT_NAME],
+        input_shape=["N", len(data.obs_columns)],
+        output_names=[OUTPUT_NAME],
+        opset=cfg.onnx_opset,
+        metrics=metrics,
+        gates=gates,
+        artifacts=artifacts,
+        params={
+            **cfg.model_dump(),  # first, so the resolved values below win over cfg.arm=None
+            "arm": data.arm,
+            "obs_columns": list(data.obs_columns),
+            "bar_interval": str(data.interval),
+            "ann_factor": data.ann_factor,
+            "cvar_bound": bound,
+            "bandit_choice": arm_choice is not None,
+        },
+    )
