@@ -49,14 +49,14 @@ def main() -> None:
         t0 = time.perf_counter()
         out = train_bandit(bars, feats, cfg.bandit, cfg.seed, Path(tmp))
         train_s = time.perf_counter() - t0
-        # Latency does not depend on the weights: time the same 43-128-64-12 graph, exported
+        # Latency does not depend on the weights: time the same safe-scoring graph, exported
         # from a NeuralBandit fitted briefly here (the trainer keeps no torch handle).
         x = feats[list(FEATURE_NAMES)].to_numpy(np.float32)
         rng = np.random.default_rng(0)
-        quick = NeuralBandit(epochs=1, seed=0).fit(
-            x, rng.integers(0, 12, len(x)), rng.normal(size=len(x)), 12
+        quick = NeuralBandit(epochs=1, seed=0).fit_full_information(
+            x, rng.normal(size=(len(x), 12)), 0
         )
-        net = quick.scoring_module()
+        net = quick.safe_scoring_module(0, m_z := out.metrics["train/safety_z"])
         path = export_onnx(net, x.shape[1], Path(tmp) / "bench.onnx")
         sess = onnx_session(path)
         torch.set_num_threads(1)
@@ -83,6 +83,10 @@ def main() -> None:
         f"{int(m['train/epochs_run'])} epochs, {int(m['train/n_decisions'])} train / "
         f"{int(m['holdout/n_decisions'])} held-out decisions)",
         f"- ONNX parity (max abs diff vs torch eval): {out.onnx_max_abs_diff:.2e}",
+        f"- training feedback: {cfg.bandit.training_feedback}; default arm "
+        f"{out.params['default_arm']}; safe rule z = {m_z:.2f} "
+        f"(one-sided {cfg.bandit.safety_level:.0%} x sqrt(horizon)); the bandit leaves the "
+        f"default arm on {m['holdout/deviation_share']:.0%} of held-out decisions",
         "",
         "| latency (median, 1 thread) | onnxruntime | torch eager |",
         "|---|---|---|",

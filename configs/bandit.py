@@ -30,6 +30,22 @@ class BanditConfig(Section):
         gt=0,
         description="epsilon_greedy: decisions the follow-the-leader rule averages.",
     )
+    training_feedback: Literal["full_information", "logged"] = Field(
+        default="full_information",
+        description=(
+            "What the bandit learns from: every arm's reward per decision (the arms are rule "
+            "strategies computable from bars) or only the logged arm's reward (trade logs)."
+        ),
+    )
+    safety_level: float = Field(
+        default=0.9,
+        ge=0.5,
+        lt=1,
+        description=(
+            "Safe policy improvement: leave the default arm only where an arm's advantage "
+            "over it is positive at this one-sided posterior confidence."
+        ),
+    )
     hidden: list[int] = Field(
         default=[128, 64], min_length=1, description="Hidden layer widths (43 -> ... -> 12)."
     )

@@ -76,3 +76,20 @@ def test_train_bandit_outcome(demo_like, tmp_path: Path) -> None:
     for k, v in out.metrics.items():
         if "seconds" not in k:
             assert again.metrics[k] == pytest.approx(v, rel=0, abs=0), k
+
+
+@pytest.mark.slow
+def test_train_bandit_logged_feedback_and_safe_rule(demo_like, tmp_path: Path) -> None:
+    bars, feats = demo_like
+    cfg = _cfg().model_copy(update={"training_feedback": "logged", "n_bootstrap": 50})
+    out = train_bandit(bars, feats, cfg, seed=4, out_dir=tmp_path)
+    m = out.metrics
+    assert out.params["training_feedback"] == "logged"
+    assert 0.0 <= m["holdout/deviation_share"] <= 1.0
+    assert m["train/safety_z"] == pytest.approx(1.2815516 * np.sqrt(cfg.reward_horizon), rel=1e-6)
+    # the exported values are conservative advantages: the default arm scores exactly 0
+    x = feats[list(FEATURE_NAMES)].to_numpy(np.float32)[-200:]
+    values = onnx_arm_values(onnx_session(out.onnx_path), x)
+    default = int(m["train/default_arm_index"])
+    assert np.all(np.abs(values[:, default]) <= 1e-7)
+    assert out.onnx_max_abs_diff <= 1e-5

@@ -51,6 +51,36 @@ class RewardNet(nn.Module):
         return self.head(self.embed(x))
 
 
+class SafeScoringNet(nn.Module):
+    """features -> per-arm ``mean - z * std`` of the advantage over a baseline arm.
+
+    ``mean = phi @ W.T`` and ``std = ||phi @ L_a||`` with ``L_a L_a^T`` arm a's posterior
+    covariance, ``phi = [embedding, 1]``; plain MatMul/Mul/ReduceSum/Sqrt, so it exports to
+    ONNX as is. The baseline arm has W = 0 and L = 0: its value is exactly 0.
+    """
+
+    weight: torch.Tensor
+    chol: torch.Tensor
+
+    def __init__(self, net: RewardNet, weight: np.ndarray, chol: np.ndarray, z: float):
+        super().__init__()
+        self.net = net
+        k, d = weight.shape
+        self.k, self.d, self.z = k, d, float(z)
+        self.register_buffer("weight", torch.from_numpy(weight.astype(np.float32)))
+        # [d, K * d]: column block a is L_a
+        stacked = np.transpose(chol, (1, 0, 2)).reshape(d, k * d)
+        self.register_buffer("chol", torch.from_numpy(stacked.astype(np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        emb = self.net.embed(x)
+        phi = torch.cat([emb, torch.ones_like(emb[:, :1])], dim=1)
+        mean = phi @ self.weight.T
+        proj = (phi @ self.chol).reshape(-1, self.k, self.d)
+        std = torch.sqrt((proj * proj).sum(dim=2))
+        return mean - self.z * std
+
+
 class NeuralBandit:
     """Contextual bandit over K arms: arm values from a neural net with a Bayesian last layer.
 
@@ -117,6 +147,7 @@ class NeuralBandit:
 
         self.n_arms_ = n_arms
         self.n_features_in_ = X.shape[1]
+        self.target_ = "reward"
         self.reward_scale_ = float(reward.std()) or 1.0
         y = reward / self.reward_scale_
         n_val = max(1, round(len(X) * self.val_fraction))
@@ -175,6 +206,121 @@ class NeuralBandit:
         )
         return self
 
+    def fit_full_information(
+        self, X: np.ndarray, rewards: np.ndarray, baseline_arm: int
+    ) -> NeuralBandit:
+        """Fit each arm's *advantage over* ``baseline_arm`` from every arm's reward per row.
+
+        The arms are rule strategies whose P&L is computable from bars, so every arm's
+        reward is known at every decision. Regressing the paired difference
+        ``r_a - r_baseline`` removes the market noise the arms share (trend arms move
+        together), which is what makes small regime-conditional advantages learnable.
+
+        Parameters
+        ----------
+        X : [N, F] float features, time-ordered.
+        rewards : [N, K] every arm's reward at each decision.
+        baseline_arm : the safe default arm; its advantage is exactly 0 (mean and variance).
+        """
+        X = np.asarray(X, dtype=np.float32)
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if X.ndim != 2 or rewards.ndim != 2 or len(X) != len(rewards):
+            raise ValueError("X must be [N, F] and rewards [N, K] with the same N")
+        if not np.isfinite(X).all() or not np.isfinite(rewards).all():
+            raise ValueError("X and rewards must be finite")
+        if len(X) < 20:
+            raise ValueError(f"need at least 20 decisions, got {len(X)}")
+        n_arms = rewards.shape[1]
+        if not 0 <= baseline_arm < n_arms:
+            raise ValueError(f"baseline_arm must be in [0, {n_arms})")
+        adv = rewards - rewards[:, [baseline_arm]]
+        self.n_arms_ = n_arms
+        self.n_features_in_ = X.shape[1]
+        self.baseline_arm_ = baseline_arm
+        self.target_ = "advantage"
+        self.reward_scale_ = float(adv.std()) or 1.0
+        y = adv / self.reward_scale_
+        mask = np.ones_like(y)
+        self._train_net(X, y, mask)
+        self._fit_posterior_full(torch.from_numpy(np.ascontiguousarray(X)), y)
+        return self
+
+    def _train_net(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
+        """Adam on the masked MSE of [N, K] targets; early stopping on the later rows."""
+        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        n_val = max(1, round(len(X) * self.val_fraction))
+        n_tr = len(X) - n_val
+        net = RewardNet(X.shape[1], self.hidden, y.shape[1], self.dropout)
+        std = X[:n_tr].std(axis=0)
+        net.x_mean.copy_(torch.from_numpy(X[:n_tr].mean(axis=0)))
+        net.x_std.copy_(torch.from_numpy(np.where(std > 1e-8, std, 1.0).astype(np.float32)))
+        xt = torch.from_numpy(np.ascontiguousarray(X))
+        yt = torch.from_numpy(y.astype(np.float32))
+        mt = torch.from_numpy(mask.astype(np.float32))
+        opt = torch.optim.Adam(
+            net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+
+        def loss_of(rows: torch.Tensor) -> torch.Tensor:
+            err = (net(xt[rows]) - yt[rows]) ** 2 * mt[rows]
+            return err.sum() / mt[rows].sum().clamp_min(1.0)
+
+        val_rows = torch.arange(n_tr, len(X))
+        best, best_state, stale, history = np.inf, copy.deepcopy(net.state_dict()), 0, []
+        epochs_run = 0
+        for _ in range(self.epochs):
+            epochs_run += 1
+            net.train()
+            perm = torch.randperm(n_tr, generator=gen)
+            for start in range(0, n_tr, self.batch_size):
+                opt.zero_grad()
+                loss = loss_of(perm[start : start + self.batch_size])
+                loss.backward()
+                opt.step()
+            net.eval()
+            with torch.no_grad():
+                val = float(loss_of(val_rows))
+            history.append(val)
+            if val < best - 1e-6:
+                best, best_state, stale = val, copy.deepcopy(net.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        net.load_state_dict(best_state)
+        net.eval()
+        self.net_ = net
+        self.val_loss_ = history
+        self.epochs_run_ = epochs_run
+        self.best_val_loss_ = float(best)
+
+    def _fit_posterior_full(self, xt: torch.Tensor, y: np.ndarray) -> None:
+        """Bayesian linear regression per arm on [embedding, 1] over all rows; each arm's
+        noise variance from the network's residuals on that arm; the baseline arm's
+        advantage is identically 0, so its posterior is a point mass at 0."""
+        phi = self._features(xt)
+        with torch.no_grad():
+            pred = self.net_(xt).double().numpy()
+        d = phi.shape[1]
+        gram = phi.T @ phi
+        self.noise_var_ = float(np.mean((pred - y) ** 2))
+        self.post_mean_ = np.zeros((self.n_arms_, d))
+        self.post_cov_ = np.zeros((self.n_arms_, d, d))
+        for a in range(self.n_arms_):
+            if a == self.baseline_arm_:
+                continue
+            noise = max(float(np.mean((pred[:, a] - y[:, a]) ** 2)), 1e-12)
+            cov = np.linalg.inv(self.prior_precision * np.eye(d) + gram / noise)
+            self.post_cov_[a] = (cov + cov.T) / 2
+            self.post_mean_[a] = cov @ (phi.T @ y[:, a]) / noise
+        logger.info(
+            "NeuralBandit (full information, advantage over arm %d): %d epochs, val MSE %.4f",
+            self.baseline_arm_,
+            self.epochs_run_,
+            self.best_val_loss_,
+        )
+
     def _features(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
         xt = torch.from_numpy(np.array(X, dtype=np.float32))
         with torch.no_grad():
@@ -215,6 +361,51 @@ class NeuralBandit:
             module.head.weight.copy_(torch.from_numpy(weight.astype(np.float32)))
             module.head.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
         return module.eval()
+
+    def _advantage_posterior(self, baseline_arm: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per arm: weights [K, d] and covariance [K, d, d] of its (scaled) advantage over
+        ``baseline_arm``. Posteriors of different arms are independent, so for a reward
+        model the difference's covariance is the sum."""
+        if self.target_ == "advantage":
+            if baseline_arm != self.baseline_arm_:
+                raise ValueError(f"fitted against arm {self.baseline_arm_}, not {baseline_arm}")
+            return self.post_mean_.copy(), self.post_cov_.copy()
+        mean = self.post_mean_ - self.post_mean_[baseline_arm]
+        cov = self.post_cov_ + self.post_cov_[baseline_arm]
+        mean[baseline_arm] = 0.0
+        cov[baseline_arm] = 0.0
+        return mean, cov
+
+    def advantage_moments(self, X: np.ndarray, baseline_arm: int) -> tuple[np.ndarray, np.ndarray]:
+        """[N, K] posterior mean and std of each arm's advantage over ``baseline_arm``
+        (reward units); the baseline's own entries are 0."""
+        self._check_fitted()
+        w, cov = self._advantage_posterior(baseline_arm)
+        phi = self._features(X)
+        var = np.stack([np.sum((phi @ c) * phi, axis=1) for c in cov], axis=1)
+        scale = self.reward_scale_
+        return phi @ w.T * scale, np.sqrt(np.maximum(var, 0.0)) * scale
+
+    def safe_scoring_module(self, baseline_arm: int, z: float) -> SafeScoringNet:
+        """The exported policy: per arm the lower confidence bound ``mean - z * std`` of its
+        advantage over ``baseline_arm`` (reward units), 0 for the baseline itself.
+
+        Its argmax keeps the baseline unless some arm's advantage is positive with
+        confidence (safe policy improvement over a baseline, Thomas et al. 2015; Laroche
+        et al. 2019, SPIBB), so on rows it is unsure of the policy is the best single arm.
+        """
+        self._check_fitted()
+        if z < 0:
+            raise ValueError(f"z must be >= 0, got {z}")
+        w, cov = self._advantage_posterior(baseline_arm)
+        d = w.shape[1]
+        chol = np.zeros_like(cov)
+        for a in range(len(cov)):
+            if np.any(cov[a]):
+                chol[a] = np.linalg.cholesky(cov[a] + 1e-12 * np.eye(d))
+        return SafeScoringNet(
+            copy.deepcopy(self.net_), w * self.reward_scale_, chol * self.reward_scale_, z
+        ).eval()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """[N, K] expected reward of each arm (posterior mean), float32."""

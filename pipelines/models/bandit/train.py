@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -103,6 +104,32 @@ def _logged(
     return log.loc[frame.index]  # frame is (symbol, ts) sorted: keep its order
 
 
+def safety_z(level: float, horizon: int) -> float:
+    """Multiplier of the posterior std in the safe decision rule.
+
+    The one-sided normal quantile of ``level``, inflated by sqrt(horizon): rewards of
+    consecutive decisions share ``horizon - 1`` of their bars, so the posterior (which
+    treats rows as independent) understates the std by about that factor.
+    """
+    if not 0.5 <= level < 1:
+        raise ValueError(f"level must be in [0.5, 1), got {level}")
+    return float(NormalDist().inv_cdf(level) * np.sqrt(horizon))
+
+
+def _logged_best_arm(log: pd.DataFrame) -> int:
+    """The arm with the best self-normalised (SNIPS) mean logged reward."""
+    w = 1.0 / log["propensity"].to_numpy()
+    arms = log["arm"].to_numpy()
+    reward = log["reward"].to_numpy()
+    means = [
+        float(np.sum(w[arms == a] * reward[arms == a]) / np.sum(w[arms == a]))
+        if np.any(arms == a)
+        else -np.inf
+        for a in range(N_ARMS)
+    ]
+    return int(np.argmax(means))
+
+
 def _one_hot(arms: np.ndarray) -> np.ndarray:
     out = np.zeros((len(arms), N_ARMS))
     out[np.arange(len(arms)), arms] = 1.0
@@ -168,7 +195,9 @@ def train_bandit(
     x_tr = train[feats].to_numpy(dtype=np.float32)
     x_ho = hold[feats].to_numpy(dtype=np.float32)
 
-    # --- models, fitted on the logged view of the training span only
+    # --- models, fitted on the training span only
+    full_tr = train[data.reward_columns].to_numpy()
+    best_arm = int(np.argmax(full_tr.mean(axis=0)))
     fit_start = time.perf_counter()
     bandit = NeuralBandit(
         hidden=tuple(cfg.hidden),
@@ -181,17 +210,25 @@ def train_bandit(
         val_fraction=cfg.val_fraction,
         prior_precision=cfg.prior_precision,
         seed=int(s_net) % (2**31),
-    ).fit(x_tr, log_tr["arm"].to_numpy(), log_tr["reward"].to_numpy(), N_ARMS)
+    )
+    if cfg.training_feedback == "full_information":
+        default_arm = best_arm
+        bandit.fit_full_information(x_tr, full_tr, default_arm)
+    else:
+        default_arm = _logged_best_arm(log_tr)
+        bandit.fit(x_tr, log_tr["arm"].to_numpy(), log_tr["reward"].to_numpy(), N_ARMS)
     companion = BetaThompson(N_ARMS, len(REGIMES), cfg.ts_prior_a, cfg.ts_prior_b).fit(
         log_tr["arm"].to_numpy(), train["proxy_regime"].to_numpy(), log_tr["reward"].to_numpy()
     )
     fit_seconds = time.perf_counter() - fit_start
-    full_tr = train[data.reward_columns].to_numpy()
-    best_arm = int(np.argmax(full_tr.mean(axis=0)))
+    z = safety_z(cfg.safety_level, cfg.reward_horizon)
+    module = bandit.safe_scoring_module(default_arm, z)
 
     # --- policies on the held-out decisions
     mc = np.random.default_rng(s_mc)
-    greedy = np.argmax(bandit.predict(x_ho), axis=1)
+    with torch.no_grad():
+        values_ho = module(torch.from_numpy(x_ho.copy())).numpy()
+    greedy = np.argmax(values_ho, axis=1)
     regimes_ho = hold["proxy_regime"].to_numpy()
     beta_draws = np.zeros((len(hold), N_ARMS))
     for _ in range(_MC_SAMPLES):
@@ -231,8 +268,7 @@ def train_bandit(
         oracle_arm = np.array([per_regime_best[int(r)] for r in true_reg])
         truth["oracle_regime"] = float(np.mean(full_ho[np.arange(len(hold)), oracle_arm]))
 
-    # --- export
-    module = bandit.scoring_module()
+    # --- export: the graph is the policy (argmax of the conservative advantages)
     onnx_path = export_onnx(module, len(feats), out_dir / "model.onnx", cfg.onnx_opset)
     max_diff = parity(onnx_path, module, x_ho)
 
@@ -268,6 +304,9 @@ def train_bandit(
             "holdout/n_decisions": float(len(hold)),
             "holdout/distinct_arms_chosen": float(np.count_nonzero(chosen_share)),
             "holdout/top_arm_share": float(chosen_share.max()),
+            "holdout/deviation_share": float(np.mean(greedy != default_arm)),
+            "train/default_arm_index": float(default_arm),
+            "train/safety_z": z,
             "train/n_decisions": float(len(train)),
             "train/epochs_run": float(bandit.epochs_run_),
             "train/best_val_mse_scaled": bandit.best_val_loss_,
@@ -319,7 +358,10 @@ def train_bandit(
             "arm_names": list(ARM_NAMES),
             "feature_names": feats,
             "best_arm": ARM_NAMES[best_arm],
+            "default_arm": ARM_NAMES[default_arm],
             "exploration": "NeuralLinear (Bayesian last layer, Thompson sampling)",
+            "decision_rule": "argmax of the lower confidence bound of each arm's advantage "
+            "over the default arm (0 for the default arm)",
             "torch_threads": torch.get_num_threads(),
         },
     )
