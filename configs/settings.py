@@ -34,12 +34,22 @@ class MLflowConfig(Section):
 
 
 class TrainingConfig(Section):
-    """When a scheduled run trains."""
+    """When a scheduled run trains, and where its tasks run."""
 
     min_new_bars: int = Field(
         default=0,
         ge=0,
         description="Train only when this many new bars arrived since the last publish.",
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="'threads': the three trainings in one process; 'dask': on a Dask cluster "
+        "(prefect-dask), local unless dask_address is set.",
+    )
+    dask_workers: int = Field(default=2, ge=1, description="Local Dask cluster: worker processes.")
+    dask_address: str | None = Field(
+        default=None,
+        description="Existing Dask scheduler (tcp://host:8786) instead of a local one.",
     )
 
 

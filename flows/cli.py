@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     prepare_environment(_early_workdir(args))
     _register_optional_commands()
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
+        if isinstance(code, int):  # click returns Exit codes instead of raising them here
+            return code
     except (ConfigError, DataError) as exc:
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         return 2

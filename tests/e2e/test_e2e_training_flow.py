@@ -1,0 +1,155 @@
+"""The real training flow on tiny budgets: Prefect, MLflow (sqlite), the signed file store.
+
+Gate thresholds are set per test so the outcome of each gate is known in advance: the regime
+model is made to pass, the sizer to fail, and the flow's handling of both is what is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from configs import Settings, load_config
+from flows.paths import WorkdirLayout
+from flows.registry_cli import keyring_from_env
+from flows.training import run_training, store_uri
+from pipelines.registry.errors import VerificationError
+from pipelines.registry.store import open_store
+from pipelines.registry.verify import verify_model
+
+TINY = Path(__file__).with_name("tiny.yaml")
+PASS_REGIME = {
+    "regime.min_balanced_accuracy": 0.0,
+    "regime.min_margin_over_baselines": 0.0,
+    "regime.coverage_tolerance": 0.99,
+}
+FAIL_SIZER = {"sizer.gate_sharpe_ratio": 100.0}
+
+
+def _settings(workdir: Path, **overrides: Any) -> Settings:
+    return load_config(TINY, overrides={"workdir": str(workdir), **overrides}, environ={})
+
+
+@pytest.fixture(scope="module")
+def first_run(
+    tmp_path_factory: pytest.TempPathFactory, prefect_api: None
+) -> tuple[Settings, dict[str, Any]]:
+    settings = _settings(tmp_path_factory.mktemp("e2e"), **PASS_REGIME, **FAIL_SIZER)
+    return settings, run_training(settings)
+
+
+def _keyring(settings: Settings) -> Any:
+    return keyring_from_env({}, settings, settings.workdir, create_dev_key=False)
+
+
+def test_passing_model_is_published_and_failing_one_is_not(
+    first_run: tuple[Settings, dict[str, Any]],
+) -> None:
+    settings, summary = first_run
+    models = summary["models"]
+    assert models["regime"]["status"] == "published"
+    assert models["sizer"]["status"] == "blocked"
+    assert "sharpe_vs_fixed_1x" in models["sizer"]["detail"]
+    store = open_store(store_uri(settings))
+    live = verify_model(store, "regime", _keyring(settings))
+    assert live.version == models["regime"]["version"]
+    gates = {g["name"]: g for g in live.manifest["gates"]}
+    assert gates["onnx_max_abs_diff"]["passed"] and gates["onnx_max_abs_diff"]["value"] <= 1e-5
+    assert "onnx_max_abs_diff" in live.manifest["metrics"]
+    assert live.manifest["lineage"]["data_hash"] == summary["data_hash"]
+    with pytest.raises(VerificationError):
+        verify_model(store, "sizer", _keyring(settings))
+
+
+def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
+    first_run: tuple[Settings, dict[str, Any]],
+) -> None:
+    _, summary = first_run
+    client = MlflowClient(summary["mlflow_tracking_uri"])
+    parent = client.get_run(summary["mlflow_run_id"])
+    assert parent.data.params["data.synthetic.n_bars"] == "1500"
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    by_model = {r.data.tags["edgeflow.model"]: r for r in children}
+    assert set(by_model) == {"regime", "bandit", "sizer"}
+    assert by_model["regime"].data.tags["edgeflow.status"] == "published"
+    assert by_model["sizer"].data.tags["edgeflow.status"] == "blocked"
+    for run in by_model.values():
+        assert run.data.metrics["onnx_max_abs_diff"] <= 1e-5
+        assert run.data.metrics["onnx/pyfunc_max_abs_diff"] <= 1e-6
+    champion = client.get_model_version_by_alias("edgeflow-regime", "champion")
+    assert champion.run_id == by_model["regime"].info.run_id
+    with pytest.raises(Exception, match="alias"):
+        client.get_model_version_by_alias("edgeflow-sizer", "champion")
+
+
+def test_report_shows_gates_and_every_plot(first_run: tuple[Settings, dict[str, Any]]) -> None:
+    _, summary = first_run
+    page = Path(summary["report"])
+    text = page.read_text()
+    assert "<h2>Gates</h2>" in text and "sharpe_vs_fixed_1x" in text
+    images = re.findall(r'src="(img/[^"]+)"', text)
+    assert len(images) >= 6
+    for src in images:
+        assert (page.parent / src).stat().st_size > 1000, src
+
+
+def test_no_new_data_means_no_training(first_run: tuple[Settings, dict[str, Any]]) -> None:
+    settings, _ = first_run
+    again = run_training(
+        settings.model_copy(
+            update={"training": settings.training.model_copy(update={"min_new_bars": 24})}
+        )
+    )
+    assert again["status"] == "skipped"
+    assert "training.min_new_bars=24" in again["reason"]
+
+
+def test_failed_gate_leaves_previous_version_live_on_a_dask_cluster(
+    first_run: tuple[Settings, dict[str, Any]],
+) -> None:
+    """Forced retrain on a local 2-worker Dask cluster; the regime gate now fails."""
+    first_settings, first = first_run
+    settings = _settings(
+        first_settings.workdir,
+        **{**PASS_REGIME, "regime.min_balanced_accuracy": 1.0},
+        **FAIL_SIZER,
+        **{"training.task_runner": "dask", "training.dask_workers": 2},
+    )
+    summary = run_training(settings, force=True)
+    assert summary["models"]["regime"]["status"] == "blocked"
+    live = verify_model(open_store(store_uri(settings)), "regime", _keyring(settings))
+    assert live.version == first["models"]["regime"]["version"]
+    state = json.loads(WorkdirLayout(settings.workdir).last_training.read_text())
+    published_now = any(m["status"] == "published" for m in summary["models"].values())
+    assert (state["run_id"] == summary["run_id"]) == published_now
+
+
+def test_cli_verify_passes_on_the_published_store(
+    first_run: tuple[Settings, dict[str, Any]],
+) -> None:
+    settings, _ = first_run
+    cli = Path(sys.executable).with_name("edgeflow")
+    out = subprocess.run(
+        [str(cli), "verify", store_uri(settings), "--model", "regime"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(settings.workdir),
+            "EDGEFLOW_WORKDIR": str(settings.workdir),
+        },
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "regime" in out.stdout
