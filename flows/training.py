@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -24,6 +25,7 @@ from flows.paths import WorkdirLayout, new_run_id
 from flows.registry_cli import keyring_from_env
 from pipelines.registry.store import open_store
 from tasks.publish import publish_files
+from tasks.recommend import derive_recommendation
 from tasks.reporting import decide_training, record_training, write_run_report
 from tasks.tracking import Tracker, default_tracking_uri
 from tasks.train import TRAINERS, parity_gate
@@ -143,6 +145,21 @@ def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
             "gates": gates,
         }
 
+    if "regime" in outcomes:
+        results["recommendation"] = publish_recommendation(
+            data["bars"],
+            features,
+            outcomes,
+            results,
+            settings,
+            run_dir,
+            store,
+            keyring,
+            lineage,
+            tracker,
+            parent,
+        )
+
     summary = {
         "status": "ok" if all(r["status"] != "failed" for r in results.values()) else "failed",
         "run_id": run_id,
@@ -152,7 +169,8 @@ def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
         "mlflow_run_id": parent,
         "mlflow_tracking_uri": tracker.tracking_uri,
         "models": {
-            k: {kk: vv for kk, vv in v.items() if kk != "gates"} for k, v in results.items()
+            k: {kk: vv for kk, vv in v.items() if kk not in {"gates", "tables"}}
+            for k, v in results.items()
         },
         **lineage,
     }
@@ -184,6 +202,65 @@ def with_task_runner(settings: Settings) -> Any:
             }
         )
     return training_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
+
+
+def publish_recommendation(
+    bars: Any,
+    features: Any,
+    outcomes: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    settings: Settings,
+    run_dir: Path,
+    store: Any,
+    keyring: Any,
+    lineage: dict[str, str],
+    tracker: Tracker,
+    parent: str,
+) -> dict[str, Any]:
+    """Derive ``latest_recommendation.json`` and publish it signed when the classifier passed."""
+    passed = {name: r["status"] == "published" for name, r in results.items()}
+    doc = derive_recommendation(
+        bars,
+        features,
+        outcomes,
+        passed,
+        settings.bandit.reward_horizon,
+        settings.bandit.holdout_fraction,
+    )
+    doc = {"generated_at": datetime.now(UTC).isoformat(), **doc}
+    path = run_dir / "recommendation" / "latest_recommendation.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    rows = [
+        {"family": fam, "regime": reg, **cell}
+        for fam, cells in doc["recommendations"].items()
+        for reg, cell in cells.items()
+    ]
+    table = path.with_name("recommendation.csv")
+    pd.DataFrame(rows).to_csv(table, index=False)
+    tracker.log_artifact(parent, path, "recommendation")
+    if not passed.get("regime"):
+        return {
+            "status": "blocked",
+            "detail": "the regime classifier did not pass its gates",
+            "tables": [table],
+        }
+    published = publish_files(
+        store,
+        "recommendation",
+        {"latest_recommendation.json": path},
+        keyring,
+        {},
+        [],
+        {**lineage, "mlflow_run_id": parent},
+        settings.registry.keep_last,
+    )
+    return {
+        "status": "published",
+        "detail": f"version {published.version} (sources: {doc['sources']})",
+        "version": published.version,
+        "tables": [table],
+    }
 
 
 def run_training(settings: Settings, force: bool = False) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def write_run_report(
                 gates=gates,
                 metrics=dict(outcome.metrics) if outcome else {},
                 images=_images(outcome) if outcome else [],
-                tables=_csv_tables(outcome) if outcome else [],
+                tables=_csv_tables(outcome) if outcome else list(result.get("tables", [])),
             )
         )
     overview = plot_bars_overview(bars, run_dir / "report" / "bars_overview.png")
