@@ -109,6 +109,10 @@ def run(
     from flows.training import run_training
 
     summary = run_training(settings, force=force)
+    if summary.get("status") == "rejected":
+        from tasks.data import RejectedInputError
+
+        raise RejectedInputError(summary["reason"])
     typer.echo(json.dumps(summary, indent=2, default=str))
     if summary.get("status") == "failed":
         raise typer.Exit(1)
@@ -157,16 +161,17 @@ def _early_workdir(argv: list[str]) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: user errors print one clear line, never a traceback."""
-    from pipelines.data.errors import DataError
-
     args = sys.argv[1:] if argv is None else argv
     prepare_environment(_early_workdir(args))
     _register_optional_commands()
+    from pipelines.data.errors import DataError
+    from tasks.data import RejectedInputError
+
     try:
         code = app(args=args, standalone_mode=False)
         if isinstance(code, int):  # click returns Exit codes instead of raising them here
             return code
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, RejectedInputError) as exc:
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         return 2
     except typer.Exit as exc:

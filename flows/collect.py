@@ -11,7 +11,15 @@ from prefect import flow
 
 from configs import Settings, load_config
 from flows.paths import WorkdirLayout, new_run_id
-from tasks.data import check_data, collect_raw, featurize_bars, load_bars, store_bars
+from tasks.data import (
+    Rejected,
+    RejectedInputError,
+    check_data,
+    collect_raw,
+    featurize_bars,
+    load_bars,
+    store_bars,
+)
 
 
 @flow(name="edgeflow-collect", log_prints=True)
@@ -20,7 +28,11 @@ def collect_stage(settings: Settings, run_id: str) -> dict[str, Any]:
     layout = WorkdirLayout(settings.workdir)
     run_dir = layout.run_dir(run_id)
     raws = collect_raw(settings.data, settings.seed)
+    if isinstance(raws, Rejected):
+        return {"rejected": raws.message, "run_dir": run_dir}
     checked = check_data(raws, settings.data, run_dir)
+    if isinstance(checked, Rejected):
+        return {"rejected": checked.message, "run_dir": run_dir}
     appended = store_bars(checked, layout.bars)
     bars, data_hash = load_bars(layout.bars)
     features = featurize_bars(str(layout.bars), data_hash)
@@ -37,6 +49,8 @@ def collect_stage(settings: Settings, run_id: str) -> dict[str, Any]:
 def run_collect(settings: Settings) -> dict[str, Any]:
     """CLI entry: one collect run; returns a JSON-able summary."""
     result = collect_stage(settings, new_run_id())
+    if "rejected" in result:
+        raise RejectedInputError(result["rejected"])
     features = result["features"]
     return {
         "rows_added": result["append"]["rows_added"],

@@ -54,6 +54,8 @@ def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
     started = datetime.now(UTC)
     data = collect_stage(settings, run_id)
     run_dir: Path = data["run_dir"]
+    if "rejected" in data:
+        return {"status": "rejected", "reason": data["rejected"], "run_dir": str(run_dir)}
 
     decision = decide_training(layout, data["bars"], settings.training.min_new_bars, force)
     if not decision["train"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,23 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 import pipelines.features
 from configs.data import DataConfig
 from pipelines.data.checks import CheckedBars, check_bars
+from pipelines.data.errors import DataError
 from pipelines.data.fingerprint import frame_hash, source_hash
 from pipelines.data.sources import RawFrame, load_source
 from pipelines.data.store import AppendResult, append_bars, read_bars
 from pipelines.features import FeatureSet, featurize
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Bad input, as one clear line: returned rather than raised so no traceback is logged."""
+
+    message: str
+
+
+class RejectedInputError(ValueError):
+    """Raised by entry points (the CLI) for rejected input: printed as one line, no traceback."""
+
 
 FEATURES_CODE_HASH = source_hash(Path(pipelines.features.__file__).parent.glob("*.py"))
 
@@ -30,24 +44,32 @@ def s3_client(endpoint_url: str | None) -> Any:
 
 
 @task(name="collect_raw", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def collect_raw(cfg: DataConfig, seed: int) -> list[RawFrame]:
-    """Read the configured source as it is (I/O: retried)."""
+def collect_raw(cfg: DataConfig, seed: int) -> list[RawFrame] | Rejected:
+    """Read the configured source as it is (I/O: retried; bad input is not retried)."""
     client = s3_client(cfg.s3_endpoint_url) if cfg.source == "s3" else None
-    raws = load_source(cfg, seed, s3_client=client)
+    try:
+        raws = load_source(cfg, seed, s3_client=client)
+    except DataError as exc:
+        get_run_logger().error("rejected input: %s", exc)
+        return Rejected(str(exc))
     get_run_logger().info("read %d table(s) from source %r", len(raws), cfg.source)
     return raws
 
 
 @task(name="check_data", cache_policy=NO_CACHE)
-def check_data(raws: list[RawFrame], cfg: DataConfig, run_dir: Path) -> CheckedBars:
-    """Validate; quarantine bad rows; fatal problems raise ``DataError`` naming file/column/row."""
-    checked = check_bars(
-        raws,
-        cfg.checks,
-        interval=cfg.interval,
-        now=datetime.now(UTC),
-        quarantine_dir=run_dir / "quarantine",
-    )
+def check_data(raws: list[RawFrame], cfg: DataConfig, run_dir: Path) -> CheckedBars | Rejected:
+    """Validate; quarantine bad rows; a fatal problem is rejected naming file, column and row."""
+    try:
+        checked = check_bars(
+            raws,
+            cfg.checks,
+            interval=cfg.interval,
+            now=datetime.now(UTC),
+            quarantine_dir=run_dir / "quarantine",
+        )
+    except DataError as exc:
+        get_run_logger().error("rejected input: %s", exc)
+        return Rejected(str(exc))
     report = checked.report
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "data_checks.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))

@@ -49,11 +49,11 @@ def test_invalid_file_lists_every_bad_field_with_its_path(tmp_path: Path) -> Non
 
 
 def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml", environ={})
     bad = tmp_path / "broken.yaml"
     bad.write_text("seed: [1,\n")
-    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
         load_config(bad, environ={})
 
 

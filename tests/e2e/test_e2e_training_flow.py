@@ -20,6 +20,7 @@ from configs import Settings, load_config
 from flows.paths import WorkdirLayout
 from flows.registry_cli import keyring_from_env
 from flows.training import run_training, store_uri
+from pipelines.recommendations import check_bounds
 from pipelines.registry.errors import VerificationError
 from pipelines.registry.store import open_store
 from pipelines.registry.verify import verify_model
@@ -66,6 +67,11 @@ def test_passing_model_is_published_and_failing_one_is_not(
     assert live.manifest["lineage"]["data_hash"] == summary["data_hash"]
     with pytest.raises(VerificationError):
         verify_model(store, "sizer", _keyring(settings))
+    rec = verify_model(store, "recommendation", _keyring(settings))
+    doc = json.loads(rec.files["latest_recommendation.json"])
+    check_bounds(doc)
+    assert set(doc["recommendations"]) == {"ema_cross", "mean_reversion", "breakout", "momentum"}
+    assert "not used" in doc["sources"]["sizer"]  # the sizer was blocked, so it contributed nothing
 
 
 def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
