@@ -28,7 +28,7 @@ from tasks.publish import publish_files
 from tasks.recommend import derive_recommendation
 from tasks.reporting import decide_training, record_training, write_run_report
 from tasks.tracking import Tracker, default_tracking_uri
-from tasks.train import TRAINERS, parity_gate
+from tasks.train import parity_gate, train_model
 
 PARITY_TOLERANCE = 1e-5
 MODELS = ("regime", "bandit", "sizer")
@@ -81,7 +81,7 @@ def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
 
     features = data["features"].frame
     futures = {
-        name: TRAINERS[name].submit(data["bars"], features, settings, run_dir / name)
+        name: train_model.submit(name, data["bars"], features, settings, run_dir / name)
         for name in MODELS
     }
     results: dict[str, dict[str, Any]] = {}

@@ -1,7 +1,9 @@
-"""Prefect tasks around the three trainers: each calls one pipelines function."""
+"""The training task: one Prefect task that calls one trainer from ``pipelines.models``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 
 import pandas as pd
@@ -11,62 +13,40 @@ from prefect.cache_policies import NO_CACHE
 from configs import Settings
 from pipelines.models.common import Gate, TrainOutcome
 
+#: model -> (module, trainer function, settings section). Imported lazily: torch, SB3 and
+#: LightGBM are heavy and the CLI's --help should not pay for them.
+TRAINERS: dict[str, tuple[str, str, str]] = {
+    "regime": ("pipelines.models.regime.train", "train_regime", "regime"),
+    "bandit": ("pipelines.models.bandit.train", "train_bandit", "bandit"),
+    "sizer": ("pipelines.models.sizer.train", "train_sizer", "sizer"),
+}
 
-def _log_outcome(outcome: TrainOutcome) -> None:
+
+def _trainer(model: str) -> Callable[..., TrainOutcome]:
+    module, func, _ = TRAINERS[model]
+    fn: Callable[..., TrainOutcome] = getattr(import_module(module), func)
+    return fn
+
+
+@task(name="train", task_run_name="train_{model}", cache_policy=NO_CACHE)
+def train_model(
+    model: str, bars: pd.DataFrame, features: pd.DataFrame, settings: Settings, out_dir: Path
+) -> TrainOutcome:
+    """Train, evaluate against baselines on the held-out span, export ONNX with parity."""
+    section = getattr(settings, TRAINERS[model][2])
+    outcome = _trainer(model)(bars, features, section, settings.seed, out_dir)
     log = get_run_logger()
     for gate in outcome.gates:
         log.info(
             "%s gate %s: value %.6g vs threshold %.6g -> %s",
-            outcome.model,
+            model,
             gate.name,
             gate.value,
             gate.threshold,
             "pass" if gate.passed else "FAIL",
         )
-    log.info("%s ONNX parity max abs diff %.3g", outcome.model, outcome.onnx_max_abs_diff)
-
-
-@task(name="train_regime", cache_policy=NO_CACHE)
-def train_regime_model(
-    bars: pd.DataFrame, features: pd.DataFrame, settings: Settings, out_dir: Path
-) -> TrainOutcome:
-    """Regime classifier: walk-forward selection, BOCD, conformal calibration, ONNX."""
-    from pipelines.models.regime.train import train_regime
-
-    outcome = train_regime(bars, features, settings.regime, settings.seed, out_dir)
-    _log_outcome(outcome)
+    log.info("%s ONNX parity max abs diff %.3g", model, outcome.onnx_max_abs_diff)
     return outcome
-
-
-@task(name="train_bandit", cache_policy=NO_CACHE)
-def train_bandit_model(
-    bars: pd.DataFrame, features: pd.DataFrame, settings: Settings, out_dir: Path
-) -> TrainOutcome:
-    """Neural contextual bandit over the 12 arms, judged off-policy on the held-out span."""
-    from pipelines.models.bandit.train import train_bandit
-
-    outcome = train_bandit(bars, features, settings.bandit, settings.seed, out_dir)
-    _log_outcome(outcome)
-    return outcome
-
-
-@task(name="train_sizer", cache_policy=NO_CACHE)
-def train_sizer_model(
-    bars: pd.DataFrame, features: pd.DataFrame, settings: Settings, out_dir: Path
-) -> TrainOutcome:
-    """CVaR-constrained PPO position sizer against fixed, rule-based and plain-PPO sizing."""
-    from pipelines.models.sizer.train import train_sizer
-
-    outcome = train_sizer(bars, features, settings.sizer, settings.seed, out_dir)
-    _log_outcome(outcome)
-    return outcome
-
-
-TRAINERS = {
-    "regime": train_regime_model,
-    "bandit": train_bandit_model,
-    "sizer": train_sizer_model,
-}
 
 
 def parity_gate(outcome: TrainOutcome, tolerance: float) -> Gate:
