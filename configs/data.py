@@ -20,8 +20,14 @@ class RegimeParams(Section):
     jump_prob: float = Field(ge=0, le=1, description="Probability of a jump on a bar.")
     jump_mean: float = Field(description="Mean jump size (log return).")
     jump_std: float = Field(ge=0, description="Std of the jump size.")
-    mean_reversion: float = Field(
-        default=0.0, ge=0, lt=1, description="MA(1) coefficient theta; r_t = e_t - theta e_{t-1}."
+    half_life: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Mean reversion in level: half-life in bars of the AR(1) deviation x of the log "
+            "price from the regime's anchor (x_t = phi x_{t-1} + e_t, phi = 0.5**(1/half_life)); "
+            "None = random walk (no reversion)."
+        ),
     )
     stay: float = Field(gt=0, lt=1, description="Probability of staying in the regime next bar.")
 
@@ -53,15 +59,15 @@ def _default_regimes() -> dict[str, RegimeParams]:
             jump_prob=0.001,
             jump_mean=0.0,
             jump_std=0.008,
-            mean_reversion=0.35,
+            half_life=12.0,
             stay=0.995,
         ),
         "PANIC": RegimeParams(
-            drift=-0.003,
+            drift=-0.001,
             vol=0.02,
             volume=3.0,
             jump_prob=0.04,
-            jump_mean=-0.03,
+            jump_mean=-0.02,
             jump_std=0.02,
             stay=0.985,
         ),

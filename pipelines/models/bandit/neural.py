@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -169,39 +169,12 @@ class NeuralBandit:
             pred = net(xt[rows]).gather(1, at[rows, None]).squeeze(1)
             return torch.mean((pred - yt[rows]) ** 2)
 
-        val_rows = torch.arange(n_tr, len(X))
-        best, best_state, stale, history = np.inf, copy.deepcopy(net.state_dict()), 0, []
-        epochs_run = 0
-        for _ in range(self.epochs):
-            epochs_run += 1
-            net.train()
-            perm = torch.randperm(n_tr, generator=gen)
-            for start in range(0, n_tr, self.batch_size):
-                opt.zero_grad()
-                loss = chosen_loss(perm[start : start + self.batch_size])
-                loss.backward()
-                opt.step()
-            net.eval()
-            with torch.no_grad():
-                val = float(chosen_loss(val_rows))
-            history.append(val)
-            if val < best - 1e-6:
-                best, best_state, stale = val, copy.deepcopy(net.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        net.load_state_dict(best_state)
-        net.eval()
-        self.net_ = net
-        self.val_loss_ = history
-        self.epochs_run_ = epochs_run
-        self.best_val_loss_ = float(best)
+        self._train_loop(net, opt, chosen_loss, n_tr, len(X), gen)
         self._fit_posterior(xt, action, y)
         logger.info(
             "NeuralBandit: %d epochs, best val MSE %.4f (scaled), noise var %.4f",
             self.epochs_run_,
-            best,
+            self.best_val_loss_,
             self.noise_var_,
         )
         return self
@@ -266,7 +239,19 @@ class NeuralBandit:
             err = (net(xt[rows]) - yt[rows]) ** 2 * mt[rows]
             return err.sum() / mt[rows].sum().clamp_min(1.0)
 
-        val_rows = torch.arange(n_tr, len(X))
+        self._train_loop(net, opt, loss_of, n_tr, len(X), gen)
+
+    def _train_loop(
+        self,
+        net: RewardNet,
+        opt: torch.optim.Optimizer,
+        loss_of: Callable[[torch.Tensor], torch.Tensor],
+        n_tr: int,
+        n_total: int,
+        gen: torch.Generator,
+    ) -> None:
+        """Mini-batch Adam on rows [0, n_tr), early stopping on rows [n_tr, n_total)."""
+        val_rows = torch.arange(n_tr, n_total)
         best, best_state, stale, history = np.inf, copy.deepcopy(net.state_dict()), 0, []
         epochs_run = 0
         for _ in range(self.epochs):
