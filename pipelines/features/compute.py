@@ -57,13 +57,23 @@ class FeatureSet:
 def _div(a: np.ndarray, b: np.ndarray, fill: float = 0.0) -> np.ndarray:
     """``a / b`` where ``|b| > eps``, else ``fill`` (flat prices, zero volume); NaN kept."""
     ok = np.abs(b) > _EPS
-    out = np.where(ok, a / np.where(ok, b, 1.0), fill)
-    return np.where(np.isnan(a) | np.isnan(b), np.nan, out)
+    out = np.full(a.shape, fill)
+    np.divide(a, b, out=out, where=ok)
+    np.copyto(out, b, where=np.isnan(b))  # NaN fails ``ok``; keep it NaN, not ``fill``
+    return out
 
 
 def _log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``log(a / b)`` for non-negative scales, floored so flat series give 0, not -inf."""
-    return np.log(np.maximum(a, _EPS)) - np.log(np.maximum(b, _EPS))
+    out = np.log(np.maximum(a, _EPS))
+    out -= np.log(np.maximum(b, _EPS))
+    return out
+
+
+def _log_of_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``log(a / b)`` for positive ``a``, ``b``: one division and one log, in place."""
+    out = np.divide(a, b)
+    return np.log(out, out=out)
 
 
 def _utc_seconds(ts: pd.Series) -> np.ndarray:
@@ -75,41 +85,55 @@ def _utc_seconds(ts: pd.Series) -> np.ndarray:
 
 
 def _time_features(sec: np.ndarray) -> dict[str, np.ndarray]:
-    hour = (sec % 86400) / 3600.0
-    dow = ((sec // 86400) + 3) % 7 + hour / 24.0  # 1970-01-01 was a Thursday; Monday = 0
-    two_pi = 2.0 * np.pi
+    day = sec % 86400
+    hour_angle = day * (2.0 * np.pi / 86400.0)  # 2 pi hour / 24
+    # 1970-01-01 was a Thursday; Monday = 0; fraction of the day added
+    dow_angle = ((sec // 86400) + 3) % 7 + day / 86400.0
+    dow_angle *= 2.0 * np.pi / 7.0
     return {
-        "hour_sin": np.sin(two_pi * hour / 24.0),
-        "hour_cos": np.cos(two_pi * hour / 24.0),
-        "dow_sin": np.sin(two_pi * dow / 7.0),
-        "dow_cos": np.cos(two_pi * dow / 7.0),
+        "hour_sin": np.sin(hour_angle),
+        "hour_cos": np.cos(hour_angle),
+        "dow_sin": np.sin(dow_angle),
+        "dow_cos": np.cos(dow_angle),
     }
 
 
 def _price_features(
     h: np.ndarray, lo: np.ndarray, c: np.ndarray, lc: np.ndarray, r: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Returns, volatility, ATR, EMA, RSI, MACD and Bollinger features."""
+    """Returns, volatility, ATR, EMA, RSI, MACD and Bollinger features.
+
+    Rolling moments that several features share come from one prefix-sum pair per series
+    (``k.rolling_mean_var``); ``r`` has one NaN head entry, handled without a NaN-masking pass.
+    """
     f: dict[str, np.ndarray] = {f"ret_{n}": k.diff(lc, n) for n in (1, 6, 24, 72, 168)}
 
-    for n in (24, 72, 200):
-        f[f"rv_{n}"] = k.rolling_std(r, n, ddof=1)
+    for n, (_, var) in zip(
+        (24, 72, 200), k.rolling_mean_var(r, (24, 72, 200), ddof=1, head=1), strict=True
+    ):
+        f[f"rv_{n}"] = np.sqrt(var, out=var)
     hl = np.log(h / lo)
-    f["park_vol_24"] = np.sqrt(k.rolling_mean(hl * hl, 24) / (4.0 * _LN2))
+    hl *= hl
+    (park,) = k.window_sums(hl, (24,))
+    park *= 1.0 / (24 * 4.0 * _LN2)
+    f["park_vol_24"] = np.sqrt(park, out=park)
     f["rv_ratio_24_200"] = _log_ratio(f["rv_24"], f["rv_200"])
 
     c_prev = k.lag(c, 1)
-    tr = np.maximum(h - lo, np.maximum(np.abs(h - c_prev), np.abs(lo - c_prev)))
+    tr = h - lo
+    np.maximum(tr, np.abs(h - c_prev), out=tr)
+    np.maximum(tr, np.abs(lo - c_prev), out=tr)
+    tr[0] = np.nan  # as the three-way max gives: no previous close on the first bar
     atr14, atr100 = k.wilder(tr, 14, start=1), k.wilder(tr, 100, start=1)
     f["atr_14"] = atr14 / c
     f["atr_ratio_14_100"] = _log_ratio(atr14, atr100)
 
     e = {n: k.ema(c, n) for n in (12, 20, 26, 50, 200)}
-    f["close_ema_20"] = np.log(c / e[20])
-    f["close_ema_50"] = np.log(c / e[50])
-    f["close_ema_200"] = np.log(c / e[200])
-    f["ema_spread_20_50"] = np.log(e[20] / e[50])
-    f["ema_spread_50_200"] = np.log(e[50] / e[200])
+    f["close_ema_20"] = _log_of_ratio(c, e[20])
+    f["close_ema_50"] = _log_of_ratio(c, e[50])
+    f["close_ema_200"] = _log_of_ratio(c, e[200])
+    f["ema_spread_20_50"] = _log_of_ratio(e[20], e[50])
+    f["ema_spread_50_200"] = _log_of_ratio(e[50], e[200])
     cross = np.sign(e[20] - e[50])
     f["ema_cross_20_50"] = cross
     f["ema_cross_age_20_50"] = np.log1p(k.bars_since_change(cross, start=49))
@@ -122,13 +146,18 @@ def _price_features(
 
     line = e[12] - e[26]
     signal = k.ema(line, 9, start=25)
-    f["macd"] = line / c
-    f["macd_signal"] = signal / c
-    f["macd_hist"] = (line - signal) / c
+    inv_c = 1.0 / c
+    f["macd"] = line * inv_c
+    f["macd_signal"] = signal * inv_c
+    line -= signal
+    line *= inv_c
+    f["macd_hist"] = line
 
-    mid, sd = k.rolling_mean(lc, 20), k.rolling_std(lc, 20)
+    ((mid, var),) = k.rolling_mean_var(lc, (20,))
+    sd = np.sqrt(var, out=var)
     f["bb_pos_20"] = _div(lc - mid, 2.0 * sd)
-    f["bb_width_20"] = 4.0 * sd
+    sd *= 4.0
+    f["bb_width_20"] = sd
     return f
 
 
@@ -137,15 +166,22 @@ def _volume_features(
 ) -> dict[str, np.ndarray]:
     """Volume z-scores and levels, signed volume and the volume-profile distances."""
     lv = np.log1p(v)
-    m24, m200 = k.rolling_mean(lv, 24), k.rolling_mean(lv, 200)
+    (m24, var24), (m200, var200) = k.rolling_mean_var(lv, (24, 200))
     f = {
-        "vol_z_24": _div(lv - m24, k.rolling_std(lv, 24)),
-        "vol_z_200": _div(lv - m200, k.rolling_std(lv, 200)),
+        "vol_z_24": _div(lv - m24, np.sqrt(var24, out=var24)),
+        "vol_z_200": _div(lv - m200, np.sqrt(var200, out=var200)),
         "vol_ratio_24_200": m24 - m200,
         "vol_level_long": m24 - k.ewm_mean(lv, _VOLUME_BASELINE_HALFLIFE),
-        "signed_vol_24": _div(k.rolling_sum(np.sign(r) * v, 24), k.rolling_sum(v, 24)),
     }
-    typical = np.log((h + lo + c) / 3.0)
+    signed = np.sign(r)
+    signed *= v
+    (s_signed,) = k.window_sums(signed, (24,), head=1)
+    (s_vol,) = k.window_sums(v, (24,))
+    f["signed_vol_24"] = _div(s_signed, s_vol)
+    typical = h + lo
+    typical += c
+    typical /= 3.0
+    np.log(typical, out=typical)
     poc, supply, demand = k.volume_profile(typical, v, lc, _PROFILE_WINDOW, _PROFILE_BINS)
     f["poc_dist_100"] = poc
     f["supply_dist_100"] = supply
@@ -156,20 +192,34 @@ def _volume_features(
 def _range_features(
     h: np.ndarray, lo: np.ndarray, c: np.ndarray, r: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Range position, breakouts, lag-1 autocorrelation and jump frequency."""
-    hh50, ll50 = k.rolling_max(h, 50), k.rolling_min(lo, 50)
-    r_prev = k.lag(r, 1)
-    num = k.rolling_sum(r * r_prev, 48)
-    den = np.sqrt(k.rolling_sum(r * r, 48) * k.rolling_sum(r_prev * r_prev, 48))
+    """Range position, breakouts, lag-1 autocorrelation and jump frequency.
+
+    The autocorrelation's two sums of squares are one prefix sum of ``r**2`` read at two lags
+    (``sum r_{t-1}^2`` over the window ending at t is ``sum r^2`` over the window ending at
+    t-1).
+    """
+    hh50, hh20 = k.rolling_extremes(h, (50, 20), np.maximum)
+    ll50, ll20 = k.rolling_extremes(lo, (50, 20), np.minimum)
+    rr = r * k.lag(r, 1)
+    (num,) = k.window_sums(rr, (48,), head=2)
+    r2 = r * r
+    (s_r2,) = k.window_sums(r2, (48,), head=1)
+    den = k.lag(s_r2, 1)
+    den *= s_r2
+    np.sqrt(den, out=den)
     r0 = np.nan_to_num(r)
-    sigma_prev = k.lag(np.sqrt(k.ewm_mean(r0 * r0, _JUMP_BASELINE_HALFLIFE)), 1)
-    jump = (np.abs(r0) > _JUMP_SIGMAS * sigma_prev).astype(np.float64)
+    np.multiply(r0, r0, out=r2)
+    sigma_prev = k.lag(np.sqrt(k.ewm_mean(r2, _JUMP_BASELINE_HALFLIFE)), 1)
+    sigma_prev *= _JUMP_SIGMAS
+    jump = (np.abs(r0) > sigma_prev).astype(np.float64)
+    (jump_freq,) = k.window_sums(jump, (100,))
+    jump_freq /= 100.0
     return {
         "range_pos_50": _div(c - ll50, hh50 - ll50, fill=0.5),
-        "breakout_up_20": np.log(c / k.lag(k.rolling_max(h, 20), 1)),
-        "breakout_dn_20": np.log(c / k.lag(k.rolling_min(lo, 20), 1)),
+        "breakout_up_20": _log_of_ratio(c, k.lag(hh20, 1)),
+        "breakout_dn_20": _log_of_ratio(c, k.lag(ll20, 1)),
         "autocorr_48": _div(num, den),
-        "jump_freq_100": k.rolling_mean(jump, 100),
+        "jump_freq_100": jump_freq,
     }
 
 
@@ -193,15 +243,17 @@ def _feature_matrix(
     volume: np.ndarray,
     skip: int,
     dtype: type[np.floating] = np.float64,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Features of rows ``skip..`` as a Fortran-ordered ``[n - skip, 43]`` array.
+    """Features of rows ``skip..`` as a ``[n - skip, 43]`` array (written into ``out`` if given).
 
-    Column-major so each feature is written contiguously and pandas can adopt the float32
-    block without copying it.
+    Column-major by default, so each feature is written contiguously and pandas can adopt the
+    float32 block without copying it. Each feature array is released as soon as it is copied.
     """
     f = _feature_dict(sec, high, low, close, volume)
     n = max(len(close) - skip, 0)
-    out = np.empty((n, len(FEATURE_NAMES)), dtype=dtype, order="F")
+    if out is None:
+        out = np.empty((n, len(FEATURE_NAMES)), dtype=dtype, order="F")
     for j, name in enumerate(FEATURE_NAMES):
         out[:, j] = f.pop(name)[skip:]
     return out
@@ -264,13 +316,28 @@ def _symbol_positions(bars: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
 
 
 def _symbol_matrix(
-    bars: pd.DataFrame, pos: np.ndarray, sec: np.ndarray, skip: int, dtype: type[np.floating]
+    bars: pd.DataFrame,
+    pos: np.ndarray,
+    sec: np.ndarray,
+    skip: int,
+    dtype: type[np.floating],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
+    whole = len(pos) == len(bars) and bool(np.all(pos[1:] > pos[:-1]))  # rows already in order
+
     def col(name: str) -> np.ndarray:
-        return bars[name].to_numpy(dtype=np.float64)[pos]
+        values = bars[name].to_numpy(dtype=np.float64)
+        return values if whole else values[pos]
 
     return _feature_matrix(
-        sec[pos], col("high"), col("low"), col("close"), col("volume"), skip=skip, dtype=dtype
+        sec if whole else sec[pos],
+        col("high"),
+        col("low"),
+        col("close"),
+        col("volume"),
+        skip=skip,
+        dtype=dtype,
+        out=out,
     )
 
 
@@ -305,28 +372,30 @@ def featurize(bars: pd.DataFrame) -> FeatureSet:
     """
     _validate(bars)
     sec = _utc_seconds(bars["ts"])
-    blocks: list[pd.DataFrame] = []
-    dropped = 0
-    for sym, pos in _symbol_positions(bars):
-        keep = pos[WARMUP_BARS:]
-        dropped += len(pos) - len(keep)
-        mat = _symbol_matrix(bars, pos, sec, skip=WARMUP_BARS, dtype=np.float32)
-        block = pd.DataFrame(mat, columns=list(FEATURE_NAMES), copy=False)
-        block.insert(0, "symbol", sym)
-        block.insert(0, "ts", bars["ts"].iloc[keep].reset_index(drop=True))
-        blocks.append(block)
-    if blocks:
-        frame = pd.concat(blocks, ignore_index=True)
-    else:
-        frame = pd.DataFrame({"ts": bars["ts"].iloc[:0], "symbol": bars["symbol"].iloc[:0]})
-        for name in FEATURE_NAMES:
-            frame[name] = np.empty(0, dtype=np.float32)
-    feats = frame[list(FEATURE_NAMES)].to_numpy()
-    if len(feats) and not np.isfinite(feats).all():
-        bad_row, bad_col = np.argwhere(~np.isfinite(feats))[0]
+    groups = _symbol_positions(bars)
+    keeps = [pos[WARMUP_BARS:] for _, pos in groups]
+    total = sum(len(kp) for kp in keeps)
+    dropped = len(bars) - total
+    # one float32 block for every symbol: each symbol's features are written into their rows
+    mat = np.empty((total, len(FEATURE_NAMES)), dtype=np.float32, order="F")
+    row = 0
+    for (_, pos), keep in zip(groups, keeps, strict=True):
+        if len(keep):
+            out = mat[row : row + len(keep)]
+            _symbol_matrix(bars, pos, sec, skip=WARMUP_BARS, dtype=np.float32, out=out)
+            row += len(keep)
+    if total and not np.isfinite(mat).all():
+        bad_row, bad_col = np.argwhere(~np.isfinite(mat))[0]
+        ends = np.cumsum([len(kp) for kp in keeps])
+        sym = groups[int(np.searchsorted(ends, bad_row, side="right"))][0]
         raise ValueError(
             f"feature {FEATURE_NAMES[bad_col]!r} is not finite after warm-up at row {bad_row} "
-            f"(symbol {frame['symbol'].iloc[bad_row]!r}, ts {frame['ts'].iloc[bad_row]})"
+            f"(symbol {sym!r}, ts {bars['ts'].iloc[np.concatenate(keeps)[bad_row]]})"
         )
+    keep_all = np.concatenate(keeps) if keeps else np.empty(0, dtype=np.intp)
+    frame = pd.DataFrame(mat, columns=list(FEATURE_NAMES), copy=False)
+    symbols = bars["symbol"].iloc[keep_all].reset_index(drop=True).astype("str")
+    frame.insert(0, "symbol", symbols)
+    frame.insert(0, "ts", bars["ts"].iloc[keep_all].reset_index(drop=True))
     logger.debug("featurized %d rows (%d warm-up rows dropped)", len(frame), dropped)
     return FeatureSet(frame=frame, warmup_dropped=dropped)

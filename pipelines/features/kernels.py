@@ -55,6 +55,9 @@ def rolling_sum(x: FloatArray, n: int) -> FloatArray:
     np.cumsum(x, out=cs[1:])
     if np.isnan(cs[-1]):  # some input is NaN (a NaN poisons the prefix sum): mask exactly
         nan_mask = np.isnan(x)
+        head = int(np.argmin(nan_mask)) if not nan_mask.all() else m
+        if head < m and not nan_mask[head:].any():  # only a NaN head (e.g. returns): one scan
+            return window_sums(x, (n,), head)[0]
         np.cumsum(np.where(nan_mask, 0.0, x), out=cs[1:])
         np.subtract(cs[n:], cs[: m - n + 1], out=out[n - 1 :])
         cn = np.zeros(m + 1, dtype=np.int64)
@@ -71,15 +74,20 @@ def rolling_mean(x: FloatArray, n: int) -> FloatArray:
     return rolling_sum(x, n) / n
 
 
+def _shift_of(x: FloatArray) -> float:
+    """First finite value within the first 1024 (0 if none): a causal centring constant."""
+    head = x[:1024]
+    finite = head[np.isfinite(head)]
+    return float(finite[0]) if len(finite) else 0.0
+
+
 def rolling_var(x: FloatArray, n: int, ddof: int = 0) -> FloatArray:
     """Variance of the last ``n`` values from prefix sums of ``x`` and ``x**2``.
 
     ``x`` is shifted by its first finite value (within the first 1024) before squaring (a
     constant, so causal) to limit cancellation; tiny negative rounding results are clipped to 0.
     """
-    head = x[:1024]
-    finite = head[np.isfinite(head)]
-    shift = float(finite[0]) if len(finite) else 0.0
+    shift = _shift_of(x)
     xs = x - shift
     s1 = rolling_sum(xs, n)
     s2 = rolling_sum(xs * xs, n)
@@ -92,29 +100,94 @@ def rolling_std(x: FloatArray, n: int, ddof: int = 0) -> FloatArray:
     return np.sqrt(rolling_var(x, n, ddof))
 
 
-def _rolling_extreme(x: FloatArray, n: int, op: np.ufunc) -> FloatArray:
-    """``op``-reduce (max or min) of the last ``n`` values by doubling (sparse table).
+def window_sums(x: FloatArray, ns: tuple[int, ...], head: int = 0) -> list[FloatArray]:
+    """Rolling sums of ``x`` over several windows from one prefix sum (one scan, not one each).
 
-    After ``k`` doublings ``acc[t]`` covers ``x[t-2^k+1..t]``; one more ``op`` with the copy
-    shifted by ``n - 2^k`` covers exactly ``n`` values. ``log2(n) + 1`` vector passes, exact.
+    ``x[:head]`` may be NaN (e.g. the first return): those entries count as 0 in the prefix
+    sum and every window that contains one is NaN, exactly as :func:`rolling_sum` masks them.
+    ``x[head:]`` must be finite. Bit-identical to :func:`rolling_sum` for such inputs.
     """
     m = len(x)
-    out = _nan(m)
-    if n > m:
-        return out
+    cs = np.empty(m + 1)
+    cs[0] = 0.0
+    if head:
+        cs[1 : head + 1] = 0.0
+        np.cumsum(x[head:], out=cs[head + 1 :])
+    else:
+        np.cumsum(x, out=cs[1:])
+    outs = []
+    for n in ns:
+        out = np.empty(m)
+        if n <= m:
+            np.subtract(cs[n:], cs[: m - n + 1], out=out[n - 1 :])
+        out[: min(m, n - 1 + head)] = np.nan
+        outs.append(out)
+    return outs
+
+
+def rolling_mean_var(
+    x: FloatArray, ns: tuple[int, ...], ddof: int = 0, head: int = 0
+) -> list[tuple[FloatArray, FloatArray]]:
+    """``(mean, variance)`` of the last ``n`` values for each ``n`` in ``ns``, sharing scans.
+
+    Same shifted prefix sums of ``x`` and ``x**2`` as :func:`rolling_var` (bit-identical
+    variances), computed once for all windows; the mean is ``shift + sum/n``, equal to
+    :func:`rolling_mean` up to rounding. ``x[:head]`` may be NaN (see :func:`window_sums`).
+    """
+    shift = _shift_of(x)
+    xs = x - shift
+    if head:
+        xs[:head] = 0.0
+    s1 = window_sums(xs, ns, head)
+    np.multiply(xs, xs, out=xs)
+    s2 = window_sums(xs, ns, head)
+    out = []
+    for n, a, b in zip(ns, s1, s2, strict=True):
+        var = a * a
+        var /= -n
+        var += b
+        var /= n - ddof
+        np.maximum(var, 0.0, out=var)
+        a /= n
+        a += shift
+        out.append((a, var))
+    return out
+
+
+def rolling_extremes(x: FloatArray, ns: tuple[int, ...], op: np.ufunc) -> list[FloatArray]:
+    """``op``-reduce (``np.maximum`` or ``np.minimum``) of the last ``n`` values, per ``n``.
+
+    Doubling (sparse table): after ``k`` doublings ``acc[t]`` covers ``x[t-2^k+1..t]``; one
+    more ``op`` with the copy shifted by ``n - 2^k`` covers exactly ``n`` values. Exact, and the
+    doublings are shared by all windows, so ``max(h, 20)`` and ``max(h, 50)`` cost six vector
+    passes together instead of eleven.
+    """
+    m = len(x)
+    outs = {n: _nan(m) for n in ns}
+    todo = sorted(n for n in set(ns) if n <= m)
     acc, nxt = x.copy(), np.empty(m)
     span = 1
-    while span * 2 <= n:  # two buffers: an in-place shifted op would make numpy copy anyway
+    while todo:
+        while todo and span * 2 > todo[0]:  # windows in [span, 2 span): finish them now
+            n = todo.pop(0)
+            rest = n - span
+            out = outs[n]
+            if rest:
+                op(acc[n - 1 :], acc[n - 1 - rest : m - rest], out=out[n - 1 :])
+            else:
+                out[n - 1 :] = acc[n - 1 :]
+        if not todo:
+            break
+        # two buffers: an in-place shifted op would make numpy copy anyway
         nxt[:span] = acc[:span]
         op(acc[span:], acc[:-span], out=nxt[span:])
         acc, nxt = nxt, acc
         span *= 2
-    rest = n - span
-    if rest:
-        op(acc[n - 1 :], acc[n - 1 - rest : m - rest], out=out[n - 1 :])
-    else:
-        out[n - 1 :] = acc[n - 1 :]
-    return out
+    return [outs[n] for n in ns]
+
+
+def _rolling_extreme(x: FloatArray, n: int, op: np.ufunc) -> FloatArray:
+    return rolling_extremes(x, (n,), op)[0]
 
 
 def rolling_max(x: FloatArray, n: int) -> FloatArray:
@@ -187,8 +260,152 @@ def bars_since_change(state: FloatArray, start: int) -> FloatArray:
     return out
 
 
+def _profile_keys(price: FloatArray, lo: FloatArray, scale: FloatArray) -> np.ndarray:
+    """``floor((price - lo) * scale)`` as ``intp``: the bin of each price under given edges.
+
+    float64 throughout (absolute log prices would lose bins in float32). The window max lands
+    on ``bins`` exactly (rounding can put it a hair above): callers fold that slot into the top
+    bin. Never below 0, because ``lo`` is the window minimum. Both histogram paths bin through
+    this one function, so they agree bit for bit.
+    """
+    pos = np.subtract(price, lo)
+    pos *= scale
+    return pos.astype(np.intp)
+
+
+def _profile_histograms(
+    win_p: FloatArray,
+    win_v: FloatArray,
+    lo: FloatArray,
+    scale: FloatArray,
+    start: np.ndarray,
+    bins: int,
+) -> FloatArray:
+    """Volume histograms ``[rows, bins]`` (Fortran order) of a block of consecutive windows.
+
+    ``win_p``/``win_v`` are the block's windows (``[rows, n]`` views), ``lo``/``scale`` their
+    bin edges and ``start`` marks windows whose edges differ from the previous window's (the
+    block's first window must be marked). A marked window is binned in full (``n`` values,
+    one ``bincount``); every other window is the previous histogram plus the entering bar
+    minus the leaving bar, both binned under the unchanged edges (O(1) per bar). The runs of
+    unchanged edges are accumulated by one cumulative sum per bin column, re-based at each
+    run's start.
+    """
+    rows, n = win_p.shape
+    starts = np.flatnonzero(start)
+    slots = bins + 1  # slot ``bins`` catches the window max; folded into the top bin
+    keys = _profile_keys(win_p[starts], lo[starts, None], scale[starts, None])
+    keys += (np.arange(len(starts)) * slots)[:, None]  # each window's own slots (exact ints)
+    full = np.bincount(
+        keys.ravel(), weights=win_v[starts].ravel(), minlength=len(starts) * slots
+    ).reshape(len(starts), slots)
+    full[:, bins - 1] += full[:, bins]
+    full = np.asfortranarray(full[:, :bins])
+
+    hist = np.zeros((rows, bins), order="F")
+    run = np.cumsum(start)
+    run -= 1  # index of each window's run in ``starts``
+    inc = np.flatnonzero(~start)
+    if len(inc) == 0:
+        hist[:] = full
+        return hist
+    k_in = _profile_keys(win_p[inc, n - 1], lo[inc], scale[inc])
+    k_out = _profile_keys(win_p[inc - 1, 0], lo[inc], scale[inc])
+    np.minimum(k_in, bins - 1, out=k_in)
+    np.minimum(k_out, bins - 1, out=k_out)
+    flat = hist.reshape(-1, order="F")  # a view: element (i, b) is flat[b * rows + i]
+    flat[k_in * rows + inc] = win_v[inc, n - 1]
+    flat[k_out * rows + inc] -= win_v[inc - 1, 0]
+    for b in range(bins):  # 1-D column scans: contiguous in Fortran order
+        col = hist[:, b]
+        np.cumsum(col, out=col)
+        base = full[:, b] - col[starts]  # re-base every run on its full histogram
+        col += base[run]
+    return hist
+
+
+def _first_argmax_prefixes(hist: FloatArray, upto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First index of the row max over all bins, and over ``hist[i, :upto[i]]`` per row.
+
+    One forward scan over the bin columns keeps the running (first) argmax; each row's
+    prefix answer is read off when the scan reaches ``upto`` (0 when ``upto`` is 0).
+    """
+    rows, bins = hist.shape
+    best = hist[:, 0].copy()
+    k = np.zeros(rows, dtype=np.int8)
+    out = np.zeros(rows, dtype=np.int8)
+    better = np.empty(rows, dtype=bool)
+    for b in range(1, bins):
+        np.copyto(out, k, where=upto == b)
+        col = hist[:, b]
+        np.greater(col, best, out=better)
+        np.copyto(best, col, where=better)
+        np.copyto(k, b, where=better)
+    np.copyto(out, k, where=upto == bins)
+    return k, out
+
+
+def _first_argmax_suffixes(hist: FloatArray, frm: np.ndarray) -> np.ndarray:
+    """Per row ``i``: first index of the max of ``hist[i, frm[i]:]`` (``bins - 1`` if empty)."""
+    rows, bins = hist.shape
+    best = hist[:, bins - 1].copy()
+    k = np.full(rows, bins - 1, dtype=np.int8)
+    out = np.full(rows, bins - 1, dtype=np.int8)
+    better = np.empty(rows, dtype=bool)
+    for b in range(bins - 2, -1, -1):
+        np.copyto(out, k, where=frm == b + 1)
+        col = hist[:, b]
+        np.greater_equal(col, best, out=better)  # ties: the lower bin wins, like argmax
+        np.copyto(best, col, where=better)
+        np.copyto(k, b, where=better)
+    np.copyto(out, k, where=frm == 0)
+    return out
+
+
+def _centres_before(
+    lo: FloatArray,
+    width: FloatArray,
+    scale: FloatArray,
+    r: FloatArray,
+    crel: FloatArray,
+    cmp: np.ufunc,
+) -> np.ndarray:
+    """How many bin centres ``lo + crel[j] * width`` satisfy ``cmp(centre, r)`` (< or <=).
+
+    Centres never decrease with ``j``, so the answer is a boundary index. It is estimated from
+    ``(r - lo) * scale - 0.5`` and then corrected against the exact float expression used for
+    the answers (``while centre[k] passes: k += 1``; ``while centre[k-1] fails: k -= 1``), so
+    it equals counting all ``bins`` comparisons, at a fraction of the passes.
+    """
+    bins = len(crel)
+    x = r - lo
+    x *= scale
+    x -= 0.5
+    x = np.ceil(x) if cmp is np.less else np.floor(x) + 1.0
+    np.clip(x, 0, bins, out=x)
+    k = x.astype(np.intp)
+    flat = width == 0  # every centre is ``lo``: all or none pass
+    if flat.any():
+        k[flat] = np.where(cmp(lo[flat], r[flat]), bins, 0)
+    for _ in range(bins + 1):
+        nxt = lo + crel[np.minimum(k, bins - 1)] * width
+        up = cmp(nxt, r) & (k < bins)
+        prev = lo + crel[np.maximum(k - 1, 0)] * width
+        down = ~cmp(prev, r) & (k > 0)
+        if not (up.any() or down.any()):
+            break
+        k += up
+        k -= down
+    return k
+
+
 def volume_profile(
-    price: FloatArray, volume: FloatArray, ref: FloatArray, n: int, bins: int, chunk: int = 2048
+    price: FloatArray,
+    volume: FloatArray,
+    ref: FloatArray,
+    n: int,
+    bins: int,
+    chunk: int = 16384,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Rolling volume-by-price profile over the last ``n`` bars, measured from ``ref``.
 
@@ -202,48 +419,42 @@ def volume_profile(
     - ``demand``: ``ref - centre`` of the heaviest bin strictly below ``ref``, or the window
       min when none lies below; clipped at 0.
 
-    Vectorized over windows in chunks (``sliding_window_view`` plus one ``bincount`` per chunk);
-    positions relative to the window low are subtracted in float64 (absolute log prices
-    would lose bins to float32 rounding) and kept in a reused float32 buffer, so memory stays at
-    ``chunk * n`` elements whatever the series length. This is the one kernel whose cost grows
-    with its window (``n`` element operations per bar).
+    Ties go to the lowest bin. Histograms are updated incrementally while the window's edges
+    stay put (see :func:`_profile_histograms`); bin centres increase with the bin index, so
+    the bins above (below) ``ref`` are a suffix (prefix) of the bins and the masked argmaxes
+    are running argmaxes over the bin columns, gathered where each row's suffix (prefix)
+    starts (ends). Windows are processed in blocks of ``chunk``, so memory beyond the outputs
+    is ``O(chunk * (n + bins))`` whatever the series length.
     """
     m = len(price)
     poc, supply, demand = _nan(m), _nan(m), _nan(m)
     if n > m:
         return poc, supply, demand
-    lo_all = rolling_min(price, n)
-    hi_all = rolling_max(price, n)
-    width_all = hi_all - lo_all
-    ok = width_all > 0
-    scale_all = np.where(ok, bins / np.where(ok, width_all, 1.0), 0.0)
+    lo_all = rolling_min(price, n)[n - 1 :]
+    hi_all = rolling_max(price, n)[n - 1 :]
+    rows = m - n + 1
+    start_all = np.ones(rows, dtype=bool)
+    np.logical_or(lo_all[1:] != lo_all[:-1], hi_all[1:] != hi_all[:-1], out=start_all[1:])
     win_p = sliding_window_view(price, n)  # row i is the window ending at t = i + n - 1
     win_v = sliding_window_view(volume, n)
-    centres_rel = (np.arange(bins) + 0.5) / bins
-    buf = np.empty((chunk, n), dtype=np.float32)
-    offsets = (np.arange(chunk) * bins).astype(np.float32)[:, None]
-    for a in range(0, m - n + 1, chunk):
-        b = min(a + chunk, m - n + 1)
-        c = b - a
-        t = np.arange(a, b) + n - 1
-        lo, hi, width, r = lo_all[t], hi_all[t], width_all[t], ref[t]
-        pos = buf[:c]
-        np.subtract(win_p[a:b], lo[:, None], out=pos, casting="same_kind")
-        np.multiply(pos, scale_all[t].astype(np.float32)[:, None], out=pos)
-        np.clip(pos, 0, bins - 1, out=pos)  # float32 rounding can land a hair outside
-        pos += offsets[:c]
-        hist = np.bincount(
-            pos.astype(np.intp).ravel(), weights=win_v[a:b].ravel(), minlength=c * bins
-        ).reshape(c, bins)
-        centre = lo[:, None] + centres_rel[None, :] * width[:, None]
-        rows = np.arange(c)
-        poc[t] = r - centre[rows, np.argmax(hist, axis=1)]
-        above = centre > r[:, None]
-        k_up = np.argmax(np.where(above, hist, -1.0), axis=1)
-        up = np.where(above.any(axis=1), centre[rows, k_up], hi)
+    crel = (np.arange(bins) + 0.5) / bins
+    for a in range(0, rows, chunk):  # blocks keep every temporary small and cache-resident
+        b = min(a + chunk, rows)
+        lo, hi, r = lo_all[a:b], hi_all[a:b], ref[a + n - 1 : b + n - 1]
+        width = hi - lo
+        ok = width > 0
+        scale = np.where(ok, bins / np.where(ok, width, 1.0), 0.0)
+        start = start_all[a:b].copy()
+        start[0] = True  # each block starts from a full histogram: blocks are independent
+        hist = _profile_histograms(win_p[a:b], win_v[a:b], lo, scale, start, bins)
+        n_lt = _centres_before(lo, width, scale, r, crel, np.less)
+        n_le = _centres_before(lo, width, scale, r, crel, np.less_equal)
+        k_poc, k_dn = _first_argmax_prefixes(hist, n_lt)
+        k_up = _first_argmax_suffixes(hist, n_le)
+        t = slice(a + n - 1, b + n - 1)
+        poc[t] = r - (lo + crel[k_poc] * width)
+        up = np.where(n_le < bins, lo + crel[k_up] * width, hi)
         supply[t] = np.maximum(up - r, 0.0)
-        below = centre < r[:, None]
-        k_dn = np.argmax(np.where(below, hist, -1.0), axis=1)
-        dn = np.where(below.any(axis=1), centre[rows, k_dn], lo)
+        dn = np.where(n_lt > 0, lo + crel[k_dn] * width, lo)
         demand[t] = np.maximum(r - dn, 0.0)
     return poc, supply, demand
