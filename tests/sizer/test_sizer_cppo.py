@@ -149,3 +149,17 @@ def test_cvarppo_is_ppo_and_validates() -> None:
     assert issubclass(CVaRPPO, PPO)
     with pytest.raises(ValueError):
         CVaRPPO("MlpPolicy", _toy_vec_env(), cvar_alpha=1.5)
+
+
+def test_one_bar_paths_penalise_exactly_the_worst_bars() -> None:
+    """window=1 (the default): every step is a path, so the penalty hits the tail bars only."""
+    rewards = np.arange(-20.0, 20.0).reshape(10, 4)  # 40 one-bar paths, losses 20 .. -19
+    starts = np.ones_like(rewards)
+    out = cvar_rollout(rewards, starts, alpha=0.1, lam=2.0)
+    assert out.n_paths == 40
+    # worst ceil(0.1 * 40) = 4 bars lose 20, 19, 18, 17; VaR is the 4th worst loss
+    assert out.cvar == pytest.approx((20 + 19 + 18 + 17) / 4)
+    excess = np.maximum(-rewards - out.var, 0.0)
+    np.testing.assert_allclose(out.penalty, (2.0 / 0.1) * excess)
+    assert np.count_nonzero(out.penalty) == out.n_tail == int(np.count_nonzero(excess))
+    assert out.n_tail < 4  # bars at or better than VaR are never pushed down
