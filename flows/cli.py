@@ -133,6 +133,9 @@ def collect(
 
 
 def _register_optional_commands() -> None:
+    """Add the store and health commands (they import Prefect: after prepare_environment)."""
+    if any(c.name == "health" for c in app.registered_commands):
+        return
     from flows.health import register as register_health
     from flows.registry_cli import register as register_registry
 
