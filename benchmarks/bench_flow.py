@@ -1,7 +1,7 @@
 """The demo flow's wall time by stage, and what Prefect orchestration costs on top.
 
 Runs every stage twice on the demo profile: once as plain function calls (sequential), once as
-the real Prefect training flow (ephemeral API, trainings concurrent on threads). Writes
+the real Prefect training flow (ephemeral API, default thread runner). Writes
 benchmarks/results/flow.md.
 
     .venv/bin/python benchmarks/bench_flow.py [--config configs/demo.yaml]
@@ -115,13 +115,14 @@ def main() -> None:
         "| orchestrated | seconds |",
         "|---|---:|",
         f"| Prefect ephemeral API start (once per process) | {o['ephemeral API start']:.2f} |",
-        f"| training flow, end to end (trainings concurrent; MLflow logging, pyfunc round "
+        f"| training flow, end to end (MLflow logging, pyfunc round "
         f"trips, signed publish, report included) | {o['training flow']:.2f} |",
         "",
         f"Orchestration and bookkeeping on top of the plain stages: "
         f"{o['training flow'] - plain_total:+.2f} s "
         f"({(o['training flow'] / plain_total - 1) * 100:+.0f}%). The trainings share 2 cores, "
-        "so running them concurrently saves little; the difference is mostly MLflow logging "
+        "and the default runner trains one model at a time for reproducibility; the difference "
+        "is mostly MLflow logging "
         "(model registration and a pyfunc round trip per model), the report and publishing.",
         "",
     ]

@@ -46,6 +46,14 @@ class TrainingConfig(Section):
         description="'threads': the three trainings in one process; 'dask': on a Dask cluster "
         "(prefect-dask), local unless dask_address is set.",
     )
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=3,
+        description="'threads': trainings run at once. Above 1 they share torch's global random "
+        "state, so results are no longer reproducible run to run; 'dask' runs them in "
+        "separate processes, in parallel and reproducible.",
+    )
     dask_workers: int = Field(default=2, ge=1, description="Local Dask cluster: worker processes.")
     dask_address: str | None = Field(
         default=None,

@@ -1,6 +1,7 @@
 """The training flow: the whole DAG, composed from tasks. No math here.
 
-collect -> check -> featurize -> {regime, bandit, sizer} (concurrently) -> gates + parity ->
+collect -> check -> featurize -> {regime, bandit, sizer} (submitted independently: one at a
+time on threads by default, in parallel on Dask) -> gates + parity ->
 publish (signed) -> recommendation -> report. A model that fails a gate or parity is not
 published and its last good version stays live; the other models still publish.
 """
@@ -189,7 +190,10 @@ def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
 def with_task_runner(settings: Settings) -> Any:
     """The training flow on the configured task runner (threads, or Dask via prefect-dask)."""
     if settings.training.task_runner != "dask":
-        return training_flow
+        threads: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+            max_workers=settings.training.concurrency
+        )
+        return training_flow.with_options(task_runner=threads)  # type: ignore[arg-type]
     from prefect_dask import DaskTaskRunner
 
     if settings.training.dask_address:
