@@ -3,8 +3,10 @@
 Run: ``.venv/bin/python benchmarks/bench_features.py [--bars 1000000] [--repeats 5]``
 
 Each measurement runs in a fresh subprocess pinned to one thread (``OMP_NUM_THREADS=1`` etc.),
-so peak RSS (``ru_maxrss``) belongs to that measurement alone. Writes
-``benchmarks/results/features.md``.
+so peak RSS (``ru_maxrss``) belongs to that measurement alone. Throughputs are steady state: each
+child makes one small warm-up call first, so the numba kernels are compiled (or loaded from their
+``__pycache__`` cache) before timing. The first-call cost is measured separately, cold (an empty
+``NUMBA_CACHE_DIR``: full compilation) and cached. Writes ``benchmarks/results/features.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +66,7 @@ def child_featurize(n: int, repeats: int) -> dict[str, float]:
     from pipelines.features import featurize
 
     bars = _bars(n)
+    featurize(bars.iloc[:2000])  # warm-up: numba kernels compiled or loaded from the cache
     base = _rss_mib()
     seconds, median = _times(lambda: featurize(bars), repeats)
     return {
@@ -134,9 +138,51 @@ SHARED = (
 )
 
 
+def child_first_call(n: int, repeats: int) -> dict[str, float]:
+    """First and second ``featurize`` call on 2,000 bars in a fresh process (import excluded):
+    the difference is the numba compile (empty cache) or cache-load time."""
+    from pipelines.features import featurize
+
+    bars = _bars(2000)
+    t0 = time.perf_counter()
+    featurize(bars)
+    first = time.perf_counter() - t0
+    second, _ = _times(lambda: featurize(bars), 3)
+    return {"first_seconds": first, "second_seconds": second}
+
+
+def child_kernels(n: int, repeats: int) -> dict[str, float]:
+    """The replaced kernels one by one: numba vs the numpy/scipy reference vs TA-Lib."""
+    import talib
+
+    from pipelines.features import kernels as k
+    from pipelines.features import reference as ref
+
+    bars = _bars(n)
+    h, lo, c, v = (bars[x].to_numpy(dtype=np.float64) for x in ("high", "low", "close", "volume"))
+    lc = np.log(c)
+    typ = np.log((h + lo + c) / 3.0)
+    k.ema(c[:500], 20)
+    k.ewm_mean(c[:500], 10.0)
+    k.volume_profile(typ[:500], v[:500], lc[:500], 100, 12)
+    out = {}
+    for name, fn in {
+        "ema_numba": lambda: k.ema(c, 20),
+        "ema_lfilter": lambda: ref.ema_lfilter(c, 20),
+        "ema_talib": lambda: talib.EMA(c, timeperiod=20),
+        "ewm_numba": lambda: k.ewm_mean(lc, 1000.0),
+        "ewm_lfilter": lambda: ref.ewm_mean_lfilter(lc, 1000.0),
+        "profile_numba": lambda: k.volume_profile(typ, v, lc, 100, 12),
+        "profile_numpy": lambda: ref.volume_profile_numpy(typ, v, lc, 100, 12),
+    }.items():
+        out[name], out[name + "_median"] = _times(fn, repeats)
+    return out
+
+
 def child_shared(n: int, repeats: int) -> dict[str, float]:
     bars = _bars(n)
     o, h, lo, c = (bars[x].to_numpy(dtype=np.float64) for x in ("open", "high", "low", "close"))
+    _shared_ours(o[:2000], h[:2000], lo[:2000], c[:2000])  # warm-up (numba compile/cache load)
     ours, ours_med = _times(lambda: _shared_ours(o, h, lo, c), repeats)
     ta, ta_med = _times(lambda: _shared_talib(o, h, lo, c), repeats)
     return {
@@ -147,11 +193,17 @@ def child_shared(n: int, repeats: int) -> dict[str, float]:
     }
 
 
-def _run_child(kind: str, n: int, repeats: int) -> dict[str, float]:
-    env = {**os.environ, **ONE_THREAD}
+def _run_child(
+    kind: str, n: int, repeats: int, extra_env: dict[str, str] | None = None
+) -> dict[str, float]:
+    env = {**os.environ, **ONE_THREAD, **(extra_env or {})}
     cmd = [sys.executable, __file__, "--child", kind, "--bars", str(n), "--repeats", str(repeats)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _ms(d: dict[str, float], key: str) -> str:
+    return f"{d[key] * 1e3:.1f} / {d[key + '_median'] * 1e3:.1f}"
 
 
 def _verdict(ok: bool) -> str:
@@ -162,17 +214,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bars", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--child", choices=["featurize", "shared"])
+    ap.add_argument("--child", choices=list(CHILDREN))
     args = ap.parse_args()
     if args.child:
-        fn = child_featurize if args.child == "featurize" else child_shared
-        print(json.dumps(fn(args.bars, args.repeats)))
+        print(json.dumps(CHILDREN[args.child](args.bars, args.repeats)))
         return
 
     n = args.bars
     load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as empty_cache:
+        cold = _run_child("first_call", n, 1, {"NUMBA_CACHE_DIR": empty_cache})
+    _run_child("first_call", n, 1)  # fills the __pycache__ cache if this checkout lacks it
+    cached = _run_child("first_call", n, 1)
     feat = _run_child("featurize", n, args.repeats)
     shared = _run_child("shared", n, args.repeats)
+    kern = _run_child("kernels", n, args.repeats)
     load_after = os.getloadavg()[0]
     bars_per_s = n / feat["seconds"]
     bars_per_s_med = n / feat["median_seconds"]
@@ -214,12 +270,42 @@ def main() -> None:
         "them (moments of one series share a prefix-sum pair, extrema of one series share their "
         "doublings).",
         "",
+        "First `featurize` call in a fresh process (2,000 bars, imports excluded), against its "
+        "second call: numba compiles the kernels on first use and caches the machine code in "
+        "`pipelines/features/__pycache__`.",
+        "",
+        "| case | first call | second call |",
+        "|---|---|---|",
+        f"| cold: empty cache (`NUMBA_CACHE_DIR` = new temp dir), full compile | "
+        f"{cold['first_seconds']:.3f} s | {cold['second_seconds'] * 1e3:.1f} ms |",
+        f"| cached: machine code loaded from `__pycache__` | {cached['first_seconds']:.3f} s | "
+        f"{cached['second_seconds'] * 1e3:.1f} ms |",
+        "",
+        f"Kernels replaced by numba, {n:,} samples, steady state, best / median of "
+        f"{args.repeats} (ms):",
+        "",
+        "| kernel | numba | numpy/scipy reference | TA-Lib |",
+        "|---|---|---|---|",
+        f"| EMA 20 | {_ms(kern, 'ema_numba')} | {_ms(kern, 'ema_lfilter')} (`lfilter`) | "
+        f"{_ms(kern, 'ema_talib')} |",
+        f"| EWM mean, half-life 1000 | {_ms(kern, 'ewm_numba')} | "
+        f"{_ms(kern, 'ewm_lfilter')} (2x `lfilter`) | – |",
+        f"| volume profile 100 x 12 | {_ms(kern, 'profile_numba')} | "
+        f"{_ms(kern, 'profile_numpy')} (blocked numpy) | – |",
+        "",
     ]
     text = "\n".join(lines)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
     print(text)
 
+
+CHILDREN: dict[str, Callable[[int, int], dict[str, float]]] = {
+    "featurize": child_featurize,
+    "shared": child_shared,
+    "first_call": child_first_call,
+    "kernels": child_kernels,
+}
 
 if __name__ == "__main__":
     main()

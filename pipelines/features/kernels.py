@@ -1,19 +1,21 @@
-"""Vectorized, causal building blocks for the features: no per-bar Python loops.
+"""Causal building blocks for the features: vectorized numpy, plus numba loops where faster.
 
 Every kernel maps a 1-D float64 array to an array of the same length where entry ``t`` depends
 only on entries ``<= t`` and entries whose window is not yet full are NaN. Rolling sums use
 prefix sums (``np.cumsum`` is sequential, so a prefix's values never change when later bars
-change: bit-exact causality), recursive filters use ``scipy.signal.lfilter`` and rolling extrema
-use a doubling (sparse-table) scheme. Conventions follow TA-Lib where both define an indicator
-(EMA and Wilder averages seeded with the simple mean of their first window), so values can be
-checked against it.
+change: bit-exact causality) and rolling extrema a doubling (sparse-table) scheme. The
+sequential parts are compiled numba loops (``@njit(cache=True, nogil=True)``): the recursive
+filters (EMA, Wilder, EWM) and the volume profile; their numpy/scipy predecessors live on as
+test oracles in :mod:`pipelines.features.reference`. The first call in a fresh environment
+compiles them (seconds) and caches the machine code in ``__pycache__``; later processes load it.
+Conventions follow TA-Lib where both define an indicator (EMA and Wilder averages seeded with
+the simple mean of their first window), so values can be checked against it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import lfilter
+from numba import njit
 
 FloatArray = np.ndarray
 
@@ -125,33 +127,74 @@ def window_sums(x: FloatArray, ns: tuple[int, ...], head: int = 0) -> list[Float
     return outs
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _mean_var_loop(
+    x: FloatArray,
+    shift: float,
+    ns: np.ndarray,
+    ddof: int,
+    head: int,
+    mean: FloatArray,
+    var: FloatArray,
+) -> None:
+    """Fill ``mean[j]``/``var[j]`` (rows of ``[len(ns), m]``) for window ``ns[j]``.
+
+    One pass builds the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as
+    0) with the same sequential additions as ``np.cumsum``; a second pass per window applies
+    the same float expressions, in the same order, as the numpy reference
+    (``((a*a)/(-n) + b)/(n - ddof)`` clipped at 0, ``a/n + shift``), so results are
+    bit-identical to it while touching memory a few times instead of ~25.
+    """
+    m = len(x)
+    cs1 = np.empty(m + 1)
+    cs2 = np.empty(m + 1)
+    c1 = 0.0
+    c2 = 0.0
+    cs1[0] = 0.0
+    cs2[0] = 0.0
+    for i in range(m):
+        if i >= head:
+            d = x[i] - shift
+            c1 += d
+            c2 += d * d
+        cs1[i + 1] = c1
+        cs2[i + 1] = c2
+    for j in range(len(ns)):
+        n = ns[j]
+        first = min(m, n - 1 + head)
+        mj = mean[j]
+        vj = var[j]
+        mj[:first] = np.nan
+        vj[:first] = np.nan
+        neg_n = float(-n)
+        fn = float(n)
+        dof = float(n - ddof)
+        for t in range(first, m):
+            a = cs1[t + 1] - cs1[t + 1 - n]
+            b = cs2[t + 1] - cs2[t + 1 - n]
+            v = (a * a / neg_n + b) / dof
+            vj[t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
+            mj[t] = a / fn + shift
+
+
 def rolling_mean_var(
     x: FloatArray, ns: tuple[int, ...], ddof: int = 0, head: int = 0
 ) -> list[tuple[FloatArray, FloatArray]]:
     """``(mean, variance)`` of the last ``n`` values for each ``n`` in ``ns``, sharing scans.
 
     Same shifted prefix sums of ``x`` and ``x**2`` as :func:`rolling_var` (bit-identical
-    variances), computed once for all windows; the mean is ``shift + sum/n``, equal to
-    :func:`rolling_mean` up to rounding. ``x[:head]`` may be NaN (see :func:`window_sums`).
+    variances), computed once for all windows in one compiled pass; the mean is
+    ``shift + sum/n``, equal to :func:`rolling_mean` up to rounding. ``x[:head]`` may be NaN
+    (see :func:`window_sums`); ``x[head:]`` must be finite. Oracle:
+    :func:`pipelines.features.reference.rolling_mean_var_numpy`.
     """
+    m = len(x)
     shift = _shift_of(x)
-    xs = x - shift
-    if head:
-        xs[:head] = 0.0
-    s1 = window_sums(xs, ns, head)
-    np.multiply(xs, xs, out=xs)
-    s2 = window_sums(xs, ns, head)
-    out = []
-    for n, a, b in zip(ns, s1, s2, strict=True):
-        var = a * a
-        var /= -n
-        var += b
-        var /= n - ddof
-        np.maximum(var, 0.0, out=var)
-        a /= n
-        a += shift
-        out.append((a, var))
-    return out
+    mean = np.empty((len(ns), m))
+    var = np.empty((len(ns), m))
+    wins = np.asarray(ns, dtype=np.int64)
+    _mean_var_loop(np.ascontiguousarray(x, dtype=np.float64), shift, wins, ddof, head, mean, var)
+    return [(mean[j], var[j]) for j in range(len(ns))]
 
 
 def rolling_extremes(x: FloatArray, ns: tuple[int, ...], op: np.ufunc) -> list[FloatArray]:
@@ -200,23 +243,40 @@ def rolling_min(x: FloatArray, n: int) -> FloatArray:
     return _rolling_extreme(x, n, np.minimum)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _recursion_loop(x: FloatArray, first: int, seed: float, alpha: float) -> FloatArray:
+    """``y[first] = seed``, then ``y[t] = alpha*x[t] + (1-alpha)*y[t-1]``; NaN before ``first``.
+
+    The same expression, in the same order, as ``lfilter([alpha], [1, alpha-1], zi=...)``
+    evaluates (``b0*x + z`` with ``z = (1-alpha)*y``), in one pass instead of its ~2.5x
+    costlier general-order filter loop.
+    """
+    m = len(x)
+    out = np.empty(m)
+    out[:first] = np.nan
+    out[first] = seed
+    b = 1.0 - alpha
+    y = seed
+    for t in range(first + 1, m):
+        y = alpha * x[t] + b * y
+        out[t] = y
+    return out
+
+
 def _seeded_recursion(x: FloatArray, n: int, alpha: float, start: int) -> FloatArray:
     """``y[t] = alpha*x[t] + (1-alpha)*y[t-1]``, seeded with ``mean(x[start:start+n])``.
 
-    The first output is at ``start + n - 1``; ``x`` must be finite from ``start`` on.
+    The first output is at ``start + n - 1``; ``x`` must be finite from ``start`` on. The seed
+    is numpy's (pairwise) mean, so it equals the scipy reference bit for bit.
     """
     m = len(x)
-    out = _nan(m)
     first = start + n - 1
     if first >= m:
-        return out
+        return _nan(m)
     seed = float(np.mean(x[start : first + 1]))
-    out[first] = seed
-    if first + 1 < m:
-        out[first + 1 :] = lfilter(
-            [alpha], [1.0, alpha - 1.0], x[first + 1 :], zi=[(1.0 - alpha) * seed]
-        )[0]
-    return out
+    return np.asarray(
+        _recursion_loop(np.ascontiguousarray(x, dtype=np.float64), first, seed, alpha)
+    )
 
 
 def ema(x: FloatArray, n: int, start: int = 0) -> FloatArray:
@@ -229,6 +289,20 @@ def wilder(x: FloatArray, n: int, start: int = 0) -> FloatArray:
     return _seeded_recursion(x, n, 1.0 / n, start)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ewm_loop(x: FloatArray, lam: float) -> FloatArray:
+    """``num[t] = x[t] + lam*num[t-1]``, ``den[t] = 1 + lam*den[t-1]``; returns ``num/den``."""
+    m = len(x)
+    out = np.empty(m)
+    num = 0.0
+    den = 0.0
+    for t in range(m):
+        num = x[t] + lam * num
+        den = 1.0 + lam * den
+        out[t] = num / den
+    return out
+
+
 def ewm_mean(x: FloatArray, halflife: float) -> FloatArray:
     """Bias-corrected exponentially weighted mean (pandas ``adjust=True``), defined from t=0.
 
@@ -236,9 +310,7 @@ def ewm_mean(x: FloatArray, halflife: float) -> FloatArray:
     average of the history seen so far rather than being pulled towards a zero start.
     """
     lam = 0.5 ** (1.0 / halflife)
-    num = lfilter([1.0], [1.0, -lam], x)
-    den = lfilter([1.0], [1.0, -lam], np.ones_like(x))
-    return np.asarray(num / den)
+    return np.asarray(_ewm_loop(np.ascontiguousarray(x, dtype=np.float64), lam))
 
 
 def bars_since_change(state: FloatArray, start: int) -> FloatArray:
@@ -260,143 +332,99 @@ def bars_since_change(state: FloatArray, start: int) -> FloatArray:
     return out
 
 
-def _profile_keys(price: FloatArray, lo: FloatArray, scale: FloatArray) -> np.ndarray:
-    """``floor((price - lo) * scale)`` as ``intp``: the bin of each price under given edges.
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bin_of(p: float, lo: float, scale: float, top: int) -> int:
+    """``floor((p - lo) * scale)``, the window max folded into the top bin.
 
-    float64 throughout (absolute log prices would lose bins in float32). The window max lands
-    on ``bins`` exactly (rounding can put it a hair above): callers fold that slot into the top
-    bin. Never below 0, because ``lo`` is the window minimum. Both histogram paths bin through
-    this one function, so they agree bit for bit.
+    float64 (absolute log prices would lose bins in float32); never below 0 because ``lo`` is
+    the window minimum, so truncation is the floor.
     """
-    pos = np.subtract(price, lo)
-    pos *= scale
-    return pos.astype(np.intp)
+    k = int((p - lo) * scale)
+    return k if k < top else top - 1
 
 
-def _profile_histograms(
-    win_p: FloatArray,
-    win_v: FloatArray,
-    lo: FloatArray,
-    scale: FloatArray,
-    start: np.ndarray,
+@njit(cache=True, nogil=True, error_model="numpy")
+def _profile_loop(
+    price: FloatArray,
+    volume: FloatArray,
+    ref: FloatArray,
+    lo_all: FloatArray,
+    hi_all: FloatArray,
+    n: int,
     bins: int,
-) -> FloatArray:
-    """Volume histograms ``[rows, bins]`` (Fortran order) of a block of consecutive windows.
+    poc: FloatArray,
+    supply: FloatArray,
+    demand: FloatArray,
+) -> None:
+    """Fill ``poc``/``supply``/``demand`` from ``n - 1`` on (see :func:`volume_profile`).
 
-    ``win_p``/``win_v`` are the block's windows (``[rows, n]`` views), ``lo``/``scale`` their
-    bin edges and ``start`` marks windows whose edges differ from the previous window's (the
-    block's first window must be marked). A marked window is binned in full (``n`` values,
-    one ``bincount``); every other window is the previous histogram plus the entering bar
-    minus the leaving bar, both binned under the unchanged edges (O(1) per bar). The runs of
-    unchanged edges are accumulated by one cumulative sum per bin column, re-based at each
-    run's start.
+    The histogram is kept across windows: while a window's min and max equal the previous
+    window's, its bin edges are unchanged and it is the previous histogram minus the leaving
+    bar plus the entering bar (O(1)); otherwise (about a third of windows on random-walk
+    prices) it is rebuilt from the window's ``n`` bars in window order. A per-bin count resets
+    a bin to exactly 0 when its last bar leaves, so empty bins carry no rounding residue and
+    ties between empty bins go to the lowest bin as in the definition.
     """
-    rows, n = win_p.shape
-    starts = np.flatnonzero(start)
-    slots = bins + 1  # slot ``bins`` catches the window max; folded into the top bin
-    keys = _profile_keys(win_p[starts], lo[starts, None], scale[starts, None])
-    keys += (np.arange(len(starts)) * slots)[:, None]  # each window's own slots (exact ints)
-    full = np.bincount(
-        keys.ravel(), weights=win_v[starts].ravel(), minlength=len(starts) * slots
-    ).reshape(len(starts), slots)
-    full[:, bins - 1] += full[:, bins]
-    full = np.asfortranarray(full[:, :bins])
-
-    hist = np.zeros((rows, bins), order="F")
-    run = np.cumsum(start)
-    run -= 1  # index of each window's run in ``starts``
-    inc = np.flatnonzero(~start)
-    if len(inc) == 0:
-        hist[:] = full
-        return hist
-    k_in = _profile_keys(win_p[inc, n - 1], lo[inc], scale[inc])
-    k_out = _profile_keys(win_p[inc - 1, 0], lo[inc], scale[inc])
-    np.minimum(k_in, bins - 1, out=k_in)
-    np.minimum(k_out, bins - 1, out=k_out)
-    flat = hist.reshape(-1, order="F")  # a view: element (i, b) is flat[b * rows + i]
-    flat[k_in * rows + inc] = win_v[inc, n - 1]
-    flat[k_out * rows + inc] -= win_v[inc - 1, 0]
-    for b in range(bins):  # 1-D column scans: contiguous in Fortran order
-        col = hist[:, b]
-        np.cumsum(col, out=col)
-        base = full[:, b] - col[starts]  # re-base every run on its full histogram
-        col += base[run]
-    return hist
-
-
-def _first_argmax_prefixes(hist: FloatArray, upto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First index of the row max over all bins, and over ``hist[i, :upto[i]]`` per row.
-
-    One forward scan over the bin columns keeps the running (first) argmax; each row's
-    prefix answer is read off when the scan reaches ``upto`` (0 when ``upto`` is 0).
-    """
-    rows, bins = hist.shape
-    best = hist[:, 0].copy()
-    k = np.zeros(rows, dtype=np.int8)
-    out = np.zeros(rows, dtype=np.int8)
-    better = np.empty(rows, dtype=bool)
-    for b in range(1, bins):
-        np.copyto(out, k, where=upto == b)
-        col = hist[:, b]
-        np.greater(col, best, out=better)
-        np.copyto(best, col, where=better)
-        np.copyto(k, b, where=better)
-    np.copyto(out, k, where=upto == bins)
-    return k, out
-
-
-def _first_argmax_suffixes(hist: FloatArray, frm: np.ndarray) -> np.ndarray:
-    """Per row ``i``: first index of the max of ``hist[i, frm[i]:]`` (``bins - 1`` if empty)."""
-    rows, bins = hist.shape
-    best = hist[:, bins - 1].copy()
-    k = np.full(rows, bins - 1, dtype=np.int8)
-    out = np.full(rows, bins - 1, dtype=np.int8)
-    better = np.empty(rows, dtype=bool)
-    for b in range(bins - 2, -1, -1):
-        np.copyto(out, k, where=frm == b + 1)
-        col = hist[:, b]
-        np.greater_equal(col, best, out=better)  # ties: the lower bin wins, like argmax
-        np.copyto(best, col, where=better)
-        np.copyto(k, b, where=better)
-    np.copyto(out, k, where=frm == 0)
-    return out
-
-
-def _centres_before(
-    lo: FloatArray,
-    width: FloatArray,
-    scale: FloatArray,
-    r: FloatArray,
-    crel: FloatArray,
-    cmp: np.ufunc,
-) -> np.ndarray:
-    """How many bin centres ``lo + crel[j] * width`` satisfy ``cmp(centre, r)`` (< or <=).
-
-    Centres never decrease with ``j``, so the answer is a boundary index. It is estimated from
-    ``(r - lo) * scale - 0.5`` and then corrected against the exact float expression used for
-    the answers (``while centre[k] passes: k += 1``; ``while centre[k-1] fails: k -= 1``), so
-    it equals counting all ``bins`` comparisons, at a fraction of the passes.
-    """
-    bins = len(crel)
-    x = r - lo
-    x *= scale
-    x -= 0.5
-    x = np.ceil(x) if cmp is np.less else np.floor(x) + 1.0
-    np.clip(x, 0, bins, out=x)
-    k = x.astype(np.intp)
-    flat = width == 0  # every centre is ``lo``: all or none pass
-    if flat.any():
-        k[flat] = np.where(cmp(lo[flat], r[flat]), bins, 0)
-    for _ in range(bins + 1):
-        nxt = lo + crel[np.minimum(k, bins - 1)] * width
-        up = cmp(nxt, r) & (k < bins)
-        prev = lo + crel[np.maximum(k - 1, 0)] * width
-        down = ~cmp(prev, r) & (k > 0)
-        if not (up.any() or down.any()):
-            break
-        k += up
-        k -= down
-    return k
+    hist = np.zeros(bins)
+    cnt = np.zeros(bins, dtype=np.int64)
+    keys = np.empty(n, dtype=np.int64)
+    crel = (np.arange(bins) + 0.5) / bins
+    prev_lo = np.nan
+    prev_hi = np.nan
+    for i in range(len(lo_all)):
+        t = i + n - 1
+        lo = lo_all[i]
+        hi = hi_all[i]
+        width = hi - lo
+        scale = bins / width if width > 0 else 0.0
+        if i == 0 or lo != prev_lo or hi != prev_hi:
+            for j in range(n):  # keys first (vectorizes), then the scatter in window order
+                keys[j] = min(int((price[i + j] - lo) * scale), bins - 1)
+            for b in range(bins):
+                hist[b] = 0.0
+                cnt[b] = 0
+            for j in range(n):
+                kb = keys[j]
+                hist[kb] += volume[i + j]
+                cnt[kb] += 1
+        else:
+            kb = _bin_of(price[t - n], lo, scale, bins)
+            cnt[kb] -= 1
+            hist[kb] = hist[kb] - volume[t - n] if cnt[kb] else 0.0
+            kb = _bin_of(price[t], lo, scale, bins)
+            hist[kb] += volume[t]
+            cnt[kb] += 1
+        prev_lo = lo
+        prev_hi = hi
+        r = ref[t]
+        n_lt = 0  # centres increase with the bin index: bins below r are a prefix
+        n_le = 0  # and bins above r a suffix
+        for b in range(bins):
+            c = lo + crel[b] * width
+            n_lt += c < r
+            n_le += c <= r
+        k_poc = 0
+        k_dn = 0
+        best = hist[0]
+        for b in range(1, bins):  # running first argmax; read off for the prefix below r
+            if b == n_lt:
+                k_dn = k_poc
+            w = hist[b]
+            k_poc = b if w > best else k_poc
+            best = w if w > best else best
+        if n_lt == bins:
+            k_dn = k_poc
+        k_up = bins - 1
+        best = hist[bins - 1]
+        for b in range(bins - 2, n_le - 1, -1):  # backwards: ties go to the lower bin
+            w = hist[b]
+            k_up = b if w >= best else k_up
+            best = w if w >= best else best
+        poc[t] = r - (lo + crel[k_poc] * width)
+        up = lo + crel[k_up] * width if n_le < bins else hi
+        supply[t] = max(up - r, 0.0)
+        dn = lo + crel[k_dn] * width if n_lt > 0 else lo
+        demand[t] = max(r - dn, 0.0)
 
 
 def volume_profile(
@@ -405,7 +433,6 @@ def volume_profile(
     ref: FloatArray,
     n: int,
     bins: int,
-    chunk: int = 16384,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Rolling volume-by-price profile over the last ``n`` bars, measured from ``ref``.
 
@@ -419,12 +446,10 @@ def volume_profile(
     - ``demand``: ``ref - centre`` of the heaviest bin strictly below ``ref``, or the window
       min when none lies below; clipped at 0.
 
-    Ties go to the lowest bin. Histograms are updated incrementally while the window's edges
-    stay put (see :func:`_profile_histograms`); bin centres increase with the bin index, so
-    the bins above (below) ``ref`` are a suffix (prefix) of the bins and the masked argmaxes
-    are running argmaxes over the bin columns, gathered where each row's suffix (prefix)
-    starts (ends). Windows are processed in blocks of ``chunk``, so memory beyond the outputs
-    is ``O(chunk * (n + bins))`` whatever the series length.
+    Ties go to the lowest bin; bin centres are ``lo + (j + 0.5) / bins * width``. One compiled
+    pass (:func:`_profile_loop`) updates the histogram incrementally while the window's edges
+    stay put; the window min/max come from :func:`rolling_min`/:func:`rolling_max`. Causal bit
+    for bit: row ``t`` depends only on bars ``<= t``.
     """
     m = len(price)
     poc, supply, demand = _nan(m), _nan(m), _nan(m)
@@ -432,29 +457,17 @@ def volume_profile(
         return poc, supply, demand
     lo_all = rolling_min(price, n)[n - 1 :]
     hi_all = rolling_max(price, n)[n - 1 :]
-    rows = m - n + 1
-    start_all = np.ones(rows, dtype=bool)
-    np.logical_or(lo_all[1:] != lo_all[:-1], hi_all[1:] != hi_all[:-1], out=start_all[1:])
-    win_p = sliding_window_view(price, n)  # row i is the window ending at t = i + n - 1
-    win_v = sliding_window_view(volume, n)
-    crel = (np.arange(bins) + 0.5) / bins
-    for a in range(0, rows, chunk):  # blocks keep every temporary small and cache-resident
-        b = min(a + chunk, rows)
-        lo, hi, r = lo_all[a:b], hi_all[a:b], ref[a + n - 1 : b + n - 1]
-        width = hi - lo
-        ok = width > 0
-        scale = np.where(ok, bins / np.where(ok, width, 1.0), 0.0)
-        start = start_all[a:b].copy()
-        start[0] = True  # each block starts from a full histogram: blocks are independent
-        hist = _profile_histograms(win_p[a:b], win_v[a:b], lo, scale, start, bins)
-        n_lt = _centres_before(lo, width, scale, r, crel, np.less)
-        n_le = _centres_before(lo, width, scale, r, crel, np.less_equal)
-        k_poc, k_dn = _first_argmax_prefixes(hist, n_lt)
-        k_up = _first_argmax_suffixes(hist, n_le)
-        t = slice(a + n - 1, b + n - 1)
-        poc[t] = r - (lo + crel[k_poc] * width)
-        up = np.where(n_le < bins, lo + crel[k_up] * width, hi)
-        supply[t] = np.maximum(up - r, 0.0)
-        dn = np.where(n_lt > 0, lo + crel[k_dn] * width, lo)
-        demand[t] = np.maximum(r - dn, 0.0)
+    f64 = np.float64
+    _profile_loop(
+        np.ascontiguousarray(price, dtype=f64),
+        np.ascontiguousarray(volume, dtype=f64),
+        np.ascontiguousarray(ref, dtype=f64),
+        np.ascontiguousarray(lo_all),
+        np.ascontiguousarray(hi_all),
+        n,
+        bins,
+        poc,
+        supply,
+        demand,
+    )
     return poc, supply, demand

@@ -2,7 +2,9 @@
 
 Each is checked against a plain definition (loops or the simple kernels it replaces), including
 the edge cases the fast paths special-case: NaN heads, window edges that stay put for long runs
-(flat prices), zero-width windows, ties between bins and block boundaries.
+(flat prices), zero-width windows, ties between bins and (for the numpy reference, which works
+in blocks) block boundaries. The compiled profile (``kernels.volume_profile``) and its numpy
+oracle (``reference.volume_profile_numpy``) both meet the definition.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipelines.features import kernels as k
+from pipelines.features import reference as ref_impl
 
 
 def _naive_profile(
@@ -45,11 +48,15 @@ def _series(seed: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return p, v, ref
 
 
-@pytest.mark.parametrize("chunk", [1, 13, 64, 16384])
-def test_volume_profile_matches_definition_at_every_bar(chunk: int) -> None:
+@pytest.mark.parametrize("chunk", [None, 1, 13, 64, 16384])
+def test_volume_profile_matches_definition_at_every_bar(chunk: int | None) -> None:
+    """``chunk=None``: the compiled kernel; otherwise the numpy reference with that block size."""
     p, v, ref = _series(3, 700)
     n, bins = 30, 7
-    poc, supply, demand = k.volume_profile(p, v, ref, n, bins, chunk=chunk)
+    if chunk is None:
+        poc, supply, demand = k.volume_profile(p, v, ref, n, bins)
+    else:
+        poc, supply, demand = ref_impl.volume_profile_numpy(p, v, ref, n, bins, chunk=chunk)
     assert np.isnan(poc[: n - 1]).all() and np.isnan(supply[: n - 1]).all()
     for t in range(n - 1, len(p)):
         want = _naive_profile(p, v, ref, n, bins, t)
@@ -71,14 +78,14 @@ def test_volume_profile_on_long_series_matches_definition_with_default_blocks() 
 
 def test_volume_profile_is_causal_bit_for_bit() -> None:
     p, v, ref = _series(8, 900)
-    base = k.volume_profile(p, v, ref, 30, 7, chunk=100)
+    base = k.volume_profile(p, v, ref, 30, 7)
     rng = np.random.default_rng(1)
     for t in (29, 99, 100, 455, 800):
         p2, v2, r2 = p.copy(), v.copy(), ref.copy()
         p2[t + 1 :] += rng.normal(0, 0.05, len(p) - t - 1)
         v2[t + 1 :] = rng.uniform(1, 1e4, len(p) - t - 1)
         r2[t + 1 :] -= 0.3
-        got = k.volume_profile(p2, v2, r2, 30, 7, chunk=100)
+        got = k.volume_profile(p2, v2, r2, 30, 7)
         for a, b in zip(base, got, strict=True):
             np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
 

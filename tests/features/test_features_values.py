@@ -155,7 +155,7 @@ def test_volume_profile_matches_a_plain_loop() -> None:
     p = np.cumsum(rng.normal(0, 0.01, 400))
     v = rng.uniform(1, 100, 400)
     ref = p + rng.normal(0, 0.003, 400)
-    poc, supply, demand = k.volume_profile(p, v, ref, 30, 7, chunk=64)
+    poc, supply, demand = k.volume_profile(p, v, ref, 30, 7)
     assert np.isnan(poc[:29]).all() and np.isfinite(poc[29:]).all()
     for t in range(29, 400, 7):
         want = _naive_profile(p, v, ref, 30, 7, t)
