@@ -105,10 +105,12 @@ def _read_signed(store: Store, key: str, missing: type[Exception]) -> tuple[byte
     return data, sig
 
 
-def verify_pointer_bytes(data: bytes, sig: bytes, model: str, keyring: KeyRing) -> Pointer:
-    """Check a pointer document against its signature, then its fields."""
-    what = f"{model}/{POINTER}"
-    doc = peek_signer(data, what, PointerInvalidError)
+def _check_signature(
+    data: bytes, sig: bytes, what: str, invalid: type[VerificationError], keyring: KeyRing
+) -> None:
+    """Verify a signed document with the key its header names (never its claimed algorithm
+    alone: the key ring decides what the key can verify)."""
+    doc = peek_signer(data, what, invalid)
     keyring.verify(
         data,
         sig,
@@ -117,6 +119,11 @@ def verify_pointer_bytes(data: bytes, sig: bytes, model: str, keyring: KeyRing) 
         key_check=doc.get("key_check"),
         what=what,
     )
+
+
+def verify_pointer_bytes(data: bytes, sig: bytes, model: str, keyring: KeyRing) -> Pointer:
+    """Check a pointer document against its signature, then its fields."""
+    _check_signature(data, sig, f"{model}/{POINTER}", PointerInvalidError, keyring)
     return parse_pointer(data, model)
 
 
@@ -141,15 +148,7 @@ def verify_version(
     prefix = version_prefix(model, version)
     what = f"{prefix}/{MANIFEST}"
     data, sig = _read_signed(store, f"{prefix}/{MANIFEST}", FileMissingError)
-    doc = peek_signer(data, what, ManifestInvalidError)
-    keyring.verify(
-        data,
-        sig,
-        key_id=doc["key_id"],
-        algorithm=doc["algorithm"],
-        key_check=doc.get("key_check"),
-        what=what,
-    )
+    _check_signature(data, sig, what, ManifestInvalidError, keyring)
     doc = parse_manifest(data)
     if doc["model"] != model or doc["version"] != version:
         raise VersionMismatchError(
