@@ -24,6 +24,7 @@ from pipelines.registry.errors import (
     PointerMissingError,
     ReplayError,
     SignatureMissingError,
+    VerificationError,
     VersionMismatchError,
 )
 from pipelines.registry.manifest import (
