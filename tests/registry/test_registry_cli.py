@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import KEY_HEX, make_onnx
+from registry_support import KEY_HEX, make_onnx
 from typer.testing import CliRunner
 
 from configs.settings import load_config

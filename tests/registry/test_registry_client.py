@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import expected_scores, make_onnx
+from registry_support import expected_scores, make_onnx
 
 from pipelines.registry import (
     FileHashMismatchError,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KEY_HEX, expected_scores, make_onnx
+from registry_support import KEY_HEX, expected_scores, make_onnx
 
 from pipelines.registry import (
     KeyRing,

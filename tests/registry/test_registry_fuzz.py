@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import make_onnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from registry_support import make_onnx
 
 from pipelines.registry import (
     HmacKey,

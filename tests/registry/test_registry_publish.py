@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_onnx
+from registry_support import make_onnx
 
 from pipelines.registry import (
     KeyRing,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import KEY_HEX, make_onnx
+from registry_support import KEY_HEX, make_onnx
 
 from pipelines.registry import (
     BadKeyError,
