@@ -115,9 +115,22 @@ def walk_forward_compare(
 ) -> pd.DataFrame:
     """Fit every contender on every fold; one row per (contender, fold) with its metrics."""
     rows: list[dict[str, Any]] = []
+    usable = []
+    for fold in folds:
+        if np.unique(y[fold.train]).size >= 2:
+            usable.append(fold)
+        else:
+            logger.warning(
+                "walk-forward fold %d skipped: one class only in its training part", fold.index
+            )
+    if not usable:
+        raise ValueError(
+            "no walk-forward fold has two or more regimes in its training part; "
+            "use more history or fewer folds (regime.n_folds)"
+        )
     for c in contenders:
         X = matrices[c.inputs]
-        for fold in folds:
+        for fold in usable:
             model = c.factory()
             t0 = time.perf_counter()
             model.fit(X[fold.train], y[fold.train])
