@@ -33,8 +33,9 @@ def make_candidate(name: str, cfg: RegimeConfig, seed: int) -> Any:
     """A fresh, unfitted candidate estimator (``predict_proba`` over the classes it saw)."""
     if name == "lightgbm":
         p = cfg.lightgbm
+        # No explicit objective: LightGBM picks binary or multiclass from the classes it sees,
+        # so a walk-forward fold with only two regimes (short real histories) still trains.
         return LGBMClassifier(
-            objective="multiclass",
             n_estimators=p.n_estimators,
             learning_rate=p.learning_rate,
             num_leaves=p.num_leaves,
