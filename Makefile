@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/demo.yaml
 WORKDIR ?= .edgeflow
 export PYTHONHASHSEED := 0
-export PREFECT_HOME ?= $(CURDIR)/$(WORKDIR)/prefect
+
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.text import Text
 
@@ -62,8 +63,6 @@ def settings_from_cli(
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. seed=3)")
-        import yaml
-
         overrides[key.strip()] = yaml.safe_load(value)
     if workdir is not None:
         overrides["workdir"] = str(workdir)
