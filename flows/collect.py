@@ -35,7 +35,7 @@ def collect_stage(settings: Settings, run_id: str) -> dict[str, Any]:
         return {"rejected": checked.message, "run_dir": run_dir}
     appended = store_bars(checked, layout.bars)
     bars, data_hash = load_bars(layout.bars)
-    features = featurize_bars(str(layout.bars), data_hash)
+    features = featurize_bars(bars, data_hash)
     return {
         "bars": bars,
         "data_hash": data_hash,

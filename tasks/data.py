@@ -105,16 +105,14 @@ def load_bars(root: Path) -> tuple[pd.DataFrame, str]:
 
 @task(
     name="featurize",
-    cache_policy=INPUTS + TASK_SOURCE,
+    # Keyed on the bars' content hash, not on the frame itself (hashing it again is wasted work).
+    cache_policy=(INPUTS - "bars") + TASK_SOURCE,
     persist_result=True,
 )
 def featurize_bars(
-    bars_root: str, data_hash: str, code_hash: str = FEATURES_CODE_HASH
+    bars: pd.DataFrame, data_hash: str, code_hash: str = FEATURES_CODE_HASH
 ) -> FeatureSet:
     """The 43 features; cached across runs on (data hash, feature code hash)."""
-    bars = read_bars(Path(bars_root))
-    if frame_hash(bars) != data_hash:
-        raise RuntimeError(f"bars under {bars_root} changed while the run was reading them")
     features = featurize(bars)
     get_run_logger().info(
         "featurized %d rows x %d features (%d warm-up rows dropped)",

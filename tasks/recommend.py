@@ -29,8 +29,7 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _run(path: Path, x: np.ndarray) -> list[np.ndarray]:
-    sess = _session(path)
+def _run(sess: ort.InferenceSession, x: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(o) for o in sess.run(None, {sess.get_inputs()[0].name: x})]
 
 
@@ -56,11 +55,11 @@ def derive_recommendation(
     x = feats[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
     fams = family_signals(aligned[list(ARM_NAMES)], ARM_FAMILIES)
 
-    label, probs = _run(outcomes["regime"].onnx_path, x)
+    label, probs = _run(_session(outcomes["regime"].onnx_path), x)
     sources = {"regime": f"regime classifier ({'passed' if passed['regime'] else 'not published'})"}
     bandit_family = None
     if passed.get("bandit") and "bandit" in outcomes:
-        (values,) = _run(outcomes["bandit"].onnx_path, x)
+        (values,) = _run(_session(outcomes["bandit"].onnx_path), x)
         bandit_family = np.array([ARM_FAMILIES[ARM_NAMES[i]] for i in values.argmax(axis=1)])
         sources["bandit"] = "strategy bandit (passed)"
     else:
@@ -68,9 +67,10 @@ def derive_recommendation(
     sizer = None
     if passed.get("sizer") and "sizer" in outcomes:
         sizer = {}
+        sizer_session = _session(outcomes["sizer"].onnx_path)
         for fam in fams.columns:
             obs = np.concatenate([x, fams[[fam]].to_numpy(np.float32)], axis=1)
-            (mult,) = _run(outcomes["sizer"].onnx_path, obs)
+            (mult,) = _run(sizer_session, obs)
             sizer[fam] = mult.reshape(-1)
         sources["sizer"] = "CVaR-PPO sizer (passed)"
     else:
