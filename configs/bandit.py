@@ -37,8 +37,17 @@ class BanditConfig(Section):
             "strategies computable from bars) or only the logged arm's reward (trade logs)."
         ),
     )
+    label_window: int = Field(
+        default=48,
+        gt=0,
+        description=(
+            "full_information: a training row's target is each arm's reward averaged over "
+            "the next label_window decisions of its symbol (inside the training span); "
+            "1 = the row's own reward."
+        ),
+    )
     safety_level: float = Field(
-        default=0.9,
+        default=0.8,
         ge=0.5,
         lt=1,
         description=(
@@ -53,7 +62,7 @@ class BanditConfig(Section):
     epochs: int = Field(default=60, gt=0, description="Maximum training epochs.")
     batch_size: int = Field(default=256, gt=0, description="Mini-batch size.")
     learning_rate: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
-    weight_decay: float = Field(default=1e-4, ge=0, description="Adam weight decay (L2).")
+    weight_decay: float = Field(default=1e-2, ge=0, description="Adam weight decay (L2).")
     patience: int = Field(
         default=4, gt=0, description="Early stopping: epochs without validation improvement."
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from configs.settings import load_config
 from pipelines.data.synthetic import generate_bars
 from pipelines.features import FEATURE_NAMES, featurize
 from pipelines.models.bandit import build_dataset, train_bandit
+from pipelines.models.bandit.train import forward_mean
 from pipelines.models.bandit.export import onnx_arm_values, onnx_session
 from pipelines.strategies import ARM_NAMES
 
@@ -37,6 +39,28 @@ def test_build_dataset_joins_and_drops_incomplete(demo_like) -> None:
     assert len(data.frame) == len(feats) - 2 * _cfg().reward_horizon
     assert data.frame[data.reward_columns].notna().all().all()
     assert "true_regime" in data.frame and "proxy_regime" in data.frame
+
+
+def test_forward_mean_labels_by_hand() -> None:
+    ts = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "symbol": ["A"] * 4 + ["B"] * 3,
+            "ts": list(ts) + list(ts[:3]),
+            "r": [1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0],
+        }
+    )
+    # each row: itself and the next rows of its own symbol, never the other symbol's
+    assert forward_mean(frame, ["r"], 2).ravel().tolist() == [1.5, 2.5, 3.5, 4.0, 15.0, 25.0, 30.0]
+    assert forward_mean(frame, ["r"], 3).ravel().tolist() == [2.0, 3.0, 3.5, 4.0, 20.0, 25.0, 30.0]
+    assert forward_mean(frame, ["r"], 1).ravel().tolist() == frame["r"].tolist()
+    # a frame's own index order is kept (a filtered, non-contiguous index)
+    sub = frame.iloc[[0, 1, 2, 4, 5]]
+    assert forward_mean(sub, ["r"], 2).ravel().tolist() == [1.5, 2.5, 3.0, 15.0, 20.0]
+    with pytest.raises(ValueError, match="sorted by ts"):
+        forward_mean(frame.iloc[::-1], ["r"], 2)
+    with pytest.raises(ValueError, match="window"):
+        forward_mean(frame, ["r"], 0)
 
 
 @pytest.mark.slow
@@ -86,7 +110,8 @@ def test_train_bandit_logged_feedback_and_safe_rule(demo_like, tmp_path: Path) -
     m = out.metrics
     assert out.params["training_feedback"] == "logged"
     assert 0.0 <= m["holdout/deviation_share"] <= 1.0
-    assert m["train/safety_z"] == pytest.approx(1.2815516 * np.sqrt(cfg.reward_horizon), rel=1e-6)
+    z = NormalDist().inv_cdf(cfg.safety_level) * np.sqrt(cfg.reward_horizon)
+    assert m["train/safety_z"] == pytest.approx(z, rel=1e-9)
     # the exported values are conservative advantages: the default arm scores exactly 0
     x = feats[list(FEATURE_NAMES)].to_numpy(np.float32)[-200:]
     values = onnx_arm_values(onnx_session(out.onnx_path), x)

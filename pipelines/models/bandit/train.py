@@ -104,6 +104,33 @@ def _logged(
     return log.loc[frame.index]  # frame is (symbol, ts) sorted: keep its order
 
 
+def forward_mean(frame: pd.DataFrame, columns: list[str], window: int) -> np.ndarray:
+    """Each row's ``columns`` averaged over it and the next ``window - 1`` rows of its symbol.
+
+    Training targets for full-information feedback. A single 6-bar reward is mostly market
+    noise (std ~185 bps against regime effects of ~10-30 bps), and a regime persists for
+    dozens of bars, so the mean over the next ``window`` decisions estimates the same
+    regime-conditional advantage with several times less variance. Labels look ahead, never
+    features; rows near the end of a symbol's span average what is left, and ``frame`` must
+    hold only rows whose rewards are realised inside it (the purged training span), so no
+    held-out reward enters a label.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if (
+        not frame.groupby("symbol", sort=False)["ts"]
+        .apply(lambda t: t.is_monotonic_increasing)
+        .all()
+    ):
+        raise ValueError("frame must be sorted by ts within each symbol")
+    values = frame[columns]
+    if window == 1:
+        return values.to_numpy(dtype=np.float64)
+    ahead = values.iloc[::-1].groupby(frame["symbol"].iloc[::-1].to_numpy(), sort=False)
+    smoothed = ahead.rolling(window, min_periods=1).mean().reset_index(level=0, drop=True)
+    return smoothed.loc[frame.index, columns].to_numpy(dtype=np.float64)
+
+
 def safety_z(level: float, horizon: int) -> float:
     """Multiplier of the posterior std in the safe decision rule.
 
@@ -213,7 +240,8 @@ def train_bandit(
     )
     if cfg.training_feedback == "full_information":
         default_arm = best_arm
-        bandit.fit_full_information(x_tr, full_tr, default_arm)
+        targets = forward_mean(train, data.reward_columns, cfg.label_window)
+        bandit.fit_full_information(x_tr, targets, default_arm)
     else:
         default_arm = _logged_best_arm(log_tr)
         bandit.fit(x_tr, log_tr["arm"].to_numpy(), log_tr["reward"].to_numpy(), N_ARMS)
