@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/bench_regime.py [--config demo] [--repeats 2000]``
 
-Trains on the demo profile's synthetic bars (2 symbols x 5000 hourly bars) with the configured
+Trains on the demo profile's synthetic bars (2 symbols x 20000 hourly bars) with the configured
 seed, exactly as the flow does, then times ONNX inference against native ``predict_proba`` for
 every candidate (one thread each, single row and 1,000 rows, p50/p99). Writes
 ``benchmarks/results/regime.md``.

@@ -185,7 +185,8 @@ def main() -> None:
         f"{platform.python_version()}, torch {torch.__version__}; date {dt.date.today()}; "
         f"1-min load average {load0:.1f} at start (cores shared with other jobs: absolute "
         "speeds are inflated when it is > 2)",
-        "- Data: demo profile, 2 synthetic hourly symbols x 5,000 bars, seed 7",
+        f"- Data: demo profile, {bars['symbol'].nunique()} synthetic hourly symbols x "
+        f"{len(bars) // bars['symbol'].nunique():,} bars, seed 7",
         "",
         "| measure | value |",
         "|---|---|",

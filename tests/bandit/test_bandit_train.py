@@ -12,8 +12,8 @@ from configs.settings import load_config
 from pipelines.data.synthetic import generate_bars
 from pipelines.features import FEATURE_NAMES, featurize
 from pipelines.models.bandit import build_dataset, train_bandit
-from pipelines.models.bandit.train import forward_mean
 from pipelines.models.bandit.export import onnx_arm_values, onnx_session
+from pipelines.models.bandit.train import forward_mean
 from pipelines.strategies import ARM_NAMES
 
 torch.set_num_threads(1)
