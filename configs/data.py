@@ -131,7 +131,7 @@ class DataConfig(Section):
     path: Path | None = Field(
         default=None, description="files: a CSV/Parquet file or a folder of them."
     )
-    sample: list[Literal["GOOG", "EURUSD"]] = Field(
+    sample: list[Literal["GOOG", "EURUSD", "BTCUSD"]] = Field(
         default=["EURUSD"], description="sample: bar sets shipped by the 'backtesting' package."
     )
     s3_uri: str | None = Field(

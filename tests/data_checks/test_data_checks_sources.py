@@ -125,6 +125,15 @@ def test_data_checks_sample_bars_are_real_and_utc() -> None:
         read_sample(["NOPE"])
 
 
+def test_data_checks_sample_btcusd_is_selectable_and_monthly() -> None:
+    cfg = DataConfig(source="sample", sample=["BTCUSD"])
+    out = check_bars(read_sample(cfg.sample), ChecksConfig())
+    (btc,) = out.report.symbols
+    assert btc.symbol == "BTCUSD" and btc.rows == 156
+    assert btc.first_ts == "2012-01-31T00:00:00+00:00"
+    assert out.report.quarantined_total == 0
+
+
 def test_data_checks_s3_prefix(s3_endpoint: str, s3_bucket: str) -> None:
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     client.put_object(Bucket=s3_bucket, Key="bars/DEMO.csv", Body=GOOD.read_bytes())

@@ -1,12 +1,14 @@
-"""``train_bandit``: logged data -> NeuralBandit + Beta-Thompson -> OPE on held-out -> ONNX.
+"""``train_bandit``: rewards -> NeuralBandit + Beta-Thompson -> OPE on held-out -> ONNX.
 
-The flow calls this one function. Arms' rewards are computed from bars for every arm, so
+The flow calls this one function. Arms' rewards are computed from bars for every arm, and
 the *logged* view (one arm per decision, chosen by the configured logging policy with its
-propensity) is replayed on history; the models learn from the logged view only, and the
-full-information rewards are used only as ground truth on the held-out span (true policy
-values, the oracles and regret), never for training the bandit. The best single arm
-baseline is chosen on the training span with full information, which makes it as strong
-as it can be.
+propensity) is replayed on history. What the network learns from is
+``training_feedback``: every arm's reward on the training span (``full_information``, the
+default: the arms are rule strategies whose P&L is computable from bars) or the logged arm's
+only (``logged``). The held-out span is evaluated from its logged view only (IPS, SNIPS, DR,
+which the publish gate uses); its full-information rewards serve only as ground truth (true
+policy values, the oracles and regret). The best single arm baseline is chosen on the
+training span with full information, which makes it as strong as it can be.
 """
 
 from __future__ import annotations
