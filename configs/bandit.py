@@ -52,7 +52,8 @@ class BanditConfig(Section):
         lt=1,
         description=(
             "Safe policy improvement: leave the default arm only where an arm's advantage "
-            "over it is positive at this one-sided posterior confidence."
+            "over it is positive at this one-sided posterior level (a conservativeness "
+            "setting, not a calibrated confidence: overlapping labels shrink the posterior)."
         ),
     )
     hidden: list[int] = Field(

@@ -131,6 +131,7 @@ def test_data_checks_sample_btcusd_is_selectable_and_monthly() -> None:
     (btc,) = out.report.symbols
     assert btc.symbol == "BTCUSD" and btc.rows == 156
     assert btc.first_ts == "2012-01-31T00:00:00+00:00"
+    assert btc.interval == "744h"  # the modal spacing: a 31-day month
     assert out.report.quarantined_total == 0
 
 
