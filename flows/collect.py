@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow
 
 from configs import Settings, load_config
-from flows.paths import WorkdirLayout, new_run_id
+from pipelines.workdir import WorkdirLayout, new_run_id
 from tasks.data import (
     Rejected,
     RejectedInputError,

@@ -18,14 +18,14 @@ import typer
 from prefect import flow
 
 from configs import Settings, load_config
-from flows.paths import WorkdirLayout
-from flows.registry_cli import keyring_from_env
 from pipelines.data.store import watermarks
 from pipelines.registry.errors import RegistryError, VerificationError
+from pipelines.registry.keys import keyring_from_env
 from pipelines.registry.publish import rollback
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store, open_store
 from pipelines.registry.verify import list_models, verify_model
+from pipelines.workdir import WorkdirLayout
 from tasks.reporting import read_last_training
 
 DEFAULT_LIMITS = {

@@ -22,9 +22,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from configs import Settings, load_config
 from flows.collect import collect_stage
 from flows.lineage import config_hash, git_commit
-from flows.paths import WorkdirLayout, new_run_id
-from flows.registry_cli import keyring_from_env
+from pipelines.registry.keys import keyring_from_env
 from pipelines.registry.store import open_store
+from pipelines.workdir import WorkdirLayout, new_run_id
 from tasks.publish import publish_files
 from tasks.recommend import derive_recommendation
 from tasks.reporting import decide_training, record_training, write_run_report

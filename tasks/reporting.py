@@ -11,10 +11,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.paths import WorkdirLayout
 from pipelines.models.common import TrainOutcome
 from pipelines.plots import plot_bars_overview
 from pipelines.report import ModelSection, write_report
+from pipelines.workdir import WorkdirLayout
 
 
 def read_last_training(layout: WorkdirLayout) -> dict[str, Any] | None:

@@ -16,12 +16,12 @@ from onnx import TensorProto, helper
 
 from configs import Settings, load_config
 from flows.health import check_health
-from flows.paths import WorkdirLayout
-from flows.registry_cli import keyring_from_env
 from pipelines.data.store import append_bars
+from pipelines.registry.keys import keyring_from_env
 from pipelines.registry.publish import publish_model
 from pipelines.registry.store import open_store
 from pipelines.registry.verify import verify_model
+from pipelines.workdir import WorkdirLayout
 from tasks.reporting import record_training
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

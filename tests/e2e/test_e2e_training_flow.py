@@ -17,13 +17,13 @@ import pytest
 from mlflow import MlflowClient
 
 from configs import Settings, load_config
-from flows.paths import WorkdirLayout
-from flows.registry_cli import keyring_from_env
 from flows.training import run_training, store_uri
 from pipelines.recommendations import check_bounds
 from pipelines.registry.errors import VerificationError
+from pipelines.registry.keys import keyring_from_env
 from pipelines.registry.store import open_store
 from pipelines.registry.verify import verify_model
+from pipelines.workdir import WorkdirLayout
 
 TINY = Path(__file__).with_name("tiny.yaml")
 PASS_REGIME = {

@@ -12,8 +12,9 @@ from registry_support import KEY_HEX, make_onnx
 from typer.testing import CliRunner
 
 from configs.settings import load_config
-from flows.registry_cli import dev_key_path, keyring_from_env, register
+from flows.registry_cli import register
 from pipelines.registry import BadKeyError, KeyTooShortError
+from pipelines.registry.keys import dev_key_path, keyring_from_env
 
 ENV = {"EDGEFLOW_HMAC_KEYS": f"old:{'22' * 32},k1:{KEY_HEX}", "EDGEFLOW_SIGNING_KEY_ID": "k1"}
 
