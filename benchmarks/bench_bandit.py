@@ -21,9 +21,10 @@ import torch
 
 from configs.settings import Settings, load_config
 from pipelines.data.synthetic import generate_bars
+from pipelines.export.onnx import make_session, run
 from pipelines.features import FEATURE_NAMES, featurize
 from pipelines.models.bandit import NeuralBandit, train_bandit
-from pipelines.models.bandit.export import export_onnx, onnx_arm_values, onnx_session
+from pipelines.models.bandit.export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 ESTS = ("ips", "snips", "dr")
@@ -102,12 +103,12 @@ def main() -> None:
         )
         net = quick.safe_scoring_module(0, m_z := out.metrics["train/safety_z"])
         path = export_onnx(net, x.shape[1], Path(tmp) / "bench.onnx")
-        sess = onnx_session(path)
+        sess = make_session(path)
         torch.set_num_threads(1)
         one, batch = x[:1], x[:1024]
         lat = {
-            "onnx_1": _latency(lambda: onnx_arm_values(sess, one), 2000),
-            "onnx_1024": _latency(lambda: onnx_arm_values(sess, batch), 200),
+            "onnx_1": _latency(lambda: run(sess, one)[0], 2000),
+            "onnx_1024": _latency(lambda: run(sess, batch)[0], 200),
         }
         with torch.no_grad():
             t1, tb = torch.from_numpy(one.copy()), torch.from_numpy(batch.copy())

@@ -93,7 +93,8 @@ def bench_latency(data: object, repeats: int = 2000) -> dict[str, float]:
     from stable_baselines3 import PPO
 
     from configs.sizer import SizerConfig
-    from pipelines.models.sizer.export import OnnxSizer, export_onnx, onnx_session
+    from pipelines.export.onnx import make_session
+    from pipelines.models.sizer.export import OnnxSizer, export_onnx
     from pipelines.models.sizer.train import _ppo_kwargs, make_env
 
     cfg = SizerConfig()
@@ -102,7 +103,7 @@ def bench_latency(data: object, repeats: int = 2000) -> dict[str, float]:
     raw = data.raw_obs(data.holdout)[:repeats]  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, scaler, Path(tmp) / "sizer.onnx")
-        sess = onnx_session(path)
+        sess = make_session(path)
         module = OnnxSizer(model, scaler).eval()
 
         def timed(fn: object) -> float:

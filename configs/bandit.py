@@ -87,6 +87,3 @@ class BanditConfig(Section):
         default=0.0, description="Gate: DR(bandit) - DR(best single arm) must exceed this."
     )
     onnx_opset: int = Field(default=17, ge=13, description="ONNX opset of the exported net.")
-    parity_tolerance: float = Field(
-        default=1e-5, gt=0, description="Gate: max |onnx - torch| of the arm values."
-    )

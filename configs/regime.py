@@ -164,9 +164,6 @@ class RegimeConfig(Section):
     coverage_tolerance: float = Field(
         default=0.03, gt=0, lt=1, description="Allowed |empirical - target| conformal coverage."
     )
-    max_onnx_abs_diff: float = Field(
-        default=1e-5, gt=0, description="ONNX vs native probabilities, max abs diff allowed."
-    )
     onnx_opset: int = Field(
         default=15, ge=9, le=15, description="ONNX opset (onnxmltools refuses 17 for LightGBM)."
     )

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from configs.bandit import BanditConfig
 from configs.base import Section
 from configs.data import DataConfig
+from configs.metalabel import MetaLabelConfig
 from configs.regime import RegimeConfig
 from configs.registry import RegistryConfig
 from configs.sizer import SizerConfig
@@ -47,12 +48,18 @@ class TrainingConfig(Section):
         "(prefect-dask), local unless dask_address is set.",
     )
     concurrency: int = Field(
-        default=1,
+        default=4,
         ge=1,
-        le=3,
-        description="'threads': trainings run at once. Above 1 they share torch's global random "
-        "state, so results are no longer reproducible run to run; 'dask' runs them in "
-        "separate processes, in parallel and reproducible.",
+        le=8,
+        description="'threads': trainings that run at once. Each model draws from its own "
+        "named random streams, so concurrent trainings give the same results as sequential "
+        "ones; 'dask' runs them in separate processes instead.",
+    )
+    parity_tolerance: float = Field(
+        default=1e-5,
+        gt=0,
+        description="Every model's ONNX export must match the framework's own output to this "
+        "max absolute difference (the one parity gate).",
     )
     dask_workers: int = Field(default=2, ge=1, description="Local Dask cluster: worker processes.")
     dask_address: str | None = Field(
@@ -75,6 +82,7 @@ class Settings(Section):
     regime: RegimeConfig = Field(default_factory=RegimeConfig)
     bandit: BanditConfig = Field(default_factory=BanditConfig)
     sizer: SizerConfig = Field(default_factory=SizerConfig)
+    metalabel: MetaLabelConfig = Field(default_factory=MetaLabelConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
 

@@ -12,6 +12,7 @@ from prefect import flow
 from configs import Settings, load_config
 from pipelines.workdir import WorkdirLayout, new_run_id
 from tasks.data import (
+    CollectResult,
     Rejected,
     RejectedInputError,
     check_data,
@@ -23,43 +24,42 @@ from tasks.data import (
 
 
 @flow(name="edgeflow-collect", log_prints=True)
-def collect_stage(settings: Settings, run_id: str) -> dict[str, Any]:
+def collect_stage(settings: Settings, run_id: str) -> CollectResult:
     """collect -> check -> store -> featurize; returns what later stages and reports need."""
     layout = WorkdirLayout(settings.workdir)
     run_dir = layout.run_dir(run_id)
     raws = collect_raw(settings.data, settings.seed)
     if isinstance(raws, Rejected):
-        return {"rejected": raws.message, "run_dir": run_dir}
+        return CollectResult.refused(run_dir, raws.message)
     checked = check_data(raws, settings.data, run_dir)
     if isinstance(checked, Rejected):
-        return {"rejected": checked.message, "run_dir": run_dir}
+        return CollectResult.refused(run_dir, checked.message)
     appended = store_bars(checked, layout.bars)
     bars, data_hash = load_bars(layout.bars)
     features = featurize_bars(bars, data_hash)
-    return {
-        "bars": bars,
-        "data_hash": data_hash,
-        "features": features,
-        "checks": checked.report.to_dict(),
-        "append": appended.to_dict(),
-        "run_dir": run_dir,
-    }
+    return CollectResult(
+        run_dir=run_dir,
+        bars=bars,
+        data_hash=data_hash,
+        features=features,
+        checks=checked.report.to_dict(),
+        append=appended.to_dict(),
+    )
 
 
 def run_collect(settings: Settings) -> dict[str, Any]:
     """CLI entry: one collect run; returns a JSON-able summary."""
     result = collect_stage(settings, new_run_id())
-    if "rejected" in result:
-        raise RejectedInputError(result["rejected"])
-    features = result["features"]
+    if result.rejected is not None or result.features is None:
+        raise RejectedInputError(result.rejected or "no features")
     return {
-        "rows_added": result["append"]["rows_added"],
-        "watermarks": result["append"]["watermarks"],
-        "quarantined": result["checks"]["quarantined"],
-        "bars": len(result["bars"]),
-        "feature_rows": len(features.frame),
-        "warmup_dropped": features.warmup_dropped,
-        "data_hash": result["data_hash"],
+        "rows_added": result.append["rows_added"],
+        "watermarks": result.append["watermarks"],
+        "quarantined": result.checks["quarantined"],
+        "bars": len(result.bars),
+        "feature_rows": len(result.features.frame),
+        "warmup_dropped": result.features.warmup_dropped,
+        "data_hash": result.data_hash,
     }
 
 

@@ -18,7 +18,9 @@ neutral defaults and say so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -59,6 +61,7 @@ class ModelViews:
     regime_confidence: np.ndarray
     bandit_family: np.ndarray | None
     sizer_multiplier: dict[str, np.ndarray] | None
+    meta_threshold: float | None = None
 
 
 def family_signals(signals: pd.DataFrame, arm_families: dict[str, str]) -> pd.DataFrame:
@@ -147,7 +150,9 @@ def derive_recommendations(
             if views.sizer_multiplier is not None:
                 mult = float(np.mean(views.sizer_multiplier[family][active]))
             conf = float(np.quantile(views.regime_confidence[in_regime], 0.2))
-            if views.bandit_family is not None:
+            if views.meta_threshold is not None:
+                conf = float(views.meta_threshold)
+            elif views.bandit_family is not None:
                 share = float(np.mean(views.bandit_family[in_regime] == family))
                 if share < 1.0 / (2 * len(fam_signals.columns)):
                     conf += 0.1
@@ -174,6 +179,80 @@ def derive_recommendations(
         "sources": dict(sources),
         "recommendations": table,
     }
+
+
+def derive_from_models(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    signals: pd.DataFrame,
+    onnx_paths: Mapping[str, Path],
+    passed: Mapping[str, bool],
+    horizon: int,
+    holdout_fraction: float,
+    meta_threshold: float | None = None,
+) -> dict[str, Any]:
+    """The recommendation document from this run's exported graphs, as the bot runs them.
+
+    ``onnx_paths`` holds the exported graph of each trained model; a model contributes only
+    where ``passed`` says it passed its gates (the regime classifier is always needed).
+    ``signals`` is ``compute_signals(bars)`` (row-aligned with ``bars``). Statistics use the
+    featurized rows of the later ``holdout_fraction`` span.
+    """
+    from pipelines.export.onnx import make_session, run
+    from pipelines.features import FEATURE_NAMES
+    from pipelines.strategies import ARM_FAMILIES, ARM_NAMES
+
+    if "regime" not in onnx_paths:
+        raise ValueError("the recommendation needs a trained regime classifier")
+    full = pd.concat([bars.reset_index(drop=True), signals.reset_index(drop=True)], axis=1)
+    keys = features[["ts", "symbol"]]
+    aligned = full.merge(keys, on=["ts", "symbol"], how="inner", validate="one_to_one")
+    aligned = aligned.sort_values(["symbol", "ts"], ignore_index=True)
+    feats = features.sort_values(["symbol", "ts"], ignore_index=True)
+    x = feats[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
+    fams = family_signals(aligned[list(ARM_NAMES)], ARM_FAMILIES)
+
+    label, probs = run(make_session(onnx_paths["regime"]), x)
+    state = "passed" if passed.get("regime") else "not published"
+    sources = {"regime": f"regime classifier ({state})"}
+    bandit_family = None
+    if passed.get("bandit") and "bandit" in onnx_paths:
+        (values,) = run(make_session(onnx_paths["bandit"]), x)
+        bandit_family = np.array([ARM_FAMILIES[ARM_NAMES[i]] for i in values.argmax(axis=1)])
+        sources["bandit"] = "strategy bandit (passed)"
+    else:
+        sources["bandit"] = "not used (bandit did not pass its gates)"
+    sizer = None
+    if passed.get("sizer") and "sizer" in onnx_paths:
+        session = make_session(onnx_paths["sizer"])
+        sizer = {
+            fam: run(session, np.concatenate([x, fams[[fam]].to_numpy(np.float32)], axis=1))[
+                0
+            ].reshape(-1)
+            for fam in fams.columns
+        }
+        sources["sizer"] = "CVaR-PPO sizer (passed)"
+    else:
+        sources["sizer"] = "not used (sizer did not pass its gates): multiplier 1.0"
+    use_meta = bool(passed.get("metalabel")) and meta_threshold is not None
+    sources["metalabel"] = (
+        f"meta-labeler (passed): confidence_threshold is its P(win) threshold {meta_threshold}"
+        if use_meta
+        else "not used (meta-labeler did not pass its gates): regime-confidence rule"
+    )
+    views = ModelViews(
+        regime_label=np.asarray(label).reshape(-1).astype(int),
+        regime_confidence=probs.max(axis=1),
+        bandit_family=bandit_family,
+        sizer_multiplier=sizer,
+        meta_threshold=meta_threshold if use_meta else None,
+    )
+    cut = aligned["ts"].quantile(1 - holdout_fraction)
+    doc = derive_recommendations(
+        aligned, fams, views, horizon, sources, mask=(aligned["ts"] >= cut).to_numpy()
+    )
+    check_bounds(doc)
+    return doc
 
 
 def check_bounds(document: dict[str, Any]) -> None:

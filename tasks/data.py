@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,24 @@ class Rejected:
     """Bad input, as one clear line: returned rather than raised so no traceback is logged."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """What the collect stage hands the training flow: the stored bars and their features,
+    or the one line that refused the input (``rejected``)."""
+
+    run_dir: Path
+    bars: pd.DataFrame = field(default_factory=pd.DataFrame)
+    data_hash: str = ""
+    features: FeatureSet | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+    append: dict[str, Any] = field(default_factory=dict)
+    rejected: str | None = None
+
+    @classmethod
+    def refused(cls, run_dir: Path, message: str) -> CollectResult:
+        return cls(run_dir=run_dir, rejected=message)
 
 
 class RejectedInputError(ValueError):

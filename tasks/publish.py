@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,13 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.models.common import Gate
+from pipelines.evaluation.gates import Gate, blocked_reason
+from pipelines.models.base import ModelResult
 from pipelines.registry.publish import PublishedVersion, publish_model
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
+from tasks.context import ModelOutcome, RunContext
+from tasks.tracking import log_model_run
 
 
 @task(name="publish_model", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -32,7 +36,8 @@ def publish_files(
         model,
         dict(files),
         keyring,
-        metrics={k: float(v) for k, v in metrics.items()},
+        # JSON cannot carry NaN (e.g. recall of a class absent from the held-out span).
+        metrics={k: float(v) for k, v in metrics.items() if math.isfinite(v)},
         gates=[g.as_dict() for g in gates],
         lineage=dict(lineage),
         keep_last=keep_last,
@@ -48,3 +53,59 @@ def publish_files(
     if published.pruned:
         log.info("pruned %s versions %s", model, ", ".join(published.pruned))
     return published
+
+
+def live_note(store: Store, model: str) -> str:
+    """What stays in service when this run publishes nothing for ``model``."""
+    has_versions = any(key.count("/") >= 2 for key in store.list_keys(model))
+    return "the live version stays in service" if has_versions else "nothing is live for it yet"
+
+
+@task(name="settle_model", task_run_name="settle_{result.model}", cache_policy=NO_CACHE)
+def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutcome:
+    """Log to MLflow, then publish if every gate passed and move the ``champion`` alias."""
+    log = get_run_logger()
+    name = result.model
+    child, record = log_model_run(ctx.tracker, parent, result)
+    if not result.passed:
+        detail = f"blocked: {blocked_reason(result.gates)}; {live_note(ctx.store, name)}"
+        log.warning("%s %s", name, detail)
+        ctx.tracker.set_tags(child, {"edgeflow.status": "blocked"})
+        ctx.tracker.end_run(child, ok=True)
+        return ModelOutcome(name, "blocked", detail, result.gates, mlflow_run_id=child)
+    lineage = {
+        **ctx.lineage,
+        "mlflow_run_id": child,
+        "mlflow_model_version": record.registered_version,
+    }
+    state = publish_files(
+        ctx.store,
+        name,
+        {"model.onnx": result.onnx_path},
+        ctx.keyring,
+        result.metrics,
+        result.gates,
+        lineage,
+        ctx.settings.registry.keep_last,
+        return_state=True,
+    )
+    if not state.is_completed():
+        detail = f"publish failed ({state.message}); {live_note(ctx.store, name)}"
+        log.error("%s %s", name, detail)
+        ctx.tracker.set_tags(child, {"edgeflow.status": "publish-failed"})
+        ctx.tracker.end_run(child, ok=False)
+        return ModelOutcome(name, "failed", detail, result.gates, mlflow_run_id=child)
+    published: PublishedVersion = state.result()
+    ctx.tracker.promote(record)
+    ctx.tracker.set_tags(
+        child, {"edgeflow.status": "published", "edgeflow.version": published.version}
+    )
+    ctx.tracker.end_run(child, ok=True)
+    return ModelOutcome(
+        name,
+        "published",
+        f"version {published.version} (sequence {published.sequence})",
+        result.gates,
+        version=published.version,
+        mlflow_run_id=child,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.models.common import TrainOutcome
+from pipelines.models.base import ModelResult
 from pipelines.plots import plot_bars_overview
 from pipelines.report import ModelSection, write_report
 from pipelines.workdir import WorkdirLayout
+from tasks.context import ModelOutcome
 
 
 def read_last_training(layout: WorkdirLayout) -> dict[str, Any] | None:
@@ -26,23 +28,31 @@ def read_last_training(layout: WorkdirLayout) -> dict[str, Any] | None:
     return data
 
 
+@dataclass(frozen=True)
+class TrainingDecision:
+    """Whether this run trains, and why (logged either way)."""
+
+    train: bool
+    reason: str
+
+
 def decide_training(
     layout: WorkdirLayout, bars: pd.DataFrame, min_new_bars: int, force: bool
-) -> dict[str, Any]:
+) -> TrainingDecision:
     """Train only when enough bars arrived since the last published model (or when forced)."""
     last = read_last_training(layout)
     if force:
-        return {"train": True, "reason": "forced (--force)"}
+        return TrainingDecision(True, "forced (--force)")
     if last is None:
-        return {"train": True, "reason": "no previous successful training"}
+        return TrainingDecision(True, "no previous successful training")
     new = len(bars) - int(last.get("bars", 0))
     if new < min_new_bars:
-        return {
-            "train": False,
-            "reason": f"only {new} new bar(s) since the last published training at "
+        return TrainingDecision(
+            False,
+            f"only {new} new bar(s) since the last published training at "
             f"{last.get('finished_at')} (training.min_new_bars={min_new_bars}); use --force",
-        }
-    return {"train": True, "reason": f"{new} new bar(s) since the last training"}
+        )
+    return TrainingDecision(True, f"{new} new bar(s) since the last training")
 
 
 def record_training(layout: WorkdirLayout, summary: Mapping[str, Any], n_bars: int) -> None:
@@ -60,37 +70,37 @@ def record_training(layout: WorkdirLayout, summary: Mapping[str, Any], n_bars: i
     tmp.replace(layout.last_training)
 
 
-def _csv_tables(outcome: TrainOutcome) -> list[Path]:
-    return [p for p in outcome.artifacts.values() if p.suffix == ".csv"]
+def _csv_tables(result: ModelResult) -> list[Path]:
+    return [p for p in result.artifacts.values() if p.suffix == ".csv"]
 
 
-def _images(outcome: TrainOutcome) -> list[Path]:
-    return [p for p in outcome.artifacts.values() if p.suffix == ".png"]
+def _images(result: ModelResult) -> list[Path]:
+    return [p for p in result.artifacts.values() if p.suffix == ".png"]
 
 
 @task(name="write_report", cache_policy=NO_CACHE)
 def write_run_report(
     run_dir: Path,
     summary: Mapping[str, Any],
-    results: Mapping[str, Mapping[str, Any]],
-    outcomes: Mapping[str, TrainOutcome],
+    outcomes: Mapping[str, ModelOutcome],
+    results: Mapping[str, ModelResult],
     checks: Mapping[str, Any],
     bars: pd.DataFrame,
 ) -> Path:
-    """The HTML page with every plot, the gate table and the data checks."""
+    """The HTML page with every plot, the gate table and the data checks (models in the
+    registry's order)."""
     sections = []
-    for name, result in results.items():
-        outcome = outcomes.get(name)
-        gates = [g.as_dict() for g in result.get("gates", [])]
+    for name, outcome in outcomes.items():
+        result = results.get(name)
         sections.append(
             ModelSection(
                 model=name,
-                status=str(result["status"]),
-                detail=str(result["detail"]),
-                gates=gates,
-                metrics=dict(outcome.metrics) if outcome else {},
-                images=_images(outcome) if outcome else [],
-                tables=_csv_tables(outcome) if outcome else list(result.get("tables", [])),
+                status=outcome.status,
+                detail=outcome.detail,
+                gates=[g.as_dict() for g in outcome.gates],
+                metrics=dict(result.metrics) if result else {},
+                images=_images(result) if result else [],
+                tables=_csv_tables(result) if result else list(outcome.tables),
             )
         )
     overview = plot_bars_overview(bars, run_dir / "report" / "bars_overview.png")

@@ -17,11 +17,13 @@ from typing import Any
 import mlflow
 import numpy as np
 import onnx
-import onnxruntime as ort
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
-from pipelines.models.common import TrainOutcome
+from pipelines.export.onnx import make_session
+from pipelines.models.base import ModelResult
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ class Tracker:
         status = RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)
         self.client.set_terminated(run_id, status=status)
 
-    def log_model(self, run_id: str, outcome: TrainOutcome) -> ModelRecord:
+    def log_model(self, run_id: str, outcome: ModelResult) -> ModelRecord:
         """Log and register the ONNX model, then check it by a pyfunc round trip."""
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
@@ -145,16 +147,14 @@ class Tracker:
         return str(mv.version)
 
 
-def _example_input(outcome: TrainOutcome) -> np.ndarray:
-    width = outcome.input_shape[-1]
-    if not isinstance(width, int):
-        raise ValueError(f"{outcome.model}: input width must be fixed, got {width!r}")
+def _example_input(outcome: ModelResult) -> np.ndarray:
+    width = outcome.export.graph.input_width
     rng = np.random.default_rng(0)
     return rng.standard_normal((4, width)).astype(np.float32)
 
 
 def _round_trip_diff(onnx_path: Path, loaded: Any, example: np.ndarray) -> float:
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = make_session(onnx_path)
     direct = session.run(None, {session.get_inputs()[0].name: example})
     via = loaded.predict(example)
     values = via.values() if isinstance(via, dict) else [via]
@@ -166,3 +166,36 @@ def _round_trip_diff(onnx_path: Path, loaded: Any, example: np.ndarray) -> float
             raise ValueError(f"pyfunc round trip changed output shape {a.shape} -> {b.shape}")
         diffs.append(float(np.max(np.abs(a - b))) if a.size else 0.0)
     return max(diffs) if diffs else 0.0
+
+
+# --------------------------------------------------------------------------- tasks
+@task(name="start_tracking", cache_policy=NO_CACHE)
+def start_parent_run(
+    tracker: Tracker,
+    run_id: str,
+    settings: Any,
+    lineage: Mapping[str, str],
+    checks: Mapping[str, Any],
+) -> str:
+    """The flow run's parent MLflow run: the resolved config, lineage tags, the data checks."""
+    parent = tracker.start_run(
+        f"train-{run_id}",
+        params=settings.model_dump(mode="json"),
+        tags={"edgeflow.run_id": run_id, "edgeflow.profile": settings.profile, **lineage},
+    )
+    tracker.log_dict(parent, dict(checks), "data_checks.json")
+    return parent
+
+
+@task(name="log_model_run", task_run_name="log_{result.model}", cache_policy=NO_CACHE)
+def log_model_run(tracker: Tracker, parent: str, result: ModelResult) -> tuple[str, ModelRecord]:
+    """A nested run with every metric, gate, file and plot; the ONNX model registered and
+    read back through pyfunc."""
+    child = tracker.start_run(
+        result.model, params=result.params, parent_id=parent, tags={"edgeflow.model": result.model}
+    )
+    tracker.log_metrics(child, result.metrics)
+    tracker.log_metrics(child, {f"gate/{g.name}": g.value for g in result.gates})
+    for path in [result.onnx_path, *result.artifacts.values()]:
+        tracker.log_artifact(child, path, "files")
+    return child, tracker.log_model(child, result)

@@ -1,9 +1,8 @@
-"""The training task: one Prefect task that calls one trainer from ``pipelines.models``."""
+"""The training tasks: which models can train, and one generic task that trains any of them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib import import_module
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -11,45 +10,44 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from configs import Settings
-from pipelines.models.common import Gate, TrainOutcome
-
-#: model -> (module, trainer function, settings section). Imported lazily: torch, SB3 and
-#: LightGBM are heavy and the CLI's --help should not pay for them.
-TRAINERS: dict[str, tuple[str, str, str]] = {
-    "regime": ("pipelines.models.regime.train", "train_regime", "regime"),
-    "bandit": ("pipelines.models.bandit.train", "train_bandit", "bandit"),
-    "sizer": ("pipelines.models.sizer.train", "train_sizer", "sizer"),
-}
+from pipelines.models.base import ModelResult, TrainInputs, run_trainer
+from pipelines.models.registry import SPECS
+from pipelines.seeding import Streams
+from pipelines.strategies import compute_signals
 
 
-def _trainer(model: str) -> Callable[..., TrainOutcome]:
-    module, func, _ = TRAINERS[model]
-    fn: Callable[..., TrainOutcome] = getattr(import_module(module), func)
-    return fn
+@task(name="compute_signals", cache_policy=NO_CACHE)
+def compute_arm_signals(bars: pd.DataFrame) -> pd.DataFrame:
+    """The 12 arms' signals, once per run, for every model that reads them."""
+    return compute_signals(bars)
+
+
+def plan_models(features: pd.DataFrame) -> dict[str, str | None]:
+    """Each model and why it must be skipped (too little history), or None to train it."""
+    return {name: spec.skip_reason(features) for name, spec in SPECS.items()}
 
 
 @task(name="train", task_run_name="train_{model}", cache_policy=NO_CACHE)
 def train_model(
-    model: str, bars: pd.DataFrame, features: pd.DataFrame, settings: Settings, out_dir: Path
-) -> TrainOutcome:
-    """Train, evaluate against baselines on the held-out span, export ONNX with parity."""
-    section = getattr(settings, TRAINERS[model][2])
-    outcome = _trainer(model)(bars, features, section, settings.seed, out_dir)
+    model: str,
+    inputs: TrainInputs,
+    settings: Settings,
+    out_dir: Path,
+    upstream: Mapping[str, ModelResult] | None = None,
+) -> ModelResult:
+    """Train, evaluate against baselines on the held-out span, export ONNX, judge the gates."""
+    spec = SPECS[model]
+    if upstream:
+        inputs = TrainInputs(inputs.bars, inputs.features, inputs.signals, dict(upstream))
+    result = run_trainer(
+        spec,
+        inputs,
+        spec.config(settings),
+        Streams(settings.seed).child(model),
+        out_dir,
+        settings.training.parity_tolerance,
+    )
     log = get_run_logger()
-    for gate in outcome.gates:
-        log.info(
-            "%s gate %s: value %.6g vs threshold %.6g -> %s",
-            model,
-            gate.name,
-            gate.value,
-            gate.threshold,
-            "pass" if gate.passed else "FAIL",
-        )
-    log.info("%s ONNX parity max abs diff %.3g", model, outcome.onnx_max_abs_diff)
-    return outcome
-
-
-def parity_gate(outcome: TrainOutcome, tolerance: float) -> Gate:
-    """ONNX must reproduce the framework's own output before anything is published."""
-    diff = float(outcome.onnx_max_abs_diff)
-    return Gate("onnx_max_abs_diff", diff, tolerance, bool(diff <= tolerance))
+    for gate in result.gates:
+        log.info("%s gate %s -> %s", model, gate.reason, "pass" if gate.passed else "FAIL")
+    return result

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from pipelines.data.schema import REGIMES
+from pipelines.export.onnx import make_session, max_abs_diff, run
 from pipelines.models.bandit import BetaThompson, NeuralBandit, proxy_regimes
-from pipelines.models.bandit.export import export_onnx, onnx_arm_values, onnx_session, parity
+from pipelines.models.bandit.export import export_onnx
+from pipelines.models.bandit.neural import SeededDropout
 
 torch.set_num_threads(1)
 
@@ -70,14 +72,19 @@ def test_bot_shape_and_onnx_parity(tmp_path: Path) -> None:
     module = model.scoring_module()
     widths = [m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)]
     assert widths == [128, 64, 3]
-    drops = [m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)]
+    drops = [m.p for m in module.modules() if isinstance(m, SeededDropout)]
     assert drops == [0.2, 0.2]
     path = export_onnx(module, 43, tmp_path / "m.onnx")
-    assert parity(path, module, x) <= 1e-5
-    sess = onnx_session(path)
+    assert (
+        max_abs_diff(
+            run(make_session(path), x)[0], module.eval()(torch.from_numpy(x)).detach().numpy()
+        )
+        <= 1e-5
+    )
+    sess = make_session(path)
     assert sess.get_inputs()[0].name == "features"
     assert sess.get_outputs()[0].name == "arm_values"
-    single = onnx_arm_values(sess, x[:1])
+    single = run(sess, x[:1])[0]
     np.testing.assert_allclose(single[0], model.predict(x[:1])[0], atol=1e-5)
 
 

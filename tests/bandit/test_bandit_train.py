@@ -10,9 +10,9 @@ import torch
 
 from configs.settings import load_config
 from pipelines.data.synthetic import generate_bars
+from pipelines.export.onnx import make_session, run
 from pipelines.features import FEATURE_NAMES, featurize
 from pipelines.models.bandit import build_dataset, train_bandit
-from pipelines.models.bandit.export import onnx_arm_values, onnx_session
 from pipelines.models.bandit.train import forward_mean
 from pipelines.strategies import ARM_NAMES
 
@@ -85,14 +85,16 @@ def test_train_bandit_outcome(demo_like, tmp_path: Path) -> None:
     )
     gates = {g.name: g for g in out.gates}
     lift = gates["bandit_dr_lift_vs_best_arm"]
-    assert lift.value == pytest.approx(m["lift/bandit_vs_best_arm/dr"])
+    assert lift.value == pytest.approx(m["lift/bandit_vs_best_arm/dr"] * 1e4)  # bps
+    assert lift.unit == "bps" and lift.direction == ">"
+    assert lift.ci_low == pytest.approx(m["lift/bandit_vs_best_arm/dr_ci_low"] * 1e4)
     assert lift.passed == (lift.value > 0.0)
-    assert gates["bandit_onnx_parity"].passed
+    assert gates["onnx_max_abs_diff"].passed
     table = pd.read_csv(out.artifacts["ope_table"])
     assert {"bandit", "best_arm", "uniform", "lift/bandit"} <= set(table["policy"])
     # the exported graph is the policy: its argmax matches the arm-choice decisions
     x = feats[list(FEATURE_NAMES)].to_numpy(np.float32)[-50:]
-    values = onnx_arm_values(onnx_session(out.onnx_path), x)
+    values = run(make_session(out.onnx_path), x)[0]
     assert values.shape == (50, len(ARM_NAMES))
     # same seed, same inputs -> same outcome
     again = train_bandit(bars, feats, _cfg(), seed=3, out_dir=tmp_path / "b")
@@ -114,7 +116,7 @@ def test_train_bandit_logged_feedback_and_safe_rule(demo_like, tmp_path: Path) -
     assert m["train/safety_z"] == pytest.approx(z, rel=1e-9)
     # the exported values are conservative advantages: the default arm scores exactly 0
     x = feats[list(FEATURE_NAMES)].to_numpy(np.float32)[-200:]
-    values = onnx_arm_values(onnx_session(out.onnx_path), x)
+    values = run(make_session(out.onnx_path), x)[0]
     default = int(m["train/default_arm_index"])
     assert np.all(np.abs(values[:, default]) <= 1e-7)
     assert out.onnx_max_abs_diff <= 1e-5

@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 
 from configs import Settings, load_config
 from flows.training import run_training, store_uri
+from pipelines.models.registry import MODEL_NAMES
 from pipelines.recommendations import check_bounds
 from pipelines.registry.errors import VerificationError
 from pipelines.registry.keys import keyring_from_env
@@ -86,7 +87,7 @@ def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
     by_model = {r.data.tags["edgeflow.model"]: r for r in children}
-    assert set(by_model) == {"regime", "bandit", "sizer"}
+    assert set(by_model) == set(MODEL_NAMES)
     assert by_model["regime"].data.tags["edgeflow.status"] == "published"
     assert by_model["sizer"].data.tags["edgeflow.status"] == "blocked"
     for run in by_model.values():

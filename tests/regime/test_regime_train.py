@@ -13,7 +13,7 @@ from configs import load_config
 from configs.regime import RegimeConfig
 from pipelines.data.synthetic import generate_bars
 from pipelines.features import FEATURE_NAMES, featurize
-from pipelines.models.common import TrainOutcome
+from pipelines.models.base import ModelResult as TrainOutcome
 from pipelines.models.regime.train import train_regime
 
 pytestmark = pytest.mark.slow

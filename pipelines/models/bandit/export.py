@@ -10,8 +10,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -41,28 +39,3 @@ def export_onnx(module: nn.Module, n_features: int, path: Path, opset: int = 17)
             dynamo=False,
         )
     return path
-
-
-def onnx_session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session; one intra-op thread by default (deterministic, like the bot's)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_arm_values(session: ort.InferenceSession, X: np.ndarray) -> np.ndarray:
-    """[N, K] arm values from the exported graph."""
-    out = session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})
-    return np.asarray(out[0])
-
-
-def parity(path: Path, module: nn.Module, X: np.ndarray) -> float:
-    """Max |onnx - torch (eval)| over the rows of ``X``."""
-    module = module.eval()
-    with torch.no_grad():
-        expected = module(torch.from_numpy(np.array(X, dtype=np.float32))).numpy()
-    got = onnx_arm_values(onnx_session(path), X)
-    if got.shape != expected.shape:
-        raise ValueError(f"ONNX output shape {got.shape} != torch {expected.shape}")
-    return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))

@@ -14,35 +14,79 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 logger = logging.getLogger(__name__)
+
+
+class SeededDropout(nn.Module):
+    """Dropout whose masks come from a private generator, not torch's global one.
+
+    Same arithmetic as ``torch.nn.Dropout`` on CPU (a Bernoulli(1 - p) mask divided by
+    1 - p), so a generator seeded like the old global seed gives the same masks; identity in
+    eval mode, so the exported graph has no dropout node.
+    """
+
+    def __init__(self, p: float, generator: torch.Generator) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        noise = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        noise.div_(1.0 - self.p)
+        return x * noise
+
+
+def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    """``nn.Linear`` with its default init (Kaiming-uniform weight, then uniform bias, as
+    ``reset_parameters`` does) drawn from ``generator``. ``skip_init`` keeps the constructor
+    off torch's global generator, which another thread (SB3) may be using."""
+    layer = skip_init(nn.Linear, n_in, n_out)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1.0 / math.sqrt(n_in) if n_in > 0 else 0.0
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
 
 
 class RewardNet(nn.Module):
     """Standardise -> [Linear, ReLU, Dropout] x len(hidden) -> Linear(n_arms).
 
-    The feature mean/std are buffers, so the exported graph takes raw features.
+    The feature mean/std are buffers, so the exported graph takes raw features. Weights and
+    dropout masks draw from ``generator`` only (thread-safe reproducibility).
     """
 
     x_mean: torch.Tensor
     x_std: torch.Tensor
 
-    def __init__(self, n_features: int, hidden: Sequence[int], n_arms: int, dropout: float):
+    def __init__(
+        self,
+        n_features: int,
+        hidden: Sequence[int],
+        n_arms: int,
+        dropout: float,
+        generator: torch.Generator,
+    ):
         super().__init__()
         self.register_buffer("x_mean", torch.zeros(n_features))
         self.register_buffer("x_std", torch.ones(n_features))
         layers: list[nn.Module] = []
         width = n_features
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [_linear(width, h, generator), nn.ReLU(), SeededDropout(dropout, generator)]
             width = h
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, n_arms)
+        self.head = _linear(width, n_arms, generator)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.body((x - self.x_mean) / self.x_std)
@@ -142,8 +186,8 @@ class NeuralBandit:
             raise ValueError(f"need at least 20 decisions, got {len(X)}")
         if action.min() < 0 or action.max() >= n_arms:
             raise ValueError(f"actions must be in [0, {n_arms})")
-        torch.manual_seed(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
+        init_gen = torch.Generator().manual_seed(self.seed)  # weights and dropout
+        gen = torch.Generator().manual_seed(self.seed)  # mini-batch order
 
         self.n_arms_ = n_arms
         self.n_features_in_ = X.shape[1]
@@ -153,7 +197,7 @@ class NeuralBandit:
         n_val = max(1, round(len(X) * self.val_fraction))
         n_tr = len(X) - n_val
 
-        net = RewardNet(X.shape[1], self.hidden, n_arms, self.dropout)
+        net = RewardNet(X.shape[1], self.hidden, n_arms, self.dropout, init_gen)
         mean = X[:n_tr].mean(axis=0)
         std = X[:n_tr].std(axis=0)
         net.x_mean.copy_(torch.from_numpy(mean))
@@ -220,11 +264,11 @@ class NeuralBandit:
 
     def _train_net(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
         """Adam on the masked MSE of [N, K] targets; early stopping on the later rows."""
-        torch.manual_seed(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
+        init_gen = torch.Generator().manual_seed(self.seed)  # weights and dropout
+        gen = torch.Generator().manual_seed(self.seed)  # mini-batch order
         n_val = max(1, round(len(X) * self.val_fraction))
         n_tr = len(X) - n_val
-        net = RewardNet(X.shape[1], self.hidden, y.shape[1], self.dropout)
+        net = RewardNet(X.shape[1], self.hidden, y.shape[1], self.dropout, init_gen)
         std = X[:n_tr].std(axis=0)
         net.x_mean.copy_(torch.from_numpy(X[:n_tr].mean(axis=0)))
         net.x_std.copy_(torch.from_numpy(np.where(std > 1e-8, std, 1.0).astype(np.float32)))

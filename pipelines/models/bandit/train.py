@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,11 +28,14 @@ import torch
 from configs.bandit import BanditConfig
 from pipelines.data.schema import REGIMES, TRUE_REGIME_COLUMN
 from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fit_reward_model
-from pipelines.models.bandit.export import INPUT_NAME, OUTPUT_NAME, export_onnx, parity
+from pipelines.export.onnx import OnnxExport, make_session, run
+from pipelines.models.bandit.export import export_onnx
 from pipelines.models.bandit.neural import NeuralBandit
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
-from pipelines.models.common import Gate, TrainOutcome, time_split
+from pipelines.models.base import Evaluation, ModelResult, TrainInputs
+from pipelines.models.common import time_split
+from pipelines.seeding import Streams
 from pipelines.strategies import (
     ARM_FAMILIES,
     ARM_NAMES,
@@ -62,7 +66,12 @@ class BanditData:
         return [f"r/{a}" for a in ARM_NAMES]
 
 
-def build_dataset(bars: pd.DataFrame, features: pd.DataFrame, cfg: BanditConfig) -> BanditData:
+def build_dataset(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: BanditConfig,
+    signals: pd.DataFrame | None = None,
+) -> BanditData:
     """Signals, rewards and proxy regimes from bars, inner-joined to features on (symbol, ts).
 
     Rows without a complete reward row (the last ``reward_horizon`` bars of each symbol)
@@ -71,7 +80,8 @@ def build_dataset(bars: pd.DataFrame, features: pd.DataFrame, cfg: BanditConfig)
     feature_names = tuple(c for c in features.columns if c not in ("ts", "symbol"))
     if not feature_names:
         raise ValueError("features frame has no feature columns")
-    signals = compute_signals(bars)
+    if signals is None:
+        signals = compute_signals(bars)
     rewards = arm_rewards(bars, signals, cfg.reward_horizon, cfg.cost_bps, cfg.slippage_bps)
     left = pd.DataFrame({"ts": bars["ts"], "symbol": bars["symbol"]})
     left[[f"r/{a}" for a in ARM_NAMES]] = rewards.to_numpy()
@@ -193,101 +203,211 @@ def _write_table(
     return path
 
 
-def train_bandit(
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    cfg: BanditConfig,
-    seed: int,
-    out_dir: Path,
-) -> TrainOutcome:
-    """Train the strategy bandit, evaluate it off-policy on the held-out span, export ONNX.
+@dataclass(frozen=True)
+class BanditSplit:
+    """The purged time split with each span's logged view (one arm and its propensity)."""
 
-    Parameters
-    ----------
-    bars : the bar contract frame (``regime`` column optional: synthetic truth, evaluation only).
-    features : ``featurize(bars).frame`` (ts, symbol and the feature columns).
-    cfg : ``Settings.bandit``.
-    seed : root seed; logging-policy draws, network init and bootstrap derive from it.
-    out_dir : receives ``model.onnx``, plots (PNG), the OPE table (CSV), arms and the
-        Thompson table (JSON).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    s_log_tr, s_log_ho, s_net, s_boot, s_mc = np.random.SeedSequence(seed).generate_state(5)
-    data = build_dataset(bars, features, cfg)
-    train, hold = _purged_split(data, cfg)
-    policy = LoggingPolicy(cfg.logging_policy, cfg.logging_epsilon, cfg.logging_window)
-    log_tr = _logged(train, policy, cfg, int(s_log_tr))
-    log_ho = _logged(hold, policy, cfg, int(s_log_ho))
-    feats = list(data.feature_names)
-    x_tr = train[feats].to_numpy(dtype=np.float32)
-    x_ho = hold[feats].to_numpy(dtype=np.float32)
+    data: BanditData
+    train: pd.DataFrame
+    hold: pd.DataFrame
+    log_tr: pd.DataFrame
+    log_ho: pd.DataFrame
 
-    # --- models, fitted on the training span only
-    full_tr = train[data.reward_columns].to_numpy()
-    best_arm = int(np.argmax(full_tr.mean(axis=0)))
-    fit_start = time.perf_counter()
-    bandit = NeuralBandit(
-        hidden=tuple(cfg.hidden),
-        dropout=cfg.dropout,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        patience=cfg.patience,
-        val_fraction=cfg.val_fraction,
-        prior_precision=cfg.prior_precision,
-        seed=int(s_net) % (2**31),
-    )
-    if cfg.training_feedback == "full_information":
-        default_arm = best_arm
-        targets = forward_mean(train, data.reward_columns, cfg.label_window)
-        bandit.fit_full_information(x_tr, targets, default_arm)
-    else:
-        default_arm = _logged_best_arm(log_tr)
-        bandit.fit(x_tr, log_tr["arm"].to_numpy(), log_tr["reward"].to_numpy(), N_ARMS)
-    companion = BetaThompson(N_ARMS, len(REGIMES), cfg.ts_prior_a, cfg.ts_prior_b).fit(
-        log_tr["arm"].to_numpy(), train["proxy_regime"].to_numpy(), log_tr["reward"].to_numpy()
-    )
-    fit_seconds = time.perf_counter() - fit_start
-    z = safety_z(cfg.safety_level, cfg.reward_horizon)
-    module = bandit.safe_scoring_module(default_arm, z)
+    def x(self, part: pd.DataFrame) -> np.ndarray:
+        return part[list(self.data.feature_names)].to_numpy(dtype=np.float32)
 
-    # --- policies on the held-out decisions
-    mc = np.random.default_rng(s_mc)
+
+@dataclass
+class BanditFit:
+    """The network, its exported safe-scoring module, the companion and the reference arm."""
+
+    bandit: NeuralBandit
+    module: torch.nn.Module
+    companion: BetaThompson
+    best_arm: int
+    default_arm: int
+    z: float
+    fit_seconds: float
+
+
+class BanditTrainer:
+    """The strategy bandit's stages for the model registry."""
+
+    def prepare(self, inputs: TrainInputs, cfg: BanditConfig, streams: Streams) -> BanditSplit:
+        data = build_dataset(inputs.bars, inputs.features, cfg, inputs.signals)
+        train, hold = _purged_split(data, cfg)
+        policy = LoggingPolicy(cfg.logging_policy, cfg.logging_epsilon, cfg.logging_window)
+        log_tr = _logged(train, policy, cfg, streams.seed("logging/train"))
+        log_ho = _logged(hold, policy, cfg, streams.seed("logging/holdout"))
+        return BanditSplit(data, train, hold, log_tr, log_ho)
+
+    def fit(self, split: BanditSplit, cfg: BanditConfig, streams: Streams) -> BanditFit:
+        train, log_tr = split.train, split.log_tr
+        full_tr = train[split.data.reward_columns].to_numpy()
+        best_arm = int(np.argmax(full_tr.mean(axis=0)))
+        started = time.perf_counter()
+        bandit = NeuralBandit(
+            hidden=tuple(cfg.hidden),
+            dropout=cfg.dropout,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            patience=cfg.patience,
+            val_fraction=cfg.val_fraction,
+            prior_precision=cfg.prior_precision,
+            seed=streams.seed("network"),
+        )
+        x_tr = split.x(train)
+        if cfg.training_feedback == "full_information":
+            default_arm = best_arm
+            targets = forward_mean(train, split.data.reward_columns, cfg.label_window)
+            bandit.fit_full_information(x_tr, targets, default_arm)
+        else:
+            default_arm = _logged_best_arm(log_tr)
+            bandit.fit(x_tr, log_tr["arm"].to_numpy(), log_tr["reward"].to_numpy(), N_ARMS)
+        companion = BetaThompson(N_ARMS, len(REGIMES), cfg.ts_prior_a, cfg.ts_prior_b).fit(
+            log_tr["arm"].to_numpy(), train["proxy_regime"].to_numpy(), log_tr["reward"].to_numpy()
+        )
+        z = safety_z(cfg.safety_level, cfg.reward_horizon)
+        module = bandit.safe_scoring_module(default_arm, z)
+        seconds = time.perf_counter() - started
+        return BanditFit(bandit, module, companion, best_arm, default_arm, z, seconds)
+
+    def evaluate(
+        self,
+        split: BanditSplit,
+        fitted: BanditFit,
+        cfg: BanditConfig,
+        streams: Streams,
+        out_dir: Path,
+    ) -> Evaluation:
+        hold, log_ho, data = split.hold, split.log_ho, split.data
+        x_ho = split.x(hold)
+        best_arm, companion = fitted.best_arm, fitted.companion
+        mc = streams.numpy("monte_carlo")
+        greedy = _greedy(fitted.module, x_ho)
+        regimes_ho = hold["proxy_regime"].to_numpy()
+        beta_draws = np.zeros((len(hold), N_ARMS))
+        for _ in range(_MC_SAMPLES):
+            beta_draws[np.arange(len(hold)), companion.select_action(regimes_ho, mc)] += 1
+        policies = {
+            "bandit": _one_hot(greedy),
+            "bandit_ts": fitted.bandit.action_distribution(x_ho, mc, _MC_SAMPLES),
+            "beta_ts": beta_draws / _MC_SAMPLES,
+            REFERENCE: _one_hot(np.full(len(hold), best_arm)),
+            "uniform": np.full((len(hold), N_ARMS), 1.0 / N_ARMS),
+        }
+        action = log_ho["arm"].to_numpy().astype(np.int64)
+        reward = log_ho["reward"].to_numpy()
+        q_hat = fit_reward_model(x_ho, action, reward, N_ARMS, cfg.ridge_alpha)
+        table = evaluate_policies(
+            reward,
+            action,
+            log_ho["propensity"].to_numpy(),
+            q_hat,
+            policies,
+            REFERENCE,
+            cfg.n_bootstrap,
+            cfg.bootstrap_block,
+            cfg.ci_level,
+            streams.seed("bootstrap"),
+        )
+        truth = _ground_truth(hold, data.reward_columns, policies)
+
+        decisions = hold[["ts", "symbol"]].assign(chosen=greedy)
+        if "true_regime" in hold:
+            decisions["true_regime"] = hold["true_regime"].to_numpy()
+        artifacts = {
+            "arm_choices": plot_arm_choices(decisions, ARM_NAMES, out_dir / "arm_choices.png"),
+            "ope_estimates": plot_ope(table, truth, out_dir / "ope_estimates.png"),
+            "ope_table": _write_table(table, truth, out_dir / "ope_table.csv"),
+            "thompson": companion.to_json(out_dir / "thompson.json", list(ARM_NAMES)),
+        }
+        arms_path = out_dir / "arms.json"
+        arms_path.write_text(
+            json.dumps(
+                {"arms": list(ARM_NAMES), "families": [ARM_FAMILIES[a] for a in ARM_NAMES]},
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+        artifacts["arms"] = arms_path
+
+        metrics = _estimate_metrics(table)
+        metrics.update({f"truth/{k}": v for k, v in truth.items()})
+        for oracle in ("oracle_hindsight", "oracle_regime"):
+            if oracle in truth:
+                for name in ("bandit", "bandit_ts", "beta_ts", REFERENCE, "uniform"):
+                    metrics[f"regret/{name}_vs_{oracle}"] = truth[oracle] - truth[name]
+        full_tr = split.train[data.reward_columns].to_numpy()
+        chosen_share = np.bincount(greedy, minlength=N_ARMS) / len(greedy)
+        metrics.update(
+            {
+                "holdout/n_decisions": float(len(hold)),
+                "holdout/distinct_arms_chosen": float(np.count_nonzero(chosen_share)),
+                "holdout/top_arm_share": float(chosen_share.max()),
+                "holdout/deviation_share": float(np.mean(greedy != fitted.default_arm)),
+                "train/default_arm_index": float(fitted.default_arm),
+                "train/safety_z": fitted.z,
+                "train/n_decisions": float(len(split.train)),
+                "train/epochs_run": float(fitted.bandit.epochs_run_),
+                "train/best_val_mse_scaled": fitted.bandit.best_val_loss_,
+                "train/fit_seconds": fitted.fit_seconds,
+                "train/best_arm_index": float(best_arm),
+                "train/best_arm_mean_reward": float(full_tr[:, best_arm].mean()),
+            }
+        )
+        lift = table["lift/bandit"]["dr"]
+        logger.info(
+            "bandit: DR %.2f bps vs best arm %s %.2f bps (lift CI %.2f..%.2f)",
+            table["bandit"]["dr"].value * 1e4,
+            ARM_NAMES[best_arm],
+            table[REFERENCE]["dr"].value * 1e4,
+            lift.low * 1e4,
+            lift.high * 1e4,
+        )
+        params = {
+            **cfg.model_dump(mode="json"),
+            "arm_names": list(ARM_NAMES),
+            "feature_names": list(data.feature_names),
+            "best_arm": ARM_NAMES[best_arm],
+            "default_arm": ARM_NAMES[fitted.default_arm],
+            "exploration": "NeuralLinear (Bayesian last layer, Thompson sampling)",
+            "decision_rule": "argmax of the lower confidence bound of each arm's advantage "
+            "over the default arm (0 for the default arm)",
+        }
+        return Evaluation(metrics, artifacts, params)
+
+    def export(
+        self, split: BanditSplit, fitted: BanditFit, cfg: BanditConfig, out_dir: Path
+    ) -> OnnxExport:
+        x_ho = split.x(split.hold)
+        path = export_onnx(fitted.module, x_ho.shape[1], out_dir / "model.onnx", cfg.onnx_opset)
+        with torch.no_grad():
+            want = fitted.module.eval()(torch.from_numpy(x_ho.copy())).numpy()
+        (got,) = run(make_session(path), x_ho)
+        return OnnxExport.checked(path, got, want)
+
+    def extras(self, split: BanditSplit, fitted: BanditFit) -> dict[str, Any]:
+        """The bandit's greedy arm on every decision row: the stream the bot would trade."""
+        frame = split.data.frame
+        greedy = _greedy(fitted.module, frame[list(split.data.feature_names)].to_numpy(np.float32))
+        choice = frame[["ts", "symbol"]].assign(arm=np.asarray(ARM_NAMES)[greedy])
+        return {"arm_choice": choice}
+
+
+def _greedy(module: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        values_ho = module(torch.from_numpy(x_ho.copy())).numpy()
-    greedy = np.argmax(values_ho, axis=1)
-    regimes_ho = hold["proxy_regime"].to_numpy()
-    beta_draws = np.zeros((len(hold), N_ARMS))
-    for _ in range(_MC_SAMPLES):
-        beta_draws[np.arange(len(hold)), companion.select_action(regimes_ho, mc)] += 1
-    policies = {
-        "bandit": _one_hot(greedy),
-        "bandit_ts": bandit.action_distribution(x_ho, mc, _MC_SAMPLES),
-        "beta_ts": beta_draws / _MC_SAMPLES,
-        REFERENCE: _one_hot(np.full(len(hold), best_arm)),
-        "uniform": np.full((len(hold), N_ARMS), 1.0 / N_ARMS),
-    }
-    action = log_ho["arm"].to_numpy().astype(np.int64)
-    reward = log_ho["reward"].to_numpy()
-    q_hat = fit_reward_model(x_ho, action, reward, N_ARMS, cfg.ridge_alpha)
-    table = evaluate_policies(
-        reward,
-        action,
-        log_ho["propensity"].to_numpy(),
-        q_hat,
-        policies,
-        REFERENCE,
-        cfg.n_bootstrap,
-        cfg.bootstrap_block,
-        cfg.ci_level,
-        int(s_boot),
-    )
+        values = module.eval()(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    return np.argmax(values, axis=1)
 
-    # --- ground truth on the held-out span (full information)
-    full_ho = hold[data.reward_columns].to_numpy()
+
+def _ground_truth(
+    hold: pd.DataFrame, reward_columns: list[str], policies: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """True policy values on the held-out span from every arm's reward (evaluation only)."""
+    full_ho = hold[reward_columns].to_numpy()
     truth = {name: float(np.mean(np.sum(p * full_ho, axis=1))) for name, p in policies.items()}
     truth["oracle_hindsight"] = float(np.mean(full_ho.max(axis=1)))
     if "true_regime" in hold:
@@ -297,101 +417,29 @@ def train_bandit(
         }
         oracle_arm = np.array([per_regime_best[int(r)] for r in true_reg])
         truth["oracle_regime"] = float(np.mean(full_ho[np.arange(len(hold)), oracle_arm]))
+    return truth
 
-    # --- export: the graph is the policy (argmax of the conservative advantages)
-    onnx_path = export_onnx(module, len(feats), out_dir / "model.onnx", cfg.onnx_opset)
-    max_diff = parity(onnx_path, module, x_ho)
 
-    # --- artifacts
-    decisions = hold[["ts", "symbol"]].assign(chosen=greedy)
-    if "true_regime" in hold:
-        decisions["true_regime"] = hold["true_regime"].to_numpy()
-    artifacts = {
-        "arm_choices": plot_arm_choices(decisions, ARM_NAMES, out_dir / "arm_choices.png"),
-        "ope_estimates": plot_ope(table, truth, out_dir / "ope_estimates.png"),
-        "ope_table": _write_table(table, truth, out_dir / "ope_table.csv"),
-        "thompson": companion.to_json(out_dir / "thompson.json", list(ARM_NAMES)),
-    }
-    arms_path = out_dir / "arms.json"
-    arms_path.write_text(
-        json.dumps(
-            {"arms": list(ARM_NAMES), "families": [ARM_FAMILIES[a] for a in ARM_NAMES]}, indent=1
-        ),
-        encoding="utf-8",
-    )
-    artifacts["arms"] = arms_path
+def train_bandit(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: BanditConfig,
+    seed: int,
+    out_dir: Path,
+    signals: pd.DataFrame | None = None,
+    parity_tolerance: float = 1e-5,
+) -> ModelResult:
+    """Train, evaluate off-policy, export and gate the bandit outside a flow (tests, benchmarks).
 
-    # --- metrics and gates
-    metrics = _estimate_metrics(table)
-    metrics.update({f"truth/{k}": v for k, v in truth.items()})
-    for oracle in ("oracle_hindsight", "oracle_regime"):
-        if oracle in truth:
-            for name in ("bandit", "bandit_ts", "beta_ts", REFERENCE, "uniform"):
-                metrics[f"regret/{name}_vs_{oracle}"] = truth[oracle] - truth[name]
-    chosen_share = np.bincount(greedy, minlength=N_ARMS) / len(greedy)
-    metrics.update(
-        {
-            "holdout/n_decisions": float(len(hold)),
-            "holdout/distinct_arms_chosen": float(np.count_nonzero(chosen_share)),
-            "holdout/top_arm_share": float(chosen_share.max()),
-            "holdout/deviation_share": float(np.mean(greedy != default_arm)),
-            "train/default_arm_index": float(default_arm),
-            "train/safety_z": z,
-            "train/n_decisions": float(len(train)),
-            "train/epochs_run": float(bandit.epochs_run_),
-            "train/best_val_mse_scaled": bandit.best_val_loss_,
-            "train/fit_seconds": fit_seconds,
-            "train/total_seconds": time.perf_counter() - started,
-            "train/best_arm_index": float(best_arm),
-            "train/best_arm_mean_reward": float(full_tr[:, best_arm].mean()),
-            "onnx_max_abs_diff": max_diff,
-        }
-    )
-    lift = table["lift/bandit"]["dr"]
-    gates = [
-        Gate(
-            "bandit_dr_lift_vs_best_arm", lift.value, cfg.min_dr_lift, lift.value > cfg.min_dr_lift
-        ),
-        Gate(
-            "bandit_dr_lift_vs_uniform",
-            table["bandit"]["dr"].value - table["uniform"]["dr"].value,
-            0.0,
-            table["bandit"]["dr"].value > table["uniform"]["dr"].value,
-        ),
-        Gate(
-            "bandit_onnx_parity", max_diff, cfg.parity_tolerance, max_diff <= cfg.parity_tolerance
-        ),
-    ]
-    logger.info(
-        "bandit: DR %.2f bps vs best arm %s %.2f bps (lift CI %.2f..%.2f), parity %.1e",
-        table["bandit"]["dr"].value * 1e4,
-        ARM_NAMES[best_arm],
-        table[REFERENCE]["dr"].value * 1e4,
-        lift.low * 1e4,
-        lift.high * 1e4,
-        max_diff,
-    )
-    return TrainOutcome(
-        model=MODEL_NAME,
-        onnx_path=onnx_path,
-        onnx_max_abs_diff=max_diff,
-        input_names=[INPUT_NAME],
-        input_shape=["N", len(feats)],
-        output_names=[OUTPUT_NAME],
-        opset=cfg.onnx_opset,
-        metrics=metrics,
-        gates=gates,
-        artifacts=artifacts,
-        params={
-            **cfg.model_dump(mode="json"),
-            "seed": seed,
-            "arm_names": list(ARM_NAMES),
-            "feature_names": feats,
-            "best_arm": ARM_NAMES[best_arm],
-            "default_arm": ARM_NAMES[default_arm],
-            "exploration": "NeuralLinear (Bayesian last layer, Thompson sampling)",
-            "decision_rule": "argmax of the lower confidence bound of each arm's advantage "
-            "over the default arm (0 for the default arm)",
-            "torch_threads": torch.get_num_threads(),
-        },
-    )
+    Parameters
+    ----------
+    bars : the bar contract frame (``regime`` column optional: synthetic truth, evaluation only).
+    features : ``featurize(bars).frame`` (ts, symbol and the feature columns).
+    cfg : ``Settings.bandit``.
+    seed : the root seed; logging draws, network init and bootstrap use named streams of it.
+    out_dir : receives ``model.onnx``, plots (PNG), the OPE table (CSV), arms and the
+        Thompson table (JSON).
+    """
+    from pipelines.models.registry import SPECS, train_one
+
+    return train_one(SPECS["bandit"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

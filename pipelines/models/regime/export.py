@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from pipelines.export.onnx import make_session
+
 logger = logging.getLogger(__name__)
 
 INPUT_NAME = "features"
@@ -121,41 +123,20 @@ def export_onnx(
     return path
 
 
-def onnx_session(path: Path) -> Any:
-    """A single-threaded onnxruntime session (the live bot scores one row at a time)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_predict_proba(session: Any, X: np.ndarray) -> np.ndarray:
-    """``probabilities`` output for ``X`` (cast to float32 like the bot does)."""
-    out = session.run([OUTPUT_NAMES[1]], {INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})
-    return np.asarray(out[0])
-
-
-def onnx_parity(path: Path, model: Any, X: np.ndarray) -> float:
-    """Max abs diff between ONNX and native ``predict_proba`` on the same float32 rows.
-
-    Also checks the ``label`` output agrees with the native argmax wherever the top two
-    probabilities are not tied to within float32 noise.
-    """
+def onnx_probabilities(path: Path, model: Any, X: np.ndarray) -> np.ndarray:
+    """The graph's ``probabilities`` for float32 rows ``X``, after checking its ``label``
+    output agrees with the native argmax wherever the top two native probabilities are not
+    tied to within float32 noise (parity of the probabilities is measured by the caller)."""
     X32 = np.ascontiguousarray(X, dtype=np.float32)
-    session = onnx_session(path)
+    session = make_session(path)
     label, proba = session.run(list(OUTPUT_NAMES), {INPUT_NAME: X32})
     native = np.asarray(model.predict_proba(X32), dtype=np.float64)
-    if proba.shape != native.shape:
-        raise ValueError(f"ONNX probabilities {proba.shape} vs native {native.shape}")
-    diff = float(np.max(np.abs(proba.astype(np.float64) - native))) if len(X32) else 0.0
     top2 = np.sort(native, axis=1)[:, -2:]
     clear = (top2[:, 1] - top2[:, 0]) > 1e-5
     mismatch = int((np.asarray(label)[clear] != native.argmax(axis=1)[clear]).sum())
     if mismatch:
         raise ValueError(f"ONNX label disagrees with native argmax on {mismatch} rows")
-    return diff
+    return np.asarray(proba)
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

@@ -19,12 +19,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
@@ -36,8 +36,10 @@ from pipelines.evaluation.calibration import (
     plot_reliability,
     reliability_curve,
 )
+from pipelines.export.onnx import OnnxExport
 from pipelines.features import FEATURE_NAMES
-from pipelines.models.common import Gate, TrainOutcome, time_split
+from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
+from pipelines.models.common import time_split
 from pipelines.models.regime.bocd import bocd_frame, detection_stats
 from pipelines.models.regime.candidates import (
     BASELINE_INPUTS,
@@ -47,7 +49,7 @@ from pipelines.models.regime.candidates import (
     make_candidate,
     predict_proba_full,
 )
-from pipelines.models.regime.export import OUTPUT_NAMES, export_onnx, onnx_parity
+from pipelines.models.regime.export import OUTPUT_NAMES, export_onnx, onnx_probabilities
 from pipelines.models.regime.labels import NO_LABEL, regime_labels
 from pipelines.models.regime.plots import plot_regime_timeline
 from pipelines.models.regime.selection import (
@@ -59,6 +61,7 @@ from pipelines.models.regime.selection import (
     walk_forward_compare,
     walk_forward_folds,
 )
+from pipelines.seeding import Streams
 
 logger = logging.getLogger(__name__)
 
@@ -163,122 +166,169 @@ def _bocd_metrics(frame: pd.DataFrame, cfg: RegimeConfig) -> dict[str, float]:
     return out
 
 
-def train_regime(
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    cfg: RegimeConfig,
-    seed: int,
-    out_dir: Path,
-) -> TrainOutcome:
-    """Train, select, calibrate, evaluate and export the regime classifier (model ``regime``).
+@dataclass
+class RegimeData:
+    """The labelled frame, its time splits (fit / calibration / holdout, gaps between) and
+    the design matrices of each part."""
 
-    Parameters
-    ----------
-    bars : DataFrame
-        The bar contract; a ``regime`` column (synthetic truth) is used as the target when
-        ``cfg.use_true_regime``. Never a feature.
-    features : DataFrame
-        ``featurize(bars).frame``: ``ts``, ``symbol`` and the 43 ``FEATURE_NAMES``.
-    cfg, seed, out_dir
-        Regime config, root seed, folder for the ONNX file, plots and tables.
-    """
-    # BLAS threads fighting other processes on a small box made the logistic fit 60x slower;
-    # the models' own parallelism is set by ``cfg.n_jobs``.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _train_regime(bars, features, cfg, seed, Path(out_dir))
+    frame: pd.DataFrame
+    source: str
+    prior_var: float
+    gap: pd.Timedelta
+    train_all: pd.DataFrame
+    fit_part: pd.DataFrame
+    calib: pd.DataFrame
+    holdout: pd.DataFrame
 
-
-def _train_regime(
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    cfg: RegimeConfig,
-    seed: int,
-    out_dir: Path,
-) -> TrainOutcome:
-    t_start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n_classes = len(REGIMES)
-    frame, source, prior_var = build_dataset(bars, features, cfg)
-
-    interval = bar_interval(frame["ts"], frame["symbol"])
-    gap = interval * (cfg.purge + cfg.embargo)
-    train_all, holdout = time_split(frame, cfg.holdout_fraction)
-    if holdout.empty or train_all.empty:
-        raise ValueError("time split left an empty training or held-out span")
-    train_all = train_all[train_all["ts"] <= holdout["ts"].min() - gap]
-    cal_start = train_all["ts"].quantile(1 - cfg.calibration_fraction)
-    calib = train_all[train_all["ts"] >= cal_start]
-    fit_part = train_all[train_all["ts"] <= cal_start - gap]
-    if fit_part.empty or calib.empty:
-        raise ValueError("not enough training history for a fit part and a calibration part")
-    missing = sorted(set(range(n_classes)) - set(fit_part["y"].unique()))
-    if missing:
-        raise ValueError(
-            f"classes {[REGIMES[m] for m in missing]} never occur in the training span; "
-            "use more history (every regime must be seen to export a 4-class model)"
-        )
-    logger.info(
-        "regime data: %d rows (%s labels); fit %d, calibration %d, holdout %d",
-        len(frame),
-        source,
-        len(fit_part),
-        len(calib),
-        len(holdout),
-    )
-
-    feat_cols, base_cols = list(FEATURE_NAMES), list(BASELINE_INPUTS)
-
+    @staticmethod
     def mats(part: pd.DataFrame) -> dict[str, np.ndarray]:
         return {
-            "features": part[feat_cols].to_numpy(dtype=np.float32),
-            "two_inputs": part[base_cols].to_numpy(dtype=np.float64),
+            "features": part[list(FEATURE_NAMES)].to_numpy(dtype=np.float32),
+            "two_inputs": part[list(BASELINE_INPUTS)].to_numpy(dtype=np.float64),
             "none": np.zeros((len(part), 1)),
         }
 
-    contenders = [
-        Contender(name, "candidate", partial(make_candidate, name, cfg, seed), "features")
-        for name in cfg.candidates
-    ] + [
-        Contender("majority", "baseline", partial(make_baseline, "majority", cfg), "none"),
-        Contender(
-            "two_input_logistic",
-            "baseline",
-            partial(make_baseline, "two_input_logistic", cfg),
-            "two_inputs",
-        ),
-    ]
-    # 3. walk-forward on the whole training span
-    t_wf = time.perf_counter()
-    train_all = train_all.reset_index(drop=True)
-    folds = walk_forward_folds(train_all["ts"], cfg.n_folds, gap)
-    table = walk_forward_compare(
-        contenders,
-        mats(train_all),
-        train_all["y"].to_numpy(),
-        folds,
-        n_classes,
-        predict_proba_full,
-    )
-    summary = summarize(table)
-    best = select_best(summary, cfg.selection_metric)
-    wf_seconds = time.perf_counter() - t_wf
-    logger.info("walk-forward picked %s by %s (%.1fs)", best, cfg.selection_metric, wf_seconds)
 
-    # 4. refit the best and the baselines on the fit part
-    t_fit = time.perf_counter()
-    m_fit, m_cal, m_hold = mats(fit_part), mats(calib), mats(holdout)
-    y_fit, y_cal, y_hold = (p["y"].to_numpy() for p in (fit_part, calib, holdout))
-    by_name = {c.name: c for c in contenders}
-    model = _fit(by_name[best].factory, m_fit["features"], y_fit)
-    refit_seconds = time.perf_counter() - t_fit
+@dataclass
+class RegimeFit:
+    """The selected model refitted on the fit part, its conformal wrapper, the comparison."""
 
-    # 5. conformal calibration, 6. held-out evaluation
-    conformal = SplitConformalClassifier(cfg.conformal_coverage).fit(
-        predict_proba_full(model, m_cal["features"], n_classes), y_cal
-    )
+    best: str
+    model: Any
+    contenders: dict[str, Contender]
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    conformal: SplitConformalClassifier
+    n_folds: int
+    wf_seconds: float
+    refit_seconds: float
+
+
+class RegimeTrainer(NoExtras):
+    """The regime classifier's stages for the model registry.
+
+    BLAS threads fighting other processes on a small box made the logistic fit 60x slower;
+    each stage runs with one BLAS thread (the models' own parallelism is ``cfg.n_jobs``).
+    """
+
+    def prepare(self, inputs: TrainInputs, cfg: RegimeConfig, streams: Streams) -> RegimeData:
+        with threadpool_limits(limits=1, user_api="blas"):
+            frame, source, prior_var = build_dataset(inputs.bars, inputs.features, cfg)
+        interval = bar_interval(frame["ts"], frame["symbol"])
+        gap = interval * (cfg.purge + cfg.embargo)
+        train_all, holdout = time_split(frame, cfg.holdout_fraction)
+        if holdout.empty or train_all.empty:
+            raise ValueError("time split left an empty training or held-out span")
+        train_all = train_all[train_all["ts"] <= holdout["ts"].min() - gap]
+        cal_start = train_all["ts"].quantile(1 - cfg.calibration_fraction)
+        calib = train_all[train_all["ts"] >= cal_start]
+        fit_part = train_all[train_all["ts"] <= cal_start - gap]
+        if fit_part.empty or calib.empty:
+            raise ValueError("not enough training history for a fit part and a calibration part")
+        missing = sorted(set(range(len(REGIMES))) - set(fit_part["y"].unique()))
+        if missing:
+            raise ValueError(
+                f"classes {[REGIMES[m] for m in missing]} never occur in the training span; "
+                "use more history (every regime must be seen to export a 4-class model)"
+            )
+        logger.info(
+            "regime data: %d rows (%s labels); fit %d, calibration %d, holdout %d",
+            len(frame),
+            source,
+            len(fit_part),
+            len(calib),
+            len(holdout),
+        )
+        return RegimeData(
+            frame,
+            source,
+            prior_var,
+            gap,
+            train_all.reset_index(drop=True),
+            fit_part,
+            calib,
+            holdout,
+        )
+
+    def fit(self, data: RegimeData, cfg: RegimeConfig, streams: Streams) -> RegimeFit:
+        seed = streams.seed("candidates")
+        contenders = [
+            Contender(name, "candidate", partial(make_candidate, name, cfg, seed), "features")
+            for name in cfg.candidates
+        ] + [
+            Contender("majority", "baseline", partial(make_baseline, "majority", cfg), "none"),
+            Contender(
+                "two_input_logistic",
+                "baseline",
+                partial(make_baseline, "two_input_logistic", cfg),
+                "two_inputs",
+            ),
+        ]
+        with threadpool_limits(limits=1, user_api="blas"):
+            t_wf = time.perf_counter()
+            folds = walk_forward_folds(data.train_all["ts"], cfg.n_folds, data.gap)
+            table = walk_forward_compare(
+                contenders,
+                data.mats(data.train_all),
+                data.train_all["y"].to_numpy(),
+                folds,
+                len(REGIMES),
+                predict_proba_full,
+            )
+            summary = summarize(table)
+            best = select_best(summary, cfg.selection_metric)
+            wf_seconds = time.perf_counter() - t_wf
+            logger.info(
+                "walk-forward picked %s by %s (%.1fs)", best, cfg.selection_metric, wf_seconds
+            )
+            t_fit = time.perf_counter()
+            by_name = {c.name: c for c in contenders}
+            model = _fit(
+                by_name[best].factory,
+                data.mats(data.fit_part)["features"],
+                data.fit_part["y"].to_numpy(),
+            )
+            refit_seconds = time.perf_counter() - t_fit
+            conformal = SplitConformalClassifier(cfg.conformal_coverage).fit(
+                predict_proba_full(model, data.mats(data.calib)["features"], len(REGIMES)),
+                data.calib["y"].to_numpy(),
+            )
+        return RegimeFit(
+            best, model, by_name, table, summary, conformal, len(folds), wf_seconds, refit_seconds
+        )
+
+    def evaluate(
+        self,
+        data: RegimeData,
+        fitted: RegimeFit,
+        cfg: RegimeConfig,
+        streams: Streams,
+        out_dir: Path,
+    ) -> Evaluation:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _evaluate(data, fitted, cfg, out_dir)
+
+    def export(
+        self, data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: Path
+    ) -> OnnxExport:
+        path = export_onnx(
+            fitted.model, out_dir / "regime.onnx", FEATURE_NAMES, REGIMES, opset=cfg.onnx_opset
+        )
+        x = data.mats(data.holdout)["features"]
+        got = onnx_probabilities(path, fitted.model, x)
+        return OnnxExport.checked(path, got, fitted.model.predict_proba(x))
+
+
+def _evaluate(data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: Path) -> Evaluation:
+    """Held-out metrics of the selected model and both baselines, conformal coverage, BOCD,
+    reliability, plots and tables."""
+    n_classes = len(REGIMES)
+    holdout, model, best = data.holdout, fitted.model, fitted.best
+    m_fit, m_hold = data.mats(data.fit_part), data.mats(holdout)
+    y_fit, y_hold = data.fit_part["y"].to_numpy(), holdout["y"].to_numpy()
     proba_hold = predict_proba_full(model, m_hold["features"], n_classes)
     held = classification_metrics(y_hold, proba_hold)
-    report = conformal.evaluate(proba_hold, y_hold)
+    report = fitted.conformal.evaluate(proba_hold, y_hold)
     curve = reliability_curve(proba_hold, y_hold)
     ece = expected_calibration_error(proba_hold, y_hold)
 
@@ -294,7 +344,7 @@ def _train_regime(
         metrics[f"holdout/support/{name}"] = float(mask.sum())
     holdout_rows = [{"model": best, "kind": "selected", **held, "ece": ece}]
     for name in BASELINES:
-        spec = by_name[name]
+        spec = fitted.contenders[name]
         base_model = _fit(spec.factory, m_fit[spec.inputs], y_fit)
         bp = predict_proba_full(base_model, m_hold[spec.inputs], n_classes)
         bm = classification_metrics(y_hold, bp)
@@ -309,23 +359,24 @@ def _train_regime(
             "conformal/mean_set_size": report.mean_set_size,
             "conformal/empty_fraction": report.empty_fraction,
             "conformal/qhat": report.qhat,
-            "conformal/n_calibration": float(len(calib)),
+            "conformal/n_calibration": float(len(data.calib)),
         }
     )
     for size in range(n_classes + 1):
         metrics[f"conformal/set_size_{size}_fraction"] = report.size_counts.get(size, 0) / report.n
-    for _, row in summary.iterrows():
+    for _, row in fitted.summary.iterrows():
         for col in ("log_loss_mean", "balanced_accuracy_mean", "fit_seconds_mean"):
             metrics[f"walk_forward/{row['model']}/{col}"] = float(row[col])
-    metrics.update(_bocd_metrics(frame, cfg))
-    metrics["label/true_regime"] = 1.0 if source == "true_regime" else 0.0
+    metrics.update(_bocd_metrics(data.frame, cfg))
+    metrics["label/true_regime"] = 1.0 if data.source == "true_regime" else 0.0
+    metrics["time/walk_forward_seconds"] = fitted.wf_seconds
+    metrics["time/refit_seconds"] = fitted.refit_seconds
 
-    # artifacts: tables, plots
     artifacts: dict[str, Path] = {}
     artifacts["walk_forward"] = out_dir / "regime_walk_forward.csv"
-    table.to_csv(artifacts["walk_forward"], index=False, float_format="%.6f")
+    fitted.table.to_csv(artifacts["walk_forward"], index=False, float_format="%.6f")
     artifacts["comparison"] = out_dir / "regime_comparison.csv"
-    summary.assign(selected=summary["model"] == best).to_csv(
+    fitted.summary.assign(selected=fitted.summary["model"] == best).to_csv(
         artifacts["comparison"], index=False, float_format="%.6f"
     )
     artifacts["holdout"] = out_dir / "regime_holdout.csv"
@@ -348,35 +399,10 @@ def _train_regime(
         out_dir / "regime_timeline.png",
         reduce_threshold=cfg.bocd.reduce_threshold,
         exit_threshold=cfg.bocd.exit_threshold,
-        truth_label="true regime" if source == "true_regime" else "rule label",
+        truth_label="true regime" if data.source == "true_regime" else "rule label",
         title=f"{first}: held-out regimes, {best} prediction, BOCD",
     )
-
-    # export + parity
-    onnx_path = export_onnx(
-        model, out_dir / "regime.onnx", FEATURE_NAMES, REGIMES, opset=cfg.onnx_opset
-    )
-    parity = onnx_parity(onnx_path, model, m_hold["features"])
-    proto = onnx.load(str(onnx_path))
-    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    metrics["onnx_max_abs_diff"] = parity
-    metrics["time/walk_forward_seconds"] = wf_seconds
-    metrics["time/refit_seconds"] = refit_seconds
-
-    params: dict[str, Any] = {
-        "selected_model": best,
-        "selection_metric": cfg.selection_metric,
-        "label_source": source,
-        "classes": list(REGIMES),
-        "feature_names": list(FEATURE_NAMES),
-        "conformal_qhat": report.qhat,
-        "conformal_coverage_target": cfg.conformal_coverage,
-        "n_folds": len(folds),
-        "purge_bars": cfg.purge,
-        "embargo_bars": cfg.embargo,
-        "bocd_prior_var": prior_var,
-        "seed": seed,
-    }
+    feat_cols = list(FEATURE_NAMES)
     artifacts["export_meta"] = out_dir / "regime_export.json"
     artifacts["export_meta"].write_text(
         json.dumps(
@@ -388,67 +414,57 @@ def _train_regime(
                 "selected_model": best,
                 "conformal_qhat": report.qhat,
                 "conformal_rule": "class k in set iff 1 - probabilities[k] <= conformal_qhat",
-                "onnx_max_abs_diff": parity,
-                "opset": opset,
+                "opset": cfg.onnx_opset,
             },
             indent=2,
             sort_keys=True,
         ),
         encoding="utf-8",
     )
-
-    gates = _gates(metrics, cfg, source)
-    metrics["time/total_seconds"] = time.perf_counter() - t_start
-    outcome = TrainOutcome(
-        model=MODEL_NAME,
-        onnx_path=onnx_path,
-        onnx_max_abs_diff=parity,
-        input_names=["features"],
-        input_shape=["N", len(feat_cols)],
-        output_names=list(OUTPUT_NAMES),
-        opset=int(opset),
-        metrics=metrics,
-        gates=gates,
-        artifacts=artifacts,
-        params=params,
-    )
+    params: dict[str, Any] = {
+        "selected_model": best,
+        "selection_metric": cfg.selection_metric,
+        "label_source": data.source,
+        "classes": list(REGIMES),
+        "feature_names": feat_cols,
+        "conformal_qhat": report.qhat,
+        "conformal_coverage_target": cfg.conformal_coverage,
+        "n_folds": fitted.n_folds,
+        "purge_bars": cfg.purge,
+        "embargo_bars": cfg.embargo,
+        "bocd_prior_var": data.prior_var,
+    }
     logger.info(
-        "regime %s: balanced_accuracy=%.3f coverage=%.3f parity=%.2e gates %s",
+        "regime %s: balanced_accuracy=%.3f coverage=%.3f",
         best,
         held["balanced_accuracy"],
         report.coverage,
-        parity,
-        "passed" if outcome.passed else "FAILED",
     )
-    return outcome
+    return Evaluation(metrics, artifacts, params)
 
 
-def _gates(metrics: dict[str, float], cfg: RegimeConfig, source: str) -> list[Gate]:
-    """Publish gates: accuracy floor, margins over both baselines, coverage, ONNX parity."""
-    ba = metrics["holdout/balanced_accuracy"]
-    floor = cfg.min_balanced_accuracy if source == "true_regime" else cfg.min_balanced_accuracy_rule
-    gates = [Gate("balanced_accuracy", ba, floor, ba >= floor)]
-    for name in BASELINES:
-        margin = ba - metrics[f"baseline/{name}/balanced_accuracy"]
-        gates.append(
-            Gate(
-                f"margin_over_{name}",
-                margin,
-                cfg.min_margin_over_baselines,
-                margin >= cfg.min_margin_over_baselines,
-            )
-        )
-    cov_err = abs(metrics["conformal/coverage"] - metrics["conformal/target_coverage"])
-    gates.append(
-        Gate(
-            "conformal_coverage_error",
-            cov_err,
-            cfg.coverage_tolerance,
-            cov_err <= cfg.coverage_tolerance,
-        )
-    )
-    diff = metrics["onnx_max_abs_diff"]
-    gates.append(
-        Gate("onnx_max_abs_diff", diff, cfg.max_onnx_abs_diff, diff <= cfg.max_onnx_abs_diff)
-    )
-    return gates
+def train_regime(
+    bars: pd.DataFrame,
+    features: pd.DataFrame,
+    cfg: RegimeConfig,
+    seed: int,
+    out_dir: Path,
+    signals: pd.DataFrame | None = None,
+    parity_tolerance: float = 1e-5,
+) -> ModelResult:
+    """Train, select, calibrate, evaluate, export and gate the regime classifier outside a
+    flow (tests, benchmarks).
+
+    Parameters
+    ----------
+    bars : DataFrame
+        The bar contract; a ``regime`` column (synthetic truth) is used as the target when
+        ``cfg.use_true_regime``. Never a feature.
+    features : DataFrame
+        ``featurize(bars).frame``: ``ts``, ``symbol`` and the 43 ``FEATURE_NAMES``.
+    cfg, seed, out_dir
+        Regime config, root seed, folder for the ONNX file, plots and tables.
+    """
+    from pipelines.models.registry import SPECS, train_one
+
+    return train_one(SPECS["regime"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 import torch
 from stable_baselines3 import PPO
 from torch import nn
@@ -74,21 +73,3 @@ def sb3_multipliers(
     """What SB3 itself says: ``predict(deterministic=True)`` on scaled obs, mapped to [0.1, 2]."""
     action, _ = model.predict(scaler.transform(raw_obs), deterministic=True)
     return action_to_multiplier(np.asarray(action).reshape(-1))
-
-
-def onnx_session(path: Path) -> ort.InferenceSession:
-    """A single-threaded CPU session (deterministic, and what the bot's latency sees)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_parity(model: PPO, scaler: ObservationScaler, path: Path, raw_obs: npt.ArrayLike) -> float:
-    """Max absolute difference between the ONNX graph and SB3's deterministic prediction."""
-    x = np.ascontiguousarray(raw_obs, dtype=np.float32)
-    got = onnx_session(path).run([OUTPUT_NAME], {INPUT_NAME: x})[0]
-    want = sb3_multipliers(model, scaler, x)
-    if got.shape != (x.shape[0], 1):
-        raise ValueError(f"ONNX output has shape {got.shape}, expected ({x.shape[0]}, 1)")
-    return float(np.max(np.abs(got.reshape(-1).astype(np.float64) - want)))

@@ -23,7 +23,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from configs.sizer import SizerConfig
 from pipelines.evaluation import risk
-from pipelines.models.common import Gate, TrainOutcome, time_split
+from pipelines.export.onnx import OnnxExport, make_session, run
+from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
+from pipelines.models.common import time_split
 from pipelines.models.sizer.cppo import CVaRPPO
 from pipelines.models.sizer.data import (
     NEXT_RETURN_COLUMN,
@@ -40,14 +42,9 @@ from pipelines.models.sizer.evaluate import (
     run_sizer,
     sizer_metrics,
 )
-from pipelines.models.sizer.export import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    export_onnx,
-    onnx_parity,
-    sb3_multipliers,
-)
+from pipelines.models.sizer.export import export_onnx, sb3_multipliers
 from pipelines.models.sizer.plots import plot_equity_curves, plot_lambda_trajectory
+from pipelines.seeding import Streams
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +77,7 @@ class SizerData:
     scaler: ObservationScaler
     ann_factor: float
     interval: pd.Timedelta
+    bandit_choice: bool = False
 
     def raw_obs(self, frame: pd.DataFrame) -> npt.NDArray[np.float32]:
         return frame[self.obs_columns].to_numpy(dtype=np.float32)
@@ -125,7 +123,9 @@ def prepare_data(
     obs_columns = [*feature_names, SIGNAL_COLUMN]
     scaler = ObservationScaler(clip=cfg.obs_clip).fit(train[obs_columns].to_numpy(np.float32))
     logger.info("sizer: arm %s, %d train rows, %d holdout rows", arm, len(train), len(holdout))
-    return SizerData(train, holdout, obs_columns, arm, scores, scaler, ann, interval)
+    return SizerData(
+        train, holdout, obs_columns, arm, scores, scaler, ann, interval, arm_choice is not None
+    )
 
 
 def window_pnl(frame: pd.DataFrame, window: int, cost: float) -> npt.NDArray[np.float64]:
@@ -228,22 +228,92 @@ def evaluate_all(
     return out
 
 
-def sizer_gates(results: dict[str, dict[str, float]], cfg: SizerConfig) -> list[Gate]:
-    """CVaR(5%) per bar >= 20 % better than fixed 1.0x, Sharpe >= 90 % of fixed 1.0x."""
-    mine, fixed = results["cvar_ppo"], results["fixed_1x"]
-    improvement = 1.0 - mine["cvar_bar"] / fixed["cvar_bar"] if fixed["cvar_bar"] > 0 else 0.0
-    s_fixed = fixed["sharpe"]
-    # "90 % of" a negative Sharpe would be a higher bar than the baseline; allow 10 % of |S|.
-    s_threshold = s_fixed - (1.0 - cfg.gate_sharpe_ratio) * abs(s_fixed)
-    return [
-        Gate(
-            "cvar_bar_improvement_vs_fixed_1x",
-            improvement,
-            cfg.gate_cvar_improvement,
-            improvement >= cfg.gate_cvar_improvement,
-        ),
-        Gate("sharpe_vs_fixed_1x", mine["sharpe"], s_threshold, mine["sharpe"] >= s_threshold),
-    ]
+@dataclass
+class SizerFit:
+    """CVaR-PPO, the plain PPO it is compared with, the constraint's bound, training speed."""
+
+    cppo: CVaRPPO
+    ppo: PPO
+    bound: float
+    steps_per_s: float
+
+
+class SizerTrainer(NoExtras):
+    """The sizer's stages for the model registry."""
+
+    def prepare(self, inputs: TrainInputs, cfg: SizerConfig, streams: Streams) -> SizerData:
+        choice = inputs.upstream.get("bandit")
+        arm_choice = choice.extras.get("arm_choice") if choice is not None else None
+        return prepare_data(inputs.bars, inputs.features, inputs.signals, cfg, arm_choice)
+
+    def fit(self, data: SizerData, cfg: SizerConfig, streams: Streams) -> SizerFit:
+        cppo, ppo, bound, sps = fit_models(data, cfg, streams.seed("ppo"))
+        return SizerFit(cppo, ppo, bound, sps)
+
+    def evaluate(
+        self, data: SizerData, fitted: SizerFit, cfg: SizerConfig, streams: Streams, out_dir: Path
+    ) -> Evaluation:
+        cppo = fitted.cppo
+        evals = evaluate_all(data, cppo, fitted.ppo, cfg)
+        results = {name: m for name, (_, m) in evals.items()}
+        history = pd.DataFrame(cppo.cvar_history_)
+        history.insert(0, "update", np.arange(1, len(history) + 1))
+        for col in ("var", "cvar", "bound", "mean_path_return"):
+            history[col] = history[col] / cfg.reward_scale  # back to fractions of capital
+        artifacts = {
+            "equity_curves": plot_equity_curves(
+                {n: r for n, (r, _) in evals.items()}, out_dir / "equity_curves.png"
+            ),
+            "lambda_trajectory_plot": plot_lambda_trajectory(
+                history, out_dir / "lambda_trajectory.png"
+            ),
+            "lambda_trajectory": out_dir / "lambda_trajectory.csv",
+            "holdout_metrics": out_dir / "holdout_metrics.csv",
+        }
+        history.to_csv(artifacts["lambda_trajectory"], index=False)
+        pd.DataFrame(results).T.loc[list(SIZERS), list(METRIC_NAMES)].to_csv(
+            artifacts["holdout_metrics"], index_label="sizer"
+        )
+        metrics: dict[str, float] = {}
+        for name in SIZERS:
+            prefix = "holdout" if name == "cvar_ppo" else f"baseline/{name}"
+            metrics.update({f"{prefix}/{k}": float(v) for k, v in results[name].items()})
+        last = cppo.cvar_history_[-1] if cppo.cvar_history_ else {}
+        metrics.update(
+            {
+                "train/lambda_final": float(cppo.lambda_),
+                "train/lambda_max_seen": float(history["lambda_next"].max())
+                if len(history)
+                else 0.0,
+                "train/cvar_last": float(last.get("cvar", np.nan)) / cfg.reward_scale,
+                "train/var_last": float(last.get("var", np.nan)) / cfg.reward_scale,
+                "train/cvar_bound": float(fitted.bound),
+                "train/n_updates": float(len(history)),
+                "train/steps_per_s": float(fitted.steps_per_s),
+                "train/arm_sharpe": float(data.arm_scores.get(data.arm, np.nan)),
+                "eval/ann_factor": float(data.ann_factor),
+                "eval/holdout_rows": float(len(data.holdout)),
+            }
+        )
+        params = {
+            **cfg.model_dump(),  # first, so the resolved values below win over cfg.arm=None
+            "arm": data.arm,
+            "obs_columns": list(data.obs_columns),
+            "bar_interval": str(data.interval),
+            "ann_factor": data.ann_factor,
+            "cvar_bound": fitted.bound,
+            "bandit_choice": data.bandit_choice,
+        }
+        return Evaluation(metrics, artifacts, params)
+
+    def export(
+        self, data: SizerData, fitted: SizerFit, cfg: SizerConfig, out_dir: Path
+    ) -> OnnxExport:
+        path = export_onnx(fitted.cppo, data.scaler, out_dir / "sizer.onnx", cfg.onnx_opset)
+        raw = data.raw_obs(data.holdout)
+        (got,) = run(make_session(path), raw)
+        want = sb3_multipliers(fitted.cppo, data.scaler, raw)
+        return OnnxExport.checked(path, got.reshape(-1), want)
 
 
 def train_sizer(
@@ -253,98 +323,20 @@ def train_sizer(
     seed: int,
     out_dir: Path,
     signals: pd.DataFrame | None = None,
-    arm_choice: pd.DataFrame | None = None,
-) -> TrainOutcome:
-    """Train, evaluate, export and gate the CVaR-PPO sizer.
+    parity_tolerance: float = 1e-5,
+) -> ModelResult:
+    """Train, evaluate, export and gate the CVaR-PPO sizer outside a flow (tests, benchmarks).
 
     Parameters
     ----------
     bars : the bar contract (``ts``, ``symbol``, ``close`` ...), any number of symbols.
     features : ``featurize(bars).frame``: ``ts``, ``symbol`` and the feature columns.
     cfg : ``Settings.sizer``.
-    seed : seeds environments, networks and PPO's sampling.
+    seed : the root seed; the sizer draws from its own named stream of it.
     out_dir : receives ``sizer.onnx``, ``equity_curves.png``, ``lambda_trajectory.png``/``.csv``
         and ``holdout_metrics.csv``.
-    signals : strategy signals (arm columns, and ``ts``/``symbol`` or the bars' index);
-        default ``pipelines.strategies.compute_signals(bars)``.
-    arm_choice : optional bandit choice, columns ``ts``, ``symbol``, ``arm``: the sized signal
-        is the chosen arm's on those rows (``cfg.arm`` or the best train arm elsewhere).
+    signals : strategy signals row-aligned with ``bars``; default ``compute_signals(bars)``.
     """
-    if signals is None:
-        from pipelines.strategies import compute_signals  # the bandit issue's strategies
+    from pipelines.models.registry import SPECS, train_one
 
-        signals = compute_signals(bars)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(bars, features, signals, cfg, arm_choice)
-    cppo, ppo, bound, train_sps = fit_models(data, cfg, seed)
-    evals = evaluate_all(data, cppo, ppo, cfg)
-    results = {name: m for name, (_, m) in evals.items()}
-
-    onnx_path = export_onnx(cppo, data.scaler, out_dir / "sizer.onnx", cfg.onnx_opset)
-    parity = onnx_parity(cppo, data.scaler, onnx_path, data.raw_obs(data.holdout))
-
-    history = pd.DataFrame(cppo.cvar_history_)
-    history.insert(0, "update", np.arange(1, len(history) + 1))
-    for col in ("var", "cvar", "bound", "mean_path_return"):
-        history[col] = history[col] / cfg.reward_scale  # back to fractions of capital
-    artifacts = {
-        "equity_curves": plot_equity_curves(
-            {n: r for n, (r, _) in evals.items()}, out_dir / "equity_curves.png"
-        ),
-        "lambda_trajectory_plot": plot_lambda_trajectory(
-            history, out_dir / "lambda_trajectory.png"
-        ),
-        "lambda_trajectory": out_dir / "lambda_trajectory.csv",
-        "holdout_metrics": out_dir / "holdout_metrics.csv",
-    }
-    history.to_csv(artifacts["lambda_trajectory"], index=False)
-    pd.DataFrame(results).T.loc[list(SIZERS), list(METRIC_NAMES)].to_csv(
-        artifacts["holdout_metrics"], index_label="sizer"
-    )
-
-    metrics: dict[str, float] = {}
-    for name in SIZERS:
-        prefix = "holdout" if name == "cvar_ppo" else f"baseline/{name}"
-        metrics.update({f"{prefix}/{k}": float(v) for k, v in results[name].items()})
-    last = cppo.cvar_history_[-1] if cppo.cvar_history_ else {}
-    metrics.update(
-        {
-            "train/lambda_final": float(cppo.lambda_),
-            "train/lambda_max_seen": float(history["lambda_next"].max()) if len(history) else 0.0,
-            "train/cvar_last": float(last.get("cvar", np.nan)) / cfg.reward_scale,
-            "train/var_last": float(last.get("var", np.nan)) / cfg.reward_scale,
-            "train/cvar_bound": float(bound),
-            "train/n_updates": float(len(history)),
-            "train/steps_per_s": float(train_sps),
-            "train/arm_sharpe": float(data.arm_scores.get(data.arm, np.nan)),
-            "eval/ann_factor": float(data.ann_factor),
-            "eval/holdout_rows": float(len(data.holdout)),
-            "onnx_max_abs_diff": parity,
-        }
-    )
-    gates = sizer_gates(results, cfg)
-    for g in gates:
-        metrics[f"gate/{g.name}"] = float(g.value)
-    logger.info("sizer: gates %s, parity %.2e", [(g.name, g.passed) for g in gates], parity)
-    return TrainOutcome(
-        model=MODEL_NAME,
-        onnx_path=onnx_path,
-        onnx_max_abs_diff=parity,
-        input_names=[INPUT_NAME],
-        input_shape=["N", len(data.obs_columns)],
-        output_names=[OUTPUT_NAME],
-        opset=cfg.onnx_opset,
-        metrics=metrics,
-        gates=gates,
-        artifacts=artifacts,
-        params={
-            **cfg.model_dump(),  # first, so the resolved values below win over cfg.arm=None
-            "arm": data.arm,
-            "obs_columns": list(data.obs_columns),
-            "bar_interval": str(data.interval),
-            "ann_factor": data.ann_factor,
-            "cvar_bound": bound,
-            "bandit_choice": arm_choice is not None,
-        },
-    )
+    return train_one(SPECS["sizer"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

@@ -1,0 +1,58 @@
+"""Meta-labeler section: P(an arm's trade is profitable net of costs)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from configs.base import Section
+
+
+class MetaLabelConfig(Section):
+    """The meta-labeler: which trades, how they are split, the model, the filter and its gate."""
+
+    horizon: int = Field(default=6, gt=0, description="Bars a trade is held after its entry.")
+    cost_bps: float = Field(default=1.0, ge=0, description="Cost per unit turnover, bps.")
+    slippage_bps: float = Field(default=0.5, ge=0, description="Slippage per unit turnover, bps.")
+    holdout_fraction: float = Field(
+        default=0.3, gt=0, lt=1, description="Later share of the span held out for the gates."
+    )
+    calibration_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Latest share of the training span kept for probability calibration.",
+    )
+    embargo: int = Field(
+        default=24,
+        ge=0,
+        description="Bars dropped after each purge, per symbol, on top of the horizon.",
+    )
+    n_folds: int = Field(
+        default=4, ge=2, description="Purged walk-forward folds on the fit part (threshold)."
+    )
+    n_estimators: int = Field(default=200, gt=0, description="LightGBM boosting rounds.")
+    learning_rate: float = Field(default=0.03, gt=0, description="LightGBM learning rate.")
+    num_leaves: int = Field(default=15, ge=2, description="LightGBM leaves per tree.")
+    min_child_samples: int = Field(default=100, ge=1, description="LightGBM min rows per leaf.")
+    thresholds: list[float] = Field(
+        default=[0.45, 0.5, 0.52, 0.55, 0.58, 0.6],
+        min_length=1,
+        description="Candidate P(win) thresholds; the walk-forward picks the one with the best "
+        "out-of-fold net P&L per trade among those keeping at least min_trade_share.",
+    )
+    min_trade_share: float = Field(
+        default=0.1, gt=0, le=1, description="A threshold must keep at least this share of trades."
+    )
+    n_bootstrap: int = Field(default=500, ge=50, description="Block-bootstrap resamples.")
+    bootstrap_block: int = Field(default=48, ge=1, description="Block length in trades.")
+    ci_level: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="Two-sided CI level; its lower end is the one-sided (1+level)/2 bound.",
+    )
+    max_brier_excess: float = Field(
+        default=0.0,
+        description="Gate: held-out Brier score at most the base-rate forecast's plus this.",
+    )
+    onnx_opset: int = Field(default=15, ge=9, le=15, description="ONNX opset for the export.")

@@ -1,0 +1,130 @@
+"""The one place onnxruntime sessions are made, parity is measured and graphs are described.
+
+Every trainer checks its export against the framework's own output with :func:`max_abs_diff`
+and the one configured tolerance (``pipelines.evaluation.gates.parity_gate``); the
+recommendation, the MLflow round trip and the registry open sessions through
+:func:`make_session`, so a session option (threads, optimisation level) is set once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+
+def make_session(model: Path | str | bytes, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session with ``threads`` intra-op threads and one inter-op thread.
+
+    One thread is the default: it is what a bot scoring one row at a time sees, and it keeps
+    results independent of how many cores the machine has.
+    """
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
+def run(session: ort.InferenceSession, x: npt.ArrayLike) -> list[np.ndarray]:
+    """Every output of a single-input graph, for float32 rows ``x``."""
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+    return [np.asarray(o) for o in session.run(None, feed)]
+
+
+def max_abs_diff(got: npt.ArrayLike, want: npt.ArrayLike) -> float:
+    """Max |got - want| in float64 after flattening; shapes must agree (0.0 when empty)."""
+    a = np.asarray(got, dtype=np.float64)
+    b = np.asarray(want, dtype=np.float64)
+    if a.size == b.size and a.shape != b.shape and a.squeeze().shape == b.squeeze().shape:
+        a, b = a.squeeze(), b.squeeze()
+    if a.shape != b.shape:
+        raise ValueError(f"ONNX output shape {a.shape} != framework output shape {b.shape}")
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output as a consumer sees it."""
+
+    name: str
+    dtype: str | None
+    shape: tuple[int | str | None, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Inputs, outputs and default-domain opset of an ONNX graph."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    opset: int | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    @property
+    def input_width(self) -> int:
+        """The fixed last dimension of the first input (the feature count)."""
+        width = self.inputs[0].shape[-1]
+        if not isinstance(width, int):
+            raise ValueError(f"input {self.inputs[0].name!r} has no fixed width ({width!r})")
+        return width
+
+
+def describe(model: Path | str | bytes) -> GraphSpec:
+    """Read a graph's interface without running it."""
+    import onnx
+    from onnx import helper
+
+    proto = (
+        onnx.load_model_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    )
+    init = {i.name for i in proto.graph.initializer}
+
+    def specs(values: Sequence[Any]) -> tuple[TensorSpec, ...]:
+        out = []
+        for v in values:
+            if v.name in init:
+                continue
+            tt = v.type.tensor_type
+            dims: list[int | str | None] = [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in tt.shape.dim
+            ]
+            dtype = str(helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else None
+            out.append(TensorSpec(v.name, dtype, tuple(dims)))
+        return tuple(out)
+
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    return GraphSpec(specs(proto.graph.input), specs(proto.graph.output), opset, meta)
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """An exported graph and its parity against the framework that trained it."""
+
+    path: Path
+    max_abs_diff: float
+    graph: GraphSpec
+
+    @classmethod
+    def checked(cls, path: Path, got: npt.ArrayLike, want: npt.ArrayLike) -> OnnxExport:
+        """Describe ``path`` and record parity of its output ``got`` against ``want``."""
+        return cls(Path(path), max_abs_diff(got, want), describe(path))
