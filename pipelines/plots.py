@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from pipelines.data.schema import REGIMES, TRUE_REGIME_COLUMN
 
@@ -56,14 +56,20 @@ def regime_legend_handles(names: tuple[str, ...] = REGIMES) -> list[Rectangle]:
 def log_y_axis(ax: Axes) -> None:
     """A log y axis labelled in plain numbers (100, 2, 0.5), not powers of ten.
 
-    Call after plotting: minor ticks are labelled only when the data spans under a decade.
+    Call after plotting. Minor ticks are unlabelled over a decade or more, thinned to
+    2, 3 and 5 times a power of ten over half a decade, so labels never crowd.
     """
     ax.set_yscale("log")
     plain = FuncFormatter(lambda v, _pos: f"{v:g}")
     ax.yaxis.set_major_formatter(plain)
     low, high = ax.get_ylim()
-    spans_a_decade = low > 0 and high / low >= 10.0
-    ax.yaxis.set_minor_formatter(NullFormatter() if spans_a_decade else plain)
+    decades = float(np.log10(high / low)) if low > 0 and high > low else 0.0
+    if decades >= 1.0:
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        return
+    if decades >= 0.4:
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
+    ax.yaxis.set_minor_formatter(plain)
 
 
 def shade_regimes(ax: Axes, ts: np.ndarray, regime: np.ndarray) -> None:
@@ -138,7 +144,9 @@ QUANTITY_UNITS: Final[tuple[tuple[str, Unit], ...]] = (
     ("*accuracy*", FRACTION),
     ("*recall*", FRACTION),
     ("*coverage*", FRACTION),
-    ("*ece*", FRACTION),
+    ("ece", FRACTION),
+    ("*/ece", FRACTION),
+    ("*log_loss*", Unit("nats", 1.0, 4)),
     ("*_fraction", FRACTION),
     ("*share", FRACTION),
     # run bookkeeping

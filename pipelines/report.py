@@ -336,8 +336,8 @@ def _detail_text(detail: str | Mapping[str, Any]) -> str:
     if parsed is None:
         return detail
     head, label, facts = parsed
-    listed = ", ".join(f"{k} {_plain(v)}" for k, v in facts.items())
-    return f"{head}; {label}: {listed}" if head else f"{label}: {listed}"
+    listed = "; ".join(f"{k}: {_plain(v)}" for k, v in facts.items())
+    return f"{head}; {label} — {listed}" if head else f"{label} — {listed}"
 
 
 def _plain(value: Any) -> str:
