@@ -187,7 +187,7 @@ def _csv_table(path: Path, max_rows: int = MAX_TABLE_ROWS) -> str:
 def _cell(value: Any) -> Any:
     """Keep ``Num`` marks; strings that are plain numbers right-align too."""
     if isinstance(value, str) and not isinstance(value, Num):
-        return Num(value) if re.fullmatch(r"[-+−]?[\d.,e+-]+( \[.*\])?", value) else value
+        return Num(value) if re.fullmatch(r"[-+−]?\d[\d.,e+-]*( \[.*\])?", value) else value
     return value
 
 

@@ -1,4 +1,4 @@
-"""The synthetic report every test in this folder reads (built once per module)."""
+"""The synthetic report every test in this folder reads (built once per session)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from report_support import build_report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One synthetic report per test module."""
+    """One synthetic report for the session (the tests only read it)."""
     return build_report(tmp_path_factory.mktemp("run"))
