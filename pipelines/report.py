@@ -74,14 +74,17 @@ class Num(str):
 
 
 def format_number(value: float, unit: Unit | None = None) -> str:
-    """``value`` (already in display units) with the unit's digits, or 4 significant ones.
+    """``value`` (already in display units) with the unit's digits, or 4 significant ones
+    (whole numbers in full).
 
     Tiny or huge magnitudes fall back to scientific notation so no figure shows as 0.00.
     """
     if not math.isfinite(value):
         return str(value)
     if unit is None:
-        return f"{value:.4g}"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))  # counts, sizes, folds: all digits, no exponent
+        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
     magnitude = abs(value)
     if magnitude and (magnitude < 10.0 ** (-unit.digits) or magnitude >= 1e7):
         return f"{value:.2e}"

@@ -14,6 +14,7 @@ from pipelines.report import (
     blocked_reason,
     dedupe_gates,
     display_frame,
+    format_number,
     gate_view,
 )
 
@@ -122,6 +123,14 @@ def test_tables_name_the_unit_in_the_header_and_scale_to_it() -> None:
     view = display_frame(frame)
     assert list(view.columns) == ["sizer", "ann_return (%/yr)", "cvar_bar (bps)", "safety_z"]
     assert list(view.iloc[0]) == ["cvar_ppo", "25.00", "12.00", "1.5"]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(20000.0, "20000"), (12345.6, "12346"), (0.123456, "0.1235"), (3e-7, "3e-07")],
+)
+def test_numbers_without_a_unit_keep_their_digits(value: float, text: str) -> None:
+    assert format_number(value) == text
 
 
 def test_page_has_reasons_wrapped_tables_and_no_dict_repr(report_page: Path) -> None:
