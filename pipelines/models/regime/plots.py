@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.plots import REGIME_SHADE_ALPHA, regime_color
+
 
 def plot_regime_timeline(
     ts: pd.Series,
@@ -25,8 +27,9 @@ def plot_regime_timeline(
 ) -> Path:
     """Four stacked panels over one symbol's held-out span, saved as PNG.
 
-    Price; target vs predicted class; predicted class probabilities; BOCD changepoint
-    probability with the reduce and exit thresholds.
+    Price (shaded by the target); target vs predicted class; predicted class
+    probabilities; BOCD changepoint probability with the reduce and exit thresholds. Classes
+    take the shared regime palette, so a regime has the same colour here as in every plot.
     """
     from matplotlib.figure import Figure  # Agg canvas, no pyplot global state
 
@@ -35,20 +38,33 @@ def plot_regime_timeline(
     fig = Figure(figsize=(11, 8.5))
     axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1.4, 1.4, 1.2]})
     ax_p, ax_c, ax_pr, ax_cp = axes
-    colors = [f"C{i}" for i in range(k)]
+    colors = [regime_color(name) for name in class_names]
 
     ax_p.plot(t, close, color="black", lw=0.8)
     for c in range(k):
         mask = y_true == c
         ax_p.fill_between(
-            t, 0, 1, where=mask, color=colors[c], alpha=0.15, transform=ax_p.get_xaxis_transform()
+            t,
+            0,
+            1,
+            where=mask,
+            color=colors[c],
+            alpha=REGIME_SHADE_ALPHA,
+            lw=0,
+            transform=ax_p.get_xaxis_transform(),
         )
     ax_p.set_ylabel("close")
     ax_p.set_title(title or "Regime timeline (shading: target)")
 
     ax_c.step(t, y_true, where="post", lw=1.6, color="black", label=truth_label)
     ax_c.step(
-        t, proba.argmax(axis=1), where="post", lw=1.0, color="C3", alpha=0.8, label="predicted"
+        t,
+        proba.argmax(axis=1),
+        where="post",
+        lw=1.0,
+        color="#6b7280",
+        ls="--",
+        label="predicted",
     )
     ax_c.set_yticks(range(k), list(class_names))
     ax_c.legend(loc="upper right", fontsize=8)
@@ -58,9 +74,9 @@ def plot_regime_timeline(
     ax_pr.set_ylabel("P(class)")
     ax_pr.legend(loc="upper right", fontsize=7, ncol=k)
 
-    ax_cp.plot(t, cp_prob, color="C4", lw=0.9, label="BOCD changepoint prob")
-    ax_cp.axhline(reduce_threshold, color="orange", ls="--", lw=0.8, label="reduce")
-    ax_cp.axhline(exit_threshold, color="red", ls="--", lw=0.8, label="exit")
+    ax_cp.plot(t, cp_prob, color="#1d2430", lw=0.9, label="BOCD changepoint prob")
+    ax_cp.axhline(reduce_threshold, color="#6b7280", ls="--", lw=0.8, label="reduce")
+    ax_cp.axhline(exit_threshold, color="#1d2430", ls=":", lw=1.0, label="exit")
     changes = np.flatnonzero(np.diff(y_true) != 0) + 1
     for i in changes:
         ax_cp.axvline(t[i], color="grey", lw=0.6, alpha=0.6)

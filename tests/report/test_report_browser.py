@@ -1,0 +1,203 @@
+"""The report rendered in headless Chromium: every image loads, no table widens the page.
+
+A copy of the page gets a script that, after the load event, measures the layout and writes
+the result into the DOM; ``chromium --headless --dump-dom`` prints that DOM. Debian's
+``chromium`` is installed with apt-get when missing and the tests run as root (as CI does).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from report_support import WIDE_COLUMNS
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--run-all-compositor-stages-before-draw",
+    "--virtual-time-budget=10000",
+)
+VIEWPORTS = ((1280, 900), (760, 900))
+N_IMAGES = 6  # regime timeline, arm choices, OPE, equity, lambda, bars overview
+
+# Runs after every image has loaded (the load event waits for them).
+CHECK_JS = """
+window.addEventListener("load", function () {
+  var vw = window.innerWidth;
+  function clipped(el) {  // inside a box that scrolls or clips horizontally
+    for (var p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      var ox = getComputedStyle(p).overflowX;
+      if (ox === "auto" || ox === "scroll" || ox === "hidden") return true;
+    }
+    return false;
+  }
+  var wide = [];
+  document.querySelectorAll("body *").forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > vw + 0.5 && !clipped(el)) {
+      wide.push(el.tagName.toLowerCase() + "." + el.className + " right=" + r.right);
+    }
+  });
+  var images = Array.prototype.map.call(document.images, function (im) {
+    return {src: im.getAttribute("src"), complete: im.complete,
+            naturalWidth: im.naturalWidth, right: im.getBoundingClientRect().right};
+  });
+  var tables = Array.prototype.map.call(document.querySelectorAll("table"), function (t) {
+    var box = t.parentElement;
+    return {wrapped: box.classList.contains("table-wrap"),
+            overflowX: getComputedStyle(box).overflowX,
+            boxRight: box.getBoundingClientRect().right,
+            scrolls: box.scrollWidth > box.clientWidth, columns: t.rows[0].cells.length};
+  });
+  var out = document.createElement("pre");
+  out.id = "edgeflow-layout-check";
+  out.textContent = JSON.stringify({innerWidth: vw,
+    scrollWidth: document.documentElement.scrollWidth,
+    wide: wide, images: images, tables: tables});
+  document.body.appendChild(out);
+});
+"""
+
+
+def _chromium() -> str:
+    """The chromium binary; installed with apt-get when missing and running as root."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.geteuid() != 0:
+        pytest.skip("Debian's chromium is not installed and apt-get needs root to install it")
+    apt = shutil.which("apt-get")
+    if apt is None:
+        pytest.fail("chromium is missing and this system has no apt-get to install it")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([apt, "update", "-q"], check=True, env=env, timeout=900)
+    subprocess.run(
+        [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"],
+        check=True,
+        env=env,
+        timeout=1800,
+    )
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
+    return found
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium, present for the whole module."""
+    return _chromium()
+
+
+def _run(chromium: str, profile: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [chromium, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def layout_check(chromium: str, page: Path, width: int, height: int, tmp: Path) -> dict[str, Any]:
+    """Render a copy of ``page`` (beside it, so relative images resolve) and measure it."""
+    probe = page.with_name(f".layout-check-{width}.html")
+    text = page.read_text(encoding="utf-8")
+    probe.write_text(text.replace("</body>", f"<script>{CHECK_JS}</script></body>"), "utf-8")
+    try:
+        done = _run(
+            chromium,
+            tmp / f"profile-{width}",
+            [f"--window-size={width},{height}", "--dump-dom", probe.as_uri()],
+        )
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="edgeflow-layout-check">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"no layout result from chromium (rc {done.returncode}): {done.stderr[-2000:]}"
+    result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return result
+
+
+def problems(result: dict[str, Any]) -> list[str]:
+    """Everything a person would see as broken: unloaded images, a page wider than the view."""
+    width = result["innerWidth"]
+    out = [f"page scrolls sideways: {result['scrollWidth']} > {width}"] * (
+        result["scrollWidth"] > width
+    )
+    out += [f"wider than the viewport: {w}" for w in result["wide"]]
+    out += [
+        f"image did not load: {im['src']}"
+        for im in result["images"]
+        if not im["complete"] or im["naturalWidth"] <= 0
+    ]
+    out += [
+        f"table outside a scrolling box ({t['columns']} columns)"
+        for t in result["tables"]
+        if not t["wrapped"] or t["overflowX"] not in ("auto", "scroll")
+    ]
+    return out
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_report_images_load_and_no_table_overflows(
+    chromium: str, report_page: Path, tmp_path: Path, width: int, height: int
+) -> None:
+    result = layout_check(chromium, report_page, width, height, tmp_path)
+    assert problems(result) == []
+    assert len(result["images"]) == N_IMAGES
+    assert all(im["right"] <= width for im in result["images"])
+    # the wide table scrolls inside its own box, which stays within the page
+    wide = [t for t in result["tables"] if t["columns"] == WIDE_COLUMNS + 1]
+    assert len(wide) == 1 and wide[0]["scrolls"]
+    assert all(t["boxRight"] <= width for t in result["tables"])
+
+
+def test_the_check_sees_a_broken_image_and_an_unboxed_wide_table(
+    chromium: str, tmp_path: Path
+) -> None:
+    cells = "".join(f"<td>column_number_{i}</td>" for i in range(60))
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!doctype html><html><body><img src='missing.png'>"
+        f"<table><tr>{cells}</tr></table></body></html>",
+        encoding="utf-8",
+    )
+    found = problems(layout_check(chromium, page, 1280, 900, tmp_path))
+    assert any(p.startswith("page scrolls sideways") for p in found)
+    assert "image did not load: missing.png" in found
+    assert "table outside a scrolling box (60 columns)" in found
+
+
+def test_report_screenshot_shows_the_page(chromium: str, report_page: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    done = _run(
+        chromium,
+        tmp_path / "profile-shot",
+        ["--window-size=1280,2400", f"--screenshot={shot}", report_page.as_uri()],
+    )
+    assert shot.exists(), done.stderr[-2000:]
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1280)
+    # the top band (title, reasons, gate table) and a lower band (plots) both have content
+    for band in (pixels[:600], pixels[1200:2400]):
+        assert float(np.mean(band.min(axis=2) < 0.9)) > 0.02
+    keep = os.environ.get("EDGEFLOW_REPORT_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)

@@ -1,0 +1,125 @@
+"""The shared presentation: one regime palette in every plot, units, log-scale equity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.colors as mcolors
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.data.schema import REGIMES
+from pipelines.models.bandit.plots import plot_arm_choices
+from pipelines.models.regime.plots import plot_regime_timeline
+from pipelines.models.sizer.evaluate import SizerRun
+from pipelines.models.sizer.plots import equity_figure
+from pipelines.plots import (
+    BPS,
+    PCT_PER_YEAR,
+    REGIME_COLORS,
+    REGIME_SHADE_ALPHA,
+    plot_bars_overview,
+    regime_color,
+    unit_for,
+)
+
+N = 120
+PANIC = REGIMES.index("PANIC")
+
+
+def _shade(color: str) -> np.ndarray:
+    """The colour a regime's shading takes over the white axes background."""
+    rgb = np.array(mcolors.to_rgb(color))
+    return REGIME_SHADE_ALPHA * rgb + (1.0 - REGIME_SHADE_ALPHA)
+
+
+def _share_of(png: Path, color: np.ndarray, tol: float = 3 / 255) -> float:
+    pixels = mpimg.imread(png)[..., :3].reshape(-1, 3)
+    return float(np.mean(np.all(np.abs(pixels - color) <= tol, axis=1)))
+
+
+def _ts() -> pd.Series:
+    return pd.Series(pd.date_range("2026-01-01", periods=N, freq="h", tz="UTC"))
+
+
+def _panic_only_plots(tmp_path: Path) -> dict[str, Path]:
+    ts, regime = _ts(), np.full(N, PANIC)
+    close = np.linspace(100.0, 90.0, N)
+    bars = pd.DataFrame({"ts": ts, "symbol": "SYN1", "close": close, "regime": regime})
+    proba = np.full((N, len(REGIMES)), 0.1)
+    proba[:, PANIC] = 0.7
+    decisions = pd.DataFrame(
+        {"ts": ts, "symbol": "SYN1", "chosen": np.arange(N) % 3, "true_regime": regime}
+    )
+    return {
+        "bars": plot_bars_overview(bars, tmp_path / "bars.png"),
+        "timeline": plot_regime_timeline(
+            ts,
+            close,
+            regime,
+            proba,
+            np.zeros(N),
+            REGIMES,
+            tmp_path / "timeline.png",
+            reduce_threshold=0.5,
+            exit_threshold=0.8,
+        ),
+        "arms": plot_arm_choices(decisions, ["S1", "S2", "S3"], tmp_path / "arms.png"),
+    }
+
+
+def test_every_plot_shades_a_regime_in_its_one_palette_colour(tmp_path: Path) -> None:
+    plots = _panic_only_plots(tmp_path)
+    panic, others = (
+        _shade(REGIME_COLORS["PANIC"]),
+        [_shade(REGIME_COLORS[r]) for r in REGIMES if r != "PANIC"],
+    )
+    for name, png in plots.items():
+        assert _share_of(png, panic) > 0.05, f"{name}: PANIC shading not in the palette colour"
+        for other in others:
+            assert _share_of(png, other) < 0.002, f"{name}: a non-PANIC regime colour appears"
+
+
+def test_palette_gives_four_distinct_colours_by_index_or_name() -> None:
+    by_index = [regime_color(i) for i in range(len(REGIMES))]
+    assert by_index == [regime_color(name) for name in REGIMES]
+    assert len(set(by_index)) == len(REGIMES)
+    # a label outside the four regimes never borrows a regime's colour
+    assert regime_color("rule_label_x") not in by_index
+    assert regime_color(7) not in by_index
+
+
+def test_equity_is_on_a_log_axis_with_the_final_multiple_in_the_legend() -> None:
+    ts = _ts()
+    grow = np.expm1(np.full(N, np.log(175.0) / N))
+    runs = {
+        "cvar_ppo": SizerRun(ts, grow, pd.DataFrame(), np.ones(N)),
+        "fixed_1x": SizerRun(ts, np.zeros(N), pd.DataFrame(), np.ones(N)),
+    }
+    ax = equity_figure(runs).axes[0]
+    assert ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["cvar_ppo (175x)", "fixed_1x (1x)"]
+    assert "log scale" in ax.get_ylabel()
+
+
+@pytest.mark.parametrize(
+    ("name", "unit"),
+    [
+        ("bandit_dr_lift_vs_best_arm", BPS),
+        ("lift/bandit_vs_best_arm/dr_ci_low", BPS),
+        ("ope/uniform/snips", BPS),
+        ("truth/oracle_regime", BPS),
+        ("ann_return", PCT_PER_YEAR),
+        ("baseline/fixed_1x/ann_return", PCT_PER_YEAR),
+    ],
+)
+def test_rewards_read_in_bps_and_returns_per_year(name: str, unit: object) -> None:
+    assert unit_for(name) == unit
+
+
+def test_quantities_without_a_known_unit_say_so() -> None:
+    assert unit_for("train/safety_z") is None
+    assert unit_for("conformal/qhat") is None
