@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
+from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from configs import Settings, load_config
@@ -23,7 +24,12 @@ from pipelines.models.registry import SPECS
 from tasks.context import ModelOutcome, RunContext, store_uri
 from tasks.publish import settle_model
 from tasks.recommend import publish_recommendation
-from tasks.reporting import decide_training, record_training, write_run_report
+from tasks.reporting import (
+    decide_training,
+    publish_run_artifacts,
+    record_training,
+    write_run_report,
+)
 from tasks.tracking import start_parent_run
 from tasks.train import compute_arm_signals, plan_models, train_model
 
@@ -31,17 +37,28 @@ __all__ = ["run_training", "scheduled_training", "store_uri", "training_flow"]
 
 
 @flow(name="edgeflow-training", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
-def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
-    """Collect, train, gate, export, publish and report; returns the run summary."""
+def training_flow(settings: Settings, force: bool = False) -> State[dict[str, Any]]:
+    """Collect, train, gate, export, publish and report.
+
+    The final state tells the truth: Failed for rejected input or a model that failed,
+    Completed named Skipped when too little new data arrived, else Completed with the counts
+    of published, blocked and skipped models; every one carries the run summary.
+    """
     log = get_run_logger()
     ctx = RunContext.open(settings)
     data = collect_stage(settings, ctx.run_id)
     if data.rejected is not None or data.features is None:
-        return {"status": "rejected", "reason": data.rejected, "run_dir": str(data.run_dir)}
+        summary: dict[str, Any] = {
+            "status": "rejected",
+            "reason": data.rejected,
+            "run_dir": str(data.run_dir),
+        }
+        return Failed(message=f"rejected input: {data.rejected}", data=summary)
     decision = decide_training(ctx.layout, data.bars, settings.training.min_new_bars, force)
     log.info("%straining: %s", "" if decision.train else "not ", decision.reason)
     if not decision.train:
-        return {"status": "skipped", "reason": decision.reason, "run_dir": str(data.run_dir)}
+        summary = {"status": "skipped", "reason": decision.reason, "run_dir": str(data.run_dir)}
+        return Completed(name="Skipped", message=decision.reason, data=summary)
 
     lineage = {**ctx.lineage, "data_hash": data.data_hash}
     ctx = RunContext(**{**ctx.__dict__, "lineage": lineage})
@@ -72,12 +89,20 @@ def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
         name = names[id(future)]
         future.wait()  # the final state from the future itself, not a lagging API read
         state = future.state
+        if state.name == "Skipped":
+            outcomes[name] = ModelOutcome(name, "skipped", str(state.message))
+            continue
         if not state.is_completed():
             log.error("%s training failed: %s", name, state.message)
             outcomes[name] = ModelOutcome(name, "failed", f"training failed: {state.message}")
             continue
         results[name] = future.result()
-        outcomes[name] = settle_model(ctx, parent, results[name])
+        settled = settle_model(ctx, parent, results[name], return_state=True)
+        outcome = settled.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            log.error("%s could not be logged or published: %s", name, outcome)
+            outcome = ModelOutcome(name, "failed", f"logging or publishing failed: {outcome}")
+        outcomes[name] = outcome
     outcomes = {name: outcomes[name] for name in SPECS}  # registry order
 
     if "regime" in results:
@@ -102,7 +127,15 @@ def training_flow(settings: Settings, force: bool = False) -> dict[str, Any]:
     if any(o.status == "published" for o in outcomes.values()):
         record_training(ctx.layout, summary, len(data.bars))
     ctx.tracker.end_run(parent, ok=summary["status"] == "ok")
-    return summary
+    publish_run_artifacts(summary, outcomes)
+    counts = ", ".join(
+        f"{sum(o.status == s for o in outcomes.values())} {s}"
+        for s in ("published", "blocked", "skipped", "failed")
+    )
+    if summary["status"] == "failed":
+        failed = [n for n, o in outcomes.items() if o.status == "failed"]
+        return Failed(message=f"{', '.join(failed)} failed ({counts})", data=summary)
+    return Completed(message=counts, data=summary)
 
 
 def with_task_runner(settings: Settings) -> Any:
@@ -129,16 +162,23 @@ def with_task_runner(settings: Settings) -> Any:
 
 
 def run_training(settings: Settings, force: bool = False) -> dict[str, Any]:
-    """CLI entry: one training run."""
-    result: dict[str, Any] = with_task_runner(settings)(settings, force=force)
-    return result
+    """CLI entry: one training run; its summary whatever state the flow run ended in."""
+    return summary_of(with_task_runner(settings)(settings, force=force, return_state=True))
+
+
+def summary_of(state: Any) -> dict[str, Any]:
+    """The summary a flow run's final state carries; a crash is raised, not summarised."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    summary: dict[str, Any] = result
+    return summary
 
 
 @flow(name="edgeflow-training-scheduled")
 def scheduled_training(
     config: str = "configs/default.yaml", workdir: str = ".edgeflow", force: bool = False
-) -> dict[str, Any]:
+) -> Any:
     """Deployment entry (prefect.yaml): build the config once, then train."""
     settings = load_config(config, overrides={"workdir": workdir})
-    result: dict[str, Any] = with_task_runner(settings)(settings, force=force)
-    return result
+    return with_task_runner(settings)(settings, force=force, return_state=True)

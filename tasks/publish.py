@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed
 
 from pipelines.evaluation.gates import Gate, blocked_reason
 from pipelines.models.base import ModelResult
@@ -72,7 +73,8 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
         log.warning("%s %s", name, detail)
         ctx.tracker.set_tags(child, {"edgeflow.status": "blocked"})
         ctx.tracker.end_run(child, ok=True)
-        return ModelOutcome(name, "blocked", detail, result.gates, mlflow_run_id=child)
+        outcome = ModelOutcome(name, "blocked", detail, result.gates, mlflow_run_id=child)
+        return Completed(name="Blocked", message=detail, data=outcome)  # type: ignore[return-value]
     lineage = {
         **ctx.lineage,
         "mlflow_run_id": child,
@@ -94,18 +96,16 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
         log.error("%s %s", name, detail)
         ctx.tracker.set_tags(child, {"edgeflow.status": "publish-failed"})
         ctx.tracker.end_run(child, ok=False)
-        return ModelOutcome(name, "failed", detail, result.gates, mlflow_run_id=child)
+        outcome = ModelOutcome(name, "failed", detail, result.gates, mlflow_run_id=child)
+        return Failed(message=detail, data=outcome)  # type: ignore[return-value]
     published: PublishedVersion = state.result()
     ctx.tracker.promote(record)
     ctx.tracker.set_tags(
         child, {"edgeflow.status": "published", "edgeflow.version": published.version}
     )
     ctx.tracker.end_run(child, ok=True)
-    return ModelOutcome(
-        name,
-        "published",
-        f"version {published.version} (sequence {published.sequence})",
-        result.gates,
-        version=published.version,
-        mlflow_run_id=child,
+    detail = f"version {published.version} (sequence {published.sequence})"
+    outcome = ModelOutcome(
+        name, "published", detail, result.gates, version=published.version, mlflow_run_id=child
     )
+    return Completed(name="Published", message=detail, data=outcome)  # type: ignore[return-value]

@@ -113,3 +113,46 @@ def write_run_report(
         data_checks=checks,
         data_images=[overview],
     )
+
+
+@task(name="publish_run_artifacts", cache_policy=NO_CACHE)
+def publish_run_artifacts(summary: Mapping[str, Any], outcomes: Mapping[str, Any]) -> None:
+    """The run summary, the gate table and the report link as Prefect artifacts (UI)."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    lines = [
+        f"### edgeflow run `{summary['run_id']}`: {summary['status']}",
+        "",
+        "| model | outcome | detail |",
+        "|---|---|---|",
+        *[
+            f"| {name} | **{o.status}** | {o.detail.replace('|', '/')} |"
+            for name, o in outcomes.items()
+        ],
+    ]
+    create_markdown_artifact("\n".join(lines), key="edgeflow-run-summary")
+    rows = [
+        {
+            "model": name,
+            "gate": g.name,
+            "value": round(g.value, 6),
+            "direction": g.direction,
+            "threshold": g.threshold,
+            "unit": g.unit,
+            "passed": g.passed,
+        }
+        for name, o in outcomes.items()
+        for g in o.gates
+    ]
+    if rows:
+        create_table_artifact(rows, key="edgeflow-gates")
+    if summary.get("report"):
+        create_link_artifact(
+            Path(summary["report"]).resolve().as_uri(),
+            link_text="run report",
+            key="edgeflow-report",
+        )

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
 
 from configs import Settings
-from pipelines.models.base import ModelResult, TrainInputs, run_trainer
+from pipelines.models.base import ModelResult, NotTrainable, TrainInputs, run_trainer
 from pipelines.models.registry import SPECS
 from pipelines.seeding import Streams
 from pipelines.strategies import compute_signals
@@ -39,15 +40,19 @@ def train_model(
     spec = SPECS[model]
     if upstream:
         inputs = TrainInputs(inputs.bars, inputs.features, inputs.signals, dict(upstream))
-    result = run_trainer(
-        spec,
-        inputs,
-        spec.config(settings),
-        Streams(settings.seed).child(model),
-        out_dir,
-        settings.training.parity_tolerance,
-    )
     log = get_run_logger()
+    try:
+        result = run_trainer(
+            spec,
+            inputs,
+            spec.config(settings),
+            Streams(settings.seed).child(model),
+            out_dir,
+            settings.training.parity_tolerance,
+        )
+    except NotTrainable as exc:
+        log.warning("%s skipped: %s", model, exc)
+        return Completed(name="Skipped", message=f"{model}: {exc}")  # type: ignore[return-value]
     for gate in result.gates:
         log.info("%s gate %s -> %s", model, gate.reason, "pass" if gate.passed else "FAIL")
     return result

@@ -27,6 +27,11 @@ from pipelines.seeding import Streams
 logger = logging.getLogger(__name__)
 
 
+class NotTrainable(ValueError):
+    """The data cannot support this model (too little history, a class that never occurs):
+    an expected outcome that skips the model with one line, not a crash."""
+
+
 @dataclass(frozen=True)
 class TrainInputs:
     """What every trainer may read; computed once per run and shared.

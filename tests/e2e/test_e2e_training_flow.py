@@ -160,3 +160,51 @@ def test_cli_verify_passes_on_the_published_store(
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "regime" in out.stdout
+
+
+def test_flow_states_tell_the_truth(
+    first_run: tuple[Settings, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Rejected input ends Failed, a run with nothing new ends Skipped, a good run Completed
+    with the counts; per-model settle tasks are named Published / Blocked; the summary, gate
+    table and report link are Prefect artifacts of the run."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    from flows.training import with_task_runner
+
+    settings, _ = first_run
+    KEYS = {"edgeflow-run-summary", "edgeflow-gates", "edgeflow-report"}
+    bad = Path(__file__).parents[1] / "data" / "bad" / "inf_value.csv"
+    rejected = _settings(tmp_path / "bad", **{"data.source": "files", "data.path": str(bad)})
+    state = with_task_runner(rejected)(rejected, return_state=True)
+    assert state.is_failed() and "rejected input" in str(state.message)
+    quiet = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"min_new_bars": 24})}
+    )
+    state = with_task_runner(quiet)(quiet, return_state=True)
+    assert state.is_completed() and state.name == "Skipped"
+
+    async def artifacts_and_states() -> tuple[set[str], set[tuple[str, str]]]:
+        async with get_client() as client:
+            arts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(KEYS)))
+            )
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(
+                    name=TaskRunFilterName(any_=["settle_regime", "settle_sizer"])
+                )
+            )
+        return {a.key for a in arts if a.key}, {(r.name, r.state.name) for r in runs if r.state}
+
+    keys, states = asyncio.run(artifacts_and_states())
+    assert keys == KEYS
+    assert ("settle_regime", "Published") in states
+    assert ("settle_sizer", "Blocked") in states

@@ -33,7 +33,7 @@ from pipelines.models.bandit.export import export_onnx
 from pipelines.models.bandit.neural import NeuralBandit
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
-from pipelines.models.base import Evaluation, ModelResult, TrainInputs
+from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
 from pipelines.models.common import time_split
 from pipelines.seeding import Streams
 from pipelines.strategies import (
@@ -104,7 +104,7 @@ def _purged_split(data: BanditData, cfg: BanditConfig) -> tuple[pd.DataFrame, pd
     from_end = train.groupby("symbol").cumcount(ascending=False)
     train = train[from_end >= cfg.reward_horizon]
     if len(train) < 100 or len(hold) < 100:
-        raise ValueError(f"too few decisions to train/evaluate: {len(train)} / {len(hold)}")
+        raise NotTrainable(f"too few decisions to train/evaluate: {len(train)} / {len(hold)}")
     return train.reset_index(drop=True), hold.reset_index(drop=True)
 
 

@@ -36,7 +36,7 @@ from pipelines.evaluation.calibration import (
 from pipelines.evaluation.ope import block_bootstrap_indices
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES
-from pipelines.models.base import Evaluation, ModelResult, TrainInputs
+from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
 from pipelines.models.metalabel.export import INPUT_COLUMNS, export_onnx
 from pipelines.seeding import Streams
 from pipelines.strategies import ARM_NAMES, N_ARMS, arm_rewards
@@ -220,7 +220,7 @@ class MetaLabelTrainer:
     def prepare(self, inputs: TrainInputs, cfg: MetaLabelConfig, streams: Streams) -> MetaData:
         trades = entry_trades(inputs.bars, inputs.signals, inputs.features, cfg)
         if len(trades) < 200:
-            raise ValueError(f"too few arm entries to train the meta-labeler: {len(trades)}")
+            raise NotTrainable(f"too few arm entries to train the meta-labeler: {len(trades)}")
         gap = cfg.horizon + cfg.embargo
         cut = trades["ts"].quantile(1 - cfg.holdout_fraction)
         holdout = trades[trades["ts"] >= cut]
@@ -229,7 +229,7 @@ class MetaLabelTrainer:
         calib = train[train["ts"] >= cal_cut]
         fit = train[purged_before(train, cal_cut, gap)]
         if min(len(fit), len(calib), len(holdout)) < 50:
-            raise ValueError(
+            raise NotTrainable(
                 f"meta-labeler split too small: fit {len(fit)}, calibration {len(calib)}, "
                 f"holdout {len(holdout)} trades"
             )

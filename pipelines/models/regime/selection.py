@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score
 
+from pipelines.models.base import NotTrainable
+
 logger = logging.getLogger(__name__)
 
 
@@ -71,7 +73,7 @@ def walk_forward_folds(
             continue
         folds.append(Fold(index=k, train=train, val=val))
     if not folds:
-        raise ValueError("no walk-forward fold has both training and validation rows")
+        raise NotTrainable("no walk-forward fold has both training and validation rows")
     return folds
 
 
@@ -124,7 +126,7 @@ def walk_forward_compare(
                 "walk-forward fold %d skipped: one class only in its training part", fold.index
             )
     if not usable:
-        raise ValueError(
+        raise NotTrainable(
             "no walk-forward fold has two or more regimes in its training part; "
             "use more history or fewer folds (regime.n_folds)"
         )

@@ -38,7 +38,7 @@ from pipelines.evaluation.calibration import (
 )
 from pipelines.export.onnx import OnnxExport
 from pipelines.features import FEATURE_NAMES
-from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
+from pipelines.models.base import Evaluation, ModelResult, NoExtras, NotTrainable, TrainInputs
 from pipelines.models.common import time_split
 from pipelines.models.regime.bocd import bocd_frame, detection_stats
 from pipelines.models.regime.candidates import (
@@ -129,7 +129,7 @@ def build_dataset(
     keep = (frame["y"] != NO_LABEL) & frame[list(BASELINE_INPUTS)].notna().all(axis=1)
     frame = frame[keep].sort_values(_KEYS, ignore_index=True)
     if frame.empty:
-        raise ValueError("no labelled rows after joining bars and features on (symbol, ts)")
+        raise NotTrainable("no labelled rows after joining bars and features on (symbol, ts)")
     frame["y"] = frame["y"].astype(np.int64)
     return frame, source, prior_var
 
@@ -218,16 +218,16 @@ class RegimeTrainer(NoExtras):
         gap = interval * (cfg.purge + cfg.embargo)
         train_all, holdout = time_split(frame, cfg.holdout_fraction)
         if holdout.empty or train_all.empty:
-            raise ValueError("time split left an empty training or held-out span")
+            raise NotTrainable("time split left an empty training or held-out span")
         train_all = train_all[train_all["ts"] <= holdout["ts"].min() - gap]
         cal_start = train_all["ts"].quantile(1 - cfg.calibration_fraction)
         calib = train_all[train_all["ts"] >= cal_start]
         fit_part = train_all[train_all["ts"] <= cal_start - gap]
         if fit_part.empty or calib.empty:
-            raise ValueError("not enough training history for a fit part and a calibration part")
+            raise NotTrainable("not enough training history for a fit part and a calibration part")
         missing = sorted(set(range(len(REGIMES))) - set(fit_part["y"].unique()))
         if missing:
-            raise ValueError(
+            raise NotTrainable(
                 f"classes {[REGIMES[m] for m in missing]} never occur in the training span; "
                 "use more history (every regime must be seen to export a 4-class model)"
             )
