@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from configs import ConfigError, Settings, load_config
+from configs.data import DataConfig
 from pipelines.data.checks import check_bars
 from pipelines.data.sources import load_source
 
@@ -56,4 +57,6 @@ def test_the_refusal_holds_for_settings_built_in_code_and_dev_keeps_synthetic() 
     with pytest.raises(ValidationError, match=r"refuses data\.source 'synthetic'"):
         Settings(environment="production")
     assert Settings(environment="dev").data.source == "synthetic"
-    assert Settings(environment="production", data={"source": "files"}).data.source == "files"
+    assert (
+        Settings(environment="production", data=DataConfig(source="files")).data.source == "files"
+    )
