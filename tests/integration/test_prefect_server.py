@@ -77,6 +77,13 @@ class Stack:
     def transcript(self) -> Path:
         return self.tmp / "transcript.txt"
 
+    def shown(self, text: str) -> str:
+        """Transcript text with the tmp dir as ``<tmp>``, so transcripts compare across runs."""
+        return text.replace(str(self.tmp), "<tmp>")
+
+    def command(self, args: tuple[str, ...]) -> str:
+        return self.shown(" ".join([Path(args[0]).name, *args[1:]]))
+
     def note(self, text: str) -> None:
         self.lines.append(f"[{time.monotonic() - self.t0:6.1f}s] {text}")
         self.transcript.write_text("\n".join(self.lines) + "\n")
@@ -86,7 +93,7 @@ class Stack:
 
     def start(self, name: str, *args: str) -> None:
         """Start a long-running command in its own process group (so it can be stopped whole)."""
-        self.note(f"$ {' '.join(args)} &   (log: {self.log(name).name})")
+        self.note(f"$ {self.command(args)} &   (log: {self.log(name).name})")
         with self.log(name).open("wb") as out:
             self.procs[name] = subprocess.Popen(
                 list(args),
@@ -100,7 +107,7 @@ class Stack:
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run a CLI command to completion; its key lines go to the transcript."""
-        self.note(f"$ {' '.join(args)}")
+        self.note(f"$ {self.command(args)}")
         done = subprocess.run(
             list(args),
             cwd=ROOT,
@@ -114,7 +121,7 @@ class Stack:
         out = done.stdout + done.stderr
         for line in out.splitlines():
             if KEY_LINE.search(line) and "$ prefect" not in line:
-                self.lines.append("    " + re.sub(r"\s{2,}", " ", line.strip(" │")))
+                self.lines.append("    " + self.shown(re.sub(r"\s{2,}", " ", line.strip(" │"))))
         self.note(f"  -> exit {done.returncode}")
         return done
 
@@ -262,7 +269,7 @@ def _tiny_collect_config(tmp: Path) -> Path:
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)  # ~45 s on an idle 2-core box, ~140 s at load 9
 def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) -> None:
     st = stack
     started = datetime.now(UTC).replace(microsecond=0)
@@ -337,7 +344,7 @@ def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) ->
     for line in worker_log.splitlines():
         if re.search(r"submitted|Finished in state|stored \d+ new bar", line):
             st.lines.append(f"    [worker] {line.strip()}")
-    st.note(f"flow run {run_id.group(1)}: COMPLETED; bars in {workdir / 'data' / 'bars'}")
+    st.note(st.shown(f"flow run {run_id.group(1)}: COMPLETED; bars in {workdir / 'data' / 'bars'}"))
 
     st.stop("worker")
     st.stop("server")
