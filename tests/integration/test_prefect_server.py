@@ -152,8 +152,12 @@ class Stack:
                 continue
         self.note(f"stopped {name} (pid {proc.pid}, exit {proc.returncode})")
 
-    def leftovers(self) -> list[psutil.Process]:
-        """Processes anywhere on the machine that carry this test's PREFECT_HOME."""
+    def leftovers(self, settle: float = 10) -> list[psutil.Process]:
+        """Processes on the machine that carry this test's PREFECT_HOME, after ``settle`` s.
+
+        A child that got SIGTERM with its group may take a moment to exit: only the ones still
+        alive after ``settle`` seconds count.
+        """
         home = self.env["PREFECT_HOME"]
         found = []
         for proc in psutil.process_iter():
@@ -162,7 +166,8 @@ class Stack:
                     found.append(proc)
             except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
-        return found
+        _, alive = psutil.wait_procs(found, timeout=settle)
+        return list(alive)
 
     def stop_all(self) -> None:
         for name in ("worker", *list(self.procs)):
@@ -351,3 +356,8 @@ def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) ->
     left = st.leftovers()
     assert not left, [p.cmdline() for p in left]
     st.note("no process with this test's PREFECT_HOME left")
+    made = ", ".join(f"{name.split('/')[1]} {len(r)}" for name, r in sorted(runs.items()))
+    st.note(
+        f"SUMMARY: {len(deps)} deployments created; scheduled runs made by the scheduler: {made}; "
+        f"manual collect run COMPLETED; no process left"
+    )
