@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from configs.bandit import BanditConfig
 from configs.base import Section
@@ -77,7 +77,7 @@ class Settings(Section):
     )
     seed: int = Field(default=7, ge=0, description="Root seed for every random stream.")
     workdir: Path = Field(default=Path(".edgeflow"), description="Holds everything a run writes.")
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=DataConfig, validate_default=True)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     regime: RegimeConfig = Field(default_factory=RegimeConfig)
     bandit: BanditConfig = Field(default_factory=BanditConfig)
@@ -85,6 +85,17 @@ class Settings(Section):
     metalabel: MetaLabelConfig = Field(default_factory=MetaLabelConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
+
+    @field_validator("data")
+    @classmethod
+    def _no_synthetic_bars_in_production(cls, v: DataConfig, info: ValidationInfo) -> DataConfig:
+        """A production run must train on real bars: generated ones would ship a toy model."""
+        if info.data.get("environment") == "production" and v.source == "synthetic":
+            raise ValueError(
+                "environment 'production' refuses data.source 'synthetic'; "
+                "set data.source to s3 or files (configs/cloud.yaml reads bars from S3)"
+            )
+        return v
 
 
 class ConfigError(ValueError):

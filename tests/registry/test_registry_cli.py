@@ -95,7 +95,8 @@ def test_dev_key_created_0600_and_refused_in_production(
     secret = path.read_text().strip().split(":")[1]
     assert secret not in caplog.text
     assert keyring_from_env({}, cfg, workdir=tmp_path).get("dev") == ring.get("dev")  # reused
-    prod = load_config(environ={"EDGEFLOW_ENVIRONMENT": "production"})
+    prod_env = {"EDGEFLOW_ENVIRONMENT": "production", "EDGEFLOW_DATA__SOURCE": "s3"}
+    prod = load_config(environ=prod_env)
     with pytest.raises(BadKeyError, match="production refuses the dev key"):
         keyring_from_env({}, prod, workdir=tmp_path)
     with pytest.raises(BadKeyError, match="production refuses"):
