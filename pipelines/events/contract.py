@@ -132,9 +132,21 @@ def event_kind(record: object) -> str | None:
     """'decision', 'outcome' or None (not an object, or an unknown ``schema`` value)."""
     if not isinstance(record, dict):
         return None
-    return {DECISION_SCHEMA_ID: "decision", OUTCOME_SCHEMA_ID: "outcome"}.get(
-        record.get("schema")  # type: ignore[arg-type]
-    )
+    schema = record.get("schema")
+    if schema == DECISION_SCHEMA_ID:
+        return "decision"
+    if schema == OUTCOME_SCHEMA_ID:
+        return "outcome"
+    return None
+
+
+def non_event_problem(record: object) -> tuple[str, str]:
+    """(field, reason) for a parsed line that is not a decision or outcome event."""
+    if not isinstance(record, dict):
+        return RECORD_FIELD, "not a JSON object"
+    if "schema" not in record:
+        return "schema", "'schema' is a required property"
+    return "schema", f"unknown event schema {record['schema']!r}"
 
 
 def _parses_as_instant(value: str) -> bool:
@@ -157,11 +169,8 @@ def validate_reference(record: object) -> tuple[str, str] | None:
     key).
     """
     kind = event_kind(record)
-    if kind is None:
-        if isinstance(record, dict) and "schema" in record:
-            return "schema", f"unknown event schema {record.get('schema')!r}"
-        return RECORD_FIELD, "not a decision or outcome event object"
-    assert isinstance(record, dict)
+    if kind is None or not isinstance(record, dict):
+        return non_event_problem(record)
     order = DECISION_FIELDS if kind == "decision" else OUTCOME_FIELDS
     found: dict[str, str] = {}
     for err in _validator(kind).iter_errors(record):

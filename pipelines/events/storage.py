@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from configs.events import EventsConfig
+
 #: File names a source lists as event logs.
 LOG_SUFFIXES: tuple[str, ...] = (".jsonl.gz", ".jsonl")
 
@@ -213,3 +215,29 @@ class S3Storage:
         for page in pages:
             out.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
         return sorted(out)
+
+
+def open_source(cfg: EventsConfig, client: Any = None) -> EventSource | None:
+    """The configured log source (None for ``source: none``); s3 needs a boto3 client."""
+    if cfg.source == "none":
+        return None
+    if cfg.source == "folder":
+        if cfg.path is None:
+            raise ValueError("events.source 'folder' needs events.path")
+        return FolderSource(cfg.path)
+    if client is None:
+        raise ValueError("events.source 's3' needs an S3 client")
+    return S3Source(client, str(cfg.s3_uri))
+
+
+def open_state(cfg: EventsConfig, default_root: Path, client: Any = None) -> StateStorage:
+    """Where the ingested state lives: ``state_uri`` (a path or s3://) or ``default_root``
+    (``<workdir>/data/events``)."""
+    uri = cfg.state_uri
+    if uri is None:
+        return LocalStorage(default_root)
+    if uri.startswith("s3://"):
+        if client is None:
+            raise ValueError("an s3:// events.state_uri needs an S3 client")
+        return S3Storage(client, uri)
+    return LocalStorage(Path(uri))

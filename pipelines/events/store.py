@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.events.contract import (
-    RECORD_FIELD,
     event_kind,
+    non_event_problem,
     validate_decisions,
     validate_outcomes,
     validate_reference,
@@ -196,12 +196,7 @@ def _validate_file(
     for i, rec in enumerate(records):
         kind = event_kind(rec)
         if kind is None:
-            problem = validate_reference(rec) if reference else None
-            fld, reason = problem or (
-                ("schema", f"unknown event schema {rec.get('schema')!r}")
-                if isinstance(rec, dict) and "schema" in rec
-                else (RECORD_FIELD, "not a decision or outcome event object")
-            )
+            fld, reason = non_event_problem(rec)
             eid = rec.get("event_id") if isinstance(rec, dict) else None
             batch.quarantine.append(
                 _quarantine_row(
