@@ -41,7 +41,7 @@ class LoggedFeedback:
     logged_dist : [N, K] the logged action distribution; rows the bot did not log hold the
         propensity on the traded arm and the rest spread evenly (exact for IPS / SNIPS,
         an approximation only in DR's direct term).
-    ts, symbol, event_id : provenance of each row.
+    ts, symbol, event_id : provenance of each row (``ts`` datetime64 in UTC).
     dropped_no_features : joined decisions left out because no features could be found.
     """
 
@@ -101,7 +101,7 @@ def logged_feedback(joined: pd.DataFrame, features: pd.DataFrame | None = None) 
         reward=frame["reward"].to_numpy(dtype=np.float64),
         propensity=prop,
         logged_dist=dist,
-        ts=frame["ts"].to_numpy(),
+        ts=frame["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(),
         symbol=frame["symbol"].to_numpy(dtype=object),
         event_id=frame["event_id"].to_numpy(dtype=object),
         dropped_no_features=int((~keep).sum()),
