@@ -101,7 +101,7 @@ def logged_feedback(joined: pd.DataFrame, features: pd.DataFrame | None = None) 
         reward=frame["reward"].to_numpy(dtype=np.float64),
         propensity=prop,
         logged_dist=dist,
-        ts=frame["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(),
+        ts=frame["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]"),
         symbol=frame["symbol"].to_numpy(dtype=object),
         event_id=frame["event_id"].to_numpy(dtype=object),
         dropped_no_features=int((~keep).sum()),
