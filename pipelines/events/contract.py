@@ -22,15 +22,18 @@ A record's problem is reported as the first failing field in :data:`DECISION_FIE
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import chain
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from pipelines.features.names import FEATURE_NAMES
@@ -207,7 +210,11 @@ def _semantic_problems(kind: str, rec: dict[str, Any]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- fast
-_MISSING: Final = object()
+class _Missing:
+    """Marks a key absent from a record (distinct from JSON null)."""
+
+
+_MISSING: Final = _Missing()
 
 
 class _Checker:
@@ -240,45 +247,79 @@ class _Checker:
 
 
 def _column(records: Sequence[dict[str, Any]], key: str) -> list[Any]:
-    return [r.get(key, _MISSING) for r in records]
+    try:
+        return list(map(itemgetter(key), records))
+    except KeyError:
+        return [r.get(key, _MISSING) for r in records]
 
 
-_NUMBER_TYPES: Final = (float, int)  # exact types: JSON true/false (bool) is not a number
+def _pick(col: list[Any], rows: np.ndarray) -> list[Any]:
+    return list(map(col.__getitem__, rows.tolist()))
+
+
+_NUMBER_TYPES: Final = frozenset((float, int))  # exact types: JSON true/false is not a number
 
 
 def _is_number(values: Any, n: int) -> np.ndarray:
     return np.fromiter((type(v) in _NUMBER_TYPES for v in values), bool, n)
 
 
-def _check_required(chk: _Checker, col: list[Any], field: str) -> np.ndarray:
-    missing = np.fromiter((v is _MISSING for v in col), bool, len(col))
-    chk.flag(missing, field, f"'{field}' is a required property")
-    return missing
+def _present(col: list[Any], types: set[type]) -> np.ndarray:
+    if _Missing not in types:
+        return np.ones(len(col), dtype=bool)
+    return np.fromiter((v is not _MISSING for v in col), bool, len(col))
+
+
+def _check_required(chk: _Checker, col: list[Any], field: str) -> None:
+    if _Missing in set(map(type, col)):
+        missing = np.fromiter((v is _MISSING for v in col), bool, len(col))
+        chk.flag(missing, field, f"'{field}' is a required property")
+
+
+def _check_const(chk: _Checker, col: list[Any], field: str, value: str, required: bool) -> None:
+    differs = np.fromiter(map(operator.ne, col, repeat(value)), bool, len(col))
+    if not required:
+        differs &= _present(col, set(map(type, col)))
+    chk.flag(differs, field, f"must be {value!r}")
 
 
 def _check_str(
     chk: _Checker, col: list[Any], field: str, pattern: re.Pattern[str] | None = None
 ) -> np.ndarray:
     """Flag non-strings and pattern mismatches; returns the mask of good values."""
-    present = np.fromiter((v is not _MISSING for v in col), bool, len(col))
-    is_str = np.fromiter((type(v) is str for v in col), bool, len(col))
-    chk.flag(present & ~is_str, field, "not a string")
-    good = present & is_str
+    n = len(col)
+    types = set(map(type, col))
+    if types == {str}:
+        good = np.ones(n, dtype=bool)
+    else:
+        present = _present(col, types)
+        is_str = np.fromiter((type(v) is str for v in col), bool, n)
+        chk.flag(present & ~is_str, field, "not a string")
+        good = present & is_str
     if pattern is not None:
-        match = np.fromiter(
-            (bool(good[i]) and pattern.search(v) is not None for i, v in enumerate(col)),
-            bool,
-            len(col),
-        )
+        if good.all():
+            match = np.fromiter(map(bool, map(pattern.search, col)), bool, n)
+        else:
+            match = np.fromiter(
+                (bool(g) and pattern.search(v) is not None for g, v in zip(good, col, strict=True)),
+                bool,
+                n,
+            )
         chk.flag(good & ~match, field, f"does not match {pattern.pattern!r}")
         good &= match
     return good
 
 
 def _check_enum(chk: _Checker, col: list[Any], field: str, allowed: Sequence[str]) -> np.ndarray:
-    allowed_set = set(allowed)
-    present = np.fromiter((v is not _MISSING for v in col), bool, len(col))
-    member = np.fromiter((type(v) is str and v in allowed_set for v in col), bool, len(col))
+    allowed_set = frozenset(allowed)
+    n = len(col)
+    types = set(map(type, col))
+    if types == {str}:
+        member = np.fromiter(map(allowed_set.__contains__, col), bool, n)
+        present = np.ones(n, dtype=bool)
+    else:
+        present = _present(col, types)
+        member = np.fromiter((type(v) is str and v in allowed_set for v in col), bool, n)
     chk.flag(present & ~member, field, f"not one of {list(allowed)}")
     return present & member
 
@@ -293,11 +334,16 @@ def _check_number(
     integer: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flag non-numbers and out-of-range values; returns (good mask, float values)."""
-    present = np.fromiter((v is not _MISSING for v in col), bool, len(col))
-    num = _is_number(col, len(col))
-    chk.flag(present & ~num, field, "not a number")
-    values = np.array([v if n else np.nan for v, n in zip(col, num, strict=True)], dtype=float)
-    good = present & num
+    types = set(map(type, col))
+    if types <= _NUMBER_TYPES:
+        good = np.ones(len(col), dtype=bool)
+        values = np.array(col, dtype=float)
+    else:
+        present = _present(col, types)
+        num = _is_number(col, len(col))
+        chk.flag(present & ~num, field, "not a number")
+        values = np.array([v if k else np.nan for v, k in zip(col, num, strict=True)], dtype=float)
+        good = present & num
     if integer:
         whole = good & (np.floor(values) == values)
         chk.flag(good & ~whole, field, "not an integer")
@@ -335,16 +381,18 @@ def _check_number_list(
     rows = np.flatnonzero(given & shaped)
     good = np.zeros(n, dtype=bool)
     if len(rows):
-        block = [col[i] for i in rows]
-        num = _is_number(chain.from_iterable(block), len(rows) * length)
-        num = num.reshape(len(rows), length)
-        row_ok = num.all(axis=1)
+        block = _pick(col, rows)
+        if set(map(type, chain.from_iterable(block))) <= _NUMBER_TYPES:
+            row_ok: np.ndarray = np.ones(len(rows), dtype=bool)
+        else:
+            num = _is_number(chain.from_iterable(block), len(rows) * length)
+            row_ok = np.asarray(num.reshape(len(rows), length).all(axis=1))
         bad = np.zeros(n, dtype=bool)
         bad[rows[~row_ok]] = True
         chk.flag(bad, field, "an item is not a number")
         okrows = rows[row_ok]
         if len(okrows):
-            values[okrows] = np.array([col[i] for i in okrows], dtype=float)
+            values[okrows] = np.array(_pick(col, okrows), dtype=float)
         good[okrows] = True
         with np.errstate(invalid="ignore"):
             out = np.zeros(n, dtype=bool)
@@ -358,7 +406,7 @@ def _check_number_list(
 
 
 def _check_keys(chk: _Checker, records: Sequence[dict[str, Any]], allowed: frozenset[str]) -> None:
-    extra = np.fromiter((not r.keys() <= allowed for r in records), bool, len(records))
+    extra = ~np.fromiter(map(allowed.issuperset, records), bool, len(records))
     chk.flag(extra, EXTRA_FIELD, "additional properties are not allowed")
 
 
@@ -410,8 +458,7 @@ def validate_decisions(records: Sequence[dict[str, Any]]) -> ValidBatch:
     cols = {f: _column(records, f) for f in DECISION_FIELDS}
     for f in DECISION_REQUIRED:
         _check_required(chk, cols[f], f)
-    bad_schema = np.fromiter((v != DECISION_SCHEMA_ID for v in cols["schema"]), bool, n)
-    chk.flag(bad_schema, "schema", f"must be {DECISION_SCHEMA_ID!r}")
+    _check_const(chk, cols["schema"], "schema", DECISION_SCHEMA_ID, required=True)
     _check_str(chk, cols["event_id"], "event_id", _ID_RE)
     _, ts = _check_ts(chk, cols["ts"], "ts")
     _check_str(chk, cols["bot_id"], "bot_id", _ID_RE)
@@ -434,10 +481,7 @@ def validate_decisions(records: Sequence[dict[str, Any]]) -> ValidBatch:
     )
     chk.flag(mismatch, "strategy_id", "not the strategy of the chosen arm")
     del strat_ok
-    bad_fs = np.fromiter(
-        (v is not _MISSING and v != FEATURE_SET_VERSION for v in cols["feature_set"]), bool, n
-    )
-    chk.flag(bad_fs, "feature_set", f"must be {FEATURE_SET_VERSION!r}")
+    _check_const(chk, cols["feature_set"], "feature_set", FEATURE_SET_VERSION, required=False)
     has_x, _, x = _check_number_list(
         chk, cols["features"], "features", len(FEATURE_NAMES), None, None
     )
@@ -458,22 +502,22 @@ def validate_decisions(records: Sequence[dict[str, Any]]) -> ValidBatch:
     _, cp = _check_number(chk, cols["changepoint_prob"], "changepoint_prob", 0.0, 1.0)
 
     rows = np.flatnonzero(chk.ok)
-    take = [records[int(i)] for i in rows]
+    models = _pick(cols["models"], rows)
     frame = pd.DataFrame(
         {
-            "event_id": [r["event_id"] for r in take],
+            "event_id": _pick(cols["event_id"], rows),
             "ts": ts[rows],
-            "bot_id": [r["bot_id"] for r in take],
-            "symbol": [r["symbol"] for r in take],
-            "strategy_id": [r["strategy_id"] for r in take],
+            "bot_id": _pick(cols["bot_id"], rows),
+            "symbol": _pick(cols["symbol"], rows),
+            "strategy_id": _pick(cols["strategy_id"], rows),
             "arm": arm_idx[rows].astype(np.int16),
-            "arm_name": [r["arm"] for r in take],
+            "arm_name": _pick(cols["arm"], rows),
             "propensity": prop[rows],
             "size_multiplier": size[rows],
-            "regime": [r["regime"] for r in take],
+            "regime": _pick(cols["regime"], rows),
             "changepoint_prob": cp[rows],
-            "models": [json.dumps(r["models"], sort_keys=True) for r in take],
-            "bandit_version": [r["models"]["bandit"] for r in take],
+            "models": [orjson.dumps(m, option=orjson.OPT_SORT_KEYS).decode() for m in models],
+            "bandit_version": [m["bandit"] for m in models],
             "has_features": has_x[rows],
             "has_action_distribution": has_d[rows],
         }
@@ -491,8 +535,7 @@ def validate_outcomes(records: Sequence[dict[str, Any]]) -> ValidBatch:
     cols = {f: _column(records, f) for f in OUTCOME_FIELDS}
     for f in OUTCOME_FIELDS:
         _check_required(chk, cols[f], f)
-    bad_schema = np.fromiter((v != OUTCOME_SCHEMA_ID for v in cols["schema"]), bool, n)
-    chk.flag(bad_schema, "schema", f"must be {OUTCOME_SCHEMA_ID!r}")
+    _check_const(chk, cols["schema"], "schema", OUTCOME_SCHEMA_ID, required=True)
     _check_str(chk, cols["event_id"], "event_id", _ID_RE)
     _check_str(chk, cols["decision_id"], "decision_id", _ID_RE)
     _check_str(chk, cols["bot_id"], "bot_id", _ID_RE)
@@ -505,19 +548,18 @@ def validate_outcomes(records: Sequence[dict[str, Any]]) -> ValidBatch:
     _check_enum(chk, cols["exit_reason"], "exit_reason", EXIT_REASONS)
 
     rows = np.flatnonzero(chk.ok)
-    take = [records[int(i)] for i in rows]
     frame = pd.DataFrame(
         {
-            "event_id": [r["event_id"] for r in take],
-            "decision_id": [r["decision_id"] for r in take],
-            "outcome_bot_id": [r["bot_id"] for r in take],
+            "event_id": _pick(cols["event_id"], rows),
+            "decision_id": _pick(cols["decision_id"], rows),
+            "outcome_bot_id": _pick(cols["bot_id"], rows),
             "closed_at": closed[rows],
             "net_return": ret[rows],
             "net_pnl": pnl[rows],
-            "currency": [r["currency"] for r in take],
+            "currency": _pick(cols["currency"], rows),
             "fees": fees[rows],
             "holding_bars": hold[rows].astype(np.int64),
-            "exit_reason": [r["exit_reason"] for r in take],
+            "exit_reason": _pick(cols["exit_reason"], rows),
         }
     )
     return ValidBatch(frame, rows, chk.problems())

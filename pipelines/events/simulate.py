@@ -55,6 +55,7 @@ class BotSpec:
     log_features: bool = True
     log_distribution: bool = True
     value_scale: float = 0.3
+    compresslevel: int = 6
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,10 +87,11 @@ def _iso(ts: pd.Series) -> list[str]:
     return list(ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def encode_member(records: list[dict[str, Any]] | list[bytes]) -> bytes:
+def encode_member(records: list[dict[str, Any]] | list[bytes], compresslevel: int = 6) -> bytes:
     """One gzip member holding ``records`` as JSON lines (raw bytes lines are kept as is)."""
     lines = [r if isinstance(r, bytes) else orjson.dumps(r) for r in records]
-    return gzip.compress(b"".join(line + b"\n" for line in lines), compresslevel=6, mtime=0)
+    body = b"".join(line + b"\n" for line in lines)
+    return gzip.compress(body, compresslevel=compresslevel, mtime=0)
 
 
 def simulate_bot(bars: pd.DataFrame, spec: BotSpec) -> SimulatedLog:
@@ -126,6 +128,9 @@ def simulate_bot(bars: pd.DataFrame, spec: BotSpec) -> SimulatedLog:
     outcomes: list[dict[str, Any]] = []
     xs = X.astype(np.float64).tolist()
     ps = probs.tolist()
+    symbols = ctx["symbol"].astype(str).tolist()
+    prop_l, size_l, cp_l, reward_l = prop.tolist(), size.tolist(), cp.tolist(), reward.tolist()
+    regime_l = regimes.tolist()
     for i in range(n):
         did = f"{spec.bot_id}-d{i:08d}"
         a = ARM_NAMES[arm[i]]
@@ -134,22 +139,22 @@ def simulate_bot(bars: pd.DataFrame, spec: BotSpec) -> SimulatedLog:
             "event_id": did,
             "ts": ts_text[i],
             "bot_id": spec.bot_id,
-            "symbol": str(ctx["symbol"].iat[i]),
+            "symbol": symbols[i],
             "strategy_id": STRATEGY_OF_ARM[a],
             "arm": a,
             "feature_set": FEATURE_SET_VERSION,
-            "propensity": float(prop[i]),
+            "propensity": prop_l[i],
             "models": {"bandit": "v000001", "regime": "v000001", "sizer": "v000001"},
-            "size_multiplier": float(size[i]),
-            "regime": str(regimes[i]),
-            "changepoint_prob": float(cp[i]),
+            "size_multiplier": size_l[i],
+            "regime": regime_l[i],
+            "changepoint_prob": cp_l[i],
         }
         if spec.log_features:
             dec["features"] = xs[i]
         if spec.log_distribution:
             dec["action_distribution"] = ps[i]
         decisions.append(dec)
-        pnl = float(reward[i]) * float(size[i]) * spec.notional
+        pnl = reward_l[i] * size_l[i] * spec.notional
         outcomes.append(
             {
                 "schema": OUTCOME_SCHEMA_ID,
@@ -157,10 +162,10 @@ def simulate_bot(bars: pd.DataFrame, spec: BotSpec) -> SimulatedLog:
                 "decision_id": did,
                 "bot_id": spec.bot_id,
                 "closed_at": closed_text[i],
-                "net_return": float(reward[i]),
+                "net_return": reward_l[i],
                 "net_pnl": round(pnl, 6),
                 "currency": spec.currency,
-                "fees": round(spec.notional * float(size[i]) * spec.cost_bps / 1e4 * 2, 6),
+                "fees": round(spec.notional * size_l[i] * spec.cost_bps / 1e4 * 2, 6),
                 "holding_bars": spec.horizon,
                 "exit_reason": "time_exit",
             }
@@ -179,7 +184,9 @@ def simulate_bot(bars: pd.DataFrame, spec: BotSpec) -> SimulatedLog:
     for name in sorted(grouped):
         recs = grouped[name]
         parts = np.array_split(np.arange(len(recs)), min(spec.members_per_file, len(recs)))
-        files[name] = [encode_member([recs[k] for k in p]) for p in parts if len(p)]
+        files[name] = [
+            encode_member([recs[k] for k in p], spec.compresslevel) for p in parts if len(p)
+        ]
     value = np.sum(probs * full, axis=1)
     truth = pd.DataFrame(
         {
@@ -264,16 +271,20 @@ def corrupt_logs(
     names = sorted(files)
     if n_tail:
         held = {o["event_id"] for o in log.outcomes[-n_tail:]}
-        for name in names:
+        left = set(held)
+        for name in reversed(names):  # the latest outcomes are in the latest files
             members = []
             for m in files[name]:
                 lines = [ln for ln in gzip.decompress(m).split(b"\n") if ln]
                 keep = [ln for ln in lines if orjson.loads(ln).get("event_id") not in held]
                 if len(keep) != len(lines):
+                    left -= {orjson.loads(ln)["event_id"] for ln in lines} & held
                     m = encode_member(keep) if keep else b""
                 if m:
                     members.append(m)
             files[name] = members
+            if not left:
+                break
         files = {k: v for k, v in files.items() if v}
         names = sorted(files)
     expected: Counter[str] = Counter()
