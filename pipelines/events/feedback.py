@@ -58,6 +58,20 @@ class LoggedFeedback:
     def __len__(self) -> int:
         return len(self.reward)
 
+    def subset(self, rows: np.ndarray) -> LoggedFeedback:
+        """The decisions at ``rows`` (indices or a mask), e.g. a later held-out span."""
+        return LoggedFeedback(
+            X=self.X[rows],
+            arm=self.arm[rows],
+            reward=self.reward[rows],
+            propensity=self.propensity[rows],
+            logged_dist=self.logged_dist[rows],
+            ts=self.ts[rows],
+            symbol=self.symbol[rows],
+            event_id=self.event_id[rows],
+            dropped_no_features=0,
+        )
+
 
 def logged_feedback(joined: pd.DataFrame, features: pd.DataFrame | None = None) -> LoggedFeedback:
     """Turn the joined event dataset into the bandit's logged view.
