@@ -208,9 +208,9 @@ def main() -> None:
         n_files = len(bad.files)
         state = LocalStorage(work / "events")
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         first = ingest_events(FolderSource(src), state)
-        t_first = time.perf_counter() - t0
+        t_first, c_first = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         noop = ingest_events(FolderSource(src), state)
         t_noop = time.perf_counter() - t0
@@ -242,6 +242,7 @@ def main() -> None:
             "ingest everything (empty store)",
             t_first,
             f"{lines_total / t_first:,.0f} events/s",
+            f"{c_first:.0f} CPU s = {lines_total / c_first:,.0f} events per CPU second; "
             f"{lines_total:,} lines, {n_files} files, {log_mb:.0f} MB gzip; "
             f"{first.joined_added:,} joined, {first.quarantined} quarantined, "
             f"{first.duplicates} duplicates, {first.pending_decisions} pending",

@@ -470,7 +470,7 @@ def validate_decisions(records: Sequence[dict[str, Any]]) -> ValidBatch:
     )
     chk.flag(sym_ok & ~sym_len, "symbol", "length must be 1..64")
     arm_ok = _check_enum(chk, cols["arm"], "arm", ARM_NAMES)
-    strat_ok = _check_enum(chk, cols["strategy_id"], "strategy_id", STRATEGY_IDS)
+    _check_enum(chk, cols["strategy_id"], "strategy_id", STRATEGY_IDS)
     mismatch = np.fromiter(
         (
             bool(a) and STRATEGY_OF_ARM[arm] != s
@@ -480,7 +480,6 @@ def validate_decisions(records: Sequence[dict[str, Any]]) -> ValidBatch:
         n,
     )
     chk.flag(mismatch, "strategy_id", "not the strategy of the chosen arm")
-    del strat_ok
     _check_const(chk, cols["feature_set"], "feature_set", FEATURE_SET_VERSION, required=False)
     has_x, _, x = _check_number_list(
         chk, cols["features"], "features", len(FEATURE_NAMES), None, None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 #: Outcome columns renamed in the joined frame (the rest keep their names).
@@ -29,7 +30,7 @@ class JoinResult:
 
 
 def join_events(
-    decisions: pd.DataFrame, outcomes: pd.DataFrame, closed_ids: set[str]
+    decisions: pd.DataFrame, outcomes: pd.DataFrame, closed_before: np.ndarray
 ) -> JoinResult:
     """Join ``outcomes`` to ``decisions`` one-to-one on ``decision_id``.
 
@@ -37,7 +38,8 @@ def join_events(
     ----------
     decisions : decisions waiting for an outcome (unique ``event_id``), any order.
     outcomes : outcomes not joined yet (unique ``event_id``), in arrival order.
-    closed_ids : ids of decisions already joined by an earlier ingest.
+    closed_before : [len(outcomes)] bool, whether each outcome's decision was already joined
+        by an earlier ingest.
 
     Returns
     -------
@@ -45,7 +47,7 @@ def join_events(
     (``outcome_id``, ``closed_at``, ``net_return``, ...) and ``reward`` (= ``net_return``);
     ``refused_outcomes`` carries a ``reason`` column.
     """
-    already = outcomes["decision_id"].isin(closed_ids)
+    already = pd.Series(np.asarray(closed_before, dtype=bool), index=outcomes.index)
     repeat = outcomes["decision_id"].duplicated(keep="first") & ~already
     refused = [
         outcomes[already].assign(reason="a second outcome for a decision already joined"),

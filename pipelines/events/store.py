@@ -27,9 +27,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.events.contract import (
@@ -91,6 +93,7 @@ def _empty_state() -> dict[str, Any]:
         "files": {},
         "parts": {d: [] for d in DATASETS},
         "pending": {"decisions": None, "outcomes": None},
+        "pending_counts": {"decisions": 0, "outcomes": 0},
         "counts": {"decisions": 0, "outcomes": 0, "joined": 0, "quarantined": 0, "duplicates": 0},
     }
 
@@ -251,20 +254,39 @@ def _validate_file(
         (batch.decisions if kind == "decision" else batch.outcomes).append(frame)
 
 
-def _seen_ids(storage: StateStorage, state: dict[str, Any]) -> dict[str, set[str]]:
-    seen = _read_parts(storage, state["parts"]["seen"])
-    out: dict[str, set[str]] = {"decision": set(), "outcome": set(), "closed": set()}
-    if seen is not None:
-        for kind, ids in seen.groupby("kind")["event_id"]:
-            out[str(kind)] = set(ids)
+def _seen_ids(storage: StateStorage, state: dict[str, Any]) -> dict[str, pa.Array]:
+    """Event ids seen by earlier ingests, per kind, as Arrow arrays (no Python sets: a store
+    of millions of events is checked in C++ by ``pyarrow.compute.is_in``)."""
+    tables = []
+    for key in state["parts"]["seen"]:
+        raw = storage.read(key)
+        if raw is None:
+            raise FileNotFoundError(f"{storage.describe()}/{key}: committed part is missing")
+        tables.append(pq.read_table(io.BytesIO(raw)))
+    out: dict[str, pa.Array] = {}
+    table = pa.concat_tables(tables) if tables else None
+    for kind in ("decision", "outcome", "closed"):
+        if table is None:
+            out[kind] = pa.array([], type=pa.string())
+        else:
+            ids = table.filter(pc.equal(table["kind"], kind))["event_id"]
+            out[kind] = ids.combine_chunks().cast(pa.string())
     return out
 
 
-def _dedup(frame: pd.DataFrame | None, seen: set[str]) -> tuple[pd.DataFrame | None, int]:
+def _is_in(values: pd.Series, seen: pa.Array) -> np.ndarray:
+    """Boolean mask: which of ``values`` are in ``seen``."""
+    if len(seen) == 0:
+        return np.zeros(len(values), dtype=bool)
+    arr = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.string())
+    return np.asarray(pc.is_in(arr, value_set=seen).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _dedup(frame: pd.DataFrame | None, seen: pa.Array) -> tuple[pd.DataFrame | None, int]:
     """Drop rows whose ``event_id`` was seen before or repeats earlier in the frame."""
     if frame is None or frame.empty:
         return None, 0
-    drop = frame["event_id"].isin(seen) | frame["event_id"].duplicated(keep="first")
+    drop = _is_in(frame["event_id"], seen) | frame["event_id"].duplicated(keep="first").to_numpy()
     kept = frame[~drop].reset_index(drop=True)
     return (kept if len(kept) else None), int(drop.sum())
 
@@ -353,7 +375,8 @@ def _plan(storage: StateStorage, state: dict[str, Any], batch: _Batch) -> _Plan:
     plan.pending = {"decisions": waiting_d, "outcomes": waiting_o}
     closed: list[str] = []
     if waiting_d is not None and waiting_o is not None:
-        res = join_events(waiting_d, waiting_o, seen["closed"])
+        closed_before = _is_in(waiting_o["decision_id"], seen["closed"])
+        res = join_events(waiting_d, waiting_o, closed_before)
         plan.joined = len(res.joined)
         if plan.joined:
             plan.writes["joined"] = res.joined
@@ -404,6 +427,9 @@ def _commit(
             key = f"pending/{kind}-{seq:06d}.parquet"
             storage.write(key, _to_parquet(pending))
             new_state["pending"][kind] = key
+    new_state["pending_counts"] = {
+        kind: 0 if frame is None else len(frame) for kind, frame in plan.pending.items()
+    }
     counts = new_state["counts"]
     for name in ("decisions", "outcomes", "quarantine"):
         counts["quarantined" if name == "quarantine" else name] += len(plan.writes.get(name, ()))
@@ -433,8 +459,11 @@ def ingest_events(
     batch = _Batch()
     files, stats = _read_new(source, state["files"], batch, reference_validator)
     if not (batch.decisions or batch.outcomes or batch.quarantine) and files == state["files"]:
-        pend_d, pend_o = read_pending(storage)
-        return stats.result(pending_decisions=len(pend_d), pending_outcomes=len(pend_o))
+        waiting = state.get("pending_counts", {})
+        return stats.result(
+            pending_decisions=int(waiting.get("decisions", 0)),
+            pending_outcomes=int(waiting.get("outcomes", 0)),
+        )
     plan = _plan(storage, state, batch)
     _commit(storage, state, files, plan)
     pending = {k: 0 if v is None else len(v) for k, v in plan.pending.items()}
