@@ -138,7 +138,7 @@ def _learning_table(n_bars: int) -> list[str]:
         "",
         f"### Learning from the bot's logs ({len(tr):,} training / {len(te):,} held-out decisions)",
         "",
-        f"Command: as above with `--learn-bars {n_bars}`; simulated bot on 2 x {n_bars:,} "
+        f"Command: as above (`--learn-bars {n_bars}`); simulated bot on 2 x {n_bars:,} "
         f"synthetic hourly bars (seed 7), epsilon-greedy logging (epsilon 0.3) over a random "
         f"linear scorer; bandit settings from the default config (safe greedy rule, level "
         f"{cfg.safety_level}); training {t_iw:.0f} s (logged, weighted) and {t_full:.0f} s "
@@ -273,7 +273,7 @@ def main() -> None:
         "## Events: bot log ingestion",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_events.py --events {args.events} "
-        f"--reference-sample {args.reference_sample}`  ",
+        f"--reference-sample {args.reference_sample} --learn-bars {args.learn_bars}`  ",
         f"Machine: 2-core x86_64 CPU, no GPU ({platform.processor() or platform.machine()}), "
         f"Python {sys.version.split()[0]}, pandas {pd.__version__}; date {today}; "
         f"load average at the end {os.getloadavg()[0]:.1f} (cores shared with other jobs); "

@@ -30,7 +30,13 @@ from pipelines.events.storage import (
     S3Storage,
     StateStorage,
 )
-from pipelines.events.store import IngestResult, ingest_events, read_dataset, read_pending
+from pipelines.events.store import (
+    IngestResult,
+    ingest_events,
+    joined_count,
+    read_dataset,
+    read_pending,
+)
 
 __all__ = [
     "DECISION_SCHEMA_ID",
@@ -50,6 +56,7 @@ __all__ = [
     "evaluate_on_logs",
     "importance_weights_clipped",
     "ingest_events",
+    "joined_count",
     "logged_feedback",
     "read_dataset",
     "read_pending",

@@ -479,3 +479,9 @@ def ingest_events(
     )
     logger.info("events ingest into %s: %s", storage.describe(), result.to_dict())
     return result
+
+
+def joined_count(storage: StateStorage) -> int:
+    """Joined decisions committed so far (from the state record; reads no Parquet), to
+    compare with ``EventsConfig.min_joined`` before training on logged feedback."""
+    return int(load_state(storage)["counts"]["joined"])

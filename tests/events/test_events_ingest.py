@@ -27,7 +27,14 @@ from pipelines.events.storage import (
     open_source,
     open_state,
 )
-from pipelines.events.store import STATE_KEY, ingest_events, load_state, read_dataset, read_pending
+from pipelines.events.store import (
+    STATE_KEY,
+    ingest_events,
+    joined_count,
+    load_state,
+    read_dataset,
+    read_pending,
+)
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -77,6 +84,7 @@ def test_corrupted_logs_ingest_exactly_twice_safe(sim_log: SimulatedLog, tmp_pat
     }
     truth = sim_log.truth.set_index("event_id")
     assert (joined.set_index("event_id")["reward"] == truth.loc[joined["event_id"], "reward"]).all()
+    assert joined_count(state) == n
     counts = load_state(state)["counts"]
     assert counts == {
         "decisions": n,
