@@ -164,9 +164,22 @@ class NeuralBandit:
 
     # ------------------------------------------------------------------ fitting
     def fit(
-        self, X: np.ndarray, action: np.ndarray, reward: np.ndarray, n_arms: int
+        self,
+        X: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        n_arms: int,
+        propensity: np.ndarray | None = None,
+        max_weight: float = 20.0,
     ) -> NeuralBandit:
         """Fit on logged decisions, time-ordered.
+
+        With ``propensity`` the fit is importance-weighted: each row's squared error (and
+        its term in the last-layer posterior) counts ``min(1 / propensity, max_weight)``,
+        normalised to mean 1. An arm's rows then stand for every context, not only those
+        where the logging policy favoured it (the logging policy's choices depend on x, so
+        unweighted per-arm regression fits a shifted context distribution); clipping bounds
+        the variance that rare, low-propensity rows add. Without it every row counts 1.
 
         Parameters
         ----------
@@ -174,12 +187,23 @@ class NeuralBandit:
         action : [N] int, the arm the logging policy chose.
         reward : [N] float, that arm's reward (the only one observed).
         n_arms : K, the number of arms.
+        propensity : [N] optional logged probability of each chosen arm, in (0, 1].
+        max_weight : clip of the importance weights (>= 1).
         """
         X = np.asarray(X, dtype=np.float32)
         action = np.asarray(action, dtype=np.int64)
         reward = np.asarray(reward, dtype=np.float64)
         if X.ndim != 2 or len(X) != len(action) or len(X) != len(reward):
             raise ValueError("X must be [N, F] with one action and reward per row")
+        weight = np.ones(len(X))
+        if propensity is not None:
+            p = np.asarray(propensity, dtype=np.float64)
+            if p.shape != reward.shape or np.any(~(p > 0)) or np.any(p > 1):
+                raise ValueError("propensity must be [N] with values in (0, 1]")
+            if max_weight < 1:
+                raise ValueError(f"max_weight must be >= 1, got {max_weight}")
+            weight = np.minimum(1.0 / p, max_weight)
+            weight = weight / weight.mean()
         if not np.isfinite(X).all() or not np.isfinite(reward).all():
             raise ValueError("X and reward must be finite")
         if len(X) < 20:
@@ -205,16 +229,17 @@ class NeuralBandit:
         xt = torch.from_numpy(np.ascontiguousarray(X))
         at = torch.from_numpy(action)
         yt = torch.from_numpy(y.astype(np.float32))
+        wt = torch.from_numpy(weight.astype(np.float32))
         opt = torch.optim.Adam(
             net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
         )
 
         def chosen_loss(rows: torch.Tensor) -> torch.Tensor:
             pred = net(xt[rows]).gather(1, at[rows, None]).squeeze(1)
-            return torch.mean((pred - yt[rows]) ** 2)
+            return torch.mean(wt[rows] * (pred - yt[rows]) ** 2)
 
         self._train_loop(net, opt, chosen_loss, n_tr, len(X), gen)
-        self._fit_posterior(xt, action, y)
+        self._fit_posterior(xt, action, y, weight)
         logger.info(
             "NeuralBandit: %d epochs, best val MSE %.4f (scaled), noise var %.4f",
             self.epochs_run_,
@@ -356,21 +381,25 @@ class NeuralBandit:
             emb = self.net_.embed(xt).double().numpy()
         return np.hstack([emb, np.ones((len(emb), 1))])
 
-    def _fit_posterior(self, xt: torch.Tensor, action: np.ndarray, y: np.ndarray) -> None:
-        """Bayesian linear regression per arm on [embedding, 1], noise from the net's fit."""
+    def _fit_posterior(
+        self, xt: torch.Tensor, action: np.ndarray, y: np.ndarray, weight: np.ndarray
+    ) -> None:
+        """(Weighted) Bayesian linear regression per arm on [embedding, 1], noise from the
+        net's fit; ``weight`` is 1 per row for an unweighted fit."""
         phi = self._features(xt)
         with torch.no_grad():
             pred = self.net_(xt).double().numpy()[np.arange(len(action)), action]
-        self.noise_var_ = float(np.mean((pred - y) ** 2))
+        self.noise_var_ = float(np.mean(weight * (pred - y) ** 2))
         d = phi.shape[1]
         self.post_mean_ = np.zeros((self.n_arms_, d))
         self.post_cov_ = np.zeros((self.n_arms_, d, d))
         for a in range(self.n_arms_):
             rows = action == a
-            precision = self.prior_precision * np.eye(d) + phi[rows].T @ phi[rows] / self.noise_var_
+            pw = phi[rows] * weight[rows, None]
+            precision = self.prior_precision * np.eye(d) + pw.T @ phi[rows] / self.noise_var_
             cov = np.linalg.inv(precision)
             self.post_cov_[a] = (cov + cov.T) / 2
-            self.post_mean_[a] = cov @ (phi[rows].T @ y[rows]) / self.noise_var_
+            self.post_mean_[a] = cov @ (pw.T @ y[rows]) / self.noise_var_
 
     # ------------------------------------------------------------------ using
     def _check_fitted(self) -> None:
