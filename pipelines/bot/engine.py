@@ -292,6 +292,12 @@ class DecisionEngine:
             if c is not None:
                 c.stop()
 
+    def close(self) -> None:
+        """Stop polling and close the event log's open file."""
+        self.stop()
+        if self.events is not None:
+            self.events.close()
+
     @property
     def versions(self) -> dict[str, str | None]:
         """The version each role serves now (``None``: nothing verified yet)."""

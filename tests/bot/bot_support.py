@@ -10,6 +10,7 @@ sizer ``observation`` [N, 44] -> ``multiplier`` [N, 1]; metalabel ``features`` [
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +151,58 @@ def publish_all(root: Path, *, metalabel: bool = False) -> tuple[FileStore, dict
         publish(store, "metalabel", meta)
         lins["metalabel"] = m
     return store, lins
+
+
+def mlp_onnx(
+    input_name: str,
+    output_name: str,
+    sizes: tuple[int, ...],
+    *,
+    activation: str = "Relu",
+    head: str = "none",
+    seed: int = 0,
+) -> bytes:
+    """A dense network of the real models' sizes (weights random): for latency figures.
+
+    ``head``: ``none`` (raw outputs), ``sizer`` (tanh -> [0.1, 2.0]) or ``sigmoid``. The
+    input is standardised first, as the exported bandit and sizer do inside their graphs.
+    """
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=sizes[0]).astype(np.float32), "mu"),
+        numpy_helper.from_array((1.0 + rng.random(sizes[0])).astype(np.float32), "sd"),
+    ]
+    nodes = [
+        helper.make_node("Sub", [input_name, "mu"], ["c0"]),
+        helper.make_node("Div", ["c0", "sd"], ["h0"]),
+    ]
+    prev = "h0"
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        w = (rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, f"W{i}"),
+            numpy_helper.from_array(np.zeros(b, np.float32), f"B{i}"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [prev, f"W{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"B{i}"], [f"z{i}"]),
+        ]
+        prev = f"z{i}"
+        if i < len(sizes) - 2:
+            nodes.append(helper.make_node(activation, [prev], [f"a{i}"]))
+            prev = f"a{i}"
+    if head == "sizer":
+        for k, v in {"one": 1.0, "slope": 0.95, "lo": 0.1, "hi": 2.0}.items():
+            inits.append(numpy_helper.from_array(np.array(v, np.float32), k))
+        nodes += [
+            helper.make_node("Tanh", [prev], ["t"]),
+            helper.make_node("Add", ["t", "one"], ["t1"]),
+            helper.make_node("Mul", ["t1", "slope"], ["t2"]),
+            helper.make_node("Add", ["t2", "lo"], ["t3"]),
+            helper.make_node("Clip", ["t3", "lo", "hi"], [output_name]),
+        ]
+    elif head == "sigmoid":
+        nodes.append(helper.make_node("Sigmoid", [prev], [output_name]))
+    else:
+        nodes.append(helper.make_node("Identity", [prev], [output_name]))
+    return _model(nodes, [_io(input_name, sizes[0])], [_io(output_name, sizes[-1])], inits)
