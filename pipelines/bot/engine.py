@@ -47,13 +47,12 @@ from pipelines.bot.events import (
     FEATURE_SET,
     EventLog,
     event_id,
-    iso_ts,
     outcome_record,
 )
 from pipelines.bot.policy import action_distribution, one_hot, sample_arm
 from pipelines.data.schema import REGIMES
 from pipelines.features.names import FEATURE_NAMES
-from pipelines.features.stream import SymbolFeatureState, epoch_seconds
+from pipelines.features.stream import SymbolFeatureState
 from pipelines.registry.client import ModelClient
 from pipelines.registry.errors import NoModelLoadedError
 from pipelines.registry.signing import KeyRing
@@ -215,7 +214,7 @@ def _signals_vector(signals: Sequence[int] | Mapping[str, int] | np.ndarray) -> 
         vec = np.array([signals[a] for a in ARM_NAMES], dtype=np.float64)
     else:
         vec = np.asarray(signals, dtype=np.float64).reshape(-1)
-    if vec.shape != (N_ARMS,) or not np.isin(vec, (-1.0, 0.0, 1.0)).all():
+    if vec.shape != (N_ARMS,) or not ((vec == 0.0) | (np.abs(vec) == 1.0)).all():
         raise ValueError(
             f"signals must be {N_ARMS} positions in {{-1, 0, 1}} (ARM_NAMES order), got {vec}"
         )
@@ -381,16 +380,19 @@ class DecisionEngine:
         """
         sig = _signals_vector(signals)
         st = self._state(symbol)
-        sec = epoch_seconds(ts)
+        stamp = pd.Timestamp(ts)
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize("UTC")  # naive is UTC, as featurize reads it
+        sec = stamp.value // 1_000_000_000
         x = st.features.update(sec, high, low, close, volume)
         lc = float(np.log(float(close)))
         cp = st.bocd.update(lc - st.last_lc)
         st.last_lc = lc
         if x is None:
             return None
-        decision = self._decide(symbol, iso_ts(ts), sec, x, cp, sig)
+        decision = self._decide(symbol, stamp.isoformat(), sec, x, cp, sig)
         if self.events is not None:
-            self.events.write(decision.as_event(self.config.bot_id))
+            self.events.write(decision.as_event(self.config.bot_id), sec)
         return decision
 
     def _regime(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import time
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -108,18 +109,35 @@ class EventLog:
         self.folder = Path(folder) / bot_id
         self.bot_id = bot_id
         self.interval = pd.Timedelta(interval)
+        self._step = int(self.interval.total_seconds())
+        if self._step < 1 or self.interval.total_seconds() != self._step:
+            raise ValueError(f"interval must be a whole number of seconds, got {interval!r}")
+        self._start: int | None = None
+        self._start_path = self.folder
         self.written = 0
         self._path: Path | None = None
         self._fh: BinaryIO | None = None
 
-    def path_for(self, ts: str) -> Path:
-        stamp = pd.Timestamp(ts).tz_convert("UTC").floor(self.interval)
-        return self.folder / f"{stamp.strftime('%Y%m%dT%H%M')}.jsonl.gz"
+    def path_for(self, sec: int) -> Path:
+        """The file of the interval holding epoch second ``sec`` (UTC)."""
+        start = sec - sec % self._step
+        if start != self._start:
+            name = time.strftime("%Y%m%dT%H%M", time.gmtime(start))
+            self._start, self._start_path = start, self.folder / f"{name}.jsonl.gz"
+        return self._start_path
 
-    def write(self, record: Mapping[str, Any]) -> Path:
-        """Append one event (its ``ts`` or ``closed_at`` picks the file)."""
-        when = record.get("ts") or record.get("closed_at") or datetime.now(UTC).isoformat()
-        path = self.path_for(str(when))
+    def write(self, record: Mapping[str, Any], sec: int | None = None) -> Path:
+        """Append one event; ``sec`` (epoch seconds of its time) picks the file.
+
+        Without ``sec`` the record's ``ts`` or ``closed_at`` is parsed (naive = UTC).
+        """
+        if sec is None:
+            when = record.get("ts") or record.get("closed_at") or datetime.now(UTC).isoformat()
+            stamp = pd.Timestamp(str(when))
+            if stamp.tzinfo is None:
+                stamp = stamp.tz_localize("UTC")
+            sec = stamp.value // 1_000_000_000
+        path = self.path_for(int(sec))
         if path != self._path or self._fh is None:
             self.close()
             path.parent.mkdir(parents=True, exist_ok=True)
