@@ -7,7 +7,7 @@ follows the same steps, with ``clients/csharp/Verifier.cs`` as the verification 
 from pipelines.bot.changepoint import OnlineBocd
 from pipelines.bot.engine import MODEL_ROLES, Decision, DecisionEngine, EngineConfig, Fallback
 from pipelines.bot.events import EventLog, read_events
-from pipelines.bot.policy import action_distribution, greedy_arm, one_hot, sample_arm
+from pipelines.bot.policy import action_distribution, draw_arm, one_hot, sample_arm
 
 __all__ = [
     "MODEL_ROLES",
@@ -18,7 +18,7 @@ __all__ = [
     "Fallback",
     "OnlineBocd",
     "action_distribution",
-    "greedy_arm",
+    "draw_arm",
     "one_hot",
     "read_events",
     "sample_arm",

@@ -79,7 +79,7 @@ class EngineConfig:
     """
 
     bot_id: str = "bot-1"
-    epsilon: float = 0.05
+    epsilon: float = 0.1
     seed: int = 0
     default_arm: str = "ema_24_120"
     hazard: float = 1 / 200
@@ -96,6 +96,9 @@ class EngineConfig:
     fallback_multiplier: float = 1.0
     metalabel_threshold: float = 0.5
     currency: str = "USD"
+    #: Write the ``engine`` object (fallbacks and their reasons, changepoint action, P(win),
+    #: target position) into each decision event; False writes only the contract's fields.
+    event_details: bool = True
 
     def __post_init__(self) -> None:
         if self.default_arm not in ARM_NAMES:
@@ -161,9 +164,9 @@ class Decision:
     fallbacks: tuple[Fallback, ...]
     features: np.ndarray = field(repr=False)
 
-    def as_event(self, bot_id: str) -> dict[str, Any]:
-        """The decision event (``edgeflow.decision/1`` fields plus the ``engine`` object)."""
-        return {
+    def as_event(self, bot_id: str, details: bool = True) -> dict[str, Any]:
+        """The decision event: ``edgeflow.decision/1`` fields, plus ``engine`` if ``details``."""
+        event = {
             "schema": DECISION_SCHEMA,
             "event_id": self.event_id,
             "ts": self.ts,
@@ -179,7 +182,9 @@ class Decision:
             "size_multiplier": self.size_multiplier,
             "regime": self.regime,
             "changepoint_prob": self.changepoint_prob,
-            "engine": {
+        }
+        if details:
+            event["engine"] = {
                 "fallbacks": [{"model": f.model, "reason": f.reason} for f in self.fallbacks],
                 "changepoint_action": self.changepoint_action,
                 "p_win": self.p_win,
@@ -188,8 +193,8 @@ class Decision:
                 "regime_probabilities": (
                     list(self.regime_probabilities) if self.regime_probabilities else None
                 ),
-            },
-        }
+            }
+        return event
 
 
 @dataclass
@@ -392,7 +397,8 @@ class DecisionEngine:
             return None
         decision = self._decide(symbol, stamp.isoformat(), sec, x, cp, sig)
         if self.events is not None:
-            self.events.write(decision.as_event(self.config.bot_id), sec)
+            event = decision.as_event(self.config.bot_id, self.config.event_details)
+            self.events.write(event, sec)
         return decision
 
     def _regime(

@@ -66,7 +66,7 @@ def test_decisions_follow_the_models_and_are_logged(tmp_path: Path, bars: pd.Dat
         probs /= probs.sum()
         np.testing.assert_allclose(d.regime_probabilities, probs[0], rtol=1e-5, atol=1e-6)
         assert d.regime == REGIMES[int(np.argmax(probs))]
-        dist = action_distribution(lin["bandit"](x)[0], 0.05)
+        dist = action_distribution(lin["bandit"](x)[0], engine.config.epsilon)
         np.testing.assert_allclose(d.action_distribution, dist, atol=1e-9)
         assert d.propensity == pytest.approx(dist[d.arm_index]) and d.propensity > 0
         sig = signals[(signals["symbol"] == d.symbol) & (signals["ts"] == pd.Timestamp(d.ts))]
@@ -203,3 +203,19 @@ def test_bad_signals_are_refused(tmp_path: Path) -> None:
         engine.on_bar("X", "2024-01-01", 1.0, 1.0, 1.0, 1.0, [2] * 12)
     with pytest.raises(ValueError, match="lack arm"):
         engine.on_bar("X", "2024-01-01", 1.0, 1.0, 1.0, 1.0, {"ema_8_21": 1})
+
+
+def test_events_pass_the_event_contract_validator(tmp_path: Path, bars: pd.DataFrame) -> None:
+    """Runs where the event contract (``pipelines.events``) is present on the branch."""
+    contract = pytest.importorskip("pipelines.events.contract")
+    store, _ = publish_all(tmp_path / "store", metalabel=True)
+    engine = _engine(tmp_path, store, event_details=False)  # the contract's fields only
+    decisions = _run(engine, bars)
+    engine.record_outcome(decisions[0].event_id, decisions[0].ts, 0.001, 1.0, 0.1, 6, "time_exit")
+    events = read_events(tmp_path / "events")
+    core = [e for e in events if e["schema"] == "edgeflow.decision/1"]
+    assert all("engine" not in e for e in core)
+    batch = contract.validate_decisions(core)
+    assert batch.problems == [] and len(batch.rows) == len(decisions) == len(core)
+    outcomes = [e for e in events if e["schema"] == "edgeflow.outcome/1"]
+    assert len(outcomes) == 1 and contract.validate_outcomes(outcomes).problems == []

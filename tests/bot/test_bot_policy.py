@@ -5,17 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.bot import OnlineBocd, action_distribution, greedy_arm, one_hot, sample_arm
+from pipelines.bot import OnlineBocd, action_distribution, draw_arm, one_hot, sample_arm
 from pipelines.models.regime.bocd import bocd_changepoint_prob
 
 
 def test_epsilon_greedy_distribution() -> None:
     values = np.array([0.0, -0.2, 0.3, 0.3, -1.0])
     dist = action_distribution(values, 0.1)
-    assert greedy_arm(values) == 2  # ties: the lowest index
-    np.testing.assert_allclose(dist, [0.02, 0.02, 0.92, 0.02, 0.02])
+    np.testing.assert_allclose(dist, [0.02, 0.02, 0.47, 0.47, 0.02])  # the tie shares
     assert dist.sum() == pytest.approx(1.0)
-    np.testing.assert_array_equal(action_distribution(values, 0.0), one_hot(2, 5))
+    assert dist[2] == 0.1 / 5 + 0.9 / 2  # the contract's expression, bit for bit
+    np.testing.assert_allclose(action_distribution(values, 0.0), [0, 0, 0.5, 0.5, 0])
+    np.testing.assert_array_equal(action_distribution(values[:3], 0.0), one_hot(2, 3))
     np.testing.assert_allclose(action_distribution(values, 1.0), np.full(5, 0.2))
     with pytest.raises(ValueError, match="epsilon"):
         action_distribution(values, 1.5)
@@ -37,6 +38,16 @@ def test_draws_match_the_distribution_and_log_its_probability() -> None:
     assert [sample_arm(dist, again)[0] for _ in range(50)] == list(arms[:50])
     with pytest.raises(ValueError, match="probability vector"):
         sample_arm(np.array([0.5, 0.6]), rng)
+    # the first arm whose cumulative probability exceeds u; never a zero-probability arm
+    assert [draw_arm(dist, u) for u in (0.0, 0.4999, 0.5, 0.7999, 0.8, 0.9999)] == [
+        0,
+        0,
+        2,
+        2,
+        3,
+        3,
+    ]
+    assert draw_arm(np.array([0.5, 0.5 - 1e-12, 1e-12, 0.0]), 1.0 - 1e-16) == 2
 
 
 @pytest.mark.parametrize(("max_run_length", "window"), [(300, 24), (20, 8)])
