@@ -24,7 +24,29 @@ SOURCE = ROOT / "clients" / "csharp" / "Verifier.cs"
 KEY = hashlib.sha256(b"edgeflow csharp verifier tests").digest()
 OTHER_KEY = hashlib.sha256(b"some other key").digest()
 KEY_ID = "ci-key"
-MODEL_BYTES = bytes(range(256)) * 8
+
+
+def _onnx(scale: float) -> bytes:
+    """A real (loadable) ONNX graph, Y = X * scale, padded to a few KiB of weights."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.full(1024, scale, dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["features", "S"], ["probabilities"])],
+        "verifier-test",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1024])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 1024])],
+        initializer=[numpy_helper.from_array(weights, "S")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+MODEL_BYTES = _onnx(0.5)
 
 
 def _ensure_mono() -> None:
@@ -188,7 +210,7 @@ def test_replayed_older_pointer_is_refused_with_the_state_file(
     assert rc == 0 and "sequence=1" in out, out
     saved = json.loads(state.read_text())
     assert saved["sequence"] == 1 and saved["version"] == "v000001"
-    assert _publish(store, MODEL_BYTES[::-1]) == "v000002"
+    assert _publish(store, _onnx(2.0)) == "v000002"
     rc, out = _run(verifier, store, "--state", str(state))
     assert rc == 0 and "version=v000002 sequence=2" in out, out
     rc, out = _run(verifier, store, "--state", str(state))
