@@ -10,10 +10,13 @@
 //
 // Build:  mcs -out:Verifier.exe clients/csharp/Verifier.cs
 // Run:    mono Verifier.exe --store DIR --model NAME --key ID:HEX [--key ID:HEX ...]
-//              [--revoked ID ...] [--state FILE] [--now 2026-01-02T00:00:00Z]
+//              [--revoked ID ...] [--scope ID:MODEL,...] [--state FILE] [--now 2026-01-02T00:00:00Z]
 //              [--max-age-seconds N] [--out DIR]
 // Exit:   0 verified (stdout: "VERIFIED model=... version=... sequence=..."),
 //         2 refused  (stdout: "REFUSED <code>: <reason>"), 64 usage error.
+//
+// It does not parse ONNX: the loader must still refuse a model whose tensors reference
+// external data (docs/manifest.md step 10) before handing the bytes to ONNX Runtime.
 //
 // Scope: HMAC-SHA256 keys (Mono's class library has no Ed25519; an Ed25519-signed document is
 // refused as wrong-key). File stores (a folder, the layout of file:// stores); an S3 bot does
@@ -515,12 +518,15 @@ namespace Edgeflow
         readonly FileStoreReader store;
         readonly Dictionary<string, byte[]> keys;
         readonly HashSet<string> revoked;
+        readonly Dictionary<string, HashSet<string>> scopes;
 
-        public ModelVerifier(FileStoreReader store, Dictionary<string, byte[]> keys, HashSet<string> revoked)
+        public ModelVerifier(FileStoreReader store, Dictionary<string, byte[]> keys, HashSet<string> revoked,
+            Dictionary<string, HashSet<string>> scopes)
         {
             this.store = store;
             this.keys = keys;
             this.revoked = revoked;
+            this.scopes = scopes;
         }
 
         static string Hex(byte[] b)
@@ -621,7 +627,7 @@ namespace Edgeflow
         }
 
         // Steps 2-3 (and 7): who signed, with a key we hold, and does the signature check out.
-        void CheckSignature(byte[] signed, JsonObject doc, string sigHex, string what, string invalidCode)
+        void CheckSignature(byte[] signed, JsonObject doc, string sigHex, string what, string invalidCode, string model)
         {
             string keyId = Str(doc, "key_id", what, invalidCode);
             string algorithm = Str(doc, "algorithm", what, invalidCode);
@@ -637,6 +643,9 @@ namespace Edgeflow
                 throw new Refusal("wrong-key", what + ": key_check " + keyCheck + " is not the held key '" + keyId + "'");
             if (!ConstantTimeEquals(Hex(Hmac(key, signed)), sigHex))
                 throw new Refusal("signature-mismatch", what + ": HMAC-SHA256 signature does not match the bytes");
+            HashSet<string> allowed;
+            if (scopes.TryGetValue(keyId, out allowed) && !allowed.Contains(model))
+                throw new Refusal("wrong-key", what + ": key '" + keyId + "' may not sign model '" + model + "' (its scope)");
         }
 
         static string SigText(byte[] raw, string what)
@@ -703,7 +712,7 @@ namespace Edgeflow
                 signed = latest;
             }
             JsonObject p = ParseObject(payload, what, "pointer-invalid");
-            CheckSignature(signed, p, sigHex, what, "pointer-invalid");
+            CheckSignature(signed, p, sigHex, what, "pointer-invalid", model);
 
             // Step 4: the payload is trusted now; check its form.
             RequireCanonical(payload, p, what, "pointer-invalid");
@@ -756,7 +765,7 @@ namespace Edgeflow
             byte[] msig = store.Read(mwhat + ".sig", SigLimit);
             if (msig == null) throw new Refusal("signature-missing", mwhat + ".sig does not exist");
             JsonObject m = ParseObject(manifest, mwhat, "manifest-invalid");
-            CheckSignature(manifest, m, SigText(msig, mwhat + ".sig"), mwhat, "manifest-invalid");
+            CheckSignature(manifest, m, SigText(msig, mwhat + ".sig"), mwhat, "manifest-invalid", model);
             RequireCanonical(manifest, m, mwhat, "manifest-invalid");
             if (Str(m, "schema", mwhat, "manifest-invalid") != "edgeflow.manifest/1")
                 throw new Refusal("manifest-invalid", mwhat + ": schema is not edgeflow.manifest/1");
@@ -814,7 +823,7 @@ namespace Edgeflow
         static int Usage(string why)
         {
             Console.Error.WriteLine("usage error: " + why);
-            Console.Error.WriteLine("usage: Verifier.exe --store DIR --model NAME --key ID:HEX [--key ...] [--revoked ID] [--state FILE] [--now ISO8601] [--max-age-seconds N] [--out DIR]");
+            Console.Error.WriteLine("usage: Verifier.exe --store DIR --model NAME --key ID:HEX [--key ...] [--revoked ID] [--scope ID:MODEL,...] [--state FILE] [--now ISO8601] [--max-age-seconds N] [--out DIR]");
             return 64;
         }
 
@@ -869,6 +878,7 @@ namespace Edgeflow
             string storeDir = null, model = null, statePath = null, outDir = null;
             var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
             var revoked = new HashSet<string>(StringComparer.Ordinal);
+            var scopes = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
             DateTime now = DateTime.UtcNow;
             long maxAge = 0;
             for (int i = 0; i < args.Length; i++)
@@ -883,6 +893,11 @@ namespace Edgeflow
                     case "--state": statePath = v; break;
                     case "--out": outDir = v; break;
                     case "--revoked": revoked.Add(v); break;
+                    case "--scope":
+                        int sep = v.IndexOf(':');
+                        if (sep <= 0) return Usage("--scope must be ID:model[,model...]");
+                        scopes[v.Substring(0, sep)] = new HashSet<string>(v.Substring(sep + 1).Split(','), StringComparer.Ordinal);
+                        break;
                     case "--max-age-seconds":
                         if (!long.TryParse(v, out maxAge) || maxAge < 0) return Usage("--max-age-seconds must be a non-negative integer");
                         break;
@@ -909,7 +924,7 @@ namespace Edgeflow
             try
             {
                 State state = statePath != null ? ReadState(statePath, model) : null;
-                var verifier = new ModelVerifier(new FileStoreReader(storeDir), keys, revoked);
+                var verifier = new ModelVerifier(new FileStoreReader(storeDir), keys, revoked, scopes);
                 Verified v = verifier.Verify(model, state, now, maxAge);
                 if (statePath != null && !v.AlreadyAccepted) WriteState(statePath, v, now);
                 if (outDir != null)
@@ -939,6 +954,11 @@ namespace Edgeflow
             catch (UnauthorizedAccessException e)
             {
                 Console.WriteLine("REFUSED store-error: " + e.Message);
+                return 2;
+            }
+            catch (Exception e)  // nothing else escapes: an unforeseen input is still a refusal
+            {
+                Console.WriteLine("REFUSED verifier-error: " + e.GetType().Name + ": " + e.Message);
                 return 2;
             }
         }

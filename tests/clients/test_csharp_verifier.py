@@ -197,6 +197,23 @@ def test_wrong_or_unknown_key_is_refused(verifier: Path, store: Path) -> None:
     assert rc == 2 and out.startswith("REFUSED unknown-key-id:"), out
     rc, out = _run(verifier, store, "--revoked", KEY_ID)
     assert rc == 2 and out.startswith("REFUSED revoked-key:"), out
+    rc, out = _run(verifier, store, "--scope", f"{KEY_ID}:bandit,sizer")
+    assert rc == 2 and out.startswith("REFUSED wrong-key:") and "scope" in out, out
+    rc, out = _run(verifier, store, "--scope", f"{KEY_ID}:regime")
+    assert rc == 0, out
+
+
+def test_malformed_pointers_are_refusals_not_crashes(verifier: Path, store: Path) -> None:
+    latest = store / "regime" / "LATEST"
+    for blob, code in (
+        (b"\xff\xfe not utf-8", "pointer-invalid"),
+        (b"[" * 40 + b"]" * 40, "pointer-invalid"),
+        (b'{"payloadType": 1e400}', "pointer-invalid"),
+        (b"{}" + b" " * (64 * 1024), "too-large"),
+    ):
+        latest.write_bytes(blob)
+        rc, out = _run(verifier, store)
+        assert rc == 2 and out.startswith(f"REFUSED {code}:"), (blob[:20], out)
 
 
 def test_replayed_older_pointer_is_refused_with_the_state_file(
