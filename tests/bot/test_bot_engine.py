@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bot_support import bandit_onnx, keyring, metalabel_onnx, publish, publish_all
+from bot_support import bandit_onnx, keyring, metalabel_onnx, mlp_onnx, publish, publish_all
 
 from configs.settings import load_config
 from pipelines.bot import DecisionEngine, EngineConfig, EventLog, read_events
@@ -219,3 +219,15 @@ def test_events_pass_the_event_contract_validator(tmp_path: Path, bars: pd.DataF
     assert batch.problems == [] and len(batch.rows) == len(decisions) == len(core)
     outcomes = [e for e in events if e["schema"] == "edgeflow.outcome/1"]
     assert len(outcomes) == 1 and contract.validate_outcomes(outcomes).problems == []
+
+
+def test_bad_bandit_output_falls_back_to_its_manifest_default_arm(
+    tmp_path: Path, bars: pd.DataFrame
+) -> None:
+    store, _ = publish_all(tmp_path / "store")
+    wrong = mlp_onnx("features", "arm_values", (43, 5))  # loads and verifies, 5 values, not 12
+    publish(store, "bandit", wrong, **{"train/default_arm_index": 4.0})
+    d = _run(_engine(tmp_path, store), bars)[0]
+    assert d.arm == ARM_NAMES[4] and d.propensity == 1.0
+    assert [(f.model, f.reason) for f in d.fallbacks] == [("bandit", "bad arm values (5,)")]
+    assert "bandit" not in d.models
