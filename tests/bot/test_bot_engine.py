@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from bot_support import bandit_onnx, keyring, metalabel_onnx, mlp_onnx, publish, publish_all
+from bot_support import (
+    bandit_onnx,
+    keyring,
+    metalabel_onnx,
+    mlp_onnx,
+    publish,
+    publish_all,
+    sizer_onnx,
+)
 
 from configs.settings import load_config
 from pipelines.bot import DecisionEngine, EngineConfig, EventLog, read_events
@@ -231,3 +240,37 @@ def test_bad_bandit_output_falls_back_to_its_manifest_default_arm(
     assert d.arm == ARM_NAMES[4] and d.propensity == 1.0
     assert [(f.model, f.reason) for f in d.fallbacks] == [("bandit", "bad arm values (5,)")]
     assert "bandit" not in d.models
+
+
+def test_background_polling_picks_up_a_new_version(tmp_path: Path) -> None:
+    store, _ = publish_all(tmp_path / "store")
+    engine = DecisionEngine.from_store(
+        store, keyring(), tmp_path / "cache", EngineConfig(), poll_interval=0.05
+    )
+    engine.start()
+    try:
+        publish(store, "sizer", sizer_onnx(seed=8)[0])
+        deadline = time.monotonic() + 20
+        while engine.versions["sizer"] != "v000002" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        engine.close()
+    assert engine.versions == {
+        "regime": "v000001",
+        "bandit": "v000001",
+        "metalabel": None,
+        "sizer": "v000002",
+    }
+
+
+def test_config_from_settings_takes_the_regime_bocd_section() -> None:
+    settings = load_config()
+    cfg = EngineConfig.from_settings(settings, bot_id="b", prior_var=2e-5)
+    b = settings.regime.bocd
+    assert (cfg.hazard, cfg.max_run_length, cfg.window) == (b.hazard, b.max_run_length, b.window)
+    assert (cfg.reduce_threshold, cfg.exit_threshold) == (b.reduce_threshold, b.exit_threshold)
+    assert cfg.prior_var == 2e-5 and cfg.bot_id == "b" and cfg.seed == settings.seed
+    with pytest.raises(ValueError, match="default_arm"):
+        EngineConfig(default_arm="nope")
+    with pytest.raises(ValueError, match="reduce_threshold"):
+        EngineConfig(reduce_threshold=0.95, exit_threshold=0.9)
