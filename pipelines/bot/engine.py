@@ -1,0 +1,537 @@
+"""The decision engine a Python bot embeds: bar in, logged decision out.
+
+Per bar and symbol: update the 43 features incrementally (equal to training's ``featurize``)
+and the online changepoint detector, then ask the verified models in turn:
+
+1. ``regime`` -> P(TREND_UP, TREND_DOWN, RANGE, PANIC), the regime logged with the decision;
+2. ``bandit`` -> arm values -> epsilon-greedy action distribution -> one seeded draw; the
+   drawn arm's probability is the logged propensity;
+3. ``metalabel`` (optional) -> P(win) of the drawn arm; below its threshold the trade is sized
+   at the safe minimum;
+4. ``sizer`` -> a multiplier on the arm's signal, clamped to [0.1, 2.0];
+5. the changepoint thresholds: at ``reduce_threshold`` the multiplier is scaled down, at
+   ``exit_threshold`` the target position is flat.
+
+Every model comes from a :class:`~pipelines.registry.ModelClient`, which serves only bytes it
+verified and hot-swaps newer versions. A model that is missing, refused or failing degrades to
+a documented fallback, and the decision event says which one and why (``docs/bot.md``):
+
+=========  ========================================================================
+model      fallback
+=========  ========================================================================
+regime     regime ``null``, probabilities ``null`` (nothing else depends on it)
+bandit     the default arm (the last served bandit's ``train/default_arm_index``,
+           else ``EngineConfig.default_arm``), propensity 1
+metalabel  skipped (no P(win), no effect on the size)
+sizer      multiplier ``fallback_multiplier`` (1.0)
+=========  ========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from pipelines.bot.changepoint import OnlineBocd
+from pipelines.bot.events import (
+    DECISION_SCHEMA,
+    FEATURE_SET,
+    EventLog,
+    event_id,
+    outcome_record,
+)
+from pipelines.bot.policy import action_distribution, one_hot, sample_arm
+from pipelines.data.schema import REGIMES
+from pipelines.features.names import FEATURE_NAMES
+from pipelines.features.stream import SymbolFeatureState
+from pipelines.registry.client import ModelClient
+from pipelines.registry.errors import NoModelLoadedError
+from pipelines.registry.signing import KeyRing
+from pipelines.registry.store import Store
+from pipelines.registry.verify import verify_version
+from pipelines.strategies.rules import ARMS
+from pipelines.strategies.signals import ARM_NAMES, N_ARMS
+
+log = logging.getLogger(__name__)
+
+#: The models the engine consults, in the order it consults them.
+MODEL_ROLES: Final = ("regime", "bandit", "metalabel", "sizer")
+_STRATEGY_OF_ARM: Final = {a.name: a.legacy for a in ARMS}
+_N_FEATURES: Final = len(FEATURE_NAMES)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine needs besides the models (all documented in ``docs/bot.md``).
+
+    The BOCD fields must match the trained regime's (``configs/regime.py``, ``prior_var`` =
+    its ``params["bocd_prior_var"]``) for the online changepoint probability to be the one
+    training saw.
+    """
+
+    bot_id: str = "bot-1"
+    epsilon: float = 0.1
+    seed: int = 0
+    default_arm: str = "ema_24_120"
+    hazard: float = 1 / 200
+    max_run_length: int = 300
+    window: int = 24
+    prior_var: float = 1e-4
+    kappa0: float = 1.0
+    alpha0: float = 2.0
+    reduce_threshold: float = 0.7
+    exit_threshold: float = 0.9
+    reduce_factor: float = 0.5
+    min_multiplier: float = 0.1
+    max_multiplier: float = 2.0
+    fallback_multiplier: float = 1.0
+    metalabel_threshold: float = 0.5
+    currency: str = "USD"
+    #: Write the ``engine`` object (fallbacks and their reasons, changepoint action, P(win),
+    #: target position) into each decision event; False writes only the contract's fields.
+    event_details: bool = True
+
+    def __post_init__(self) -> None:
+        if self.default_arm not in ARM_NAMES:
+            raise ValueError(f"default_arm {self.default_arm!r} is not one of {ARM_NAMES}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if not 0.0 < self.reduce_threshold <= self.exit_threshold <= 1.0:
+            raise ValueError("need 0 < reduce_threshold <= exit_threshold <= 1")
+        if not 0.0 < self.min_multiplier <= self.fallback_multiplier <= self.max_multiplier:
+            raise ValueError("need 0 < min_multiplier <= fallback_multiplier <= max_multiplier")
+        if not 0.0 < self.reduce_factor <= 1.0:
+            raise ValueError(f"reduce_factor must be in (0, 1], got {self.reduce_factor}")
+        if not 0.0 <= self.metalabel_threshold <= 1.0:
+            raise ValueError("metalabel_threshold must be in [0, 1]")
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> EngineConfig:
+        """BOCD parameters and thresholds from the pipeline's ``Settings.regime.bocd``."""
+        b = settings.regime.bocd
+        values: dict[str, Any] = {
+            "hazard": b.hazard,
+            "max_run_length": b.max_run_length,
+            "window": b.window,
+            "kappa0": b.kappa0,
+            "alpha0": b.alpha0,
+            "reduce_threshold": b.reduce_threshold,
+            "exit_threshold": b.exit_threshold,
+            "seed": settings.seed,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A model the decision could not use, and why (a registry error code or exception)."""
+
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One logged decision. ``target_position = signal * size_multiplier`` (0 on exit)."""
+
+    event_id: str
+    ts: str
+    symbol: str
+    arm: str
+    arm_index: int
+    strategy_id: str
+    propensity: float
+    action_distribution: tuple[float, ...]
+    regime: str | None
+    regime_probabilities: tuple[float, ...] | None
+    changepoint_prob: float
+    changepoint_action: str
+    p_win: float | None
+    signal: int
+    size_multiplier: float
+    target_position: float
+    models: dict[str, str]
+    fallbacks: tuple[Fallback, ...]
+    features: np.ndarray = field(repr=False)
+
+    def as_event(self, bot_id: str, details: bool = True) -> dict[str, Any]:
+        """The decision event: ``edgeflow.decision/1`` fields, plus ``engine`` if ``details``."""
+        event = {
+            "schema": DECISION_SCHEMA,
+            "event_id": self.event_id,
+            "ts": self.ts,
+            "bot_id": bot_id,
+            "symbol": self.symbol,
+            "arm": self.arm,
+            "strategy_id": self.strategy_id,
+            "feature_set": FEATURE_SET,
+            "features": [float(v) for v in self.features],
+            "propensity": self.propensity,
+            "action_distribution": list(self.action_distribution),
+            "models": dict(self.models),
+            "size_multiplier": self.size_multiplier,
+            "regime": self.regime,
+            "changepoint_prob": self.changepoint_prob,
+        }
+        if details:
+            event["engine"] = {
+                "fallbacks": [{"model": f.model, "reason": f.reason} for f in self.fallbacks],
+                "changepoint_action": self.changepoint_action,
+                "p_win": self.p_win,
+                "signal": self.signal,
+                "target_position": self.target_position,
+                "regime_probabilities": (
+                    list(self.regime_probabilities) if self.regime_probabilities else None
+                ),
+            }
+        return event
+
+
+@dataclass
+class _SymbolState:
+    features: SymbolFeatureState
+    bocd: OnlineBocd
+    last_lc: float = math.nan
+
+
+def _reason(client: ModelClient, exc: Exception) -> str:
+    if isinstance(exc, NoModelLoadedError):
+        err = client.last_error
+        return f"no-model ({getattr(err, 'code', type(err).__name__)})" if err else "no-model"
+    return f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
+
+
+def _signals_vector(signals: Sequence[int] | Mapping[str, int] | np.ndarray) -> np.ndarray:
+    if isinstance(signals, Mapping):
+        missing = [a for a in ARM_NAMES if a not in signals]
+        if missing:
+            raise ValueError(f"signals lack arm(s) {missing}")
+        vec = np.array([signals[a] for a in ARM_NAMES], dtype=np.float64)
+    else:
+        vec = np.asarray(signals, dtype=np.float64).reshape(-1)
+    if vec.shape != (N_ARMS,) or not ((vec == 0.0) | (np.abs(vec) == 1.0)).all():
+        raise ValueError(
+            f"signals must be {N_ARMS} positions in {{-1, 0, 1}} (ARM_NAMES order), got {vec}"
+        )
+    return vec
+
+
+class DecisionEngine:
+    """Per-symbol feature and changepoint state, the verified models, the event log.
+
+    Parameters
+    ----------
+    clients:
+        ``{role: ModelClient}`` for the roles in :data:`MODEL_ROLES`; a role that is absent
+        (or ``None``) always takes its fallback.
+    config:
+        :class:`EngineConfig`.
+    events:
+        Where decision and outcome events go (``None``: not written, e.g. a dry run).
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, ModelClient | None],
+        config: EngineConfig,
+        events: EventLog | None = None,
+    ) -> None:
+        unknown = set(clients) - set(MODEL_ROLES)
+        if unknown:
+            raise ValueError(f"unknown model role(s) {sorted(unknown)}; use {MODEL_ROLES}")
+        self.clients: dict[str, ModelClient | None] = {r: clients.get(r) for r in MODEL_ROLES}
+        self.config = config
+        self.events = events
+        self.rng = np.random.default_rng(config.seed)
+        self._symbols: dict[str, _SymbolState] = {}
+        self._default_arm_by_version: dict[str, int] = {}
+        self._default_arm = ARM_NAMES.index(config.default_arm)
+
+    @classmethod
+    def from_store(
+        cls,
+        store: Store,
+        keyring: KeyRing,
+        cache_dir: Path,
+        config: EngineConfig,
+        events: EventLog | None = None,
+        *,
+        roles: Sequence[str] = MODEL_ROLES,
+        poll_interval: float = 30.0,
+    ) -> DecisionEngine:
+        """One :class:`ModelClient` per role on ``store`` (cache in ``cache_dir/<role>``)."""
+        clients = {
+            role: ModelClient(
+                store, role, keyring, Path(cache_dir) / role, poll_interval=poll_interval
+            )
+            for role in roles
+        }
+        engine = cls(clients, config, events)
+        engine.refresh()
+        return engine
+
+    # ----------------------------------------------------------------- models
+    def refresh(self) -> dict[str, bool]:
+        """Poll every model once (hot reload); ``{role: True if a newer version swapped in}``."""
+        return {r: c.refresh() for r, c in self.clients.items() if c is not None}
+
+    def start(self) -> None:
+        """Poll in the background (each client's own thread, its ``poll_interval``)."""
+        for c in self.clients.values():
+            if c is not None:
+                c.start()
+
+    def stop(self) -> None:
+        for c in self.clients.values():
+            if c is not None:
+                c.stop()
+
+    def close(self) -> None:
+        """Stop polling and close the event log's open file."""
+        self.stop()
+        if self.events is not None:
+            self.events.close()
+
+    @property
+    def versions(self) -> dict[str, str | None]:
+        """The version each role serves now (``None``: nothing verified yet)."""
+        return {r: (c.version if c else None) for r, c in self.clients.items()}
+
+    def _predict(
+        self,
+        role: str,
+        feed: np.ndarray,
+        models: dict[str, str],
+        fallbacks: list[Fallback],
+        *,
+        quiet_if_unpublished: bool = False,
+    ) -> dict[str, np.ndarray] | None:
+        client = self.clients[role]
+        if client is None:
+            if not quiet_if_unpublished:
+                fallbacks.append(Fallback(role, "not-configured"))
+            return None
+        try:
+            pred = client.predict(feed)
+        except Exception as exc:
+            code = getattr(client.last_error, "code", None)
+            if not (quiet_if_unpublished and code in (None, "pointer-missing")):
+                fallbacks.append(Fallback(role, _reason(client, exc)))
+            return None
+        models[role] = pred.version
+        return pred.outputs
+
+    def _bandit_default_arm(self, version: str) -> int:
+        """The default arm named in a served bandit's manifest (read once per version)."""
+        if version not in self._default_arm_by_version:
+            client = self.clients["bandit"]
+            index = self._default_arm
+            try:
+                assert client is not None
+                vv = verify_version(client.store, "bandit", version, client.keyring)
+                value = json.loads(vv.manifest_bytes)["metrics"].get("train/default_arm_index")
+                if value is not None and 0 <= int(value) < N_ARMS:
+                    index = int(value)
+            except Exception as exc:  # the config's default stays; the bandit itself still serves
+                log.warning(
+                    "bandit %s: default arm not readable from its manifest: %s", version, exc
+                )
+            self._default_arm_by_version[version] = index
+        return self._default_arm_by_version[version]
+
+    # ----------------------------------------------------------------- bars
+    def _state(self, symbol: str) -> _SymbolState:
+        st = self._symbols.get(symbol)
+        if st is None:
+            c = self.config
+            st = self._symbols[symbol] = _SymbolState(
+                SymbolFeatureState(symbol),
+                OnlineBocd(
+                    c.hazard,
+                    c.max_run_length,
+                    window=c.window,
+                    prior_var=c.prior_var,
+                    kappa0=c.kappa0,
+                    alpha0=c.alpha0,
+                ),
+            )
+        return st
+
+    def on_bar(
+        self,
+        symbol: str,
+        ts: pd.Timestamp | datetime | str,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+        signals: Sequence[int] | Mapping[str, int] | np.ndarray,
+    ) -> Decision | None:
+        """Add one bar and decide on it; ``None`` during the symbol's feature warm-up.
+
+        ``signals`` are the 12 arms' current positions (the bot's strategies, in
+        ``ARM_NAMES`` order or by name); the engine picks one arm and sizes it. The decision
+        event is written before this returns.
+        """
+        sig = _signals_vector(signals)
+        st = self._state(symbol)
+        stamp = pd.Timestamp(ts)
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize("UTC")  # naive is UTC, as featurize reads it
+        sec = stamp.value // 1_000_000_000
+        x = st.features.update(sec, high, low, close, volume)
+        lc = float(np.log(float(close)))
+        cp = st.bocd.update(lc - st.last_lc)
+        st.last_lc = lc
+        if x is None:
+            return None
+        decision = self._decide(symbol, stamp.isoformat(), sec, x, cp, sig)
+        if self.events is not None:
+            event = decision.as_event(self.config.bot_id, self.config.event_details)
+            self.events.write(event, sec)
+        return decision
+
+    def _regime(
+        self, x32: np.ndarray, models: dict[str, str], fallbacks: list[Fallback]
+    ) -> tuple[str | None, tuple[float, ...] | None]:
+        """The regime's argmax and probabilities, or (None, None) on its fallback."""
+        out = self._predict("regime", x32, models, fallbacks)
+        if out is None:
+            return None, None
+        probs = np.asarray(out.get("probabilities", next(iter(out.values()))), np.float64)
+        probs = probs.reshape(-1)
+        if probs.shape != (len(REGIMES),) or not np.isfinite(probs).all():
+            fallbacks.append(Fallback("regime", f"bad output shape {probs.shape}"))
+            models.pop("regime")
+            return None, None
+        return REGIMES[int(np.argmax(probs))], tuple(float(p) for p in probs)
+
+    def _risk(self, multiplier: float, p_win: float | None, cp: float) -> tuple[float, str]:
+        """Clamp, meta-label veto, then the changepoint rule: (multiplier, action)."""
+        cfg = self.config
+        multiplier = min(max(multiplier, cfg.min_multiplier), cfg.max_multiplier)
+        if p_win is not None and p_win < cfg.metalabel_threshold:
+            multiplier = cfg.min_multiplier
+        if cp >= cfg.exit_threshold:
+            return cfg.min_multiplier, "exit"
+        if cp >= cfg.reduce_threshold:
+            return max(cfg.min_multiplier, multiplier * cfg.reduce_factor), "reduce"
+        return multiplier, "none"
+
+    def _decide(
+        self, symbol: str, ts: str, sec: int, x: np.ndarray, cp: float, sig: np.ndarray
+    ) -> Decision:
+        cfg = self.config
+        models: dict[str, str] = {}
+        fallbacks: list[Fallback] = []
+        x32 = x.astype(np.float32).reshape(1, _N_FEATURES)
+
+        regime, regime_probs = self._regime(x32, models, fallbacks)
+
+        out = self._predict("bandit", x32, models, fallbacks)
+        dist: np.ndarray | None = None
+        if out is not None:
+            values = np.asarray(out.get("arm_values", next(iter(out.values()))), np.float64)
+            values = values.reshape(-1)
+            if values.shape == (N_ARMS,) and np.isfinite(values).all():
+                dist = action_distribution(values, cfg.epsilon)
+            else:
+                fallbacks.append(Fallback("bandit", f"bad arm values {values.shape}"))
+                models.pop("bandit")
+        if dist is None:
+            last = self.clients["bandit"].version if self.clients["bandit"] else None
+            default = self._bandit_default_arm(last) if last else self._default_arm
+            dist = one_hot(default, N_ARMS)
+        arm, propensity = sample_arm(dist, self.rng)
+        signal = float(sig[arm])
+
+        p_win: float | None = None
+        meta_in = np.zeros((1, _N_FEATURES + N_ARMS), dtype=np.float32)
+        meta_in[0, :_N_FEATURES] = x32[0]
+        meta_in[0, _N_FEATURES + arm] = 1.0
+        out = self._predict("metalabel", meta_in, models, fallbacks, quiet_if_unpublished=True)
+        if out is not None:
+            raw = out.get("p_win", out.get("probabilities", list(out.values())[-1]))
+            p = np.asarray(raw, np.float64).reshape(-1)
+            if p.size in (1, 2) and np.isfinite(p).all() and 0.0 <= p[-1] <= 1.0:
+                p_win = float(p[-1])  # [P(win)] or [P(loss), P(win)]
+            else:
+                fallbacks.append(Fallback("metalabel", f"bad output {p.tolist()}"))
+                models.pop("metalabel")
+
+        obs = np.empty((1, _N_FEATURES + 1), dtype=np.float32)
+        obs[0, :_N_FEATURES] = x32[0]
+        obs[0, _N_FEATURES] = signal
+        multiplier = cfg.fallback_multiplier
+        out = self._predict("sizer", obs, models, fallbacks)
+        if out is not None:
+            m = np.asarray(out.get("multiplier", next(iter(out.values()))), np.float64)
+            m = m.reshape(-1)
+            if m.size == 1 and math.isfinite(float(m[0])):
+                multiplier = float(m[0])
+            else:
+                fallbacks.append(Fallback("sizer", f"bad multiplier {m.tolist()}"))
+                models.pop("sizer")
+        multiplier, action = self._risk(multiplier, p_win, cp)
+        target = 0.0 if action == "exit" else signal * multiplier
+
+        name = ARM_NAMES[arm]
+        return Decision(
+            event_id=event_id(cfg.bot_id, symbol, sec),
+            ts=ts,
+            symbol=symbol,
+            arm=name,
+            arm_index=arm,
+            strategy_id=_STRATEGY_OF_ARM[name],
+            propensity=propensity,
+            action_distribution=tuple(float(p) for p in dist),
+            regime=regime,
+            regime_probabilities=regime_probs,
+            changepoint_prob=float(cp),
+            changepoint_action=action,
+            p_win=p_win,
+            signal=int(signal),
+            size_multiplier=multiplier,
+            target_position=target,
+            models=models,
+            fallbacks=tuple(fallbacks),
+            features=x,
+        )
+
+    # ----------------------------------------------------------------- outcomes
+    def record_outcome(
+        self,
+        decision_id: str,
+        closed_at: pd.Timestamp | datetime | str,
+        net_return: float,
+        net_pnl: float,
+        fees: float,
+        holding_bars: int,
+        exit_reason: str,
+        currency: str | None = None,
+    ) -> dict[str, Any]:
+        """Write the outcome event of a closed trade; returns the event written."""
+        record = outcome_record(
+            decision_id=decision_id,
+            bot_id=self.config.bot_id,
+            closed_at=closed_at,
+            net_return=net_return,
+            net_pnl=net_pnl,
+            currency=currency or self.config.currency,
+            fees=fees,
+            holding_bars=holding_bars,
+            exit_reason=exit_reason,
+        )
+        if self.events is not None:
+            self.events.write(record)
+        return record

@@ -1,0 +1,298 @@
+"""Closed-loop replay: the decision engine trades bars in cycles while training catches up.
+
+The seed system's loop (the bot trades, logs, the trainer retrains every few hours, the bot
+hot-reloads) compressed onto a bar history: the bars are cut into cycles of ``cycle_bars``
+timestamps; the live engine trades each cycle bar by bar, then ``train`` runs on everything
+seen so far (bars and the engine's event log) and publishes what passes its gates, and the
+live engine reloads. A *frozen* engine with the first cycle's models trades the same bars
+beside it, so each cycle reports:
+
+- ``live``: the realized reward per decision of the loop's policy (each decision's arm, its
+  net reward over the bandit's horizon from the bars, as the bandit is trained on), with a
+  moving-block bootstrap CI;
+- ``frozen``: the same for the first cycle's models, never reloaded;
+- ``best_arm``: the single arm with the best mean reward on every bar before the cycle (what
+  a non-contextual bot would pick), on the cycle's decisions;
+- ``oracle`` (data with a true regime): each true regime's best arm on the cycle, chosen in
+  hindsight: a ceiling no causal policy reaches;
+- which model versions were live.
+
+The training step is injected (``train(bars_so_far, events_dir, cycle)``), so this module holds
+no orchestration: the CLI passes the training flow, the test a small real trainer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.bot.engine import Decision, DecisionEngine
+from pipelines.data.schema import TRUE_REGIME_COLUMN
+from pipelines.evaluation.ope import Estimate, block_bootstrap_indices
+from pipelines.features.names import WARMUP_BARS
+from pipelines.strategies import ARM_NAMES, arm_rewards, compute_signals
+
+log = logging.getLogger(__name__)
+
+#: ``train(bars_so_far, events_dir, cycle)``: train on the bars (and logged events), publish
+#: what passes the gates. Called before cycle 0 (on the bars before it) and after each cycle.
+TrainFn = Callable[[pd.DataFrame, Path, int], None]
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """Cycle layout, reward definition (the bandit's) and the CI's bootstrap."""
+
+    cycles: int = 3
+    cycle_bars: int = 500
+    initial_bars: int = 1000
+    reward_horizon: int = 6
+    cost_bps: float = 1.0
+    slippage_bps: float = 0.5
+    ci_level: float = 0.9
+    n_bootstrap: int = 400
+    bootstrap_block: int = 24
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cycles < 1 or self.cycle_bars < 1:
+            raise ValueError("cycles and cycle_bars must be >= 1")
+        if self.initial_bars <= WARMUP_BARS:
+            raise ValueError(f"initial_bars must exceed the {WARMUP_BARS}-bar feature warm-up")
+        if not 0.0 < self.ci_level < 1.0:
+            raise ValueError("ci_level must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """One cycle's figures (reward per decision, in reward units)."""
+
+    cycle: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    n_decisions: int
+    live: Estimate
+    frozen: Estimate
+    best_arm: str
+    best_arm_value: Estimate
+    oracle: Estimate | None
+    live_versions: dict[str, str | None]
+    frozen_versions: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    cycles: tuple[CycleResult, ...]
+    decisions: pd.DataFrame = field(repr=False)
+
+    def table(self) -> pd.DataFrame:
+        """One row per cycle: estimates with CIs and the versions live during it."""
+        rows = []
+        for c in self.cycles:
+            row: dict[str, object] = {
+                "cycle": c.cycle,
+                "start": c.start,
+                "end": c.end,
+                "decisions": c.n_decisions,
+            }
+            for name, est in (
+                ("live", c.live),
+                ("frozen", c.frozen),
+                ("best_arm", c.best_arm_value),
+                ("oracle", c.oracle),
+            ):
+                row[name] = est.value if est else np.nan
+                row[f"{name}_low"] = est.low if est else np.nan
+                row[f"{name}_high"] = est.high if est else np.nan
+            row["best_arm_name"] = c.best_arm
+            row["live_versions"] = ", ".join(f"{k}={v}" for k, v in c.live_versions.items())
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def mean_ci(
+    values: np.ndarray, level: float, n_boot: int, block: int, rng: np.random.Generator
+) -> Estimate:
+    """Mean with a moving-block bootstrap percentile CI (decisions in time order)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return Estimate(np.nan, np.nan, np.nan)
+    means = v[block_bootstrap_indices(len(v), block, n_boot, rng)].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    return Estimate(
+        float(v.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+    )
+
+
+def cycle_edges(timestamps: np.ndarray, settings: ReplaySettings) -> list[tuple[int, int]]:
+    """``[start, end)`` positions in the sorted unique timestamps for each cycle.
+
+    Cycle 0 starts after ``initial_bars`` timestamps; cycles that would run past the data are
+    cut short, and a cycle with no timestamps left is refused.
+    """
+    n = len(timestamps)
+    edges: list[tuple[int, int]] = []
+    for c in range(settings.cycles):
+        start = settings.initial_bars + c * settings.cycle_bars
+        end = min(start + settings.cycle_bars, n)
+        if start >= n:
+            raise ValueError(
+                f"{n} timestamps hold only {len(edges)} of {settings.cycles} cycles "
+                f"({settings.initial_bars} initial + {settings.cycle_bars} per cycle)"
+            )
+        edges.append((start, end))
+    return edges
+
+
+def _decision_row(d: Decision, row: int) -> dict[str, object]:
+    return {
+        "row": row,
+        "ts": pd.Timestamp(d.ts),
+        "symbol": d.symbol,
+        "arm": d.arm,
+        "arm_index": d.arm_index,
+        "propensity": d.propensity,
+        "size_multiplier": d.size_multiplier,
+        "bandit_version": d.models.get("bandit"),
+    }
+
+
+def _oracle(rewards: np.ndarray, regimes: np.ndarray) -> np.ndarray:
+    """Per row, the reward of its true regime's best arm on these rows (hindsight)."""
+    out = np.full(len(rewards), np.nan)
+    for g in np.unique(regimes):
+        rows = regimes == g
+        means = np.nanmean(rewards[rows], axis=0)
+        if np.isfinite(means).any():
+            out[rows] = rewards[rows, int(np.nanargmax(means))]
+    return out
+
+
+def run_replay(
+    bars: pd.DataFrame,
+    live: DecisionEngine,
+    frozen: DecisionEngine,
+    train: TrainFn,
+    events_dir: Path,
+    settings: ReplaySettings,
+) -> ReplayResult:
+    """Trade ``bars`` cycle by cycle with ``live`` (reloaded after each training) and
+    ``frozen`` (loaded once, before cycle 0); see the module docstring.
+
+    Both engines see every bar from the first (their features need the history); decisions
+    are scored only inside the cycles. ``live`` should write its events under ``events_dir``
+    so ``train`` can learn from them.
+    """
+    bars = bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+    signals = compute_signals(bars)
+    rewards = arm_rewards(
+        bars, signals, settings.reward_horizon, settings.cost_bps, settings.slippage_bps
+    ).to_numpy()
+    sig = signals.to_numpy()
+    stamps = np.sort(bars["ts"].unique())
+    edges = cycle_edges(stamps, settings)
+    row_stamp = np.searchsorted(stamps, bars["ts"].to_numpy())
+    rng = np.random.default_rng(settings.seed)
+
+    first = int(np.searchsorted(row_stamp, edges[0][0]))
+    train(bars.iloc[:first], events_dir, 0)
+    live.refresh()
+    frozen.refresh()
+    frozen_versions = frozen.versions
+
+    def feed(lo: int, hi: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        out_live, out_frozen = [], []
+        for i in range(lo, hi):
+            b = bars.iloc[i]
+            args = (b["symbol"], b["ts"], b["high"], b["low"], b["close"], b["volume"], sig[i])
+            d_live, d_frozen = live.on_bar(*args), frozen.on_bar(*args)
+            if d_live is not None and d_frozen is not None:
+                out_live.append(_decision_row(d_live, i))
+                out_frozen.append(_decision_row(d_frozen, i))
+        return out_live, out_frozen
+
+    feed(0, first)  # warm-up and the initial span: state only
+    results, logged = [], []
+    for c, (start, end) in enumerate(edges):
+        lo = int(np.searchsorted(row_stamp, start))
+        hi = int(np.searchsorted(row_stamp, end))
+        versions = live.versions
+        got_live, got_frozen = feed(lo, hi)
+        rows = np.array([r["row"] for r in got_live], dtype=np.int64)
+        arms_live = np.array([r["arm_index"] for r in got_live], dtype=np.int64)
+        arms_frozen = np.array([r["arm_index"] for r in got_frozen], dtype=np.int64)
+        r_live = rewards[rows, arms_live] if len(rows) else np.empty(0)
+        r_frozen = rewards[rows, arms_frozen] if len(rows) else np.empty(0)
+        best = int(np.nanargmax(np.nanmean(rewards[:lo], axis=0)))
+        r_best = rewards[rows, best] if len(rows) else np.empty(0)
+        oracle = None
+        if TRUE_REGIME_COLUMN in bars.columns and len(rows):
+            regimes = bars[TRUE_REGIME_COLUMN].to_numpy()[rows]
+            oracle = mean_ci(
+                _oracle(rewards[rows], regimes),
+                settings.ci_level,
+                settings.n_bootstrap,
+                settings.bootstrap_block,
+                rng,
+            )
+
+        def ci(v: np.ndarray) -> Estimate:
+            return mean_ci(
+                v, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng
+            )
+
+        results.append(
+            CycleResult(
+                cycle=c,
+                start=pd.Timestamp(stamps[start]),
+                end=pd.Timestamp(stamps[end - 1]),
+                n_decisions=len(rows),
+                live=ci(r_live),
+                frozen=ci(r_frozen),
+                best_arm=ARM_NAMES[best],
+                best_arm_value=ci(r_best),
+                oracle=oracle,
+                live_versions=versions,
+                frozen_versions=frozen_versions,
+            )
+        )
+        for r, value in zip(got_live, r_live, strict=True):
+            logged.append({**r, "cycle": c, "reward": float(value)})
+        log.info("replay cycle %d: live %s frozen %s", c, results[-1].live, results[-1].frozen)
+        if c < len(edges) - 1:
+            train(bars.iloc[:hi], events_dir, c + 1)
+            live.refresh()
+    return ReplayResult(tuple(results), pd.DataFrame(logged))
+
+
+def plot_replay(result: ReplayResult, path: Path) -> Path:
+    """Reward per decision per cycle with CIs: live, frozen, best arm, oracle."""
+    import matplotlib.pyplot as plt
+
+    table = result.table()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    styles = {"live": "#1565c0", "frozen": "#757575", "best_arm": "#ef6c00", "oracle": "#2e7d32"}
+    for i, (name, color) in enumerate(styles.items()):
+        if table[name].isna().all():
+            continue
+        x = table["cycle"].to_numpy() + (i - 1.5) * 0.08
+        y = table[name].to_numpy() * 1e4
+        err = np.vstack([y - table[f"{name}_low"] * 1e4, table[f"{name}_high"] * 1e4 - y])
+        ax.errorbar(x, y, yerr=err, fmt="o-", color=color, label=name, capsize=3)
+    ax.axhline(0.0, color="#cccccc", lw=0.8)
+    ax.set_xlabel("cycle")
+    ax.set_ylabel("net reward per decision (bps)")
+    ax.set_xticks(table["cycle"].to_numpy())
+    ax.legend(fontsize=8)
+    ax.set_title("closed-loop replay: realized reward per decision", loc="left", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
