@@ -62,8 +62,13 @@ DECISION_FIELDS: Final[tuple[str, ...]] = (
     "size_multiplier",
     "regime",
     "changepoint_prob",
+    "engine",
 )
-DECISION_REQUIRED: Final = frozenset(DECISION_FIELDS) - {"features", "action_distribution"}
+DECISION_REQUIRED: Final = frozenset(DECISION_FIELDS) - {
+    "features",
+    "action_distribution",
+    "engine",
+}
 OUTCOME_FIELDS: Final[tuple[str, ...]] = (
     "schema",
     "event_id",
@@ -420,8 +425,6 @@ def _check_models(chk: _Checker, col: list[Any]) -> np.ndarray:
             return "not an object"
         if not v:
             return "needs at least one model"
-        if "bandit" not in v:
-            return "'bandit' is a required property"
         for k, ver in v.items():
             if k not in names:
                 return f"unknown model {k!r}"
@@ -497,7 +500,12 @@ def validate_decisions(records: Sequence[dict[str, Any]]) -> ValidBatch:
     chk.flag(bad_p, "propensity", "differs from action_distribution[arm]")
     _check_models(chk, cols["models"])
     _, size = _check_number(chk, cols["size_multiplier"], "size_multiplier", 0.1, 2.0)
-    _check_enum(chk, cols["regime"], "regime", REGIMES)
+    regime_col = cols["regime"]
+    _check_enum(chk, [_MISSING if v is None else v for v in regime_col], "regime", REGIMES)
+    bad_engine = np.fromiter(
+        (v is not _MISSING and type(v) is not dict for v in cols["engine"]), bool, n
+    )
+    chk.flag(bad_engine, "engine", "not an object")
     _, cp = _check_number(chk, cols["changepoint_prob"], "changepoint_prob", 0.0, 1.0)
 
     rows = np.flatnonzero(chk.ok)
@@ -516,7 +524,7 @@ def validate_decisions(records: Sequence[dict[str, Any]]) -> ValidBatch:
             "regime": _pick(cols["regime"], rows),
             "changepoint_prob": cp[rows],
             "models": [orjson.dumps(m, option=orjson.OPT_SORT_KEYS).decode() for m in models],
-            "bandit_version": [m["bandit"] for m in models],
+            "bandit_version": [m.get("bandit") for m in models],
             "has_features": has_x[rows],
             "has_action_distribution": has_d[rows],
         }

@@ -71,11 +71,14 @@ def _mutations(dec: dict[str, Any], out: dict[str, Any]) -> list[tuple[Any, str 
             if f in base:
                 r = copy.deepcopy(base)
                 del r[f]
-                cases.append((r, None if f in ("features", "action_distribution") else f))
+                optional = ("features", "action_distribution", "engine")
+                cases.append((r, None if f in optional else f))
             for v in _WRONG_TYPES:
                 r = copy.deepcopy(base)
                 r[f] = v
-                cases.append((r, "?"))
+                # a null regime (the classifier fell back) and an empty engine note are valid
+                valid = (f, v) in (("regime", None),) or (f == "engine" and v == {})
+                cases.append((r, None if valid else "?"))
         r = copy.deepcopy(base)
         r["unexpected"] = 1
         cases.append((r, EXTRA_FIELD))
@@ -109,7 +112,7 @@ def _mutations(dec: dict[str, Any], out: dict[str, Any]) -> list[tuple[Any, str 
         ("action_distribution", [-0.1, 0.2] + [0.09] * 10, "action_distribution"),
         ("action_distribution", None, None),
         ("models", {}, "models"),
-        ("models", {"regime": "v000001"}, "models"),
+        ("models", {"regime": "v000001"}, None),  # the bandit fell back: not consulted
         ("models", {"bandit": "v1"}, "models"),
         ("models", {"bandit": "v000001", "oracle": "v000001"}, "models"),
         ("models", {"bandit": 1}, "models"),
