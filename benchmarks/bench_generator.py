@@ -287,7 +287,9 @@ A logistic on log-volume level and change (fit on the first 70 % of time, balanc
 reaches balanced accuracy **{vol_ba:.3f}** on the last 30 % (chance 0.25; the previous
 generator's per-regime volume levels gave 0.89).
 
-### What the features can learn (true regimes, held-out last 30 %, purge + embargo {cfg.regime.label_horizon} bars)
+### What the features can learn
+
+True regimes; held out: the last 30 %; purge + embargo {cfg.regime.label_horizon} bars each.
 
 {_md_table(learn)}
 
