@@ -81,9 +81,9 @@ def _cut_timestamp(ts: pd.Series, fraction: float) -> pd.Timestamp:
     """The timestamp at the ``1 - fraction`` quantile of ``ts`` (one of the values)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    values = np.sort(ts.to_numpy())
+    values = ts.sort_values(ignore_index=True)  # keeps the tz; no object-array sort
     k = min(max(int(np.floor((1.0 - fraction) * len(values))), 1), len(values) - 1)
-    return pd.Timestamp(values[k])
+    return pd.Timestamp(values.iloc[k])
 
 
 def split_at(
@@ -206,10 +206,10 @@ def walk_forward_bars(
     if not 0.0 < min_train_fraction < 1.0:
         raise ValueError(f"min_train_fraction must be in (0, 1), got {min_train_fraction}")
     sel = _rows(frame, rows)
-    values = np.sort(frame[ts_col].iloc[sel].to_numpy())
-    n = values.size
+    values = frame[ts_col].iloc[sel].sort_values(ignore_index=True)
+    n = len(values)
     edges = np.linspace(min_train_fraction * n, n, n_folds + 1)
-    cuts = [pd.Timestamp(values[min(int(np.floor(e)), n - 1)]) for e in edges[:-1]]
+    cuts = [pd.Timestamp(values.iloc[min(int(np.floor(e)), n - 1)]) for e in edges[:-1]]
     folds = []
     for k, cut in enumerate(cuts):
         end = cuts[k + 1] if k + 1 < len(cuts) else None
