@@ -122,3 +122,14 @@ def test_split_errors_are_clear() -> None:
         split_at(frame, _h(2), purge_bars=-1)
     with pytest.raises(ValueError, match="walk-forward fold"):
         walk_forward_bars(frame, 2, purge_bars=5)
+
+
+def test_real_fx_gap_is_exactly_purge_plus_embargo_bars() -> None:
+    """On EURUSD hourly (weekend gaps), every cut leaves exactly 24 + 12 bars out."""
+    from backtesting.test import EURUSD
+
+    frame = pd.DataFrame({"symbol": "EURUSD", "ts": EURUSD.index.tz_localize("UTC")})
+    pos = bar_positions(frame)
+    for fraction in (0.1, 0.2, 0.3, 0.45):
+        split = time_split_bars(frame, fraction, purge_bars=24, embargo_bars=12)
+        assert pos[split.later].min() - pos[split.earlier].max() - 1 == 36
