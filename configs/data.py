@@ -65,7 +65,7 @@ def _default_regimes() -> dict[str, RegimeParams]:
             jump_prob=0.0,
             jump_mean=0.0,
             jump_std=0.0,
-            stay=0.999,
+            stay=0.997,
         ),
         "TREND_DOWN": RegimeParams(
             drift=-0.00011,
@@ -75,7 +75,7 @@ def _default_regimes() -> dict[str, RegimeParams]:
             jump_prob=0.002,
             jump_mean=-0.005,
             jump_std=0.01,
-            stay=0.999,
+            stay=0.997,
         ),
         "RANGE": RegimeParams(
             drift=0.0,
@@ -86,7 +86,7 @@ def _default_regimes() -> dict[str, RegimeParams]:
             jump_mean=0.0,
             jump_std=0.0,
             half_life=36.0,
-            stay=0.998,
+            stay=0.995,
         ),
         "PANIC": RegimeParams(
             drift=-0.00015,
@@ -96,7 +96,7 @@ def _default_regimes() -> dict[str, RegimeParams]:
             jump_prob=0.01,
             jump_mean=-0.01,
             jump_std=0.015,
-            stay=0.993,
+            stay=0.985,
         ),
     }
 
