@@ -91,8 +91,8 @@ def _default_regimes() -> dict[str, RegimeParams]:
         "PANIC": RegimeParams(
             drift=-0.00015,
             vol=0.011,
-            garch_alpha=0.12,
-            garch_beta=0.85,
+            garch_alpha=0.10,
+            garch_beta=0.87,
             jump_prob=0.01,
             jump_mean=-0.01,
             jump_std=0.015,
@@ -133,6 +133,11 @@ class SyntheticConfig(Section):
         default=5.0,
         gt=2,
         description="Degrees of freedom of the Student-t innovations (unit variance); fat tails.",
+    )
+    vol_cap: float = Field(
+        default=4.0,
+        gt=1,
+        description="Conditional vol is capped at this multiple of the bar's regime long-run vol.",
     )
     volume_vol_elasticity: float = Field(
         default=0.5,

@@ -141,3 +141,20 @@ def test_data_synthetic_garch_stationarity_validated() -> None:
         type(load_config().data.synthetic.regimes["PANIC"])(
             **{**params, "garch_alpha": 0.2, "garch_beta": 0.8}
         )
+
+
+def test_data_synthetic_vol_cap_bounds_conditional_vol() -> None:
+    """A run of huge shocks cannot compound past the cap (vol_cap x the regime's vol)."""
+    n = 50
+    z = np.full(n, 8.0)  # eight-sigma draws on every bar would explode an uncapped GARCH
+    ones = np.ones(n)
+    omega = 1e-4 * (1 - 0.12 - 0.85) * ones
+    _, free = _garch_shocks(z, np.zeros(n), omega, 0.12 * ones, 0.85 * ones)
+    _, capped = _garch_shocks(z, np.zeros(n), omega, 0.12 * ones, 0.85 * ones, 0.04 * ones)
+    assert free[-1] > 1.0  # uncapped: conditional vol of more than 100 % per bar
+    assert capped.max() == pytest.approx(0.04)
+    bars = generate_symbol("SYN1", _cfg(20000, ["SYN1"]), 8)
+    cfg = _cfg(20000, ["SYN1"])
+    top = max(p.vol for p in cfg.regimes.values()) * cfg.vol_cap
+    wick = (np.log(bars["high"]) - np.log(bars["low"])).to_numpy()
+    assert np.quantile(wick, 0.999) < 5 * top
