@@ -274,7 +274,7 @@ ACF of squared returns > 0.02 at every lag 1-20, |ACF of returns| < 0.05 at lags
 
 {_md_table(regimes)}
 
-Design values: TREND_UP +1.9, TREND_DOWN -1.9 (drift and jumps), RANGE 0, PANIC -2.1; the
+Design values: TREND_UP +1.9, TREND_DOWN -1.9 (drift and jumps), RANGE 0, PANIC -2.0; the
 test band is +-3. The sampling s.d. of one regime's Sharpe here is about 0.3.
 
 ### Fixed 1.0x on each strategy arm (demo bars; equal weight across symbols)

@@ -55,7 +55,7 @@ class RegimeParams(Section):
 
 def _default_regimes() -> dict[str, RegimeParams]:
     # Hourly bars, 24x7: annualized Sharpe = drift / vol * sqrt(8766) ~ 93.6 drift / vol.
-    # TREND_UP ~ +1.9, TREND_DOWN (drift + jumps) ~ -1.9, PANIC ~ -2.1, RANGE 0.
+    # TREND_UP ~ +1.9, TREND_DOWN (drift + jumps) ~ -1.9, PANIC ~ -2.0, RANGE 0.
     return {
         "TREND_UP": RegimeParams(
             drift=0.0001,
@@ -89,10 +89,10 @@ def _default_regimes() -> dict[str, RegimeParams]:
             stay=0.995,
         ),
         "PANIC": RegimeParams(
-            drift=-0.00015,
-            vol=0.011,
+            drift=-0.00018,
+            vol=0.013,
             garch_alpha=0.10,
-            garch_beta=0.87,
+            garch_beta=0.85,
             jump_prob=0.01,
             jump_mean=-0.01,
             jump_std=0.015,

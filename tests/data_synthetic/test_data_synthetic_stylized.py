@@ -12,7 +12,7 @@ Bands, for hourly bars of the default config (24x7, 8766 bars a year):
   the whole series (RANGE is ~20 % of bars); everything beyond that is sampling noise, whose
   s.d. on 20 000 heteroskedastic bars is about 0.01-0.02;
 * annualized Sharpe of each true regime's bars within +-3 (design values +1.9, -1.9, 0,
-  -2.1), measured on 300 000 bars so the sampling s.d. (~0.3) leaves room;
+  -2.0), measured on 300 000 bars so the sampling s.d. (~0.3) leaves room;
 * volume alone does not name the regime: a logistic on log volume level and change reaches
   balanced accuracy < 0.4 (chance is 0.25; the old generator's volume level reached 0.89).
 """
