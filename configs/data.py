@@ -6,17 +6,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from configs.base import Section
 
 
 class RegimeParams(Section):
-    """Per-bar dynamics of one synthetic regime (log-return units)."""
+    """Per-bar dynamics of one synthetic regime (log-return units).
 
-    drift: float = Field(description="Mean log return per bar.")
-    vol: float = Field(gt=0, description="Std of the per-bar log-return noise.")
-    volume: float = Field(gt=0, description="Volume level relative to the symbol's base volume.")
+    Regimes differ in return dynamics only: drift, how strongly volatility clusters
+    (GARCH ``alpha``/``beta``), its long-run level, jumps and level mean reversion. Volume
+    follows the conditional volatility through one mapping shared by every regime.
+    """
+
+    drift: float = Field(description="Mean log return per bar (before jumps).")
+    vol: float = Field(
+        gt=0, description="Long-run per-bar volatility the regime's GARCH(1,1) reverts to."
+    )
+    garch_alpha: float = Field(
+        default=0.05, ge=0, lt=1, description="GARCH(1,1) ARCH term: reaction to the last shock."
+    )
+    garch_beta: float = Field(
+        default=0.93, ge=0, lt=1, description="GARCH(1,1) GARCH term: persistence of variance."
+    )
     jump_prob: float = Field(ge=0, le=1, description="Probability of a jump on a bar.")
     jump_mean: float = Field(description="Mean jump size (log return).")
     jump_std: float = Field(ge=0, description="Std of the jump size.")
@@ -31,47 +43,76 @@ class RegimeParams(Section):
     )
     stay: float = Field(gt=0, lt=1, description="Probability of staying in the regime next bar.")
 
+    @model_validator(mode="after")
+    def _stationary(self) -> RegimeParams:
+        if self.garch_alpha + self.garch_beta >= 1.0:
+            raise ValueError(
+                f"garch_alpha + garch_beta must be < 1 (stationary variance), got "
+                f"{self.garch_alpha} + {self.garch_beta}"
+            )
+        return self
+
 
 def _default_regimes() -> dict[str, RegimeParams]:
+    # Hourly bars, 24x7: annualized Sharpe = drift / vol * sqrt(8766) ~ 93.6 drift / vol.
+    # TREND_UP ~ +1.9, TREND_DOWN (drift + jumps) ~ -1.9, PANIC ~ -2.0, RANGE 0.
     return {
         "TREND_UP": RegimeParams(
-            drift=0.0012,
-            vol=0.006,
-            volume=1.0,
-            jump_prob=0.002,
-            jump_mean=0.01,
-            jump_std=0.01,
-            stay=0.995,
+            drift=0.0001,
+            vol=0.005,
+            garch_alpha=0.05,
+            garch_beta=0.93,
+            jump_prob=0.0,
+            jump_mean=0.0,
+            jump_std=0.0,
+            stay=0.997,
         ),
         "TREND_DOWN": RegimeParams(
-            drift=-0.0012,
-            vol=0.008,
-            volume=1.35,
-            jump_prob=0.004,
-            jump_mean=-0.01,
+            drift=-0.00011,
+            vol=0.006,
+            garch_alpha=0.06,
+            garch_beta=0.92,
+            jump_prob=0.002,
+            jump_mean=-0.005,
             jump_std=0.01,
-            stay=0.995,
+            stay=0.997,
         ),
         "RANGE": RegimeParams(
             drift=0.0,
-            vol=0.004,
-            volume=0.7,
-            jump_prob=0.001,
+            vol=0.0045,
+            garch_alpha=0.04,
+            garch_beta=0.94,
+            jump_prob=0.0,
             jump_mean=0.0,
-            jump_std=0.008,
-            half_life=12.0,
+            jump_std=0.0,
+            half_life=36.0,
             stay=0.995,
         ),
         "PANIC": RegimeParams(
-            drift=-0.001,
-            vol=0.02,
-            volume=3.0,
-            jump_prob=0.04,
-            jump_mean=-0.02,
-            jump_std=0.02,
+            drift=-0.00018,
+            vol=0.013,
+            garch_alpha=0.10,
+            garch_beta=0.85,
+            jump_prob=0.01,
+            jump_mean=-0.01,
+            jump_std=0.015,
             stay=0.985,
         ),
     }
+
+
+class NullWorldParams(Section):
+    """The null world: one GARCH(1,1)-t process, no drift, no regimes (placebo data)."""
+
+    vol: float = Field(default=0.006, gt=0, description="Long-run per-bar volatility.")
+    garch_alpha: float = Field(default=0.05, ge=0, lt=1, description="GARCH(1,1) ARCH term.")
+    garch_beta: float = Field(default=0.93, ge=0, lt=1, description="GARCH(1,1) GARCH term.")
+
+    @model_validator(mode="after")
+    def _stationary(self) -> NullWorldParams:
+        if self.garch_alpha + self.garch_beta >= 1.0:
+            raise ValueError("garch_alpha + garch_beta must be < 1 (stationary variance)")
+        return self
 
 
 class SyntheticConfig(Section):
@@ -88,8 +129,32 @@ class SyntheticConfig(Section):
         description="UTC timestamp of the first bar.",
     )
     interval: str = Field(default="1h", description="Bar interval as a pandas offset alias.")
+    tail_df: float = Field(
+        default=5.0,
+        gt=2,
+        description="Degrees of freedom of the Student-t innovations (unit variance); fat tails.",
+    )
+    vol_cap: float = Field(
+        default=4.0,
+        gt=1,
+        description="Conditional vol is capped at this multiple of the bar's regime long-run vol.",
+    )
+    volume_vol_elasticity: float = Field(
+        default=0.5,
+        ge=0,
+        description="Log volume moves by this times the log of conditional vol over its mean.",
+    )
+    volume_noise: float = Field(
+        default=0.45, ge=0, description="Std of the persistent log-volume noise."
+    )
+    volume_persistence: float = Field(
+        default=0.7, ge=0, lt=1, description="AR(1) coefficient of the log-volume noise."
+    )
     regimes: dict[str, RegimeParams] = Field(
         default_factory=_default_regimes, description="Dynamics per regime name."
+    )
+    null: NullWorldParams = Field(
+        default_factory=NullWorldParams, description="Parameters of generate_null_bars."
     )
 
     @field_validator("regimes")

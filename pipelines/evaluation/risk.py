@@ -6,9 +6,10 @@ Conventions, kept the same everywhere so figures from different models compare:
 - VaR and CVaR are reported as **positive losses**: ``var(r, 0.05) = 0.02`` means the 5 % worst
   periods lose at least 2 %. They use the discrete "mean of the worst ``ceil(alpha * n)``
   periods" definition, so they can be checked by hand on a small array.
-- Sharpe and Sortino use no risk-free rate and are annualized with ``sqrt(periods_per_year)``;
-  ``periods_per_year`` comes from the bar interval (:func:`periods_per_year`), on a 365.25-day
-  calendar (markets that trade around the clock; pass ``year=`` for a trading calendar).
+- Sharpe and Sortino use no risk-free rate and are annualized with ``sqrt(periods_per_year)``.
+  Prefer :func:`bars_per_year`, measured from the data's own timestamps, so daily equities
+  get ~252, 24x5 FX hourly ~6200 and 24x7 crypto hourly ~8766; :func:`periods_per_year`
+  (bar interval on a 365.25-day calendar) is right only for markets that never close.
 - Max drawdown is the largest peak-to-trough fall of the compounded equity curve, as a
   positive fraction of the peak.
 """
@@ -25,6 +26,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: A calendar year of round-the-clock trading; the default for annualization.
 CALENDAR_YEAR = pd.Timedelta(days=365.25)
+#: Shortest span :func:`bars_per_year` measures from (a week of daily bars would read 456).
+MIN_SPAN = pd.Timedelta(days=28)
 #: Largest exponent :func:`annualized_return` reports (exp(700) ~ 1e304, still a finite float).
 _MAX_EXP = 700.0
 
@@ -87,6 +90,43 @@ def infer_interval(ts: pd.Series | pd.DatetimeIndex) -> pd.Timedelta:
     if len(stamps) < 2:
         raise ValueError("need at least two distinct timestamps to infer the bar interval")
     return pd.Timedelta(stamps.diff().dropna().median())
+
+
+def bars_per_year(
+    ts: pd.Series | pd.DatetimeIndex,
+    symbols: pd.Series | npt.ArrayLike | None = None,
+    min_span: pd.Timedelta = MIN_SPAN,
+) -> float:
+    """How many bars a year the data itself has: the annualization factor for its returns.
+
+    Per symbol, ``(n_bars - 1) / (last - first)`` in bars per 365.25-day year, so weekends,
+    holidays and exchange hours are counted as the data has them (GOOG daily: 251.7, the
+    ``backtesting`` EURUSD hourly sample: 6205) instead of assumed from the bar interval
+    (365.25 and 8766). The median over symbols is returned, so one symbol with gaps does
+    not set the figure. A span shorter than ``min_span`` raises: a week of daily bars
+    (5 bars in 4 days) would claim 456 bars a year.
+    """
+    stamps = pd.Series(pd.DatetimeIndex(pd.Series(ts).to_numpy()))
+    if stamps.isna().any():
+        raise ValueError("timestamps contain NaT")
+    keys = (
+        pd.Series(np.zeros(len(stamps), dtype=np.int64))
+        if symbols is None
+        else pd.Series(np.asarray(symbols))
+    )
+    if len(keys) != len(stamps):
+        raise ValueError(f"{len(stamps)} timestamps but {len(keys)} symbols")
+    rates = []
+    for key, g in stamps.groupby(keys.to_numpy(), sort=True):
+        u = pd.DatetimeIndex(pd.unique(g)).sort_values()
+        span = u[-1] - u[0] if len(u) else pd.Timedelta(0)
+        if len(u) < 2 or span < min_span:
+            raise ValueError(
+                f"symbol {key!r}: {len(u)} bars over {span}; need a span of at least {min_span} "
+                "to measure bars per year"
+            )
+        rates.append((len(u) - 1) / (span / CALENDAR_YEAR))
+    return float(np.median(rates))
 
 
 def sharpe(returns: npt.ArrayLike, ann_factor: float = 1.0) -> float:

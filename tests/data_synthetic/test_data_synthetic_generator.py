@@ -1,8 +1,10 @@
 """The synthetic generator: prefix stability, determinism, and RANGE's level mean reversion.
 
-The point of the RANGE dynamics is economic (mean-reversion arms beat trend arms there, trend
-arms win in trends), so that is tested on the real strategy arms, next to the statistical
-properties (AR(1) coefficient of the deviation from the anchor, variance ratio).
+The point of the RANGE dynamics is economic (mean-reversion arms beat trend arms there), so
+that is tested on the real strategy arms, next to the statistical properties (AR(1)
+coefficient of the deviation from the anchor, variance ratio). Stylized facts (fat tails,
+volatility clustering, per-regime Sharpe, volume carrying no label) are in
+``test_data_synthetic_stylized.py``.
 """
 
 from __future__ import annotations
@@ -126,19 +128,20 @@ def test_data_synthetic_range_is_ar1_around_anchor() -> None:
 
 def test_data_synthetic_variance_ratio_by_regime() -> None:
     """Level reversion shows as a low variance ratio in RANGE only; half_life=None removes it."""
-    bars = generate_symbol("SYN1", _cfg(20000, ["SYN1"]), 4)
-    assert _variance_ratio(bars, RANGE, 24) < 0.6
+    bars = generate_symbol("SYN1", _cfg(100000, ["SYN1"]), 4)
+    ratio_range = _variance_ratio(bars, RANGE, 72)
+    assert ratio_range < 0.7
     for trend in (TREND_UP, TREND_DOWN):
-        ratio_trend = _variance_ratio(bars, trend, 24)
-        assert ratio_trend > 0.8  # drift adds to it; a random walk alone is ~1
-    walk = generate_symbol("SYN1", _cfg(20000, ["SYN1"], half_life=None), 4)
-    assert _variance_ratio(walk, RANGE, 24) > 0.8
+        assert _variance_ratio(bars, trend, 72) > 0.8  # a random walk (plus drift) is ~1
+    walk = generate_symbol("SYN1", _cfg(100000, ["SYN1"], half_life=None), 4)
+    assert _variance_ratio(walk, RANGE, 72) > ratio_range + 0.15
 
 
 @pytest.mark.parametrize("seed", [21, 22])
 def test_data_synthetic_range_favours_mean_reversion_arms(seed: int) -> None:
-    """Per 6-bar decision: Bollinger reversion beats the slow EMA cross in RANGE, and loses to
-    it in the trend regimes, which is the context structure the bandit is meant to use."""
+    """Per 6-bar decision in RANGE, Bollinger reversion beats the slow EMA cross by > 5 bps:
+    the context structure the bandit can use. (With trend Sharpe ~2 a year, no arm wins by
+    a wide margin inside trends, as on real markets; that is not asserted.)"""
     bars = generate_bars(_cfg(12000, ["SYN1", "SYN2"]), seed)
     rewards = arm_rewards(bars, compute_signals(bars), horizon=6, cost_bps=1.0, slippage_bps=0.5)
     regime = bars[TRUE_REGIME_COLUMN].to_numpy()
@@ -147,10 +150,21 @@ def test_data_synthetic_range_favours_mean_reversion_arms(seed: int) -> None:
     def mean_bps(arm: str, which: int) -> float:
         return float(rewards[arm].to_numpy()[valid & (regime == which)].mean() * 1e4)
 
-    assert mean_bps("mr_bollinger_20", RANGE) > 3.0
-    assert mean_bps("mr_bollinger_20", RANGE) - mean_bps("ema_24_120", RANGE) > 10.0
-    for trend in (TREND_UP, TREND_DOWN):
-        assert mean_bps("ema_24_120", trend) > mean_bps("mr_bollinger_20", trend) + 20.0
+    assert mean_bps("mr_bollinger_20", RANGE) - mean_bps("ema_24_120", RANGE) > 5.0
+
+
+def test_data_synthetic_trend_direction_learnable_with_lag() -> None:
+    """Trends persist: the sign of the trailing 168-bar return agrees with the trend's
+    direction on more than 55 % of trend bars (steady state ~ Phi(0.02 sqrt(168)) = 0.60)."""
+    bars = generate_symbol("SYN1", _cfg(100000, ["SYN1"]), 5)
+    logc = np.log(bars["close"].to_numpy())
+    regime = bars[TRUE_REGIME_COLUMN].to_numpy()
+    past = np.r_[np.full(168, np.nan), logc[168:] - logc[:-168]]
+    agree = []
+    for which, sign in ((TREND_UP, 1.0), (TREND_DOWN, -1.0)):
+        rows = (regime == which) & np.isfinite(past)
+        agree.append(np.mean(np.sign(past[rows]) == sign))
+    assert float(np.mean(agree)) > 0.55, agree
 
 
 def test_data_synthetic_prices_plausible() -> None:

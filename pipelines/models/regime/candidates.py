@@ -1,8 +1,9 @@
-"""The candidate models and the two baselines they must beat.
+"""The candidate models and the baselines they must beat.
 
 Every model is a plain scikit-learn-compatible estimator built fresh by a factory, so walk-forward
 folds never share state. Candidates see the 43 features; the baselines see nothing (majority
-class) or two inputs a user would try first (recent return and realized volatility).
+class), two inputs a user would try first (recent return and realized volatility), or the
+last label already known (persistence: regimes last, so "same as h bars ago" is hard to beat).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -20,11 +22,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from configs.regime import RegimeConfig
+from pipelines.data.schema import REGIMES
 
 logger = logging.getLogger(__name__)
 
 #: Names of the baselines, in report order.
 BASELINES: tuple[str, ...] = ("majority", "two_input_logistic")
+#: The persistence baseline (built by ``make_baseline``; its input is ``persistence_inputs``).
+PERSISTENCE = "persistence"
 #: Columns of the two-input baseline.
 BASELINE_INPUTS: tuple[str, ...] = ("recent_return", "realized_vol")
 
@@ -83,7 +88,92 @@ def make_baseline(name: str, cfg: RegimeConfig) -> Any:
                 ("clf", LogisticRegression(max_iter=cfg.logistic.max_iter)),
             ]
         )
-    raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")
+    if name == PERSISTENCE:
+        return PersistenceClassifier(n_classes=len(REGIMES))
+    raise ValueError(f"unknown baseline {name!r}; expected one of {(*BASELINES, PERSISTENCE)}")
+
+
+class PersistenceClassifier(ClassifierMixin, BaseEstimator):
+    """Predicts the regime from the last label already known: the one of bar ``t - h``.
+
+    A label at bar ``s`` looks ``h`` bars ahead, so at bar ``t`` the newest label whose window
+    has closed is that of ``t - h`` (``persistence_inputs``). ``fit`` counts, on the training
+    rows, how often class ``j`` follows known class ``k`` ``h`` bars later, so
+    ``predict_proba`` is a smoothed row of that ``h``-step transition matrix (a calibrated
+    probability, not a one-hot with infinite log-loss when the regime changed). Rows whose
+    known label is missing (``-1``: the first ``h`` bars, unlabelled bars) get the class prior.
+
+    ``X`` is [N, 1] (or [N]) integer lagged labels; ``alpha`` is the Laplace pseudo-count.
+    """
+
+    def __init__(self, n_classes: int = len(REGIMES), alpha: float = 1.0) -> None:
+        self.n_classes = n_classes
+        self.alpha = alpha
+
+    def _lagged(self, X: Any) -> np.ndarray:
+        lag = np.asarray(X, dtype=np.float64)
+        lag = lag[:, 0] if lag.ndim == 2 else lag.reshape(-1)
+        known = np.isfinite(lag) & (lag >= 0)
+        if np.any(lag[known] >= self.n_classes) or np.any(lag[known] != np.round(lag[known])):
+            raise ValueError(f"lagged labels must be integers in [0, {self.n_classes}) or -1")
+        return np.where(known, lag, -1).astype(np.int64)
+
+    def fit(self, X: Any, y: Any) -> PersistenceClassifier:
+        """Estimate the ``h``-step transition matrix and the prior from (lagged, current)."""
+        if self.n_classes < 2 or self.alpha < 0:
+            raise ValueError("n_classes must be >= 2 and alpha >= 0")
+        lag = self._lagged(X)
+        target = np.asarray(y, dtype=np.int64).reshape(-1)
+        if target.size != lag.size or target.size == 0:
+            raise ValueError(f"X has {lag.size} rows but y has {target.size}")
+        if np.any(target < 0) or np.any(target >= self.n_classes):
+            raise ValueError(f"y must be class indices in [0, {self.n_classes})")
+        k = self.n_classes
+        prior = np.bincount(target, minlength=k) + self.alpha
+        self.prior_ = prior / prior.sum()
+        counts = np.zeros((k, k))
+        known = lag >= 0
+        np.add.at(counts, (lag[known], target[known]), 1.0)
+        counts += self.alpha * self.prior_ * k  # shrink sparse rows towards the prior
+        totals = counts.sum(axis=1, keepdims=True)
+        # a known class never seen in training (alpha 0) falls back to the prior
+        self.transition_ = np.where(
+            totals > 0, counts / np.where(totals > 0, totals, 1.0), self.prior_
+        )
+        self.classes_ = np.arange(k)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """[N, n_classes]: the transition row of the known label, or the prior."""
+        if not hasattr(self, "transition_"):
+            raise RuntimeError("PersistenceClassifier is not fitted; call fit() first")
+        lag = self._lagged(X)
+        out = np.tile(self.prior_, (lag.size, 1))
+        known = lag >= 0
+        out[known] = self.transition_[lag[known]]
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most likely class per row."""
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+
+def persistence_inputs(frame: pd.DataFrame, labels: Any, horizon: int) -> np.ndarray:
+    """The persistence baseline's input: each row's label from ``horizon`` bars earlier.
+
+    ``frame`` gives ``symbol`` and ``ts`` per row, ``labels`` the row's label (``-1`` when
+    none). Shifted within each symbol in time order, so a row gets the label of the same
+    symbol's bar ``t - horizon`` (``-1`` for its first ``horizon`` bars); returned in
+    ``frame``'s row order as an [N, 1] float array.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    y = pd.Series(np.asarray(labels, dtype=np.float64).reshape(-1), index=frame.index)
+    if len(y) != len(frame):
+        raise ValueError(f"{len(y)} labels for {len(frame)} rows")
+    order = frame.sort_values(["symbol", "ts"], kind="stable").index
+    shifted = y.loc[order].groupby(frame.loc[order, "symbol"].to_numpy(), sort=False).shift(horizon)
+    return shifted.reindex(frame.index).fillna(-1.0).to_numpy().reshape(-1, 1)
 
 
 def baseline_inputs(bars: pd.DataFrame, window: int) -> pd.DataFrame:
