@@ -56,7 +56,8 @@ class RawFrame:
     symbol: str
 
 
-def _kind(name: str) -> str | None:
+def file_kind(name: str) -> str | None:
+    """``"csv"``, ``"parquet"`` or ``None`` (not a data file), from the name's ending."""
     low = name.lower()
     if low.endswith(CSV_SUFFIXES):
         return "csv"
@@ -120,7 +121,7 @@ def _read_table(
 def read_file(path: Path | str) -> RawFrame:
     """Read one CSV or Parquet file."""
     p = Path(path)
-    kind = _kind(p.name)
+    kind = file_kind(p.name)
     if kind is None:
         raise DataError(str(p), "not a CSV or Parquet file (expected .csv, .csv.gz or .parquet)")
     if not p.is_file():
@@ -139,8 +140,8 @@ def read_files(path: Path | str) -> list[RawFrame]:
         raise DataError(str(p), "path does not exist")
     if p.is_file():
         return [read_file(p)]
-    files = sorted(f for f in p.iterdir() if f.is_file() and _kind(f.name) is not None)
-    skipped = sorted(f.name for f in p.iterdir() if f.is_file() and _kind(f.name) is None)
+    files = sorted(f for f in p.iterdir() if f.is_file() and file_kind(f.name) is not None)
+    skipped = sorted(f.name for f in p.iterdir() if f.is_file() and file_kind(f.name) is None)
     if skipped:
         logger.info("%s: skipping %d non-data files: %s", p, len(skipped), ", ".join(skipped))
     if not files:
@@ -200,14 +201,14 @@ def read_s3(uri: str, client: Any) -> list[RawFrame]:
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    data_keys = sorted(k for k in keys if _kind(k) is not None)
+    data_keys = sorted(k for k in keys if file_kind(k) is not None)
     if not data_keys:
         raise DataError(uri, f"no CSV or Parquet objects under this prefix ({len(keys)} others)")
     out = []
     for key in data_keys:
         origin = f"s3://{bucket}/{key}"
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        kind = _kind(key)
+        kind = file_kind(key)
         assert kind is not None  # filtered above
         compression = "gzip" if key.lower().endswith(".gz") else None
         frame = _read_table(io.BytesIO(body), kind, origin, compression)
