@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from configs.data import ChecksConfig
+from configs.data import ChecksConfig, FilesConfig
 from pipelines.data.errors import DataError
 from pipelines.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, PRICE_COLUMNS, TRUE_REGIME_COLUMN
 from pipelines.data.sources import RawFrame
@@ -153,8 +153,32 @@ class CheckedBars:
 # --------------------------------------------------------------------------- standardise
 
 
+#: Names (lower-cased, ``_`` as space) of an adjusted close column (Yahoo writes ``Adj Close``).
+ADJ_CLOSE_ALIASES = ("adj close", "adjclose", "adj. close", "adjusted close")
+ADJ_CLOSE = "adj close"
+
+
+def _column_key(col: object) -> str:
+    return " ".join(str(col).strip().lower().replace("_", " ").split())
+
+
+def _missing_hint(raw: RawFrame, missing: str, mapping: dict[str, str]) -> str:
+    """What to do about a missing column (a one-column header usually means a separator)."""
+    if missing == "ts":
+        if len(raw.frame.columns) == 1 and any(s in str(raw.frame.columns[0]) for s in ";\t|,"):
+            return "; the header is one column: set data.files.separator (; tab | ,)"
+        return "; name the time column ts, timestamp, datetime, date or time"
+    if missing == "close" and ADJ_CLOSE in mapping:
+        return f"; to use '{mapping[ADJ_CLOSE]}' set data.files.close_column: adj close"
+    return ""
+
+
 def _match_columns(raw: RawFrame) -> dict[str, str]:
-    """Map contract names to the frame's own column names (case-insensitive)."""
+    """Map contract names to the frame's own column names (case-insensitive).
+
+    ``adj close`` is mapped too when the file has one; which close is used is
+    :func:`_choose_close`'s decision.
+    """
     by_lower: dict[str, str] = {}
     for col in raw.frame.columns:
         key = str(col).strip().lower()
@@ -170,10 +194,25 @@ def _match_columns(raw: RawFrame) -> dict[str, str]:
     for name in (*NUMERIC_COLUMNS, "symbol", TRUE_REGIME_COLUMN):
         if name in by_lower:
             mapping[name] = by_lower[name]
+    adj = [str(c) for c in raw.frame.columns if _column_key(c) in ADJ_CLOSE_ALIASES]
+    if adj:
+        mapping[ADJ_CLOSE] = adj[0]
+    choice = raw.options.close_column
+    if choice == "adj close" and ADJ_CLOSE not in mapping:
+        found = ", ".join(str(c) for c in raw.frame.columns)
+        raise DataError(
+            raw.origin,
+            f"data.files.close_column is 'adj close' but there is no Adj Close column "
+            f"(found: {found})",
+            column=ADJ_CLOSE,
+        )
+    have_close = "close" in mapping or (ADJ_CLOSE in mapping and choice != "close")
     missing = [c for c in ("ts", *NUMERIC_COLUMNS) if c not in mapping]
+    if have_close and "close" in missing:
+        missing.remove("close")
     if missing:
         found = ", ".join(str(c) for c in raw.frame.columns) or "none"
-        hint = "; name the time column ts, timestamp, datetime, date or time" * (missing[0] == "ts")
+        hint = _missing_hint(raw, missing[0], mapping)
         raise DataError(
             raw.origin, f"missing required column (found: {found}){hint}", column=missing[0]
         )
@@ -184,18 +223,92 @@ def _ts_error(origin: str, column: str, pos: int, problem: str) -> DataError:
     return DataError(origin, problem, column=column, row=pos + 1)
 
 
-def _ts_from_datetimes(values: pd.Series, origin: str, column: str) -> pd.Series:
-    tz = getattr(values.dtype, "tz", None)
-    if tz is None:
+#: Epoch magnitudes per unit for ``epoch_unit: auto``: dates from 1973 to 2286 in each unit.
+EPOCH_RANGES = {"s": (1e8, 1e10), "ms": (1e11, 1e13), "us": (1e14, 1e16), "ns": (1e17, 1e19)}
+_EPOCH_RE = re.compile(r"^-?\d+(?:\.\d+)?$")
+_TZ_HINT = "or set data.files.timezone (e.g. Europe/Berlin) to the zone they are written in"
+
+
+def _localize(naive: pd.Series, tz: str, origin: str, column: str, shown: pd.Series) -> pd.Series:
+    """Naive wall-clock times in zone ``tz`` to UTC; DST-ambiguous or missing times are fatal.
+
+    Fall-back hours (written twice) are told apart by their order (``ambiguous="infer"``).
+    """
+    try:
+        local = naive.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+    except (ValueError, TypeError):  # pandas raises its AmbiguousTimeError (a ValueError)
+        local = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    bad = naive.notna().to_numpy() & local.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise _ts_error(
+            origin,
+            column,
+            pos,
+            f"local time '{shown.iloc[pos]}' is ambiguous or does not exist in {tz} "
+            "(daylight-saving change); write these rows with a UTC offset",
+        )
+    return local.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
+
+
+def _ts_from_datetimes(
+    values: pd.Series, origin: str, column: str, tz: str | None = None
+) -> pd.Series:
+    if getattr(values.dtype, "tz", None) is None:
+        if tz is not None:
+            return _localize(values, tz, origin, column, values.astype("str"))
         first = int(np.flatnonzero(values.notna().to_numpy())[0]) if values.notna().any() else 0
         raise _ts_error(
             origin,
             column,
             first,
             f"missing time zone: timestamps are naive (got '{values.iloc[first]}'); "
-            "store them time-zone aware, e.g. UTC",
+            f"store them time-zone aware, e.g. UTC, {_TZ_HINT}",
         )
     return values.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
+
+
+def _epoch_unit(numbers: pd.Series, origin: str, column: str, unit: str, notes: list[str]) -> str:
+    """The configured unit, or the one whose 1973-2286 range holds every value (logged)."""
+    if unit != "auto":
+        return unit
+    mags = numbers.abs().to_numpy(dtype="float64")
+    present = ~np.isnan(mags)
+    for name, (lo, hi) in EPOCH_RANGES.items():
+        if bool(((mags >= lo) & (mags < hi))[present].all()):
+            notes.append(
+                f"{origin}: column '{column}' holds epoch timestamps in {name} (told by their "
+                "magnitude; set data.files.epoch_unit to override)"
+            )
+            return name
+    pos = int(np.flatnonzero(present)[0])
+    raise _ts_error(
+        origin,
+        column,
+        pos,
+        f"numeric timestamps of no single epoch unit (got {numbers.iloc[pos]}; s, ms, us and "
+        "ns epochs of dates 1973-2286 are recognised): set data.files.epoch_unit, or write ISO "
+        "8601 text",
+    )
+
+
+def _ts_from_epoch(
+    numbers: pd.Series, origin: str, column: str, unit: str, notes: list[str]
+) -> pd.Series:
+    """Epoch numbers (UTC by definition) to timestamps."""
+    chosen = _epoch_unit(numbers, origin, column, unit, notes)
+    try:
+        out = pd.to_datetime(numbers, unit=chosen, utc=True)
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        pos = int(np.flatnonzero(numbers.notna().to_numpy())[0])
+        raise _ts_error(
+            origin,
+            column,
+            pos,
+            f"epoch value {numbers.iloc[pos]} is out of range in unit '{chosen}' "
+            "(data.files.epoch_unit)",
+        ) from None
+    return out.dt.as_unit(_TS_UNIT)
 
 
 def _as_text(values: pd.Series) -> pd.Series:
@@ -234,12 +347,22 @@ def _ts_fast(text: pd.Series) -> pd.Series | None:
     return parsed.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
 
 
-def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
+def _ts_from_text(
+    values: pd.Series,
+    origin: str,
+    column: str,
+    options: FilesConfig | None = None,
+    notes: list[str] | None = None,
+) -> pd.Series:
+    opts = options or FilesConfig()
     text = _as_text(values)
+    present = text.notna().to_numpy()
+    if present.any() and bool(text[present].str.match(_EPOCH_RE).all()):
+        numbers = pd.to_numeric(text, errors="coerce")
+        return _ts_from_epoch(numbers, origin, column, opts.epoch_unit, notes or [])
     fast = _ts_fast(text)
     if fast is not None:
         return fast
-    present = text.notna().to_numpy()
     parts = text.str.extract(_TS_RE)
     unmatched = present & parts["body"].isna().to_numpy()
     if unmatched.any():
@@ -252,6 +375,13 @@ def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
         out = pd.to_datetime(parts["body"], format="%Y-%m-%d", errors="coerce", utc=True)
     else:
         naive = present & ~has_tz
+        if naive.all() and opts.timezone is not None:
+            parsed = pd.to_datetime(parts["body"], format="ISO8601", errors="coerce")
+            bad_parse = present & parsed.isna().to_numpy()
+            if bad_parse.any():
+                pos = int(np.flatnonzero(bad_parse)[0])
+                raise _ts_error(origin, column, pos, f"invalid timestamp (got '{text.iloc[pos]}')")
+            return _localize(parsed, opts.timezone, origin, column, text)
         if naive.any():
             pos = int(np.flatnonzero(naive)[0])
             if has_tz.any():
@@ -263,7 +393,7 @@ def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
             else:
                 problem = (
                     f"missing time zone (got '{text.iloc[pos]}'); write timestamps with a UTC "
-                    "offset, e.g. 2024-01-02T15:00:00Z"
+                    f"offset, e.g. 2024-01-02T15:00:00Z, {_TZ_HINT}"
                 )
             raise _ts_error(origin, column, pos, problem)
         offsets = parts["tz"].where(present).dropna().map(_normalise_offset)
@@ -286,18 +416,22 @@ def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
     return out.dt.as_unit(_TS_UNIT)
 
 
-def _parse_ts(values: pd.Series, origin: str, column: str) -> pd.Series:
+def _parse_ts(
+    values: pd.Series,
+    origin: str,
+    column: str,
+    options: FilesConfig | None = None,
+    notes: list[str] | None = None,
+) -> pd.Series:
     """Timestamps to UTC following the module's time-zone rules; NaT where the cell is empty."""
+    opts = options or FilesConfig()
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return _ts_from_datetimes(values, origin, column)
+        return _ts_from_datetimes(values, origin, column, opts.timezone)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise _ts_error(origin, column, 0, "timestamps must be text, numbers or timestamps")
     if pd.api.types.is_numeric_dtype(values.dtype) and values.notna().any():
-        raise _ts_error(
-            origin,
-            column,
-            0,
-            f"timestamps must be ISO 8601 text or a timestamp type (got {values.dtype} values)",
-        )
-    return _ts_from_text(values, origin, column)
+        return _ts_from_epoch(values, origin, column, opts.epoch_unit, notes or [])
+    return _ts_from_text(values, origin, column, opts, notes)
 
 
 def _parse_number(values: pd.Series, origin: str, column: str, ts: pd.Series) -> pd.Series:
@@ -322,7 +456,33 @@ def _parse_number(values: pd.Series, origin: str, column: str, ts: pd.Series) ->
     return out
 
 
-def standardize(raw: RawFrame, file_index: int = 0) -> pd.DataFrame:
+def _choose_close(raw: RawFrame, cols: dict[str, str], notes: list[str]) -> str | None:
+    """The column used as ``close``; returns the adjusted one when prices are to be scaled.
+
+    With both ``Close`` and ``Adj Close``: ``close_column: auto`` uses ``Close`` (and says so
+    once), ``adj close`` uses the adjusted close and scales open, high and low by
+    ``adj / close`` (so the bar stays consistent, as Yahoo's adjusted OHLC does). A file with
+    only an adjusted close uses it as the close.
+    """
+    adj = cols.get(ADJ_CLOSE)
+    if adj is None:
+        return None
+    choice = raw.options.close_column
+    if "close" not in cols:
+        notes.append(f"{raw.origin}: no Close column; using '{adj}' as the close")
+        cols["close"] = adj
+        return None
+    if choice == "adj close":
+        return adj
+    if choice == "auto":
+        notes.append(
+            f"{raw.origin}: has '{cols['close']}' and '{adj}'; using '{cols['close']}' (set "
+            "data.files.close_column: adj close for split/dividend-adjusted prices)"
+        )
+    return None
+
+
+def standardize(raw: RawFrame, file_index: int = 0, notes: list[str] | None = None) -> pd.DataFrame:
     """One raw frame in contract columns and dtypes; empty cells become NaN/NaT.
 
     Adds ``_file`` (the index of the frame in the input list) and ``_row`` (1-based data row
@@ -334,9 +494,13 @@ def standardize(raw: RawFrame, file_index: int = 0) -> pd.DataFrame:
         raise DataError(raw.origin, "file is empty (no columns)")
     if len(frame) == 0:
         raise DataError(raw.origin, "no data rows (header only)")
+    notes = [] if notes is None else notes
     cols = _match_columns(raw)
+    adjusted = _choose_close(raw, cols, notes)
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    out["ts"] = _parse_ts(frame[cols["ts"]].reset_index(drop=True), raw.origin, cols["ts"])
+    out["ts"] = _parse_ts(
+        frame[cols["ts"]].reset_index(drop=True), raw.origin, cols["ts"], raw.options, notes
+    )
     if "symbol" in cols:
         sym = _as_text(frame[cols["symbol"]].reset_index(drop=True))
         out["symbol"] = sym.where(sym != "")
@@ -346,6 +510,12 @@ def standardize(raw: RawFrame, file_index: int = 0) -> pd.DataFrame:
         out[name] = _parse_number(
             frame[cols[name]].reset_index(drop=True), raw.origin, cols[name], out["ts"]
         )
+    if adjusted is not None:
+        adj = _parse_number(frame[adjusted].reset_index(drop=True), raw.origin, adjusted, out["ts"])
+        ratio = adj / out["close"]
+        for name in ("open", "high", "low"):
+            out[name] = out[name] * ratio
+        out["close"] = adj
     if TRUE_REGIME_COLUMN in cols and pd.api.types.is_integer_dtype(
         frame[cols[TRUE_REGIME_COLUMN]]
     ):
@@ -601,9 +771,12 @@ def check_bars(
     """
     if not raws:
         raise DataError("input", "no data: the source returned no files")
+    notes: list[str] = []
     df = pd.concat(
-        [standardize(raw, i) for i, raw in enumerate(raws)], ignore_index=True, copy=False
+        [standardize(raw, i, notes) for i, raw in enumerate(raws)], ignore_index=True, copy=False
     )
+    for note in dict.fromkeys(notes):  # once each, in order
+        logger.info("%s", note)
     reason, column, detail = _row_problems(df)
     unsorted = _count_unsorted(df[reason == ""])
     reports = _file_reports(raws, df, reason, unsorted)
