@@ -21,8 +21,17 @@ Time-zone rules (the same for every source):
 * A column of dates only (``2024-01-02``) is accepted as daily bars at 00:00 UTC: a date has
   no time zone to miss, and shifting it would move the bar to another day.
 * Naive date-times (no offset) are refused as "missing time zone": guessing a zone silently
-  misaligns bars by hours.
-* Parquet/pandas timestamp columns must be time-zone aware; they are converted to UTC.
+  misaligns bars by hours. ``data.files.timezone`` (an IANA name) says which zone they are in;
+  they are then converted to UTC, DST fall-back hours told apart by their order.
+* Numbers are epoch timestamps (UTC): ``data.files.epoch_unit`` s/ms/us/ns, or ``auto``, which
+  takes the unit whose 1973-2286 range holds every value and logs it.
+* Parquet/pandas timestamp columns must be time-zone aware (or ``data.files.timezone`` set);
+  they are converted to UTC.
+
+Gaps are judged against the market's sessions (``data.checks.calendar``): a spacing longer
+than ``max_gap_intervals`` is a gap only when the missing bars include trading time, so
+nights, weekends and (for markets with closed days) a one-day holiday are not gaps. ``auto``
+reads the sessions off the data's own weekday x time-of-day pattern.
 """
 
 from __future__ import annotations
@@ -111,6 +120,8 @@ class SymbolReport:
     last_ts: str
     interval: str | None
     gaps: int
+    sessions: str = "24x7"
+    closed_market_breaks: int = 0
 
 
 @dataclass(frozen=True)
@@ -359,7 +370,9 @@ def _ts_from_text(
     present = text.notna().to_numpy()
     if present.any() and bool(text[present].str.match(_EPOCH_RE).all()):
         numbers = pd.to_numeric(text, errors="coerce")
-        return _ts_from_epoch(numbers, origin, column, opts.epoch_unit, notes or [])
+        return _ts_from_epoch(
+            numbers, origin, column, opts.epoch_unit, [] if notes is None else notes
+        )
     fast = _ts_fast(text)
     if fast is not None:
         return fast
@@ -430,7 +443,9 @@ def _parse_ts(
     if pd.api.types.is_bool_dtype(values.dtype):
         raise _ts_error(origin, column, 0, "timestamps must be text, numbers or timestamps")
     if pd.api.types.is_numeric_dtype(values.dtype) and values.notna().any():
-        return _ts_from_epoch(values, origin, column, opts.epoch_unit, notes or [])
+        return _ts_from_epoch(
+            values, origin, column, opts.epoch_unit, [] if notes is None else notes
+        )
     return _ts_from_text(values, origin, column, opts, notes)
 
 
@@ -651,21 +666,154 @@ def _interval(bars: pd.DataFrame, interval: str | None) -> pd.Timedelta | None:
     return pd.Timedelta(spacing.median())
 
 
+_NS_DAY = 86_400 * 10**9
+_NS_MIN = 60 * 10**9
+#: Span of data needed before ``calendar: auto`` trusts the weekday/time pattern it sees.
+MIN_INFER_SPAN = pd.Timedelta(days=28)
+#: Longest gap (in expected bars) tested against the calendar; longer ones are gaps anyway.
+MAX_GAP_STAMPS = 200_000
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """When bars are expected: a weekday x time-of-day grid in UTC (``None``: always).
+
+    ``grid[d, k]`` is True when slot ``k`` (of ``slot_min`` minutes) of weekday ``d``
+    (0 = Monday) trades. ``closed_days`` markets also skip holidays: one missing trading day is
+    not a gap.
+    """
+
+    label: str
+    grid: np.ndarray | None = None
+    slot_min: int = 1440
+
+    @property
+    def closed_days(self) -> bool:
+        return self.grid is not None and not bool(self.grid.any(axis=1).all())
+
+    def in_session(self, stamps_ns: np.ndarray) -> np.ndarray:
+        """Boolean per UTC epoch-ns timestamp."""
+        if self.grid is None:
+            return np.ones(len(stamps_ns), dtype=bool)
+        days = stamps_ns // _NS_DAY
+        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
+        slot = (stamps_ns - days * _NS_DAY) // (self.slot_min * _NS_MIN)
+        return np.asarray(self.grid[weekday, slot], dtype=bool)
+
+    def bars_per_day(self, step: pd.Timedelta) -> int:
+        """Most expected bars in one trading day (a holiday's worth)."""
+        if self.grid is None:
+            return 0
+        per_slot = max(1, int(self.slot_min * _NS_MIN // max(1, step.value)))
+        return int(self.grid.sum(axis=1).max()) * per_slot
+
+
+def _slot_minutes(step: pd.Timedelta) -> int:
+    minutes = int(step.total_seconds() // 60)
+    if step >= pd.Timedelta(days=1):
+        return 1440
+    if 0 < minutes <= 60 and 1440 % minutes == 0 and step.total_seconds() % 60 == 0:
+        return minutes
+    return 60
+
+
+def _describe(grid: np.ndarray, slot_min: int) -> str:
+    days = [_DAYS[d] for d in range(7) if grid[d].any()]
+    if slot_min == 1440:
+        return ",".join(days)
+    slots = np.flatnonzero(grid.any(axis=0))
+    first, last = int(slots[0]) * slot_min, (int(slots[-1]) + 1) * slot_min
+    hours = f"{first // 60:02d}:{first % 60:02d}-{last // 60:02d}:{last % 60:02d} UTC"
+    return f"{','.join(days)} {hours}"
+
+
+def sessions_for(ts: pd.Series, step: pd.Timedelta, calendar: str) -> Sessions:
+    """The trading sessions of one symbol's bars, configured or inferred (``auto``)."""
+    slot_min = _slot_minutes(step)
+    n_slots = 1440 // slot_min
+    if calendar == "24x7":
+        return Sessions("24x7")
+    grid = np.ones((7, n_slots), dtype=bool)
+    if calendar == "24x5":
+        if slot_min == 1440:
+            grid[5:] = False
+        else:  # FX week: closed Friday 21:00 to Sunday 22:00 UTC (17:00 New York, DST or not)
+            k21, k22 = (21 * 60) // slot_min, (22 * 60) // slot_min
+            grid[4, k21:] = False
+            grid[5, :] = False
+            grid[6, :k22] = False
+        return Sessions("24x5", grid, slot_min)
+    values = ts.dropna().to_numpy(dtype="datetime64[ns]").astype("int64")
+    days = values // _NS_DAY
+    weekday = (days + 3) % 7
+    slot = (values - days * _NS_DAY) // (slot_min * _NS_MIN)
+    counts = np.zeros((7, n_slots), dtype=np.int64)
+    np.add.at(counts, (weekday, slot), 1)
+    if calendar == "exchange":
+        times = counts[:5].sum(axis=0)
+        trades = times >= 0.25 * np.median(times[times > 0]) if times.any() else times >= 0
+        grid[:] = False
+        grid[:5] = trades[None, :] if slot_min < 1440 else True
+        return Sessions(f"exchange ({_describe(grid, slot_min)})", grid, slot_min)
+    span = pd.Timedelta(int(values.max() - values.min())) if len(values) else pd.Timedelta(0)
+    if span < MIN_INFER_SPAN:
+        return Sessions("24x7 (too little data to infer sessions)")
+    nonzero = counts[counts > 0]
+    grid = counts >= 0.25 * float(np.median(nonzero))
+    if bool(grid.all()):
+        return Sessions("24x7 (inferred)")
+    return Sessions(f"inferred ({_describe(grid, slot_min)})", grid, slot_min)
+
+
+def _real_gap(
+    after_ns: int, before_ns: int, step: pd.Timedelta, sessions: Sessions, limit: float
+) -> bool:
+    """True when the bars missing between two bars include more trading time than allowed."""
+    if sessions.grid is None:
+        return True
+    n = round((before_ns - after_ns) / step.value)
+    if n > MAX_GAP_STAMPS:
+        return True
+    expected = after_ns + step.value * np.arange(1, n, dtype=np.int64)
+    missing = int(sessions.in_session(expected).sum())
+    if missing + 1 <= limit:
+        return False  # only closed-market time is missing (night, weekend)
+    holiday = sessions.closed_days and before_ns - after_ns >= _NS_DAY
+    return not (holiday and missing <= sessions.bars_per_day(step))
+
+
 def _gaps(
     bars: pd.DataFrame, raws: Sequence[RawFrame], cfg: ChecksConfig, interval: str | None
-) -> tuple[list[GapInfo], dict[str, tuple[pd.Timedelta | None, int]]]:
-    """The first :data:`MAX_LISTED_GAPS` gaps and, per symbol, the interval and gap count."""
+) -> tuple[list[GapInfo], dict[str, tuple[pd.Timedelta | None, int, str, int]]]:
+    """The first :data:`MAX_LISTED_GAPS` gaps and, per symbol, the interval, gap count,
+    sessions label and spacings the calendar explained (nights, weekends, holidays)."""
     gaps: list[GapInfo] = []
-    per_symbol: dict[str, tuple[pd.Timedelta | None, int]] = {}
+    per_symbol: dict[str, tuple[pd.Timedelta | None, int, str, int]] = {}
     for symbol, group in bars.groupby("symbol", sort=True):
         step = _interval(group, interval)
-        count = 0
+        count, closed, label = 0, 0, "24x7"
         if step is not None and step > pd.Timedelta(0):
+            sessions = sessions_for(group["ts"], step, cfg.calendar)
+            label = sessions.label
             diff = group["ts"].diff()
             where = np.flatnonzero((diff > step * cfg.max_gap_intervals).to_numpy())
-            count = len(where)
+            stamps = group["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
+            real = [
+                pos
+                for pos in where
+                if _real_gap(
+                    int(stamps[pos - 1]),
+                    int(stamps[pos]),
+                    step,
+                    sessions,
+                    cfg.max_gap_intervals,
+                )
+            ]
+            closed = len(where) - len(real)
+            count = len(real)
             ts, files, rows = group["ts"], group[_FILE].to_numpy(), group[_ROW].to_numpy()
-            for pos in where[: max(0, MAX_LISTED_GAPS - len(gaps))]:  # listed; all counted
+            for pos in real[: max(0, MAX_LISTED_GAPS - len(gaps))]:  # listed; all counted
                 gaps.append(
                     GapInfo(
                         symbol=str(symbol),
@@ -676,7 +824,7 @@ def _gaps(
                         intervals=round(float(diff.iloc[pos] / step), 3),
                     )
                 )
-        per_symbol[str(symbol)] = (step, count)
+        per_symbol[str(symbol)] = (step, count, label, closed)
     return gaps, per_symbol
 
 
@@ -810,7 +958,7 @@ def check_bars(
     counts = reason[reason != ""].value_counts()
     symbols = []
     for sym, group in kept.groupby("symbol", sort=True):
-        step, n_gaps = per_symbol[str(sym)]
+        step, n_gaps, sessions_label, closed = per_symbol[str(sym)]
         symbols.append(
             SymbolReport(
                 symbol=str(sym),
@@ -819,6 +967,8 @@ def check_bars(
                 last_ts=group["ts"].iloc[-1].isoformat(),
                 interval=None if step is None else _freq_text(step),
                 gaps=n_gaps,
+                sessions=sessions_label,
+                closed_market_breaks=closed,
             )
         )
     report = CheckReport(
@@ -826,7 +976,7 @@ def check_bars(
         rows_out=len(kept),
         quarantined={r: int(counts[r]) for r in QUARANTINE_REASONS if r in counts.index},
         unsorted=int(unsorted.sum()),
-        gap_count=sum(n for _, n in per_symbol.values()),
+        gap_count=sum(v[1] for v in per_symbol.values()),
         stale_checked=bool(stale_checked),
         quarantine_path=None if q_path is None else str(q_path),
         files=reports,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from configs.data import ChecksConfig
+from configs.data import ChecksConfig, FilesConfig
 from pipelines.data.checks import QUARANTINE_FILE, check_bars
 from pipelines.data.errors import DataError
 from pipelines.data.sources import read_files
@@ -189,7 +189,7 @@ def test_data_checks_never_modify_raw_files(tmp_path: Path) -> None:
             check_bars(read_files(f), LENIENT, quarantine_dir=tmp_path / f.stem)
         except DataError:
             pass
-    check_bars(read_files(GOOD), ChecksConfig())
+    check_bars(read_files(GOOD, FilesConfig(timezone="Europe/Berlin")), ChecksConfig())
     assert (_hashes(BAD), _hashes(GOOD)) == before
 
 
