@@ -12,7 +12,6 @@ exit 2, never a traceback.
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from pathlib import Path
@@ -485,12 +484,6 @@ def _usage_line(exc: Exception) -> str:
     path = ctx.command_path if ctx is not None else "edgeflow"
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     message = " ".join(message.split())
-    if message.startswith("No such command") and ctx is not None:
-        name = message.split("'")[1] if "'" in message else ""
-        commands = list(getattr(ctx.command, "commands", {}))
-        close = difflib.get_close_matches(name, commands, n=1, cutoff=0.6)
-        if close:
-            message += f" Did you mean '{close[0]}'?"
     extra = message.removeprefix("Got unexpected extra argument(s) (").removesuffix(")")
     if extra != message and extra.lower() in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
         message += "; flags take no value: write the flag alone to turn it on, omit it for off"
@@ -503,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args, prog_name="edgeflow", standalone_mode=False)
         if isinstance(code, int):  # click returns Exit codes instead of raising them here
             return code
     except click_exc.NoArgsIsHelpError as exc:
