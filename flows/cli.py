@@ -174,6 +174,20 @@ def settings_from_cli(
     return load_config(config, overrides={k: v for k, (v, _) in labelled.items()})
 
 
+def _refuse_mixed_sources(settings: Settings) -> None:
+    """Stop before any flow starts when the workdir holds bars of another source.
+
+    The collect stage checks (and records) this too; checking here first answers in a second
+    rather than after Prefect has started.
+    """
+    from pipelines.data.provenance import claim_store, source_fingerprint
+    from pipelines.workdir import WorkdirLayout
+
+    fp = source_fingerprint(settings.data, settings.seed, settings.profile, hash_files=False)
+    bars = WorkdirLayout(settings.workdir).bars
+    claim_store(bars, fp, workdir=settings.workdir, record=False)
+
+
 def _prepare(settings: Settings) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
     from flows.runtime import prepare_environment
@@ -237,6 +251,7 @@ def run(
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
     settings = settings_from_cli(config, workdir, data, store, sets)
+    _refuse_mixed_sources(settings)
     _prepare(settings)
     from flows.training import run_training
 
@@ -259,6 +274,7 @@ def collect(
 ) -> None:
     """Collect new bars incrementally, check them and update the features (no training)."""
     settings = settings_from_cli(config, workdir, data, None, sets)
+    _refuse_mixed_sources(settings)
     _prepare(settings)
     from flows.collect import run_collect
 

@@ -71,7 +71,9 @@ class SourceFingerprint:
                 f"interval={ident['interval']}",
             ]
         elif self.kind == "files":
-            parts = [str(ident["path"]), f"{len(det.get('files', []))} file(s)"]
+            parts = [str(ident["path"])]
+            if "files" in det:
+                parts.append(f"{len(det['files'])} file(s)")
         elif self.kind == "s3":
             parts = [str(ident["uri"])]
         else:
@@ -117,8 +119,14 @@ def _file_set(path: Path) -> list[dict[str, Any]]:
     return [{"name": f.name, "size": f.stat().st_size, "sha256": _sha256(f)} for f in files]
 
 
-def source_fingerprint(cfg: DataConfig, seed: int, profile: str | None = None) -> SourceFingerprint:
-    """The fingerprint of ``cfg.source`` as configured (the seed matters only for synthetic)."""
+def source_fingerprint(
+    cfg: DataConfig, seed: int, profile: str | None = None, *, hash_files: bool = True
+) -> SourceFingerprint:
+    """The fingerprint of ``cfg.source`` as configured (the seed matters only for synthetic).
+
+    ``hash_files=False`` skips the per-file details (names, sizes, sha256), which are never
+    compared: enough for a quick check before a run starts.
+    """
     details: dict[str, Any] = {"profile": profile} if profile else {}
     if cfg.source == "synthetic":
         syn = cfg.synthetic
@@ -135,7 +143,8 @@ def source_fingerprint(cfg: DataConfig, seed: int, profile: str | None = None) -
             raise DataError("config", "data.path must be set when data.source is 'files'")
         resolved = Path(cfg.path).expanduser().resolve()
         identity = {"path": str(resolved)}
-        details["files"] = _file_set(resolved)
+        if hash_files:
+            details["files"] = _file_set(resolved)
     elif cfg.source == "s3":
         identity = {"uri": cfg.s3_uri, "endpoint_url": cfg.s3_endpoint_url}
     else:
@@ -163,7 +172,11 @@ def _write(store_root: Path, fp: SourceFingerprint) -> None:
 
 
 def claim_store(
-    store_root: Path | str, fp: SourceFingerprint, *, workdir: Path | str | None = None
+    store_root: Path | str,
+    fp: SourceFingerprint,
+    *,
+    workdir: Path | str | None = None,
+    record: bool = True,
 ) -> SourceFingerprint | None:
     """Check that ``fp`` may append to the store at ``store_root`` and record it.
 
@@ -173,7 +186,8 @@ def claim_store(
     with bars but no record (made before records existed) is adopted by this source, with a
     warning, since what it holds can no longer be told.
 
-    Returns the previous record (``None`` when there was none).
+    ``record=False`` only checks (the CLI does, before starting a flow). Returns the previous
+    record (``None`` when there was none).
     """
     root = Path(store_root)
     previous = read_provenance(root)
@@ -185,6 +199,8 @@ def claim_store(
             f"{where} holds bars from {previous.describe()}; this run's source is "
             f"{fp.describe()}: use another --workdir or `edgeflow reset-data`",
         )
+    if not record:
+        return previous
     if has_bars and previous is None:
         logger.warning(
             "%s holds bars but no record of their source; recording %s", root, fp.describe()
