@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,19 +40,26 @@ ENTRY = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
 GOAL_S = 0.5
 
 
-def _time(tree: Path, args: list[str], repeats: int) -> tuple[float, float, int]:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _time(tree: Path, args: list[str], repeats: int) -> tuple[float, float, float, int]:
+    """Median and best wall time, median CPU time (user + system) and the worst exit code."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
     env["PYTHONPATH"] = str(tree)
-    times, code = [], 0
+    times, cpus, code = [], [], 0
     with tempfile.TemporaryDirectory() as cwd:
         for _ in range(repeats):
-            t = time.perf_counter()
+            c, t = _cpu(), time.perf_counter()
             out = subprocess.run(
                 [sys.executable, "-c", ENTRY, *args], cwd=cwd, env=env, capture_output=True
             )
             times.append(time.perf_counter() - t)
+            cpus.append(_cpu() - c)
             code = max(code, out.returncode)
-    return statistics.median(times), min(times), code
+    return statistics.median(times), min(times), statistics.median(cpus), code
 
 
 def _export(ref: str, into: Path) -> Path:
@@ -85,31 +93,40 @@ def main() -> None:
         f"{platform.machine()} {os.cpu_count()} cores, shared (load average "
         f"{load[0]:.2f} / {load[1]:.2f} at start), Python {platform.python_version()}. Each "
         "command in a fresh interpreter, as the console script runs; median and best of "
-        f"{args.repeats} wall times. Goal: {GOAL_S} s.",
+        f"{args.repeats} wall times, and the median CPU time (user + system), which "
+        f"depends less on how busy the machine is. Goal: {GOAL_S} s.",
         "",
     ]
     if args.before:
         lines += [
-            f"| command | before ({args.before}) median / best | now median / best | "
-            f"now <= {GOAL_S} s |",
+            f"| command | before ({args.before}): wall median / best, CPU | "
+            f"now: wall median / best, CPU | now wall median <= {GOAL_S} s |",
             "|---|---|---|---|",
         ]
     else:
-        lines += ["| command | median / best | <= goal |", "|---|---|---|"]
-    for command, old, (med, best, code) in rows:
-        now = f"{med:.2f} s / {best:.2f} s" + ("" if code == 0 else f" (exit {code})")
-        ok = "yes" if med <= GOAL_S else "no"
+        lines += ["| command | wall median / best, CPU | <= goal |", "|---|---|---|"]
+
+    def cell(m: tuple[float, float, float, int]) -> str:
+        text = f"{m[0]:.2f} s / {m[1]:.2f} s, {m[2]:.2f} s"
+        return text + ("" if m[3] == 0 else f" (exit {m[3]})")
+
+    for command, old, now in rows:
         cells = [f"`edgeflow {' '.join(command)}`"]
         if args.before:
-            cells.append("-" if old is None else f"{old[0]:.2f} s / {old[1]:.2f} s")
-        lines.append("| " + " | ".join([*cells, now, ok]) + " |")
+            cells.append("-" if old is None else cell(old))
+        ok = "yes" if now[0] <= GOAL_S else "no"
+        lines.append("| " + " | ".join([*cells, cell(now), ok]) + " |")
     lines += [
         "",
         "Why it is fast now: `flows/cli.py` imports only typer at start-up; settings, pandas, "
         "the registry and Prefect are imported inside the command that runs, and the store "
         "commands (`flows/registry_cli.py`) are loaded only when one of them is used (the "
         "top-level help lists them from one-liners). Before, `main()` imported Prefect (via "
-        "`flows.health`) and the registry for every invocation, `--help` included.",
+        "`flows.health`) and the registry for every invocation, `--help` included. The store "
+        "commands' own `--help` needs their signatures, so it imports the settings (pydantic) "
+        "and the registry (numpy): about 0.4 s of CPU, which is over the goal in wall time on "
+        "a busy machine. `run --help` measured above the goal in wall time but used 0.2 s of "
+        "CPU, so the machine's load decides it.",
         "",
     ]
     out = ROOT / "benchmarks" / "results" / "cli.md"
