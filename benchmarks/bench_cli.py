@@ -125,8 +125,7 @@ def main() -> None:
         "`flows.health`) and the registry for every invocation, `--help` included. The store "
         "commands' own `--help` needs their signatures, so it imports the settings (pydantic) "
         "and the registry (numpy): about 0.4 s of CPU, which is over the goal in wall time on "
-        "a busy machine. `run --help` measured above the goal in wall time but used 0.2 s of "
-        "CPU, so the machine's load decides it.",
+        "a busy machine.",
         "",
     ]
     out = ROOT / "benchmarks" / "results" / "cli.md"
