@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
@@ -166,6 +167,48 @@ class SyntheticConfig(Section):
         return v
 
 
+class FilesConfig(Section):
+    """How CSV/Parquet files (local or on S3) are read: the dialects broker exports come in."""
+
+    separator: Literal["auto", ",", ";", "\t", "|"] = Field(
+        default="auto",
+        description="CSV field separator; 'auto' sniffs ',', ';', tab or '|' from the header.",
+    )
+    decimal: Literal["auto", ".", ","] = Field(
+        default="auto",
+        description="CSV decimal mark; 'auto' takes ',' only for ';'/tab files whose numbers "
+        "are written 1,5 and never 1.5.",
+    )
+    epoch_unit: Literal["auto", "s", "ms", "us", "ns"] = Field(
+        default="auto",
+        description="Unit of numeric (epoch) timestamps; 'auto' tells s/ms/us/ns apart by "
+        "magnitude (dates 1973-2286) and logs which it took.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone (e.g. Europe/Berlin, America/New_York, UTC) of naive "
+        "date-times; unset: naive date-times are refused.",
+    )
+    close_column: Literal["auto", "close", "adj close"] = Field(
+        default="auto",
+        description="Which close to use when a file has 'Close' and 'Adj Close' (Yahoo): "
+        "'adj close' also scales open/high/low by adj/close; 'auto' uses close (and logs it).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name, e.g. Europe/Berlin)"
+            ) from None
+        return v
+
+
 class ChecksConfig(Section):
     """How strictly incoming bars are checked."""
 
@@ -178,6 +221,13 @@ class ChecksConfig(Section):
     stale_after: str = Field(
         default="0s",
         description="Newest bar older than this (pandas Timedelta) is stale; '0s' disables.",
+    )
+    calendar: Literal["auto", "24x7", "24x5", "exchange"] = Field(
+        default="auto",
+        description="When bars are expected, for gap checks: '24x7' always; '24x5' FX week "
+        "(closed Fri 21:00 to Sun 22:00 UTC); 'exchange' weekdays during the hours the data "
+        "trades; 'auto' infers weekdays and hours from the data (4+ weeks, else 24x7). With "
+        "closed days, one missing trading day (a holiday) is not a gap.",
     )
     max_quarantine_fraction: float = Field(
         default=0.05,
@@ -208,5 +258,6 @@ class DataConfig(Section):
     interval: str | None = Field(
         default=None, description="Bar interval; inferred from the data when not set."
     )
+    files: FilesConfig = Field(default_factory=FilesConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from configs.bandit import BanditConfig
 from configs.base import Section
@@ -31,7 +31,19 @@ class MLflowConfig(Section):
     tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; default: sqlite under the workdir."
     )
-    experiment: str = Field(default="edgeflow", description="MLflow experiment name.")
+    experiment: str = Field(
+        default="edgeflow-default",
+        description="MLflow experiment name; default edgeflow-<profile>, so each profile has "
+        "its own runs and its own registered models and 'champion' aliases.",
+    )
+
+    def registered_model_name(self, model: str) -> str:
+        """Registered model name of ``model`` in this experiment (``edgeflow-demo-regime``).
+
+        Aliases such as ``champion`` live on registered models, so the names carry the
+        experiment: two profiles never move each other's aliases.
+        """
+        return f"{self.experiment}-{model}"
 
 
 class TrainingConfig(Section):
@@ -96,6 +108,18 @@ class Settings(Section):
                 "set data.source to s3 or files (configs/cloud.yaml reads bars from S3)"
             )
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _experiment_per_profile(cls, data: Any) -> Any:
+        """``mlflow.experiment`` defaults to ``edgeflow-<profile>`` (not one shared name)."""
+        if not isinstance(data, dict):
+            return data
+        mlflow = data.get("mlflow")
+        if mlflow is None or (isinstance(mlflow, dict) and "experiment" not in mlflow):
+            profile = data.get("profile", "default")
+            data = {**data, "mlflow": {**(mlflow or {}), "experiment": f"edgeflow-{profile}"}}
+        return data
 
 
 class ConfigError(ValueError):

@@ -1,33 +1,100 @@
-"""The ``edgeflow`` command line: run the pipeline, check health, and manage the model store."""
+"""The ``edgeflow`` command line: run the pipeline, check health, and manage the model store.
+
+Start-up matters: a person types ``edgeflow --help`` and expects an answer at once, so this
+module imports only typer and the standard library. Settings, pandas, Prefect, MLflow and the
+model code are imported inside the commands that need them, and Prefect's environment
+(``PREFECT_HOME`` under the workdir) is set just before the first flow import. Commands that
+need no flow (verify, models, rollback, publish, health, config, runs) never start Prefect.
+
+Errors a user can fix (a usage mistake, a bad config, bad input) are one line on stderr and
+exit 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from rich.console import Console
-from rich.text import Text
+from typer._click import Command, Context, HelpFormatter
+from typer.core import TyperCommand, TyperGroup
 
-from configs import ConfigError, load_config
-from configs.settings import Settings
-from flows.runtime import prepare_environment
+if TYPE_CHECKING:
+    from configs.settings import Settings
+
+#: The store commands live in flows.registry_cli, which imports the registry and the settings
+#: (numpy, pydantic: a quarter of a second); they are loaded when one of them is used, and the
+#: top-level help lists them with these one-liners.
+LAZY_COMMANDS = {
+    "verify": "Check pointer, manifest signature, every file's sha256 and size.",
+    "models": "List models and their versions with status (live, ok, INVALID).",
+    "rollback": "Publish a new signed pointer to an older, verified version.",
+    "publish": "Sign and publish files as the next version of a model.",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root group: loads the store commands on first use, not at start-up."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        names = list(super().list_commands(ctx))
+        return names + [n for n in LAZY_COMMANDS if n not in names]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            if self._listing:
+                return TyperCommand(cmd_name, help=LAZY_COMMANDS[cmd_name])
+            self._load_store_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def _load_store_commands(self) -> None:
+        from flows.registry_cli import register
+
+        sub = typer.Typer(rich_markup_mode=None)
+        register(sub)
+        group = typer.main.get_command(sub)
+        assert isinstance(group, TyperGroup)
+        for name, command in group.commands.items():
+            self.commands.setdefault(name, command)
+
+
+HELP = (
+    "edgeflow retrains a trading system's models (regime classifier, strategy bandit, "
+    "CVaR-PPO sizer) on a schedule and ships them, signed, to the live bot.\n\n"
+    "Start with: edgeflow run --config configs/demo.yaml"
+)
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="edgeflow",
-    help=(
-        "edgeflow retrains a trading system's models (regime classifier, strategy bandit, "
-        "CVaR-PPO sizer) on a schedule and ships them, signed, to the live bot.\n\n"
-        "Start with: edgeflow run --config configs/demo.yaml"
-    ),
+    help=HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: flags render as flags ("--force"), not "--force <bool>", and no rich import.
+    rich_markup_mode=None,
 )
-console = Console(stderr=True)
+config_app = typer.Typer(
+    help="Inspect the resolved configuration.", no_args_is_help=True, rich_markup_mode=None
+)
+runs_app = typer.Typer(
+    help="List the runs in a workdir; 'runs open ID' prints (or opens) a run's report.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(runs_app, name="runs")
 
 ConfigOpt = Annotated[
     Path,
@@ -37,6 +104,10 @@ ConfigOpt = Annotated[
         help="YAML profile (configs/demo.yaml, configs/default.yaml "
         "or your own); EDGEFLOW_* environment variables override it.",
     ),
+]
+OptionalConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML profile or profile name (default: built-ins)."),
 ]
 WorkdirOpt = Annotated[
     Path | None,
@@ -48,6 +119,45 @@ WorkdirOpt = Annotated[
         "(./.edgeflow).",
     ),
 ]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override one config value with a dotted key (repeatable), "
+        "e.g. --set sizer.total_timesteps=5000.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    from configs.settings import ConfigError
+
+    overrides: dict[str, Any] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. seed=3)")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _cli_overrides(
+    workdir: Path | None, data: Path | None, store: str | None, sets: list[str] | None
+) -> dict[str, tuple[Any, str]]:
+    """Command-line overrides as ``dotted key -> (value, option that set it)``."""
+    labelled: dict[str, tuple[Any, str]] = {k: (v, "--set") for k, v in _parse_sets(sets).items()}
+    if workdir is not None:
+        labelled["workdir"] = (str(workdir), "--workdir")
+    if data is not None:
+        labelled["data.source"] = ("files", "--data")
+        labelled["data.path"] = (str(data), "--data")
+    if store is not None:
+        labelled["registry.store"] = (store, "--store")
+    return labelled
 
 
 def settings_from_cli(
@@ -58,20 +168,63 @@ def settings_from_cli(
     sets: list[str] | None = None,
 ) -> Settings:
     """The entry point's one config build: file -> environment -> command-line overrides."""
-    overrides: dict[str, Any] = {}
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. seed=3)")
-        overrides[key.strip()] = yaml.safe_load(value)
-    if workdir is not None:
-        overrides["workdir"] = str(workdir)
-    if data is not None:
-        overrides["data.source"] = "files"
-        overrides["data.path"] = str(data)
-    if store is not None:
-        overrides["registry.store"] = store
-    return load_config(config, overrides=overrides)
+    from configs.settings import load_config
+
+    labelled = _cli_overrides(workdir, data, store, sets)
+    return load_config(config, overrides={k: v for k, (v, _) in labelled.items()})
+
+
+def _refuse_mixed_sources(settings: Settings) -> None:
+    """Stop before any flow starts when the workdir holds bars of another source.
+
+    The collect stage checks (and records) this too; checking here first answers in a second
+    rather than after Prefect has started.
+    """
+    from pipelines.data.provenance import claim_store, source_fingerprint
+    from pipelines.workdir import WorkdirLayout
+
+    fp = source_fingerprint(settings.data, settings.seed, settings.profile, hash_files=False)
+    bars = WorkdirLayout(settings.workdir).bars
+    claim_store(bars, fp, workdir=settings.workdir, record=False)
+
+
+def _prepare(settings: Settings) -> None:
+    """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
+    from flows.runtime import prepare_environment
+
+    prepare_environment(settings.workdir)
+
+
+# --------------------------------------------------------------------------- root options
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"edgeflow {version('edgeflow')}")
+        except PackageNotFoundError:
+            typer.echo("edgeflow (not installed as a package)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_version_callback,
+            help="Print the edgeflow version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """edgeflow retrains and ships trading models; see the commands below."""
+
+
+# --------------------------------------------------------------------------- pipeline
 
 
 @app.command()
@@ -83,7 +236,8 @@ def run(
         typer.Option(
             help="Your own bars: a CSV/Parquet file or a folder of them. Columns are "
             "matched case-insensitively: ts|timestamp|datetime|date|time, open, high, "
-            "low, close, volume and optional symbol (else the file name is the symbol)."
+            "low, close (or adj close), volume and optional symbol (else the file name is "
+            "the symbol). Separator, epoch units and time zone: see data.files in the docs."
         ),
     ] = None,
     store: Annotated[
@@ -93,18 +247,12 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Train even when too little new data has arrived.")
     ] = False,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            help="Override one config value, KEY=VALUE with a dotted key "
-            "(repeatable), e.g. --set sizer.total_timesteps=5000.",
-        ),
-    ] = None,
+    sets: SetOpt = None,
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
     settings = settings_from_cli(config, workdir, data, store, sets)
-    prepare_environment(settings.workdir)
+    _refuse_mixed_sources(settings)
+    _prepare(settings)
     from flows.training import run_training
 
     summary = run_training(settings, force=force)
@@ -122,72 +270,277 @@ def collect(
     config: ConfigOpt = Path("configs/demo.yaml"),
     workdir: WorkdirOpt = None,
     data: Annotated[Path | None, typer.Option(help="Your own bars (file or folder).")] = None,
+    sets: SetOpt = None,
 ) -> None:
     """Collect new bars incrementally, check them and update the features (no training)."""
-    settings = settings_from_cli(config, workdir, data)
-    prepare_environment(settings.workdir)
+    settings = settings_from_cli(config, workdir, data, None, sets)
+    _refuse_mixed_sources(settings)
+    _prepare(settings)
     from flows.collect import run_collect
 
     typer.echo(json.dumps(run_collect(settings), indent=2, default=str))
 
 
-def _register_optional_commands() -> None:
-    """Add the store and health commands (they import Prefect: after prepare_environment)."""
-    if any(c.name == "health" for c in app.registered_commands):
+@app.command("reset-data")
+def reset_data(
+    config: OptionalConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete the workdir's bar store (to collect from another source); models are kept."""
+    import shutil
+
+    from pipelines.data.provenance import read_provenance
+    from pipelines.data.store import watermarks
+    from pipelines.workdir import WorkdirLayout
+
+    settings = settings_from_cli(config, workdir)
+    bars = WorkdirLayout(settings.workdir).bars
+    if not bars.exists():
+        typer.echo(f"{bars}: no bar store, nothing to reset")
         return
-    from flows.health import register as register_health
+    record = read_provenance(bars)
+    held = record.describe() if record is not None else "an unrecorded source"
+    n_symbols = len(watermarks(bars))
+    if not yes:
+        if not sys.stdin.isatty():
+            raise typer.BadParameter(
+                f"{bars} holds {n_symbols} symbol(s) from {held}; pass --yes to delete it",
+                param_hint="--yes",
+            )
+        typer.confirm(f"delete {bars} ({n_symbols} symbol(s) from {held})?", abort=True)
+    shutil.rmtree(bars)
+    typer.echo(f"deleted {bars} ({n_symbols} symbol(s) from {held})")
+
+
+# --------------------------------------------------------------------------- health
+
+
+@app.command("health")
+def health_cmd(
+    workdir: WorkdirOpt = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="file://PATH or s3://BUCKET/PREFIX; default: the workdir's store."),
+    ] = None,
+    config: OptionalConfigOpt = None,
+    data_max_age_h: Annotated[float, typer.Option(help="Newest bar at most this old.")] = 2.0,
+    model_max_age_h: Annotated[float, typer.Option(help="Live model at most this old.")] = 48.0,
+    training_max_age_h: Annotated[float, typer.Option(help="Last good training within.")] = 8.0,
+    min_free_gb: Annotated[float, typer.Option(help="Free disk under the workdir.")] = 1.0,
+    no_repair: Annotated[
+        bool,
+        typer.Option(
+            "--no-repair",
+            help="Report only; never roll back a live pointer that fails verification.",
+        ),
+    ] = False,
+) -> None:
+    """Check freshness, disk and the store; JSON out; exit 1 when unhealthy."""
+    settings = settings_from_cli(config, workdir)
+    _prepare(settings)  # flows.health imports Prefect (for its deployment); no server starts
+    from flows.health import check_health
+
+    limits = {
+        "data_max_age_h": data_max_age_h,
+        "model_max_age_h": model_max_age_h,
+        "training_max_age_h": training_max_age_h,
+        "min_free_gb": min_free_gb,
+    }
+    report = check_health(settings, store, limits=limits, repair=not no_repair)
+    typer.echo(json.dumps(report, indent=2, default=str))
+    if not report["healthy"]:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@config_app.command("show")
+def config_show(
+    config: OptionalConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The resolved settings, each with where it came from (default, file, env, --set)."""
+    from configs.explain import explain_config
+
+    _, rows = explain_config(config, _cli_overrides(workdir, None, None, sets))
+    if as_json:
+        doc = [{"key": k, "value": v, "source": s} for k, v, s in rows]
+        typer.echo(json.dumps(doc, indent=2, default=str))
+        return
+    width = max(len(k) for k, _, _ in rows)
+    for key, value, source in rows:
+        shown = json.dumps(value, default=str)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        typer.echo(f"{key:<{width}}  {shown:<60}  {source}")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _run_rows(settings: Settings) -> list[dict[str, Any]]:
+    from pipelines.workdir import WorkdirLayout
+
+    runs = WorkdirLayout(settings.workdir).runs
+    rows: list[dict[str, Any]] = []
+    if not runs.is_dir():
+        return rows
+    for folder in sorted((p for p in runs.iterdir() if p.is_dir()), reverse=True):
+        row: dict[str, Any] = {"id": folder.name, "path": str(folder)}
+        summary = folder / "summary.json"
+        if summary.is_file():
+            doc = json.loads(summary.read_text(encoding="utf-8"))
+            models = doc.get("models", {})
+            row.update(
+                time=doc.get("started_at"),
+                status=doc.get("status", "?"),
+                published=sorted(k for k, v in models.items() if v.get("status") == "published"),
+                blocked=sorted(k for k, v in models.items() if v.get("status") == "blocked"),
+                failed=sorted(k for k, v in models.items() if v.get("status") == "failed"),
+                report=doc.get("report"),
+            )
+        else:
+            reports = sorted(folder.glob("report/*.html")) or sorted(folder.glob("*.html"))
+            row.update(
+                time=None,
+                status="no summary (rejected, skipped or interrupted)",
+                published=[],
+                blocked=[],
+                failed=[],
+                report=str(reports[0]) if reports else None,
+            )
+        rows.append(row)
+    return rows
+
+
+@runs_app.callback()
+def runs_list(
+    ctx: typer.Context,
+    config: OptionalConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many (newest first).")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs (newest first): id, time, status, published/blocked models, report path."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_from_cli(config, workdir)
+    rows = _run_rows(settings)[:limit]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        typer.echo(f"no runs under {Path(settings.workdir) / 'runs'}")
+        return
+    for r in rows:
+        models = " ".join(
+            [f"published={','.join(r['published'])}"] * bool(r["published"])
+            + [f"blocked={','.join(r['blocked'])}"] * bool(r["blocked"])
+            + [f"failed={','.join(r['failed'])}"] * bool(r["failed"])
+        )
+        typer.echo(f"{r['id']}  {r['time'] or '-':<32}  {r['status']:<6}  {models or '-'}")
+        typer.echo(f"    report: {r['report'] or '-'}")
+
+
+@runs_app.command("open")
+def runs_open(
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="Run id, a prefix, or 'latest'.")],
+    config: OptionalConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    browser: Annotated[
+        bool, typer.Option("--browser", help="Also open the report in a web browser.")
+    ] = False,
+) -> None:
+    """Print the report path of a run (and open it with --browser)."""
+    settings = settings_from_cli(config, workdir)
+    rows = _run_rows(settings)
+    if run_id == "latest":
+        matches = rows[:1]
+    else:
+        matches = [r for r in rows if r["id"] == run_id] or [
+            r for r in rows if r["id"].startswith(run_id)
+        ]
+    if not matches:
+        known = ", ".join(r["id"] for r in rows[:5]) or "none"
+        raise typer.BadParameter(f"no run {run_id!r} (newest: {known})", param_hint="ID")
+    if len(matches) > 1:
+        raise typer.BadParameter(
+            f"{run_id!r} matches {len(matches)} runs: {', '.join(r['id'] for r in matches[:5])}",
+            param_hint="ID",
+        )
+    report = matches[0]["report"]
+    if not report:
+        raise typer.BadParameter(f"run {matches[0]['id']} has no report", param_hint="ID")
+    typer.echo(report)
+    if browser:
+        import webbrowser
+
+        webbrowser.open(Path(report).resolve().as_uri())
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _register_optional_commands() -> None:
+    """Register the store commands on ``app`` now (tests); the CLI loads them on first use."""
+    if any(c.name == "verify" for c in app.registered_commands):
+        return
     from flows.registry_cli import register as register_registry
 
     register_registry(app)
-    register_health(app)
 
 
-def _early_workdir(argv: list[str]) -> Path:
-    """The run's workdir, found before Prefect is imported (its settings are read at import)."""
-    for flag in ("--workdir", "-w"):
-        for i, arg in enumerate(argv):
-            if arg == flag and i + 1 < len(argv):
-                return Path(argv[i + 1])
-            if arg.startswith(f"{flag}="):
-                return Path(arg.split("=", 1)[1])
-    config: str | None = None
-    for flag in ("--config", "-c"):
-        for i, arg in enumerate(argv):
-            if arg == flag and i + 1 < len(argv):
-                config = argv[i + 1]
-    try:
-        return load_config(config).workdir
-    except ConfigError:
-        return Path(".edgeflow")  # the command itself will report the config error
+def _usage_line(exc: Exception) -> str:
+    """A usage error as one line: what was wrong and where to look."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "edgeflow"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(message.split())
+    extra = message.removeprefix("Got unexpected extra argument(s) (").removesuffix(")")
+    if extra != message and extra.lower() in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
+        message += "; flags take no value: write the flag alone to turn it on, omit it for off"
+    return f"error: {path}: {message} (see '{path} --help')"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: user errors print one clear line, never a traceback."""
-    args = sys.argv[1:] if argv is None else argv
-    prepare_environment(_early_workdir(args))
-    _register_optional_commands()
-    from pipelines.data.errors import DataError
-    from tasks.data import RejectedInputError
+    from typer._click import exceptions as click_exc
 
+    args = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args, prog_name="edgeflow", standalone_mode=False)
         if isinstance(code, int):  # click returns Exit codes instead of raising them here
             return code
-    except (ConfigError, DataError, RejectedInputError) as exc:
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+    except click_exc.NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        typer.echo(f"error: {exc.ctx.command_path}: missing command", err=True)
         return 2
+    except click_exc.UsageError as exc:
+        typer.echo(_usage_line(exc), err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except typer.Abort:
-        console.print("aborted")
-        return 130
     except SystemExit as exc:
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:
+        from configs.settings import ConfigError
+        from pipelines.data.errors import DataError
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        rejected: tuple[type[Exception], ...] = (ConfigError, DataError)
+        if "tasks.data" in sys.modules:
+            rejected += (sys.modules["tasks.data"].RejectedInputError,)
+        if isinstance(exc, rejected):
+            typer.echo(f"error: {exc}", err=True)
+            return 2
+        if isinstance(exc, click_exc.ClickException):
+            typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
             return exc.exit_code
         raise
     return 0

@@ -16,6 +16,7 @@ from tasks.data import (
     Rejected,
     RejectedInputError,
     check_data,
+    claim_bar_store,
     collect_raw,
     featurize_bars,
     load_bars,
@@ -28,6 +29,11 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
     """collect -> check -> store -> featurize; returns what later stages and reports need."""
     layout = WorkdirLayout(settings.workdir)
     run_dir = layout.run_dir(run_id)
+    claimed = claim_bar_store(
+        settings.data, settings.seed, settings.profile, layout.bars, layout.root
+    )
+    if isinstance(claimed, Rejected):
+        return {"rejected": claimed.message, "run_dir": run_dir}
     raws = collect_raw(settings.data, settings.seed)
     if isinstance(raws, Rejected):
         return CollectResult.refused(run_dir, raws.message)

@@ -7,6 +7,7 @@ missing keys, nothing to act on).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -44,9 +45,10 @@ class _UserError(Exception):
     pass
 
 
-def _settings(config: str | None) -> Settings:
+def _settings(config: str | None, workdir: Path | None = None) -> Settings:
+    """The config, with ``--workdir`` applied (so the dev key is that workdir's)."""
     try:
-        return load_config(config)
+        return load_config(config, overrides={"workdir": str(workdir)} if workdir else None)
     except ConfigError as exc:
         raise _UserError(str(exc)) from None
 
@@ -84,6 +86,15 @@ StoreArg = Annotated[
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="Config file or profile name.")
 ]
+WorkdirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workdir",
+        "-w",
+        help="Workdir whose store (default) and dev key to use (default: the config's).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
 def verify_cmd(
@@ -93,10 +104,12 @@ def verify_cmd(
         str | None, typer.Option("--version", help="Verify this version, not LATEST.")
     ] = None,
     config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check pointer, manifest signature, every file's sha256 and size; 0 only if all pass."""
     try:
-        cfg = _settings(config)
+        cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=False)
         models = [model] if model else list_models(st)
@@ -107,13 +120,29 @@ def verify_cmd(
     if version is not None and model is None:
         raise _fail("--version needs --model")
     failed = 0
+    rows: list[dict[str, object]] = []
     for name in models:
         try:
             vv = verify_model(st, name, ring, version=version)
         except (RegistryError, ValueError) as exc:
             failed += 1
             code = getattr(exc, "code", "invalid")
-            typer.secho(f"FAIL  {name}: [{code}] {exc}", fg=typer.colors.RED)
+            rows.append({"model": name, "ok": False, "code": code, "error": str(exc)})
+            if not as_json:
+                typer.secho(f"FAIL  {name}: [{code}] {exc}", fg=typer.colors.RED)
+            continue
+        rows.append(
+            {
+                "model": name,
+                "ok": True,
+                "version": vv.version,
+                "sequence": vv.sequence,
+                "files": len(vv.files),
+                "key_id": vv.manifest["key_id"],
+                "algorithm": vv.manifest["algorithm"],
+            }
+        )
+        if as_json:
             continue
         seq = f" sequence {vv.sequence}" if vv.sequence is not None else ""
         typer.secho(
@@ -122,30 +151,45 @@ def verify_cmd(
             fg=typer.colors.GREEN,
         )
     total = len(models)
-    typer.echo(f"{total - failed}/{total} model(s) verified in {st.uri}")
+    if as_json:
+        doc = {"store": st.uri, "verified": total - failed, "total": total, "models": rows}
+        typer.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        typer.echo(f"{total - failed}/{total} model(s) verified in {st.uri}")
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-def models_cmd(store: StoreArg = None, config: ConfigOpt = None) -> None:
+def models_cmd(
+    store: StoreArg = None,
+    config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List models and their versions with status (live, ok, INVALID)."""
     try:
-        cfg = _settings(config)
+        cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=False)
         names = list_models(st)
     except (_UserError, RegistryError) as exc:
         raise _fail(str(exc)) from None
-    if not names:
+    if not names and not as_json:
         typer.echo(f"{st.uri}: no models")
         return
+    doc: list[dict[str, object]] = []
     for name in names:
+        entry: dict[str, object] = {"model": name}
         try:
             pointer, _, _ = read_pointer(st, name, ring)
             live: str | None = pointer.version
             head = f"LATEST -> {pointer.version} (sequence {pointer.sequence})"
+            entry.update(live=pointer.version, sequence=pointer.sequence)
         except VerificationError as exc:
             live, head = None, f"LATEST INVALID [{exc.code}] {exc}"
-        typer.echo(f"{name}: {head}")
+            entry.update(live=None, pointer_error=f"[{exc.code}] {exc}")
+        if not as_json:
+            typer.echo(f"{name}: {head}")
+        versions: list[dict[str, object]] = []
         for v in reversed(list_versions(st, name)):
             try:
                 vv = verify_version(st, name, v, ring)
@@ -153,7 +197,13 @@ def models_cmd(store: StoreArg = None, config: ConfigOpt = None) -> None:
                 detail = vv.manifest.get("created_at", "")
             except VerificationError as exc:
                 status, detail = "INVALID", f"[{exc.code}] {exc}"
-            typer.echo(f"  {v}  {status:<7} {detail}")
+            versions.append({"version": v, "status": status, "detail": detail})
+            if not as_json:
+                typer.echo(f"  {v}  {status:<7} {detail}")
+        entry["versions"] = versions
+        doc.append(entry)
+    if as_json:
+        typer.echo(json.dumps({"store": st.uri, "models": doc}, indent=2, default=str))
 
 
 def rollback_cmd(
@@ -163,12 +213,13 @@ def rollback_cmd(
         str | None, typer.Option("--to", help="Target version (default: the previous one).")
     ] = None,
     config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
 ) -> None:
     """Publish a new signed pointer to an older, verified version."""
     if not model:
         raise _fail("--model is required")
     try:
-        cfg = _settings(config)
+        cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=True)
         done = rollback(st, model, ring, to=to)
@@ -186,12 +237,13 @@ def publish_cmd(
     files: Annotated[list[Path], typer.Argument(help="Files to publish.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name.")] = "",
     config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
 ) -> None:
     """Sign and publish FILE... as the next version of a model."""
     if not model:
         raise _fail("--model is required")
     try:
-        cfg = _settings(config)
+        cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=True)
         done = publish_model(st, model, files, ring, keep_last=cfg.registry.keep_last)

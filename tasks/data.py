@@ -17,6 +17,7 @@ from configs.data import DataConfig
 from pipelines.data.checks import CheckedBars, check_bars
 from pipelines.data.errors import DataError
 from pipelines.data.fingerprint import frame_hash, source_hash
+from pipelines.data.provenance import claim_store, source_fingerprint
 from pipelines.data.sources import RawFrame, load_source
 from pipelines.data.store import AppendResult, append_bars, read_bars
 from pipelines.features import FeatureSet, featurize
@@ -72,6 +73,19 @@ def collect_raw(cfg: DataConfig, seed: int) -> list[RawFrame] | Rejected:
         return Rejected(str(exc))
     get_run_logger().info("read %d table(s) from source %r", len(raws), cfg.source)
     return raws
+
+
+@task(name="claim_bar_store", cache_policy=NO_CACHE)
+def claim_bar_store(
+    cfg: DataConfig, seed: int, profile: str, root: Path, workdir: Path
+) -> Rejected | None:
+    """Refuse a source other than the one whose bars the store holds (one line, no traceback)."""
+    try:
+        claim_store(root, source_fingerprint(cfg, seed, profile), workdir=workdir)
+    except DataError as exc:
+        get_run_logger().error("rejected input: %s", exc)
+        return Rejected(str(exc))
+    return None
 
 
 @task(name="check_data", cache_policy=NO_CACHE)

@@ -21,8 +21,17 @@ Time-zone rules (the same for every source):
 * A column of dates only (``2024-01-02``) is accepted as daily bars at 00:00 UTC: a date has
   no time zone to miss, and shifting it would move the bar to another day.
 * Naive date-times (no offset) are refused as "missing time zone": guessing a zone silently
-  misaligns bars by hours.
-* Parquet/pandas timestamp columns must be time-zone aware; they are converted to UTC.
+  misaligns bars by hours. ``data.files.timezone`` (an IANA name) says which zone they are in;
+  they are then converted to UTC, DST fall-back hours told apart by their order.
+* Numbers are epoch timestamps (UTC): ``data.files.epoch_unit`` s/ms/us/ns, or ``auto``, which
+  takes the unit whose 1973-2286 range holds every value and logs it.
+* Parquet/pandas timestamp columns must be time-zone aware (or ``data.files.timezone`` set);
+  they are converted to UTC.
+
+Gaps are judged against the market's sessions (``data.checks.calendar``): a spacing longer
+than ``max_gap_intervals`` is a gap only when the missing bars include trading time, so
+nights, weekends and (for markets with closed days) a one-day holiday are not gaps. ``auto``
+reads the sessions off the data's own weekday x time-of-day pattern.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from configs.data import ChecksConfig
+from configs.data import ChecksConfig, FilesConfig
 from pipelines.data.errors import DataError
 from pipelines.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, PRICE_COLUMNS, TRUE_REGIME_COLUMN
 from pipelines.data.sources import RawFrame
@@ -111,6 +120,8 @@ class SymbolReport:
     last_ts: str
     interval: str | None
     gaps: int
+    sessions: str = "24x7"
+    closed_market_breaks: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,8 +164,32 @@ class CheckedBars:
 # --------------------------------------------------------------------------- standardise
 
 
+#: Names (lower-cased, ``_`` as space) of an adjusted close column (Yahoo writes ``Adj Close``).
+ADJ_CLOSE_ALIASES = ("adj close", "adjclose", "adj. close", "adjusted close")
+ADJ_CLOSE = "adj close"
+
+
+def _column_key(col: object) -> str:
+    return " ".join(str(col).strip().lower().replace("_", " ").split())
+
+
+def _missing_hint(raw: RawFrame, missing: str, mapping: dict[str, str]) -> str:
+    """What to do about a missing column (a one-column header usually means a separator)."""
+    if missing == "ts":
+        if len(raw.frame.columns) == 1 and any(s in str(raw.frame.columns[0]) for s in ";\t|,"):
+            return "; the header is one column: set data.files.separator (; tab | ,)"
+        return "; name the time column ts, timestamp, datetime, date or time"
+    if missing == "close" and ADJ_CLOSE in mapping:
+        return f"; to use '{mapping[ADJ_CLOSE]}' set data.files.close_column: adj close"
+    return ""
+
+
 def _match_columns(raw: RawFrame) -> dict[str, str]:
-    """Map contract names to the frame's own column names (case-insensitive)."""
+    """Map contract names to the frame's own column names (case-insensitive).
+
+    ``adj close`` is mapped too when the file has one; which close is used is
+    :func:`_choose_close`'s decision.
+    """
     by_lower: dict[str, str] = {}
     for col in raw.frame.columns:
         key = str(col).strip().lower()
@@ -170,10 +205,25 @@ def _match_columns(raw: RawFrame) -> dict[str, str]:
     for name in (*NUMERIC_COLUMNS, "symbol", TRUE_REGIME_COLUMN):
         if name in by_lower:
             mapping[name] = by_lower[name]
+    adj = [str(c) for c in raw.frame.columns if _column_key(c) in ADJ_CLOSE_ALIASES]
+    if adj:
+        mapping[ADJ_CLOSE] = adj[0]
+    choice = raw.options.close_column
+    if choice == "adj close" and ADJ_CLOSE not in mapping:
+        found = ", ".join(str(c) for c in raw.frame.columns)
+        raise DataError(
+            raw.origin,
+            f"data.files.close_column is 'adj close' but there is no Adj Close column "
+            f"(found: {found})",
+            column=ADJ_CLOSE,
+        )
+    have_close = "close" in mapping or (ADJ_CLOSE in mapping and choice != "close")
     missing = [c for c in ("ts", *NUMERIC_COLUMNS) if c not in mapping]
+    if have_close and "close" in missing:
+        missing.remove("close")
     if missing:
         found = ", ".join(str(c) for c in raw.frame.columns) or "none"
-        hint = "; name the time column ts, timestamp, datetime, date or time" * (missing[0] == "ts")
+        hint = _missing_hint(raw, missing[0], mapping)
         raise DataError(
             raw.origin, f"missing required column (found: {found}){hint}", column=missing[0]
         )
@@ -184,18 +234,92 @@ def _ts_error(origin: str, column: str, pos: int, problem: str) -> DataError:
     return DataError(origin, problem, column=column, row=pos + 1)
 
 
-def _ts_from_datetimes(values: pd.Series, origin: str, column: str) -> pd.Series:
-    tz = getattr(values.dtype, "tz", None)
-    if tz is None:
+#: Epoch magnitudes per unit for ``epoch_unit: auto``: dates from 1973 to 2286 in each unit.
+EPOCH_RANGES = {"s": (1e8, 1e10), "ms": (1e11, 1e13), "us": (1e14, 1e16), "ns": (1e17, 1e19)}
+_EPOCH_RE = re.compile(r"^-?\d+(?:\.\d+)?$")
+_TZ_HINT = "or set data.files.timezone (e.g. Europe/Berlin) to the zone they are written in"
+
+
+def _localize(naive: pd.Series, tz: str, origin: str, column: str, shown: pd.Series) -> pd.Series:
+    """Naive wall-clock times in zone ``tz`` to UTC; DST-ambiguous or missing times are fatal.
+
+    Fall-back hours (written twice) are told apart by their order (``ambiguous="infer"``).
+    """
+    try:
+        local = naive.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+    except (ValueError, TypeError):  # pandas raises its AmbiguousTimeError (a ValueError)
+        local = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    bad = naive.notna().to_numpy() & local.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise _ts_error(
+            origin,
+            column,
+            pos,
+            f"local time '{shown.iloc[pos]}' is ambiguous or does not exist in {tz} "
+            "(daylight-saving change); write these rows with a UTC offset",
+        )
+    return local.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
+
+
+def _ts_from_datetimes(
+    values: pd.Series, origin: str, column: str, tz: str | None = None
+) -> pd.Series:
+    if getattr(values.dtype, "tz", None) is None:
+        if tz is not None:
+            return _localize(values, tz, origin, column, values.astype("str"))
         first = int(np.flatnonzero(values.notna().to_numpy())[0]) if values.notna().any() else 0
         raise _ts_error(
             origin,
             column,
             first,
             f"missing time zone: timestamps are naive (got '{values.iloc[first]}'); "
-            "store them time-zone aware, e.g. UTC",
+            f"store them time-zone aware, e.g. UTC, {_TZ_HINT}",
         )
     return values.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
+
+
+def _epoch_unit(numbers: pd.Series, origin: str, column: str, unit: str, notes: list[str]) -> str:
+    """The configured unit, or the one whose 1973-2286 range holds every value (logged)."""
+    if unit != "auto":
+        return unit
+    mags = numbers.abs().to_numpy(dtype="float64")
+    present = ~np.isnan(mags)
+    for name, (lo, hi) in EPOCH_RANGES.items():
+        if bool(((mags >= lo) & (mags < hi))[present].all()):
+            notes.append(
+                f"{origin}: column '{column}' holds epoch timestamps in {name} (told by their "
+                "magnitude; set data.files.epoch_unit to override)"
+            )
+            return name
+    pos = int(np.flatnonzero(present)[0])
+    raise _ts_error(
+        origin,
+        column,
+        pos,
+        f"numeric timestamps of no single epoch unit (got {numbers.iloc[pos]}; s, ms, us and "
+        "ns epochs of dates 1973-2286 are recognised): set data.files.epoch_unit, or write ISO "
+        "8601 text",
+    )
+
+
+def _ts_from_epoch(
+    numbers: pd.Series, origin: str, column: str, unit: str, notes: list[str]
+) -> pd.Series:
+    """Epoch numbers (UTC by definition) to timestamps."""
+    chosen = _epoch_unit(numbers, origin, column, unit, notes)
+    try:
+        out = pd.to_datetime(numbers, unit=chosen, utc=True)
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        pos = int(np.flatnonzero(numbers.notna().to_numpy())[0])
+        raise _ts_error(
+            origin,
+            column,
+            pos,
+            f"epoch value {numbers.iloc[pos]} is out of range in unit '{chosen}' "
+            "(data.files.epoch_unit)",
+        ) from None
+    return out.dt.as_unit(_TS_UNIT)
 
 
 def _as_text(values: pd.Series) -> pd.Series:
@@ -234,12 +358,24 @@ def _ts_fast(text: pd.Series) -> pd.Series | None:
     return parsed.dt.tz_convert("UTC").dt.as_unit(_TS_UNIT)
 
 
-def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
+def _ts_from_text(
+    values: pd.Series,
+    origin: str,
+    column: str,
+    options: FilesConfig | None = None,
+    notes: list[str] | None = None,
+) -> pd.Series:
+    opts = options or FilesConfig()
     text = _as_text(values)
+    present = text.notna().to_numpy()
+    if present.any() and bool(text[present].str.match(_EPOCH_RE).all()):
+        numbers = pd.to_numeric(text, errors="coerce")
+        return _ts_from_epoch(
+            numbers, origin, column, opts.epoch_unit, [] if notes is None else notes
+        )
     fast = _ts_fast(text)
     if fast is not None:
         return fast
-    present = text.notna().to_numpy()
     parts = text.str.extract(_TS_RE)
     unmatched = present & parts["body"].isna().to_numpy()
     if unmatched.any():
@@ -252,6 +388,13 @@ def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
         out = pd.to_datetime(parts["body"], format="%Y-%m-%d", errors="coerce", utc=True)
     else:
         naive = present & ~has_tz
+        if naive.all() and opts.timezone is not None:
+            parsed = pd.to_datetime(parts["body"], format="ISO8601", errors="coerce")
+            bad_parse = present & parsed.isna().to_numpy()
+            if bad_parse.any():
+                pos = int(np.flatnonzero(bad_parse)[0])
+                raise _ts_error(origin, column, pos, f"invalid timestamp (got '{text.iloc[pos]}')")
+            return _localize(parsed, opts.timezone, origin, column, text)
         if naive.any():
             pos = int(np.flatnonzero(naive)[0])
             if has_tz.any():
@@ -263,7 +406,7 @@ def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
             else:
                 problem = (
                     f"missing time zone (got '{text.iloc[pos]}'); write timestamps with a UTC "
-                    "offset, e.g. 2024-01-02T15:00:00Z"
+                    f"offset, e.g. 2024-01-02T15:00:00Z, {_TZ_HINT}"
                 )
             raise _ts_error(origin, column, pos, problem)
         offsets = parts["tz"].where(present).dropna().map(_normalise_offset)
@@ -286,18 +429,24 @@ def _ts_from_text(values: pd.Series, origin: str, column: str) -> pd.Series:
     return out.dt.as_unit(_TS_UNIT)
 
 
-def _parse_ts(values: pd.Series, origin: str, column: str) -> pd.Series:
+def _parse_ts(
+    values: pd.Series,
+    origin: str,
+    column: str,
+    options: FilesConfig | None = None,
+    notes: list[str] | None = None,
+) -> pd.Series:
     """Timestamps to UTC following the module's time-zone rules; NaT where the cell is empty."""
+    opts = options or FilesConfig()
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return _ts_from_datetimes(values, origin, column)
+        return _ts_from_datetimes(values, origin, column, opts.timezone)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise _ts_error(origin, column, 0, "timestamps must be text, numbers or timestamps")
     if pd.api.types.is_numeric_dtype(values.dtype) and values.notna().any():
-        raise _ts_error(
-            origin,
-            column,
-            0,
-            f"timestamps must be ISO 8601 text or a timestamp type (got {values.dtype} values)",
+        return _ts_from_epoch(
+            values, origin, column, opts.epoch_unit, [] if notes is None else notes
         )
-    return _ts_from_text(values, origin, column)
+    return _ts_from_text(values, origin, column, opts, notes)
 
 
 def _parse_number(values: pd.Series, origin: str, column: str, ts: pd.Series) -> pd.Series:
@@ -322,7 +471,33 @@ def _parse_number(values: pd.Series, origin: str, column: str, ts: pd.Series) ->
     return out
 
 
-def standardize(raw: RawFrame, file_index: int = 0) -> pd.DataFrame:
+def _choose_close(raw: RawFrame, cols: dict[str, str], notes: list[str]) -> str | None:
+    """The column used as ``close``; returns the adjusted one when prices are to be scaled.
+
+    With both ``Close`` and ``Adj Close``: ``close_column: auto`` uses ``Close`` (and says so
+    once), ``adj close`` uses the adjusted close and scales open, high and low by
+    ``adj / close`` (so the bar stays consistent, as Yahoo's adjusted OHLC does). A file with
+    only an adjusted close uses it as the close.
+    """
+    adj = cols.get(ADJ_CLOSE)
+    if adj is None:
+        return None
+    choice = raw.options.close_column
+    if "close" not in cols:
+        notes.append(f"{raw.origin}: no Close column; using '{adj}' as the close")
+        cols["close"] = adj
+        return None
+    if choice == "adj close":
+        return adj
+    if choice == "auto":
+        notes.append(
+            f"{raw.origin}: has '{cols['close']}' and '{adj}'; using '{cols['close']}' (set "
+            "data.files.close_column: adj close for split/dividend-adjusted prices)"
+        )
+    return None
+
+
+def standardize(raw: RawFrame, file_index: int = 0, notes: list[str] | None = None) -> pd.DataFrame:
     """One raw frame in contract columns and dtypes; empty cells become NaN/NaT.
 
     Adds ``_file`` (the index of the frame in the input list) and ``_row`` (1-based data row
@@ -334,9 +509,13 @@ def standardize(raw: RawFrame, file_index: int = 0) -> pd.DataFrame:
         raise DataError(raw.origin, "file is empty (no columns)")
     if len(frame) == 0:
         raise DataError(raw.origin, "no data rows (header only)")
+    notes = [] if notes is None else notes
     cols = _match_columns(raw)
+    adjusted = _choose_close(raw, cols, notes)
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    out["ts"] = _parse_ts(frame[cols["ts"]].reset_index(drop=True), raw.origin, cols["ts"])
+    out["ts"] = _parse_ts(
+        frame[cols["ts"]].reset_index(drop=True), raw.origin, cols["ts"], raw.options, notes
+    )
     if "symbol" in cols:
         sym = _as_text(frame[cols["symbol"]].reset_index(drop=True))
         out["symbol"] = sym.where(sym != "")
@@ -346,6 +525,12 @@ def standardize(raw: RawFrame, file_index: int = 0) -> pd.DataFrame:
         out[name] = _parse_number(
             frame[cols[name]].reset_index(drop=True), raw.origin, cols[name], out["ts"]
         )
+    if adjusted is not None:
+        adj = _parse_number(frame[adjusted].reset_index(drop=True), raw.origin, adjusted, out["ts"])
+        ratio = adj / out["close"]
+        for name in ("open", "high", "low"):
+            out[name] = out[name] * ratio
+        out["close"] = adj
     if TRUE_REGIME_COLUMN in cols and pd.api.types.is_integer_dtype(
         frame[cols[TRUE_REGIME_COLUMN]]
     ):
@@ -481,21 +666,154 @@ def _interval(bars: pd.DataFrame, interval: str | None) -> pd.Timedelta | None:
     return pd.Timedelta(spacing.median())
 
 
+_NS_DAY = 86_400 * 10**9
+_NS_MIN = 60 * 10**9
+#: Span of data needed before ``calendar: auto`` trusts the weekday/time pattern it sees.
+MIN_INFER_SPAN = pd.Timedelta(days=28)
+#: Longest gap (in expected bars) tested against the calendar; longer ones are gaps anyway.
+MAX_GAP_STAMPS = 200_000
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """When bars are expected: a weekday x time-of-day grid in UTC (``None``: always).
+
+    ``grid[d, k]`` is True when slot ``k`` (of ``slot_min`` minutes) of weekday ``d``
+    (0 = Monday) trades. ``closed_days`` markets also skip holidays: one missing trading day is
+    not a gap.
+    """
+
+    label: str
+    grid: np.ndarray | None = None
+    slot_min: int = 1440
+
+    @property
+    def closed_days(self) -> bool:
+        return self.grid is not None and not bool(self.grid.any(axis=1).all())
+
+    def in_session(self, stamps_ns: np.ndarray) -> np.ndarray:
+        """Boolean per UTC epoch-ns timestamp."""
+        if self.grid is None:
+            return np.ones(len(stamps_ns), dtype=bool)
+        days = stamps_ns // _NS_DAY
+        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
+        slot = (stamps_ns - days * _NS_DAY) // (self.slot_min * _NS_MIN)
+        return np.asarray(self.grid[weekday, slot], dtype=bool)
+
+    def bars_per_day(self, step: pd.Timedelta) -> int:
+        """Most expected bars in one trading day (a holiday's worth)."""
+        if self.grid is None:
+            return 0
+        per_slot = max(1, int(self.slot_min * _NS_MIN // max(1, step.value)))
+        return int(self.grid.sum(axis=1).max()) * per_slot
+
+
+def _slot_minutes(step: pd.Timedelta) -> int:
+    minutes = int(step.total_seconds() // 60)
+    if step >= pd.Timedelta(days=1):
+        return 1440
+    if 0 < minutes <= 60 and 1440 % minutes == 0 and step.total_seconds() % 60 == 0:
+        return minutes
+    return 60
+
+
+def _describe(grid: np.ndarray, slot_min: int) -> str:
+    days = [_DAYS[d] for d in range(7) if grid[d].any()]
+    if slot_min == 1440:
+        return ",".join(days)
+    slots = np.flatnonzero(grid.any(axis=0))
+    first, last = int(slots[0]) * slot_min, (int(slots[-1]) + 1) * slot_min
+    hours = f"{first // 60:02d}:{first % 60:02d}-{last // 60:02d}:{last % 60:02d} UTC"
+    return f"{','.join(days)} {hours}"
+
+
+def sessions_for(ts: pd.Series, step: pd.Timedelta, calendar: str) -> Sessions:
+    """The trading sessions of one symbol's bars, configured or inferred (``auto``)."""
+    slot_min = _slot_minutes(step)
+    n_slots = 1440 // slot_min
+    if calendar == "24x7":
+        return Sessions("24x7")
+    grid = np.ones((7, n_slots), dtype=bool)
+    if calendar == "24x5":
+        if slot_min == 1440:
+            grid[5:] = False
+        else:  # FX week: closed Friday 21:00 to Sunday 22:00 UTC (17:00 New York, DST or not)
+            k21, k22 = (21 * 60) // slot_min, (22 * 60) // slot_min
+            grid[4, k21:] = False
+            grid[5, :] = False
+            grid[6, :k22] = False
+        return Sessions("24x5", grid, slot_min)
+    values = ts.dropna().to_numpy(dtype="datetime64[ns]").astype("int64")
+    days = values // _NS_DAY
+    weekday = (days + 3) % 7
+    slot = (values - days * _NS_DAY) // (slot_min * _NS_MIN)
+    counts = np.zeros((7, n_slots), dtype=np.int64)
+    np.add.at(counts, (weekday, slot), 1)
+    if calendar == "exchange":
+        times = counts[:5].sum(axis=0)
+        trades = times >= 0.25 * np.median(times[times > 0]) if times.any() else times >= 0
+        grid[:] = False
+        grid[:5] = trades[None, :] if slot_min < 1440 else True
+        return Sessions(f"exchange ({_describe(grid, slot_min)})", grid, slot_min)
+    span = pd.Timedelta(int(values.max() - values.min())) if len(values) else pd.Timedelta(0)
+    if span < MIN_INFER_SPAN:
+        return Sessions("24x7 (too little data to infer sessions)")
+    nonzero = counts[counts > 0]
+    grid = counts >= 0.25 * float(np.median(nonzero))
+    if bool(grid.all()):
+        return Sessions("24x7 (inferred)")
+    return Sessions(f"inferred ({_describe(grid, slot_min)})", grid, slot_min)
+
+
+def _real_gap(
+    after_ns: int, before_ns: int, step: pd.Timedelta, sessions: Sessions, limit: float
+) -> bool:
+    """True when the bars missing between two bars include more trading time than allowed."""
+    if sessions.grid is None:
+        return True
+    n = round((before_ns - after_ns) / step.value)
+    if n > MAX_GAP_STAMPS:
+        return True
+    expected = after_ns + step.value * np.arange(1, n, dtype=np.int64)
+    missing = int(sessions.in_session(expected).sum())
+    if missing + 1 <= limit:
+        return False  # only closed-market time is missing (night, weekend)
+    holiday = sessions.closed_days and before_ns - after_ns >= _NS_DAY
+    return not (holiday and missing <= sessions.bars_per_day(step))
+
+
 def _gaps(
     bars: pd.DataFrame, raws: Sequence[RawFrame], cfg: ChecksConfig, interval: str | None
-) -> tuple[list[GapInfo], dict[str, tuple[pd.Timedelta | None, int]]]:
-    """The first :data:`MAX_LISTED_GAPS` gaps and, per symbol, the interval and gap count."""
+) -> tuple[list[GapInfo], dict[str, tuple[pd.Timedelta | None, int, str, int]]]:
+    """The first :data:`MAX_LISTED_GAPS` gaps and, per symbol, the interval, gap count,
+    sessions label and spacings the calendar explained (nights, weekends, holidays)."""
     gaps: list[GapInfo] = []
-    per_symbol: dict[str, tuple[pd.Timedelta | None, int]] = {}
+    per_symbol: dict[str, tuple[pd.Timedelta | None, int, str, int]] = {}
     for symbol, group in bars.groupby("symbol", sort=True):
         step = _interval(group, interval)
-        count = 0
+        count, closed, label = 0, 0, "24x7"
         if step is not None and step > pd.Timedelta(0):
+            sessions = sessions_for(group["ts"], step, cfg.calendar)
+            label = sessions.label
             diff = group["ts"].diff()
             where = np.flatnonzero((diff > step * cfg.max_gap_intervals).to_numpy())
-            count = len(where)
+            stamps = group["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
+            real = [
+                pos
+                for pos in where
+                if _real_gap(
+                    int(stamps[pos - 1]),
+                    int(stamps[pos]),
+                    step,
+                    sessions,
+                    cfg.max_gap_intervals,
+                )
+            ]
+            closed = len(where) - len(real)
+            count = len(real)
             ts, files, rows = group["ts"], group[_FILE].to_numpy(), group[_ROW].to_numpy()
-            for pos in where[: max(0, MAX_LISTED_GAPS - len(gaps))]:  # listed; all counted
+            for pos in real[: max(0, MAX_LISTED_GAPS - len(gaps))]:  # listed; all counted
                 gaps.append(
                     GapInfo(
                         symbol=str(symbol),
@@ -506,7 +824,7 @@ def _gaps(
                         intervals=round(float(diff.iloc[pos] / step), 3),
                     )
                 )
-        per_symbol[str(symbol)] = (step, count)
+        per_symbol[str(symbol)] = (step, count, label, closed)
     return gaps, per_symbol
 
 
@@ -601,9 +919,12 @@ def check_bars(
     """
     if not raws:
         raise DataError("input", "no data: the source returned no files")
+    notes: list[str] = []
     df = pd.concat(
-        [standardize(raw, i) for i, raw in enumerate(raws)], ignore_index=True, copy=False
+        [standardize(raw, i, notes) for i, raw in enumerate(raws)], ignore_index=True, copy=False
     )
+    for note in dict.fromkeys(notes):  # once each, in order
+        logger.info("%s", note)
     reason, column, detail = _row_problems(df)
     unsorted = _count_unsorted(df[reason == ""])
     reports = _file_reports(raws, df, reason, unsorted)
@@ -637,7 +958,7 @@ def check_bars(
     counts = reason[reason != ""].value_counts()
     symbols = []
     for sym, group in kept.groupby("symbol", sort=True):
-        step, n_gaps = per_symbol[str(sym)]
+        step, n_gaps, sessions_label, closed = per_symbol[str(sym)]
         symbols.append(
             SymbolReport(
                 symbol=str(sym),
@@ -646,6 +967,8 @@ def check_bars(
                 last_ts=group["ts"].iloc[-1].isoformat(),
                 interval=None if step is None else _freq_text(step),
                 gaps=n_gaps,
+                sessions=sessions_label,
+                closed_market_breaks=closed,
             )
         )
     report = CheckReport(
@@ -653,7 +976,7 @@ def check_bars(
         rows_out=len(kept),
         quarantined={r: int(counts[r]) for r in QUARANTINE_REASONS if r in counts.index},
         unsorted=int(unsorted.sum()),
-        gap_count=sum(n for _, n in per_symbol.values()),
+        gap_count=sum(v[1] for v in per_symbol.values()),
         stale_checked=bool(stale_checked),
         quarantine_path=None if q_path is None else str(q_path),
         files=reports,

@@ -14,6 +14,7 @@ from typing import Any
 
 from configs.data import DataConfig
 from pipelines.data.checks import CheckReport, check_bars
+from pipelines.data.provenance import claim_store, source_fingerprint
 from pipelines.data.sources import load_source
 from pipelines.data.store import AppendResult, append_bars
 
@@ -40,12 +41,15 @@ def collect_bars(
     now: datetime | None = None,
     quarantine_dir: Path | None = None,
     s3_client: Any = None,
+    profile: str | None = None,
 ) -> CollectResult:
     """Load ``cfg.source``, check it (raising :class:`DataError` on fatal problems), append.
 
     Re-running with the same input adds nothing (the store keeps a watermark per symbol).
-    ``now`` drives the staleness check only; ``seed`` only the synthetic source.
+    ``now`` drives the staleness check only; ``seed`` only the synthetic source. A store that
+    holds bars of another source is refused (:class:`SourceMismatchError`) before reading.
     """
+    claim_store(store_root, source_fingerprint(cfg, seed, profile))
     raws = load_source(cfg, seed, s3_client=s3_client)
     checked = check_bars(
         raws, cfg.checks, interval=cfg.interval, now=now, quarantine_dir=quarantine_dir

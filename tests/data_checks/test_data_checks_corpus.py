@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from configs.data import ChecksConfig
+from configs.data import ChecksConfig, FilesConfig
 from pipelines.data.checks import QUARANTINE_FILE, check_bars
 from pipelines.data.errors import DataError
 from pipelines.data.sources import read_files
@@ -31,11 +31,13 @@ FATAL = {
     "wrong_schema.parquet": "column 'open': missing required column (found: time, price, qty)",
     "naive_ts.csv": (
         "column 'ts', row 1: missing time zone (got '2024-01-02 00:00:00'); write timestamps "
-        "with a UTC offset, e.g. 2024-01-02T15:00:00Z"
+        "with a UTC offset, e.g. 2024-01-02T15:00:00Z, or set data.files.timezone "
+        "(e.g. Europe/Berlin) to the zone they are written in"
     ),
     "naive_ts.parquet": (
         "column 'ts', row 1: missing time zone: timestamps are naive (got '2024-01-02 00:00:00');"
-        " store them time-zone aware, e.g. UTC"
+        " store them time-zone aware, e.g. UTC, or set data.files.timezone (e.g. Europe/Berlin)"
+        " to the zone they are written in"
     ),
     "mixed_offsets.csv": (
         "column 'ts', row 7: mixed time zones: offset '+02:00' differs from '+00:00' in row 1; "
@@ -187,7 +189,7 @@ def test_data_checks_never_modify_raw_files(tmp_path: Path) -> None:
             check_bars(read_files(f), LENIENT, quarantine_dir=tmp_path / f.stem)
         except DataError:
             pass
-    check_bars(read_files(GOOD), ChecksConfig())
+    check_bars(read_files(GOOD, FilesConfig(timezone="Europe/Berlin")), ChecksConfig())
     assert (_hashes(BAD), _hashes(GOOD)) == before
 
 

@@ -118,9 +118,15 @@ def test_data_checks_sample_bars_are_real_and_utc() -> None:
     assert set(reopen[reopen.dt.month.isin([6, 7, 8])].dt.hour) == {21}
     assert set(reopen[reopen.dt.month.isin([12, 1, 2])].dt.hour) == {22}
     assert out.report.quarantined_total == 0
-    # Weekends and holidays are gaps: all counted, the first 50 listed.
-    assert out.report.gap_count == sum(s.gaps for s in out.report.symbols) > 50
-    assert len(out.report.gaps) == 50
+    # Sessions inferred from the data: weekends are market closures, not gaps. What is left are
+    # multi-day closures (GOOG: 2006-12-29 to 2007-01-03; EURUSD: Christmas and New Year).
+    assert by_sym["GOOG"].sessions == "inferred (Mon,Tue,Wed,Thu,Fri)"
+    assert (by_sym["GOOG"].gaps, by_sym["EURUSD"].gaps) == (2, 2)
+    assert by_sym["GOOG"].closed_market_breaks > 400
+    # Counted 24x7, every weekend is a gap: all counted, the first 50 listed.
+    strict = check_bars(raws, ChecksConfig(calendar="24x7")).report
+    assert strict.gap_count == sum(s.gaps for s in strict.symbols) > 50
+    assert len(strict.gaps) == 50
     with pytest.raises(DataError, match="unknown sample"):
         read_sample(["NOPE"])
 

@@ -64,6 +64,22 @@ def test_collect_on_users_csv_with_capitalised_columns(tmp_path: Path) -> None:
     assert csv.read_bytes() == before  # raw input never modified
     assert (tmp_path / "wd" / "data" / "bars").is_dir()
     assert not (tmp_path / ".edgeflow").exists()  # everything went under --workdir
+    # The same workdir, another source (the demo's generator): refused before anything starts.
+    mixed = _run(
+        "collect",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--workdir",
+        str(tmp_path / "wd"),
+        cwd=tmp_path,
+    )
+    assert mixed.returncode == 2 and "Traceback" not in mixed.stderr
+    assert len(mixed.stderr.strip().splitlines()) == 1
+    assert f"holds bars from files({csv}" in mixed.stderr
+    assert "this run's source is synthetic(seed=7, n_bars=20000" in mixed.stderr
+    assert "edgeflow reset-data" in mixed.stderr
+    runs = _run("runs", "--workdir", str(tmp_path / "wd"), "--json", cwd=tmp_path)
+    assert runs.returncode == 0 and len(json.loads(runs.stdout)) == 1
 
 
 def test_bad_input_is_one_clear_line_without_traceback(tmp_path: Path) -> None:

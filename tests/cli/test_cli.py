@@ -1,0 +1,226 @@
+"""The ``edgeflow`` CLI in-process: usage errors, help, --workdir, --json, config show, runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No EDGEFLOW_* from the caller; run from an empty folder that must stay empty."""
+    for name in list(os.environ):
+        if name.startswith("EDGEFLOW_"):
+            monkeypatch.delenv(name)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "error: edgeflow: missing command"),
+        (["trian"], "error: edgeflow: No such command 'trian'."),
+        (["runz"], "Did you mean 'run', 'runs'?"),
+        (["run", "--confg", "x"], "No such option: --confg (Possible options: --config)"),
+        (["run", "--force", "true"], "flags take no value"),
+        (["verify", "--nope"], "error: edgeflow verify: No such option: --nope"),
+        (["runs", "open"], "Missing argument 'ID'"),
+    ],
+)
+def test_cli_usage_error_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    code, out, err = _main(capsys, *args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err and "Traceback" not in err
+    if not args:
+        assert "Commands:" in out  # a bare `edgeflow` still shows what there is
+
+
+def test_cli_help_shows_flags_as_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _main(capsys, "run", "--help")
+    assert code == 0
+    assert "--force " in out and "<bool>" not in out
+    assert "--set KEY=VALUE" in out and "--workdir" in out
+    for command in ("verify", "models", "rollback", "publish", "health", "collect"):
+        code, out, _ = _main(capsys, command, "--help")
+        assert code == 0 and "--workdir" in out and "<bool>" not in out, command
+    for command in ("verify", "models"):
+        _, out, _ = _main(capsys, command, "--help")
+        assert "--json" in out
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _main(capsys, "--version")
+    assert code == 0 and out.startswith("edgeflow ")
+
+
+def test_cli_top_help_lists_lazy_commands_without_heavy_imports() -> None:
+    script = (
+        "import sys; from flows.cli import main; code = main(['--help']); "
+        "print(code, [m for m in ('prefect', 'pandas', 'mlflow', 'pipelines.registry', "
+        "'configs.settings') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.strip().endswith("0 []"), out
+    for command in ("verify", "models", "rollback", "publish", "runs", "config"):
+        assert f"\n  {command} " in out
+
+
+def _publish(capsys: pytest.CaptureFixture[str], workdir: Path, tmp_path: Path) -> Path:
+    artefact = tmp_path / "latest_recommendation.json"
+    artefact.write_text('{"ok": true}')
+    store = f"file://{workdir / 'store'}"
+    code, out, err = _main(
+        capsys, "publish", store, str(artefact), "--model", "rec", "--workdir", str(workdir)
+    )
+    assert code == 0, err
+    assert "published rec/v000001" in out
+    return workdir / "store"
+
+
+def test_cli_store_commands_use_the_workdirs_key_and_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, _clean_env: Path
+) -> None:
+    wd = tmp_path / "wd"
+    _publish(capsys, wd, tmp_path)
+    assert (wd / "keys" / "dev.key").is_file()  # the workdir's dev key, created there
+    code, out, err = _main(capsys, "verify", "--workdir", str(wd), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["verified"] == doc["total"] == 1
+    assert doc["models"][0]["model"] == "rec" and doc["models"][0]["ok"] is True
+    code, out, _ = _main(capsys, "models", "-w", str(wd), "--json")
+    assert code == 0
+    models = json.loads(out)["models"]
+    assert models[0]["live"] == "v000001" and models[0]["versions"][0]["status"] == "live"
+    # Another workdir has another dev key: the same store does not verify with it.
+    other = tmp_path / "other"
+    _publish(capsys, other, tmp_path)
+    code, out, _ = _main(capsys, "verify", f"file://{wd / 'store'}", "-w", str(other), "--json")
+    assert code == 1 and json.loads(out)["models"][0]["ok"] is False
+    code, out, _ = _main(capsys, "rollback", "--model", "rec", "-w", str(wd))
+    assert code == 2  # nothing older to roll back to: a user error, one line
+    assert list(_clean_env.iterdir()) == []  # nothing written in the current folder
+
+
+def test_cli_config_show_names_each_source(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEFLOW_TRAINING__MIN_NEW_BARS", "5")
+    monkeypatch.setenv("EDGEFLOW_HMAC_KEYS", "k1:" + "ab" * 32)
+    code, out, err = _main(
+        capsys, "config", "show", "-c", "demo", "--set", "seed=3", "-w", "/tmp/x", "--json"
+    )
+    assert code == 0, err
+    rows = {r["key"]: r for r in json.loads(out)}
+    assert rows["seed"]["value"] == 3 and rows["seed"]["source"] == "--set"
+    assert rows["workdir"]["source"] == "--workdir"
+    assert rows["profile"]["source"].startswith("file:") and rows["profile"]["value"] == "demo"
+    assert rows["training.min_new_bars"] == {
+        "key": "training.min_new_bars",
+        "value": 5,
+        "source": "env:EDGEFLOW_TRAINING__MIN_NEW_BARS",
+    }
+    assert rows["data.synthetic.n_bars"]["source"].startswith("file:")  # demo.yaml sets it
+    assert rows["sizer.total_timesteps"]["source"] == "default"  # demo.yaml does not
+    assert rows["data.files.timezone"] == {
+        "key": "data.files.timezone",
+        "value": None,
+        "source": "default",
+    }
+    assert "ab" * 32 not in out  # secrets never enter the settings, so never shown
+    code, text, _ = _main(capsys, "config", "show", "-c", "demo")
+    assert code == 0 and "mlflow.experiment" in text and "edgeflow-demo" in text
+
+
+def test_cli_mlflow_experiment_per_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    from configs.settings import load_config
+
+    demo, default = load_config("demo"), load_config("default")
+    assert demo.mlflow.experiment == "edgeflow-demo"
+    assert default.mlflow.experiment == "edgeflow-default"
+    assert demo.mlflow.registered_model_name("regime") == "edgeflow-demo-regime"
+    assert load_config(overrides={"profile": "cloud"}).mlflow.experiment == "edgeflow-cloud"
+    explicit = load_config(overrides={"profile": "cloud", "mlflow.experiment": "mine"})
+    assert explicit.mlflow.experiment == "mine"
+
+
+def _fake_run(workdir: Path, run_id: str, status: str, models: dict[str, str]) -> Path:
+    folder = workdir / "runs" / run_id
+    (folder / "report").mkdir(parents=True)
+    report = folder / "report" / "index.html"
+    report.write_text("<html></html>")
+    summary = {
+        "status": status,
+        "run_id": run_id,
+        "started_at": f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}T00:00:00+00:00",
+        "models": {k: {"status": v} for k, v in models.items()},
+        "report": str(report),
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return report
+
+
+def test_cli_runs_list_and_open(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    wd = tmp_path / "wd"
+    code, out, _ = _main(capsys, "runs", "-w", str(wd))
+    assert code == 0 and "no runs under" in out
+    old = _fake_run(wd, "20260101T000000000000Z", "ok", {"regime": "published"})
+    new = _fake_run(
+        wd, "20260102T000000000000Z", "failed", {"regime": "blocked", "sizer": "failed"}
+    )
+    (wd / "runs" / "20260103T000000000000Z").mkdir()  # rejected run: no summary
+    code, out, _ = _main(capsys, "runs", "-w", str(wd), "--json")
+    rows = json.loads(out)
+    assert [r["id"][:8] for r in rows] == ["20260103", "20260102", "20260101"]
+    assert rows[1]["blocked"] == ["regime"] and rows[1]["failed"] == ["sizer"]
+    assert rows[2]["published"] == ["regime"] and rows[2]["report"] == str(old)
+    assert rows[0]["status"].startswith("no summary")
+    code, out, _ = _main(capsys, "runs", "-w", str(wd))
+    assert code == 0 and "published=regime" in out and f"report: {new}" in out
+    code, out, _ = _main(capsys, "runs", "open", "20260101", "-w", str(wd))
+    assert code == 0 and out.strip() == str(old)
+    code, out, _ = _main(capsys, "runs", "open", "latest", "-w", str(wd))
+    assert code == 2  # the newest run has no report
+    code, _, err = _main(capsys, "runs", "open", "2026", "-w", str(wd))
+    assert code == 2 and "matches 3 runs" in err
+
+
+def test_cli_reset_data_needs_yes_when_not_interactive(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from configs.settings import load_config
+    from pipelines.data.collect import collect_bars
+
+    wd = tmp_path / "wd"
+    cfg = load_config("demo", overrides={"data.synthetic.n_bars": 30}).data
+    collect_bars(cfg, 7, wd / "data" / "bars", profile="demo")
+    runner = CliRunner()
+    result = runner.invoke(app, ["reset-data", "-w", str(wd)])
+    assert result.exit_code == 2 and (wd / "data" / "bars").exists()
+    code, out, _ = _main(capsys, "reset-data", "-w", str(wd), "--yes")
+    assert code == 0 and "synthetic(seed=7, n_bars=30" in out
+    assert not (wd / "data" / "bars").exists()
