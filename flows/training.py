@@ -30,7 +30,7 @@ from tasks.reporting import (
     record_training,
     write_run_report,
 )
-from tasks.tracking import start_parent_run
+from tasks.tracking import log_run_summary, start_parent_run
 from tasks.train import compute_arm_signals, plan_models, train_model
 
 __all__ = ["run_training", "scheduled_training", "store_uri", "training_flow"]
@@ -126,6 +126,7 @@ def training_flow(settings: Settings, force: bool = False) -> State[dict[str, An
     (data.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if any(o.status == "published" for o in outcomes.values()):
         record_training(ctx.layout, summary, len(data.bars))
+    log_run_summary(ctx.tracker, parent, outcomes)
     ctx.tracker.end_run(parent, ok=summary["status"] == "ok")
     publish_run_artifacts(summary, outcomes)
     counts = ", ".join(

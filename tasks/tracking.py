@@ -7,6 +7,7 @@ read back through pyfunc (a round trip, as MLflow's ONNX example does) before it
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 from collections.abc import Mapping
@@ -28,7 +29,8 @@ from pipelines.models.base import ModelResult
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-REGISTERED_PREFIX = "edgeflow-"
+EXPERIMENT_KIND = "mlflow.experimentKind"
+CLASSIC_KIND = "custom_model_development"
 _PARAM_MAX = 6000
 
 
@@ -66,6 +68,7 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None):
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.experiment = experiment
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             location = artifact_root.resolve().as_uri() if artifact_root else None
@@ -74,6 +77,12 @@ class Tracker:
             )
         else:
             self.experiment_id = found.experiment_id
+        # The classic ML view (runs, metrics, models), not MLflow 3's GenAI view.
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND, CLASSIC_KIND)
+
+    def registered_name(self, model: str) -> str:
+        """``<experiment>-<model>``: each experiment (profile) owns its aliases."""
+        return f"{self.experiment}-{model}"
 
     def start_run(
         self,
@@ -115,7 +124,7 @@ class Tracker:
         """Log and register the ONNX model, then check it by a pyfunc round trip."""
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        name = f"{REGISTERED_PREFIX}{outcome.model}"
+        name = self.registered_name(outcome.model)
         model = onnx.load(str(outcome.onnx_path))
         example = _example_input(outcome)
         with mlflow.start_run(run_id=run_id):
@@ -141,7 +150,7 @@ class Tracker:
 
     def champion_version(self, model: str) -> str | None:
         try:
-            mv = self.client.get_model_version_by_alias(f"{REGISTERED_PREFIX}{model}", CHAMPION)
+            mv = self.client.get_model_version_by_alias(self.registered_name(model), CHAMPION)
         except mlflow.exceptions.MlflowException:
             return None
         return str(mv.version)
@@ -178,10 +187,19 @@ def start_parent_run(
     checks: Mapping[str, Any],
 ) -> str:
     """The flow run's parent MLflow run: the resolved config, lineage tags, the data checks."""
+    tags = {
+        "edgeflow.run_id": run_id,
+        "edgeflow.profile": settings.profile,
+        **lineage,
+        # MLflow's standard source tags (the UI's Source, User and commit columns)
+        "mlflow.source.name": "edgeflow run",
+        "mlflow.source.type": "JOB",
+        "mlflow.user": getpass.getuser(),
+    }
+    if lineage.get("git_commit", "unknown") != "unknown":
+        tags["mlflow.source.git.commit"] = lineage["git_commit"].removesuffix("+dirty")
     parent = tracker.start_run(
-        f"train-{run_id}",
-        params=settings.model_dump(mode="json"),
-        tags={"edgeflow.run_id": run_id, "edgeflow.profile": settings.profile, **lineage},
+        f"train-{run_id}", params=settings.model_dump(mode="json"), tags=tags
     )
     tracker.log_dict(parent, dict(checks), "data_checks.json")
     return parent
@@ -199,3 +217,15 @@ def log_model_run(tracker: Tracker, parent: str, result: ModelResult) -> tuple[s
     for path in [result.onnx_path, *result.artifacts.values()]:
         tracker.log_artifact(child, path, "files")
     return child, tracker.log_model(child, result)
+
+
+@task(name="log_run_summary", cache_policy=NO_CACHE)
+def log_run_summary(tracker: Tracker, parent: str, outcomes: Mapping[str, Any]) -> None:
+    """Summary metrics on the parent run: per model whether it published, and every gate."""
+    metrics: dict[str, float] = {}
+    for name, outcome in outcomes.items():
+        metrics[f"{name}/published"] = float(outcome.status == "published")
+        for gate in outcome.gates:
+            metrics[f"{name}/gate/{gate.name}"] = float(gate.value)
+            metrics[f"{name}/gate/{gate.name}/passed"] = float(gate.passed)
+    tracker.log_metrics(parent, metrics)

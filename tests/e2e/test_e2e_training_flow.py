@@ -93,10 +93,10 @@ def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
     for run in by_model.values():
         assert run.data.metrics["onnx_max_abs_diff"] <= 1e-5
         assert run.data.metrics["onnx/pyfunc_max_abs_diff"] <= 1e-6
-    champion = client.get_model_version_by_alias("edgeflow-regime", "champion")
+    champion = client.get_model_version_by_alias("edgeflow-tiny-regime", "champion")
     assert champion.run_id == by_model["regime"].info.run_id
     with pytest.raises(Exception, match="alias"):
-        client.get_model_version_by_alias("edgeflow-sizer", "champion")
+        client.get_model_version_by_alias("edgeflow-tiny-sizer", "champion")
 
 
 def test_report_shows_gates_and_every_plot(first_run: tuple[Settings, dict[str, Any]]) -> None:
