@@ -83,7 +83,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
-    ring = KeyRing([HmacKey("bench", b"\x42" * 32)], signing_key_id="bench")
+    ring = KeyRing([HmacKey("bench", bytes(range(66, 98)))], signing_key_id="bench")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     rows = []
