@@ -23,7 +23,6 @@ TARGETS = (
     "regime/v000001/manifest.json.sig",
     "regime/v000001/model.onnx",
     "regime/LATEST",
-    "regime/LATEST.sig",
 )
 RING = KeyRing([HmacKey("k1", bytes(range(90, 122)))], signing_key_id="k1")
 
