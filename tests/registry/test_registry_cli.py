@@ -16,7 +16,8 @@ from flows.registry_cli import register
 from pipelines.registry import BadKeyError, KeyTooShortError
 from pipelines.registry.keys import dev_key_path, keyring_from_env
 
-ENV = {"EDGEFLOW_HMAC_KEYS": f"old:{'22' * 32},k1:{KEY_HEX}", "EDGEFLOW_SIGNING_KEY_ID": "k1"}
+OLD_HEX = "9c3e71a0d45b28f6e1c09a7d3b5f8e24c6a1d07f93e52b8d4a6c1e0f7b392d58"
+ENV = {"EDGEFLOW_HMAC_KEYS": f"old:{OLD_HEX},k1:{KEY_HEX}", "EDGEFLOW_SIGNING_KEY_ID": "k1"}
 
 
 @pytest.fixture()
@@ -100,7 +101,14 @@ def test_dev_key_created_0600_and_refused_in_production(
         keyring_from_env({}, prod, workdir=tmp_path)
     with pytest.raises(BadKeyError, match="production refuses"):
         keyring_from_env({"EDGEFLOW_HMAC_KEYS": f"dev:{KEY_HEX}"}, prod, workdir=tmp_path)
-    ok = keyring_from_env(ENV, prod, workdir=tmp_path / "p")
+    # production defaults to Ed25519: HMAC keys alone are refused unless chosen explicitly
+    with pytest.raises(BadKeyError, match="algorithm ed25519 is required"):
+        keyring_from_env(ENV, prod, workdir=tmp_path / "p")
+    prod_hmac = load_config(
+        environ={"EDGEFLOW_ENVIRONMENT": "production"},
+        overrides={"registry.algorithm": "hmac-sha256"},
+    )
+    ok = keyring_from_env(ENV, prod_hmac, workdir=tmp_path / "p")
     assert ok.key_ids == ("k1", "old") and ok.signing_key_id == "k1"
     assert not dev_key_path(tmp_path / "p").exists()
     with pytest.raises(KeyTooShortError):
