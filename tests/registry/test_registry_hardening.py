@@ -182,7 +182,7 @@ def _in_thread(fn: Any, timeout: float = 10.0) -> Any:
     def run() -> None:
         try:
             out["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
+        except BaseException as exc:
             out["error"] = exc
 
     t = threading.Thread(target=run, daemon=True)
@@ -546,3 +546,44 @@ def test_ed25519_only_ring_refuses_hmac_and_revoked_ids(store: Store, keyring: K
 def test_low_entropy_hmac_keys_refused(secret: bytes) -> None:
     with pytest.raises(WeakKeyError):
         HmacKey("k", secret)
+
+
+# 5 / 6 --------------------------------------------------------------- crash and race counts
+@BOTH
+def test_random_kills_leave_no_torn_pointer(
+    store: Store, store_uri: str, keyring: KeyRing, request: pytest.FixtureRequest
+) -> None:
+    from registry_crash import random_kills
+
+    endpoint = request.getfixturevalue("s3_endpoint") if store_uri.startswith("s3") else None
+    report = random_kills(store, store_uri, endpoint, keyring, KEY_HEX, kills=6, seed=11)
+    assert report.kills == 6
+    assert report.torn_reads == 0, report.errors
+    assert report.regressions == 0
+
+
+@BOTH
+def test_concurrent_publishers_lose_no_update(
+    store: Store, store_uri: str, keyring: KeyRing, request: pytest.FixtureRequest
+) -> None:
+    from registry_crash import concurrent_publishers
+
+    from pipelines.registry import open_store
+
+    if store_uri.startswith("s3"):
+        import boto3
+
+        endpoint = request.getfixturevalue("s3_endpoint")
+
+        def make() -> Store:
+            c = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+            return open_store(store_uri, s3_client=c)
+    else:
+
+        def make() -> Store:
+            return open_store(store_uri)
+
+    report = concurrent_publishers(make, keyring, publishers=3, each=3)
+    assert report.successes >= 1
+    assert report.successes + report.refused == report.attempts == 9
+    assert report.lost_updates == 0, report

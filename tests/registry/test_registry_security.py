@@ -97,18 +97,20 @@ def test_short_key_refused_and_never_echoed() -> None:
     assert "ab" * 31 not in str(e.value)
     with pytest.raises(BadKeyError, match="not hex"):
         parse_hmac_keys("k:zz" + "00" * 32)
-    assert "secret" not in repr(HmacKey("k", b"sEcReT-0123456789abcdefghijklmno")) and "sEcReT" not in repr(
-        KeyRing([HmacKey("k", b"sEcReT-0123456789abcdefghijklmno")])
-    )
+    assert "secret" not in repr(
+        HmacKey("k", b"sEcReT-0123456789abcdefghijklmno")
+    ) and "sEcReT" not in repr(KeyRing([HmacKey("k", b"sEcReT-0123456789abcdefghijklmno")]))
 
 
 def _envelope_with_sig(store: Store, sig: str | None, keyid: str = "k1") -> bytes:
     import json
 
     env = json.loads(store.read("regime/LATEST"))
-    env["signatures"] = [{"keyid": keyid, "sig": sig}] if sig is not None else [
-        {"keyid": "someone-else", "sig": "00" * 32}
-    ]
+    env["signatures"] = (
+        [{"keyid": keyid, "sig": sig}]
+        if sig is not None
+        else [{"keyid": "someone-else", "sig": "00" * 32}]
+    )
     return canonical_json(env)
 
 
