@@ -121,8 +121,8 @@ def verify_cmd(
                 raise _UserError(f"{state} is the state of {accepted.model!r}, not {model!r}")
         models = [model] if model else list_models(st)
     except (_UserError, RegistryError, ValueError) as exc:
-        code = EXIT_FAILED if isinstance(exc, ClientStateError) else EXIT_USAGE
-        raise _fail(str(exc), code) from None
+        exit_code = EXIT_FAILED if isinstance(exc, ClientStateError) else EXIT_USAGE
+        raise _fail(str(exc), exit_code) from None
     if not models:
         raise _fail(f"{st.uri}: no models found", EXIT_FAILED)
     if version is not None and model is None:

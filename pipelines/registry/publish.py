@@ -48,7 +48,7 @@ from pipelines.registry.manifest import (
     sha256_hex,
     version_number,
 )
-from pipelines.registry.onnx_check import check_loadable
+from pipelines.registry.onnx_check import check_loadable, parse_onnx, refuse_external_data
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from pipelines.registry.verify import (
@@ -382,6 +382,32 @@ def write_pointer(
     return verify_pointer_bytes(envelope, None, model, keyring)
 
 
+def _check_model_files(blobs: Mapping[str, bytes]) -> dict[str, Any]:
+    """What the primary ONNX model declares, after checking every consumer can load it.
+
+    A version with ONNX files must have one primary (``model.onnx`` or the only ``.onnx``)
+    that onnxruntime loads from its bytes, and no ``.onnx`` may use external data. A version
+    without any ``.onnx`` (a data artifact such as a recommendation table) is published as is.
+    """
+    onnx_names = sorted(n for n in blobs if n.endswith(".onnx"))
+    if not onnx_names:
+        return {"inputs": [], "outputs": [], "opset": None}
+    primary = _primary_onnx(onnx_names)
+    if primary is None:
+        raise PublishError(
+            f"no model file among {onnx_names}: name the one to serve model.onnx "
+            "(a consumer could not tell which to load)"
+        )
+    try:
+        for name in onnx_names:
+            if name != primary:
+                refuse_external_data(parse_onnx(blobs[name], name), name)
+        check_loadable(blobs[primary], primary)
+        return describe_onnx(blobs[primary])
+    except VerificationError as exc:
+        raise PublishError(f"{primary} is not a readable ONNX model: {exc}") from None
+
+
 def _primary_onnx(names: Sequence[str]) -> str | None:
     if "model.onnx" in names:
         return "model.onnx"
@@ -422,16 +448,7 @@ def publish_model(
         raise PublishError("keep_last must be at least 1")
     signer = keyring.signer()  # fail before writing anything
     blobs = _collect_files(files)
-    primary = _primary_onnx(sorted(blobs))
-    if primary is None:
-        raise PublishError(
-            f"no model file among {sorted(blobs)}: name it model.onnx (or publish one .onnx)"
-        )
-    try:
-        check_loadable(blobs[primary], primary)
-        described = describe_onnx(blobs[primary])
-    except VerificationError as exc:
-        raise PublishError(f"{primary} is not a readable ONNX model: {exc}") from None
+    described = _check_model_files(blobs)
 
     state = read_state(store, model, keyring)
     sequence = _next_sequence(state, start_sequence)

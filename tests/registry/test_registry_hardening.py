@@ -435,6 +435,10 @@ def test_bad_version_remembered_and_unloadable_never_signed(
         publish_model(store, "regime", {"a.onnx": make_onnx(), "b.onnx": make_onnx()}, keyring)
     with pytest.raises(PublishError, match="not a readable ONNX"):
         publish_model(store, "regime", {"model.onnx": b"\x08\x07garbage"}, keyring)
+    # a data artifact without any .onnx (the recommendation table) is still publishable
+    pub = publish_model(store, "recommendation", {"latest.json": b'{"a": 1}'}, keyring)
+    assert verify_model(store, "recommendation", keyring).files == {"latest.json": b'{"a": 1}'}
+    assert pub.version == "v000001"
 
 
 # 11 ----------------------------------------------------------------- secrets
