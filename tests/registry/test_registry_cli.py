@@ -149,3 +149,30 @@ def test_key_files_from_config(tmp_path: Path) -> None:
     )
     consumer = keyring_from_env({}, consumer_cfg, workdir=tmp_path, allow_dev_key=False)
     assert consumer.signing_key_id is None and consumer.key_ids == ("ed25519",)
+
+
+def test_verify_state_reports_replay_and_heartbeat(app: typer.Typer, tmp_path: Path) -> None:
+    from pipelines.registry import HmacKey, KeyRing, ModelClient, open_store
+
+    uri = f"file://{tmp_path / 's'}"
+    f = tmp_path / "model.onnx"
+    for seed in (0, 1):
+        f.write_bytes(make_onnx(seed=seed))
+        assert _run(app, ["publish", uri, "-m", "regime", str(f)])[0] == 0
+    store = open_store(uri)
+    ring = KeyRing([HmacKey("k1", bytes.fromhex(KEY_HEX))])
+    bot = ModelClient(store, "regime", ring, tmp_path / "bot")
+    assert bot.refresh() and bot.sequence == 2
+    code, out = _run(app, ["verify", uri, "--state", str(bot.state_file)])
+    assert code == 0 and "OK    regime v000002 sequence 2" in out, out
+    store.write("regime/LATEST", store.read("regime/pointers/000000000001.json"))  # replay
+    assert _run(app, ["verify", uri])[0] == 0  # without the state: authentic, so OK
+    code, out = _run(app, ["verify", uri, "--state", str(bot.state_file)])
+    assert code == 1 and "FAIL  regime: [replay]" in out, out
+    code, out = _run(app, ["heartbeat", uri])
+    assert code == 1 and "replaced by an older pointer" in out, out
+    store.write("regime/LATEST", store.read("regime/pointers/000000000002.json"))
+    code, out = _run(app, ["heartbeat", uri, "-m", "regime"])
+    assert code == 0 and "v000002 re-signed (sequence 3)" in out, out
+    code, out = _run(app, ["verify", uri, "--state", str(tmp_path / "missing.json")])
+    assert code == 1 and "no state file" in out
