@@ -39,6 +39,11 @@ class RegistryConfig(Section):
         default_factory=list,
         description="Key ids refused even while configured (a compromised key).",
     )
+    key_scopes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Key id -> models it may sign; documents of other models signed with it "
+        "are refused. Keys without an entry may sign any model.",
+    )
     pointer_ttl_hours: float = Field(
         default=72.0, gt=0, description="A signed pointer expires this long after signing."
     )

@@ -96,7 +96,13 @@ def keyring_from_env(
             "such key is configured: set registry.ed25519_private_key_file (publisher) or "
             "registry.ed25519_public_key_files (consumers)"
         )
-    return KeyRing(keys, signing_key_id=signing, revoked=reg.revoked_key_ids, accept=accept)
+    return KeyRing(
+        keys,
+        signing_key_id=signing,
+        revoked=reg.revoked_key_ids,
+        accept=accept,
+        scopes=reg.key_scopes,
+    )
 
 
 def effective_algorithm(cfg: Settings) -> Algorithm:

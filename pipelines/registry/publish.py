@@ -447,6 +447,10 @@ def publish_model(
     if keep_last < 1:
         raise PublishError("keep_last must be at least 1")
     signer = keyring.signer()  # fail before writing anything
+    try:
+        keyring.check_scope(signer.key_id, model, f"publish {model}")
+    except VerificationError as exc:
+        raise PublishError(str(exc)) from None
     blobs = _collect_files(files)
     described = _check_model_files(blobs)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -213,6 +213,9 @@ class KeyRing:
         Key ids refused even while configured (a compromised key, inside its validity).
     accept:
         Algorithms this ring verifies; ``("ed25519",)`` refuses HMAC-signed documents.
+    scopes:
+        Key id -> the models it may sign; a key without an entry may sign any model. A key
+        leaked from one model's pipeline then cannot sign another model.
     """
 
     def __init__(
@@ -222,8 +225,10 @@ class KeyRing:
         *,
         revoked: Iterable[str] = (),
         accept: Iterable[Algorithm] = ALGORITHMS,
+        scopes: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self._keys: dict[str, SigningKey] = {}
+        self.scopes = {k: frozenset(v) for k, v in (scopes or {}).items()}
         for key in keys:
             if key.key_id in self._keys:
                 raise BadKeyError(f"duplicate key id {key.key_id!r}")
@@ -271,7 +276,15 @@ class KeyRing:
     def public_only(self) -> KeyRing:
         """A verify-only ring: Ed25519 keys lose their private half, HMAC keys are dropped."""
         pubs = [k.public_only() for k in self._keys.values() if isinstance(k, Ed25519Key)]
-        return KeyRing(pubs, revoked=self.revoked, accept=self.accept)
+        return KeyRing(pubs, revoked=self.revoked, accept=self.accept, scopes=self.scopes)
+
+    def check_scope(self, key_id: str, model: str, what: str) -> None:
+        """:class:`WrongKeyError` when ``key_id`` is scoped to other models than ``model``."""
+        allowed = self.scopes.get(key_id)
+        if allowed is not None and model not in allowed:
+            raise WrongKeyError(
+                f"{what}: key {key_id!r} may only sign {', '.join(sorted(allowed))}, not {model!r}"
+            )
 
     def signer(self) -> Signer:
         """The fields a document embeds before it is signed."""

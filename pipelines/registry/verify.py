@@ -158,11 +158,14 @@ def verify_pointer_bytes(
             key_check=signer.get("key_check"),
             what=what,
         )
+        keyring.check_scope(signer["key_id"], model, what)
         return parse_pointer(env.payload, model, what=what)
     if sig is None:
         raise SignatureMissingError(f"{what}{SIG} is missing (legacy two-file pointer)")
     _check_signature(data, sig, what, PointerInvalidError, keyring)
-    return parse_pointer(data, model, legacy=True, what=what)
+    pointer = parse_pointer(data, model, legacy=True, what=what)
+    keyring.check_scope(pointer.key_id, model, what)
+    return pointer
 
 
 def read_pointer_raw(store: Store, model: str) -> tuple[bytes, bytes | None, str]:
@@ -219,6 +222,7 @@ def verify_manifest(
     data, sig = _read_signed(store, what, FileMissingError, MAX_DOC_BYTES)
     _check_signature(data, sig, what, ManifestInvalidError, keyring)
     doc = parse_manifest(data)
+    keyring.check_scope(doc["key_id"], model, what)
     if doc["model"] != model or doc["version"] != version:
         raise VersionMismatchError(
             f"{what} describes {str(doc['model'])[:64]}/{str(doc['version'])[:40]}, not "

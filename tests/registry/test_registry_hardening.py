@@ -591,3 +591,15 @@ def test_concurrent_publishers_lose_no_update(
     assert report.successes >= 1
     assert report.successes + report.refused == report.attempts == 9
     assert report.lost_updates == 0, report
+
+
+@BOTH
+def test_key_scoped_to_one_model_cannot_sign_another(store: Store, keyring: KeyRing) -> None:
+    _publish(store, keyring, 1, model="bandit")
+    scoped = KeyRing([keyring.get("k1")], signing_key_id="k1", scopes={"k1": ["regime"]})
+    with pytest.raises(WrongKeyError, match="may only sign regime"):
+        verify_model(store, "bandit", scoped)
+    with pytest.raises(PublishError, match="may only sign regime"):
+        publish_model(store, "bandit", {"model.onnx": make_onnx()}, scoped)
+    publish_model(store, "regime", {"model.onnx": make_onnx()}, scoped)
+    assert verify_model(store, "regime", scoped).version == "v000001"
