@@ -462,6 +462,13 @@ class ModelClient:
                     f"accepted {last}: refusing a replayed pointer"
                 )
         check_fresh(pointer, now, self.max_pointer_age if current is None else None)
+        if (
+            current is not None
+            and pointer.manifest_sha256 == current.manifest_sha256
+            and pointer.version == current.version
+        ):
+            self._accept_same_version(current, pointer, pdata, psig)
+            return False
         known_bad = self._bad.get(pointer.manifest_sha256)
         if known_bad is not None:
             raise type(known_bad)(f"{known_bad} (remembered; not downloaded again)")
@@ -494,6 +501,40 @@ class ModelClient:
         self._swap(serving)
         self.last_error = None
         return True
+
+    def _accept_same_version(
+        self, current: _Serving, pointer: Pointer, pdata: bytes, psig: bytes | None
+    ) -> None:
+        """A heartbeat (or a re-signed pointer) to the version already served: accept the new
+        sequence and expiry without downloading or reloading the same verified bytes."""
+        try:
+            write_client_state(
+                self.state_file,
+                ClientState(
+                    model=self.model,
+                    version=pointer.version,
+                    sequence=pointer.sequence,
+                    manifest_sha256=pointer.manifest_sha256,
+                    accepted_at=format_time(self.clock()),
+                ),
+            )
+        except OSError as exc:
+            raise StoreError(
+                f"{self.model}: cannot persist the accepted sequence to {self.state_file} "
+                f"({exc.strerror})"
+            ) from None
+        try:
+            accepted = {
+                "pointer": pdata.decode("utf-8"),
+                "sig": psig.decode("ascii") if psig else None,
+            }
+            FileStore(self.cache_dir).write(f"{self.model}/{ACCEPTED}", canonical_json(accepted))
+        except (OSError, RegistryError) as exc:
+            self.cache_error = exc
+        from dataclasses import replace
+
+        self._swap(replace(current, sequence=pointer.sequence, pointer=pointer))
+        self.last_error = None
 
     def _remember_bad(self, manifest_sha256: str, exc: VerificationError) -> None:
         self._bad[manifest_sha256] = exc

@@ -520,7 +520,9 @@ def test_heartbeat_resigns_only_a_verified_current_pointer(
     beat = heartbeat(store, "regime", keyring)
     assert (beat.version, beat.sequence, beat.kind) == ("v000002", 3, "heartbeat")
     assert read_pointer(store, "regime", keyring)[0].kind == "heartbeat"
-    assert client.refresh() and client.sequence == 3 and client.version == "v000002"
+    assert not client.refresh()  # same version: new sequence accepted, nothing reloaded
+    assert client.last_error is None and client.sequence == 3 and client.version == "v000002"
+    assert read_client_state(client.state_file).sequence == 3
     # a replayed older LATEST is not blessed by a heartbeat
     store.write("regime/LATEST", store.read("regime/pointers/000000000001.json"))
     with pytest.raises(PublishError, match="replaced by an older pointer"):
