@@ -605,3 +605,35 @@ def test_key_scoped_to_one_model_cannot_sign_another(store: Store, keyring: KeyR
         publish_model(store, "bandit", {"model.onnx": make_onnx()}, scoped)
     publish_model(store, "regime", {"model.onnx": make_onnx()}, scoped)
     assert verify_model(store, "regime", scoped).version == "v000001"
+
+
+@BOTH
+def test_legacy_two_file_pointer_is_read_and_replaced(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    _publish(store, keyring, 1)
+    digest = read_pointer(store, "regime", keyring)[0].manifest_sha256
+    signer = keyring.signer()
+    legacy = canonical_json(
+        {
+            "schema": "edgeflow.pointer/1",
+            "model": "regime",
+            "version": "v000001",
+            "sequence": 7,
+            "manifest_sha256": digest,
+            "key_id": signer.key_id,
+            "algorithm": signer.algorithm,
+            "key_check": signer.key_check,
+            "created_at": "2026-01-01T00:00:00.000000Z",
+        }
+    )
+    store.write("regime/LATEST", legacy)
+    store.write("regime/LATEST.sig", keyring.sign(legacy))
+    vv = verify_model(store, "regime", keyring)
+    assert (vv.version, vv.sequence, vv.pointer.legacy) == ("v000001", 7, True)  # type: ignore[union-attr]
+    client = ModelClient(store, "regime", keyring, tmp_path / "cache")
+    assert client.refresh() and client.sequence == 7
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=2)}, keyring)
+    assert pub.sequence == 8 and not store.exists("regime/LATEST.sig")
+    assert not read_pointer(store, "regime", keyring)[0].legacy
+    assert client.refresh() and client.sequence == 8
