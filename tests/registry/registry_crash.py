@@ -80,7 +80,7 @@ def random_kills(
             text=True,
             env=env,
         )
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline().strip()
         if line != "READY":
             proc.kill()

@@ -424,7 +424,7 @@ def test_bad_version_remembered_and_unloadable_never_signed(
     _publish(store, keyring, 2)
     store.write("regime/v000002/model.onnx", make_onnx(seed=9))
     counting = _CountingStore(store)
-    client = ModelClient(counting, "regime", keyring, tmp_path / "cache")  # type: ignore[arg-type]
+    client = ModelClient(counting, "regime", keyring, tmp_path / "cache")
     assert not client.refresh()
     assert "regime/v000002/model.onnx" in counting.reads
     counting.reads.clear()
