@@ -265,6 +265,10 @@ def heartbeat_cmd(
         str | None, typer.Option("--model", "-m", help="Only this model (default: all).")
     ] = None,
     config: ConfigOpt = None,
+    renew_expired: Annotated[
+        bool,
+        typer.Option("--renew-expired", help="Operator: also renew pointers that have expired."),
+    ] = False,
 ) -> None:
     """Re-sign a fresh pointer to each model's current, fully verified version."""
     try:
@@ -277,7 +281,13 @@ def heartbeat_cmd(
     failed = 0
     for name in models:
         try:
-            done = heartbeat(st, name, ring, ttl=timedelta(hours=cfg.registry.pointer_ttl_hours))
+            done = heartbeat(
+                st,
+                name,
+                ring,
+                ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
+                renew_expired=renew_expired,
+            )
         except (RegistryError, ValueError) as exc:
             failed += 1
             typer.secho(f"FAIL  {name}: [{getattr(exc, 'code', 'invalid')}] {exc}", err=True)

@@ -605,13 +605,15 @@ def heartbeat(
     *,
     ttl: timedelta = DEFAULT_TTL,
     now: datetime | None = None,
+    renew_expired: bool = False,
 ) -> PublishedVersion:
     """Re-sign a fresh pointer (``kind: heartbeat``) to the version ``LATEST`` names now.
 
     For models the scheduled run did not retrain, so consumers can tell a quiet store from a
     frozen one. It never blesses what it cannot verify: ``LATEST`` must verify, must be the
-    newest verified pointer (not a replayed older one), must not have expired (an expired
-    store needs an operator: publish or rollback), and every file of its version must verify.
+    newest verified pointer (not a replayed older one), must not have expired unless an
+    operator says so (``renew_expired``: after an outage, once they checked the store), and
+    every file of its version must verify.
     """
     check_model_name(model)
     keyring.signer()
@@ -627,7 +629,11 @@ def heartbeat(
     try:
         check_fresh(pointer, now)
     except VerificationError as exc:
-        raise PublishError(f"{model}: {exc}; publish or roll back explicitly") from None
+        if not renew_expired:
+            raise PublishError(
+                f"{model}: {exc}; an operator renews it explicitly (heartbeat --renew-expired), "
+                "publishes or rolls back"
+            ) from None
     target = verify_version(
         store, model, pointer.version, keyring, expected_manifest_sha256=pointer.manifest_sha256
     )

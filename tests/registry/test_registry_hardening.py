@@ -529,6 +529,11 @@ def test_heartbeat_resigns_only_a_verified_current_pointer(
         heartbeat(store, "regime", keyring)
     with pytest.raises(ReplayError):
         verify_model(store, "regime", keyring, min_sequence=3)
+    store.write("regime/LATEST", store.read("regime/pointers/000000000003.json"))
+    later = datetime.now(UTC) + timedelta(days=10)
+    with pytest.raises(PublishError, match="expired"):
+        heartbeat(store, "regime", keyring, now=later)
+    assert heartbeat(store, "regime", keyring, now=later, renew_expired=True).sequence == 4
 
 
 # keys -----------------------------------------------------------------------------------
