@@ -227,7 +227,10 @@ def main() -> None:
         "verify = read LATEST + manifest + signatures + every file, sha256 and size checks; "
         "load = onnxruntime session from the verified bytes; client = a fresh `ModelClient."
         "refresh()` (verify, load, write local cache, swap). Medians of "
-        f"{REPEATS[1]} (1 MB) / {REPEATS[50]} (50 MB) runs; publish is a single run.",
+        f"{REPEATS[1]} (1 MB) / {REPEATS[50]} (50 MB) runs; publish is a single run and "
+        "includes the pre-signing check that onnxruntime loads the model and the verification "
+        "of the existing manifests; client refresh includes the external-data scan and the "
+        "fsynced state write.",
         "",
         "| store | model | publish s | verify s | load s | verify+load s | client refresh s |",
         "|---|---|---|---|---|---|---|",
