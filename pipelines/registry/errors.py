@@ -8,9 +8,14 @@ from __future__ import annotations
 
 
 class RegistryError(Exception):
-    """Base of every registry error; ``code`` is a short stable identifier."""
+    """Base of every registry error; ``code`` is a short stable identifier.
+
+    ``etag``: set by a store on an object it refused to read (symlink, FIFO, too large), so
+    a publisher can still replace that object with a compare-and-swap.
+    """
 
     code = "registry-error"
+    etag: str | None = None
 
 
 class StoreError(RegistryError):

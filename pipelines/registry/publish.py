@@ -247,6 +247,8 @@ def read_state(store: Store, model: str, keyring: KeyRing, *, manifests: bool = 
     except ObjectNotFoundError:
         pass
     except VerificationError as exc:
+        # a refused object (FIFO, symlink, oversized) still has an ETag to swap it away with
+        state.etag = state.etag or exc.etag
         if state.etag is not None:
             log.warning("%s/LATEST does not verify (%s); ignoring it", model, exc)
     for seq in reversed(_history_sequences(keys, model)):

@@ -38,10 +38,13 @@ log = logging.getLogger(__name__)
 _TMP_PREFIX = ".tmp-"
 _LOCK_PREFIX = ".lock-"
 _CHUNK = 1 << 20
+_SWAP_READ_LIMIT = 64 << 20  # a swap compares content up to this size, else by stat
 
 
-def _too_large(uri: str, key: str, limit: int) -> ObjectTooLargeError:
-    return ObjectTooLargeError(f"{uri}/{key} is larger than its limit of {limit} bytes")
+def _too_large(uri: str, key: str, limit: int, etag: str | None = None) -> ObjectTooLargeError:
+    exc = ObjectTooLargeError(f"{uri}/{key} is larger than its limit of {limit} bytes")
+    exc.etag = etag
+    return exc
 
 
 def content_etag(data: bytes) -> str:
@@ -188,8 +191,32 @@ class FileStore:
             os.close(fd)
 
     def read_etag(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
-        data = self.read(key, max_bytes)
+        """Bytes and ETag; a refused object (symlink, FIFO, too large) raises with an
+        ``etag`` attribute, so a publisher can still compare-and-swap it away."""
+        try:
+            data = self.read(key, max_bytes)
+        except (UnsafeObjectError, ObjectTooLargeError) as exc:
+            exc.etag = self._stat_etag(key)
+            raise
         return data, content_etag(data)
+
+    def _stat_etag(self, key: str) -> str | None:
+        """An ETag for an object that is not read: type, inode, size and mtime."""
+        try:
+            st = os.lstat(self._path(key))
+        except OSError:
+            return None
+        return f"stat:{st.st_mode:o}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+    def _current_etag(self, key: str, expected: str | None) -> str | None:
+        if expected is not None and expected.startswith("stat:"):
+            return self._stat_etag(key)  # the caller saw a refused object: compare like it
+        try:
+            return content_etag(self.read(key, max_bytes=_SWAP_READ_LIMIT))
+        except ObjectNotFoundError:
+            return None
+        except (UnsafeObjectError, ObjectTooLargeError):
+            return self._stat_etag(key)
 
     def exists(self, key: str) -> bool:
         try:
@@ -246,10 +273,7 @@ class FileStore:
 
     def swap(self, key: str, data: bytes, expected_etag: str | None) -> None:
         with self.locked(key):
-            try:
-                current = content_etag(self.read(key))
-            except ObjectNotFoundError:
-                current = None
+            current = self._current_etag(key, expected_etag)
             if current != expected_etag:
                 raise PreconditionFailedError(
                     f"{self.uri}/{key} changed since it was read (concurrent writer)"
@@ -344,9 +368,10 @@ class S3Store:
                 raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
             raise StoreError(f"{self.uri}/{key}: read failed: {self._err(exc)}") from exc
         body = resp["Body"]
+        etag = str(resp.get("ETag", ""))
         try:
             if max_bytes is not None and int(resp.get("ContentLength") or 0) > max_bytes:
-                raise _too_large(self.uri, key, max_bytes)
+                raise _too_large(self.uri, key, max_bytes, etag)
             chunks: list[bytes] = []
             total = 0
             while True:
@@ -357,10 +382,10 @@ class S3Store:
                 chunks.append(chunk)
                 total += len(chunk)
                 if max_bytes is not None and total > max_bytes:
-                    raise _too_large(self.uri, key, max_bytes)
+                    raise _too_large(self.uri, key, max_bytes, etag)
         finally:
             body.close()
-        return b"".join(chunks), str(resp.get("ETag", ""))
+        return b"".join(chunks), etag
 
     def read(self, key: str, max_bytes: int | None = None) -> bytes:
         return self._get(key, max_bytes)[0]
@@ -489,7 +514,7 @@ class MemoryStore:
         except KeyError:
             raise ObjectNotFoundError(f"memory://{key}: not found") from None
         if max_bytes is not None and len(data) > max_bytes:
-            raise _too_large(self.uri, key, max_bytes)
+            raise _too_large(self.uri, key, max_bytes, content_etag(data))
         return data
 
     def read_etag(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:

@@ -207,6 +207,12 @@ def test_fifo_and_dev_zero_symlink_refused_without_blocking(
     (root / "LATEST").symlink_to("/dev/zero")
     out = _in_thread(lambda: verify_model(store, "regime", keyring))
     assert isinstance(out["error"], UnsafeObjectError)
+    # the publisher is not bricked: it swaps the refused object away (never following it)
+    out = _in_thread(
+        lambda: publish_model(store, "regime", {"model.onnx": make_onnx(seed=3)}, keyring)
+    )
+    assert out["value"].sequence == 2 and not (root / "LATEST").is_symlink()
+    assert verify_model(store, "regime", keyring).version == "v000002"
     (root / "LATEST").unlink()
     model = root / "v000001" / "model.onnx"
     model.unlink()
@@ -227,6 +233,8 @@ def test_oversized_objects_refused_while_reading(store: Store, keyring: KeyRing)
     store.write("regime/LATEST", b"{" + b" " * (MAX_ENVELOPE_BYTES + 10))
     with pytest.raises(ObjectTooLargeError):
         verify_model(store, "regime", keyring)
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=3)}, keyring)
+    assert verify_model(store, "regime", keyring).sequence == pub.sequence == 2
     with pytest.raises(ObjectTooLargeError):
         store.read("regime/v000001/model.onnx", max_bytes=10)
 
