@@ -6,12 +6,17 @@ Only *where* keys live is configured here; key material itself comes from the en
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from configs.base import Section
+
+# a field name that suggests key material was put into the config (or an
+# EDGEFLOW_REGISTRY__* variable); such values are refused without being shown
+_SECRETISH = re.compile(r"(secret|password|token|hmac_keys?$|private_key$|^keys?$)")
 
 
 class RegistryConfig(Section):
@@ -25,8 +30,27 @@ class RegistryConfig(Section):
         default=None, description="S3 endpoint; else AWS_ENDPOINT_URL or AWS."
     )
     keep_last: int = Field(default=5, ge=1, description="Versions kept per model.")
-    algorithm: Literal["hmac-sha256", "ed25519"] = Field(
-        default="hmac-sha256", description="Signature scheme."
+    algorithm: Literal["hmac-sha256", "ed25519"] | None = Field(
+        default=None,
+        description="Signature scheme; default ed25519 when environment is production (bots "
+        "hold only public keys), else hmac-sha256. With ed25519, HMAC documents are refused.",
+    )
+    revoked_key_ids: list[str] = Field(
+        default_factory=list,
+        description="Key ids refused even while configured (a compromised key).",
+    )
+    key_scopes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Key id -> models it may sign; documents of other models signed with it "
+        "are refused. Keys without an entry may sign any model.",
+    )
+    pointer_ttl_hours: float = Field(
+        default=72.0, gt=0, description="A signed pointer expires this long after signing."
+    )
+    max_pointer_age_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="A consumer that serves nothing yet refuses a pointer older than this.",
     )
     signing_key_id: str | None = Field(
         default=None,
@@ -52,3 +76,21 @@ class RegistryConfig(Section):
         default=None,
         description="Where a ModelClient keeps its last good models; default <workdir>/client.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_key_material(cls, data: Any) -> Any:
+        """Key material never comes from config; refuse it without echoing the value."""
+        if isinstance(data, dict):
+            for name in data:
+                if (
+                    isinstance(name, str)
+                    and name not in cls.model_fields
+                    and _SECRETISH.search(name.lower())
+                ):
+                    raise ValueError(
+                        f"registry.{name}: key material is never read from the config or "
+                        "EDGEFLOW_REGISTRY__* variables (value not shown); use "
+                        "EDGEFLOW_HMAC_KEYS=id:hex or registry.hmac_keys_file"
+                    )
+        return data

@@ -328,15 +328,9 @@ def health_cmd(
     model_max_age_h: Annotated[float, typer.Option(help="Live model at most this old.")] = 48.0,
     training_max_age_h: Annotated[float, typer.Option(help="Last good training within.")] = 8.0,
     min_free_gb: Annotated[float, typer.Option(help="Free disk under the workdir.")] = 1.0,
-    no_repair: Annotated[
-        bool,
-        typer.Option(
-            "--no-repair",
-            help="Report only; never roll back a live pointer that fails verification.",
-        ),
-    ] = False,
 ) -> None:
-    """Check freshness, disk and the store; JSON out; exit 1 when unhealthy."""
+    """Check freshness, disk and the store; JSON out; exit 1 when unhealthy. Read-only: it
+    signs nothing (a rollback is an operator's `edgeflow rollback`)."""
     settings = settings_from_cli(config, workdir)
     _prepare(settings)  # flows.health imports Prefect (for its deployment); no server starts
     from flows.health import check_health
@@ -347,7 +341,7 @@ def health_cmd(
         "training_max_age_h": training_max_age_h,
         "min_free_gb": min_free_gb,
     }
-    report = check_health(settings, store, limits=limits, repair=not no_repair)
+    report = check_health(settings, store, limits=limits)
     typer.echo(json.dumps(report, indent=2, default=str))
     if not report["healthy"]:
         raise typer.Exit(1)

@@ -33,7 +33,7 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
         settings.data, settings.seed, settings.profile, layout.bars, layout.root
     )
     if isinstance(claimed, Rejected):
-        return {"rejected": claimed.message, "run_dir": run_dir}
+        return CollectResult.refused(run_dir, claimed.message)
     raws = collect_raw(settings.data, settings.seed)
     if isinstance(raws, Rejected):
         return CollectResult.refused(run_dir, raws.message)

@@ -1,30 +1,30 @@
 """Health: are data, models and training fresh, is there disk, does the store verify?
 
 ``edgeflow health`` prints one JSON document and exits non-zero when anything is unhealthy.
-When a model's live pointer fails verification it rolls back to the newest verified version
-(a new signed pointer) and says so. Also a Prefect flow for the 30-minute deployment.
+It never signs anything: a live version that fails verification is reported (with the
+error code) and left to an operator's explicit ``edgeflow rollback``; answering tampering
+with an automatic rollback would let whoever damages versions choose what the fleet runs.
+An expired pointer (nobody re-signed the store) is reported as well. Also a Prefect flow
+for the 30-minute deployment.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from prefect import flow
 
 from configs import Settings, load_config
 from pipelines.data.store import watermarks
-from pipelines.registry.errors import RegistryError, VerificationError
+from pipelines.registry.errors import PointerExpiredError, RegistryError, VerificationError
 from pipelines.registry.keys import keyring_from_env
-from pipelines.registry.publish import rollback
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store, open_store
-from pipelines.registry.verify import list_models, verify_model
+from pipelines.registry.verify import check_fresh, list_models, verify_model
 from pipelines.workdir import WorkdirLayout
 from tasks.reporting import read_last_training
 
@@ -89,7 +89,7 @@ def _disk(layout: WorkdirLayout, min_free_gb: float) -> dict[str, Any]:
 
 
 def _store_checks(
-    store: Store, keyring: KeyRing, now: datetime, limit_h: float, repair: bool
+    store: Store, keyring: KeyRing, now: datetime, limit_h: float
 ) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     models = list_models(store)
@@ -97,17 +97,18 @@ def _store_checks(
         return [_check("store", False, f"no models published in {store.uri}")]
     for model in models:
         try:
-            live = verify_model(store, model, keyring)
-        except VerificationError as exc:
-            entry = _check(f"verify:{model}", False, f"live pointer fails verification: {exc}")
-            if repair:
-                try:
-                    back = rollback(store, model, keyring)
-                    entry["rolled_back_to"] = back.version
-                    entry["detail"] += f"; rolled back to {back.version} (sequence {back.sequence})"
-                except RegistryError as rb_exc:
-                    entry["detail"] += f"; rollback impossible: {rb_exc}"
-            checks.append(entry)
+            live = verify_model(store, model, keyring, check_freshness=False)
+        except (VerificationError, RegistryError) as exc:
+            code = getattr(exc, "code", "invalid")
+            checks.append(
+                _check(
+                    f"verify:{model}",
+                    False,
+                    f"live pointer fails verification [{code}]: {exc}; nothing was signed: "
+                    f"an operator decides (edgeflow rollback --model {model} --to VERSION)",
+                    code=code,
+                )
+            )
             continue
         checks.append(
             _check(
@@ -118,6 +119,23 @@ def _store_checks(
                 sequence=live.sequence,
             )
         )
+        if live.pointer is not None:
+            try:
+                check_fresh(live.pointer, now)
+                fresh = _check(
+                    f"pointer_freshness:{model}",
+                    True,
+                    f"{model} pointer valid until {live.pointer.expires or 'no expiry (legacy)'}",
+                    expires=live.pointer.expires,
+                )
+            except PointerExpiredError as exc:
+                fresh = _check(
+                    f"pointer_freshness:{model}",
+                    False,
+                    f"{exc} (frozen store: run the heartbeat or publish)",
+                    expires=live.pointer.expires,
+                )
+            checks.append(fresh)
         age = _age_hours(str(live.manifest["created_at"]), now) or 0.0
         checks.append(
             _check(
@@ -135,9 +153,8 @@ def check_health(
     store_uri: str | None = None,
     now: datetime | None = None,
     limits: dict[str, float] | None = None,
-    repair: bool = True,
 ) -> dict[str, Any]:
-    """Every check with its verdict; ``healthy`` only when all pass."""
+    """Every check with its verdict; ``healthy`` only when all pass. Read-only: signs nothing."""
     lim = {**DEFAULT_LIMITS, **(limits or {})}
     now = now or datetime.now(UTC)
     layout = WorkdirLayout(settings.workdir)
@@ -150,7 +167,7 @@ def check_health(
     try:
         store = open_store(uri, endpoint_url=settings.registry.s3_endpoint_url)
         keyring = keyring_from_env(os.environ, settings, settings.workdir, create_dev_key=False)
-        checks.extend(_store_checks(store, keyring, now, lim["model_max_age_h"], repair))
+        checks.extend(_store_checks(store, keyring, now, lim["model_max_age_h"]))
     except RegistryError as exc:
         checks.append(_check("store", False, f"{uri}: {exc}"))
     return {
@@ -174,46 +191,4 @@ def health_flow(
     return report
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``edgeflow health`` to the CLI."""
-
-    @app.command("health")
-    def health_cmd(
-        workdir: Annotated[Path, typer.Option(help="The run folder to check.")] = Path(".edgeflow"),
-        store: Annotated[
-            str | None,
-            typer.Option(help="file://PATH or s3://BUCKET/PREFIX; default: the workdir's store."),
-        ] = None,
-        config: Annotated[
-            Path | None, typer.Option(help="Config profile (keys, S3 endpoint).")
-        ] = None,
-        data_max_age_h: Annotated[float, typer.Option(help="Newest bar at most this old.")] = 2.0,
-        model_max_age_h: Annotated[float, typer.Option(help="Live model at most this old.")] = 48.0,
-        training_max_age_h: Annotated[float, typer.Option(help="Last good training within.")] = 8.0,
-        min_free_gb: Annotated[float, typer.Option(help="Free disk under the workdir.")] = 1.0,
-        no_repair: Annotated[
-            bool,
-            typer.Option(
-                "--no-repair",
-                help="Report only; never roll back a live pointer that fails verification.",
-            ),
-        ] = False,
-    ) -> None:
-        """Check freshness, disk and the store; JSON out; exit 1 when unhealthy."""
-        from flows.runtime import prepare_environment
-
-        settings = load_config(config, overrides={"workdir": str(workdir)})
-        prepare_environment(settings.workdir)
-        limits = {
-            "data_max_age_h": data_max_age_h,
-            "model_max_age_h": model_max_age_h,
-            "training_max_age_h": training_max_age_h,
-            "min_free_gb": min_free_gb,
-        }
-        report = check_health(settings, store, limits=limits, repair=not no_repair)
-        typer.echo(json.dumps(report, indent=2, default=str))
-        if not report["healthy"]:
-            raise typer.Exit(1)
-
-
-__all__ = ["DEFAULT_LIMITS", "check_health", "health_flow", "register"]
+__all__ = ["DEFAULT_LIMITS", "check_health", "health_flow"]

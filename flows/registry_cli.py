@@ -1,4 +1,4 @@
-"""``edgeflow verify | models | rollback | publish``, and the one place keys are read.
+"""``edgeflow verify | models | rollback | publish | heartbeat``; the one place keys are read.
 
 Secrets are read here, at the entry point, and handed to ``pipelines.registry`` as a
 :class:`KeyRing`. Exit codes: 0 success, 1 verification failed, 2 user error (bad store,
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,14 +19,18 @@ import typer
 from configs.settings import ConfigError, Settings, load_config
 from pipelines.registry import (
     BadKeyError,
+    ClientStateError,
     KeyRing,
+    PointerMismatchError,
     RegistryError,
     Store,
     VerificationError,
+    heartbeat,
     list_models,
     list_versions,
     open_store,
     publish_model,
+    read_client_state,
     read_pointer,
     rollback,
     verify_model,
@@ -106,15 +111,31 @@ def verify_cmd(
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
     as_json: JsonOpt = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="A consumer's state file (<cache>/state/<model>.json): report a LATEST "
+            "older than what it accepted as a replay.",
+        ),
+    ] = None,
 ) -> None:
-    """Check pointer, manifest signature, every file's sha256 and size; 0 only if all pass."""
+    """Check pointer, manifest signature, every file's sha256 and size, and that the pointer
+    has not expired; 0 only if all pass."""
+    accepted = None
     try:
         cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=False)
+        if state is not None:
+            accepted = read_client_state(state)
+            model = model or accepted.model
+            if model != accepted.model:
+                raise _UserError(f"{state} is the state of {accepted.model!r}, not {model!r}")
         models = [model] if model else list_models(st)
     except (_UserError, RegistryError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        exit_code = EXIT_FAILED if isinstance(exc, ClientStateError) else EXIT_USAGE
+        raise _fail(str(exc), exit_code) from None
     if not models:
         raise _fail(f"{st.uri}: no models found", EXIT_FAILED)
     if version is not None and model is None:
@@ -123,7 +144,17 @@ def verify_cmd(
     rows: list[dict[str, object]] = []
     for name in models:
         try:
-            vv = verify_model(st, name, ring, version=version)
+            floor = accepted.sequence - 1 if accepted is not None and version is None else None
+            vv = verify_model(st, name, ring, version=version, min_sequence=floor)
+            if (
+                accepted is not None
+                and vv.sequence == accepted.sequence
+                and vv.manifest_sha256 != accepted.manifest_sha256
+            ):
+                raise PointerMismatchError(
+                    f"{name}/LATEST reuses the accepted sequence {accepted.sequence} for "
+                    "another manifest"
+                )
         except (RegistryError, ValueError) as exc:
             failed += 1
             code = getattr(exc, "code", "invalid")
@@ -210,19 +241,33 @@ def rollback_cmd(
     store: StoreArg = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model to roll back.")] = "",
     to: Annotated[
-        str | None, typer.Option("--to", help="Target version (default: the previous one).")
+        str | None,
+        typer.Option("--to", help="Target version (default: the live one's previous_version)."),
     ] = None,
+    below_floor: Annotated[
+        bool,
+        typer.Option(
+            "--below-floor", help="Confirm a target below the last operator-approved version."
+        ),
+    ] = False,
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
 ) -> None:
-    """Publish a new signed pointer to an older, verified version."""
+    """Operator command: a new signed pointer to an older, verified version (the new floor)."""
     if not model:
         raise _fail("--model is required")
     try:
         cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=True)
-        done = rollback(st, model, ring, to=to)
+        done = rollback(
+            st,
+            model,
+            ring,
+            to=to,
+            below_floor=below_floor,
+            ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
+        )
     except VerificationError as exc:
         raise _fail(f"target does not verify: [{exc.code}] {exc}", EXIT_FAILED) from None
     except (_UserError, RegistryError, ValueError) as exc:
@@ -238,6 +283,9 @@ def publish_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name.")] = "",
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Record it as the approved rollback floor.")
+    ] = False,
 ) -> None:
     """Sign and publish FILE... as the next version of a model."""
     if not model:
@@ -246,7 +294,15 @@ def publish_cmd(
         cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=True)
-        done = publish_model(st, model, files, ring, keep_last=cfg.registry.keep_last)
+        done = publish_model(
+            st,
+            model,
+            files,
+            ring,
+            keep_last=cfg.registry.keep_last,
+            ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
+            approve=approve,
+        )
     except (_UserError, RegistryError, ValueError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(
@@ -255,9 +311,49 @@ def publish_cmd(
     )
 
 
+def heartbeat_cmd(
+    store: StoreArg = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only this model (default: all).")
+    ] = None,
+    config: ConfigOpt = None,
+    renew_expired: Annotated[
+        bool,
+        typer.Option("--renew-expired", help="Operator: also renew pointers that have expired."),
+    ] = False,
+) -> None:
+    """Re-sign a fresh pointer to each model's current, fully verified version."""
+    try:
+        cfg = _settings(config)
+        st = _store(store, cfg)
+        ring = _keys(cfg, signing=True)
+        models = [model] if model else list_models(st)
+    except (_UserError, RegistryError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    failed = 0
+    for name in models:
+        try:
+            done = heartbeat(
+                st,
+                name,
+                ring,
+                ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
+                renew_expired=renew_expired,
+            )
+        except (RegistryError, ValueError) as exc:
+            failed += 1
+            typer.secho(f"FAIL  {name}: [{getattr(exc, 'code', 'invalid')}] {exc}", err=True)
+            continue
+        typer.echo(
+            f"{name}: {done.version} re-signed (sequence {done.sequence}) until {done.expires}"
+        )
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``verify``, ``models``, ``rollback`` and ``publish`` to the edgeflow CLI."""
+    """Add ``verify``, ``models``, ``rollback``, ``publish`` and ``heartbeat`` to the CLI."""
     app.command("verify")(verify_cmd)
     app.command("models")(models_cmd)
     app.command("rollback")(rollback_cmd)
     app.command("publish")(publish_cmd)
+    app.command("heartbeat")(heartbeat_cmd)

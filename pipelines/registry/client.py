@@ -2,34 +2,61 @@
 
 ``ModelClient`` is what a live Python bot embeds (a C# bot follows ``docs/manifest.md``).
 It only ever serves bytes it verified itself, keeps serving the last good model when the
-store is broken, refuses replayed pointers, and keeps its last good versions on local disk
-(re-verified on restart) so a restart while the store is corrupted still serves.
+store is broken, refuses replayed pointers (the accepted sequence is persisted, fsynced, in
+its own state file before a new model is served), remembers versions it found bad by
+manifest hash, alerts on an expired pointer while it keeps serving, and keeps its last good
+versions on local disk (re-verified on restart) so a restart while the store is corrupted
+still serves.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
-from collections.abc import Mapping
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipelines.registry.errors import (
+    ExternalDataError,
+    FileHashMismatchError,
+    FileSizeMismatchError,
+    ManifestInvalidError,
+    ModelUnloadableError,
     NoModelLoadedError,
+    PathEscapeError,
+    PointerExpiredError,
     PointerMismatchError,
     RegistryError,
     ReplayError,
+    StoreError,
+    UnsafeObjectError,
+    VerificationError,
+    VersionMismatchError,
 )
-from pipelines.registry.manifest import canonical_json, check_model_name
+from pipelines.registry.manifest import (
+    MAX_ENVELOPE_BYTES,
+    Pointer,
+    canonical_json,
+    check_model_name,
+    format_time,
+)
+from pipelines.registry.onnx_check import parse_onnx, refuse_external_data
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import FileStore, Store
 from pipelines.registry.verify import (
     MANIFEST,
     SIG,
     VerifiedVersion,
+    check_fresh,
     list_versions,
     read_pointer,
     verify_pointer_bytes,
@@ -40,6 +67,106 @@ from pipelines.registry.verify import (
 log = logging.getLogger(__name__)
 
 ACCEPTED = "accepted.json"
+STATE_DIR = "state"
+MAX_STATE_BYTES = 4096
+MAX_BAD_VERSIONS = 64
+# content failures worth remembering by manifest hash (a transient store error is not one)
+_BAD_CONTENT = (
+    FileHashMismatchError,
+    FileSizeMismatchError,
+    PathEscapeError,
+    ManifestInvalidError,
+    VersionMismatchError,
+    ExternalDataError,
+    ModelUnloadableError,
+    UnsafeObjectError,
+)
+
+
+class ClientStateError(VerificationError):
+    """The consumer's state file cannot be read or parsed."""
+
+    code = "state-invalid"
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """The last pointer a consumer accepted (what ``edgeflow verify --state`` reads)."""
+
+    model: str
+    version: str
+    sequence: int
+    manifest_sha256: str
+    accepted_at: str
+
+
+def state_path(cache_dir: Path, model: str) -> Path:
+    return Path(cache_dir) / STATE_DIR / f"{check_model_name(model)}.json"
+
+
+def read_client_state(path: Path) -> ClientState:
+    """Parse a state file; :class:`ClientStateError` naming the file for anything malformed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ClientStateError(f"{path}: no state file") from None
+    except OSError as exc:
+        raise ClientStateError(f"{path}: cannot open: {exc.strerror}") from None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ClientStateError(f"{path}: not a regular file")
+        raw = os.read(fd, MAX_STATE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_STATE_BYTES:
+        raise ClientStateError(f"{path}: larger than {MAX_STATE_BYTES} bytes")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        state = ClientState(
+            model=str(doc["model"]),
+            version=str(doc["version"]),
+            sequence=int(doc["sequence"]),
+            manifest_sha256=str(doc["manifest_sha256"]),
+            accepted_at=str(doc["accepted_at"]),
+        )
+    except (ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError) as exc:
+        raise ClientStateError(f"{path}: not a valid state file ({type(exc).__name__})") from None
+    if isinstance(doc["sequence"], bool) or state.sequence < 1:
+        raise ClientStateError(f"{path}: field 'sequence' is not a positive integer")
+    return state
+
+
+def write_client_state(path: Path, state: ClientState) -> None:
+    """Temp file, fsync, rename, fsync the folder: the sequence survives a crash or power cut."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = canonical_json(
+        {
+            "model": state.model,
+            "version": state.version,
+            "sequence": state.sequence,
+            "manifest_sha256": state.manifest_sha256,
+            "accepted_at": state.accepted_at,
+        }
+    )
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 _ORT_FLOAT = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
@@ -65,6 +192,7 @@ class _Serving:
     session: Any = field(repr=False)
     input_names: tuple[str, ...]
     input_types: tuple[str, ...]
+    pointer: Pointer | None = None
 
 
 class ModelClient:
@@ -80,9 +208,13 @@ class ModelClient:
     poll_interval:
         Seconds between polls of the background thread started by :meth:`start`.
     keep_cached:
-        How many verified versions to keep on local disk.
+        How many verified versions to keep on local disk (at least 1: the serving one).
     intra_op_threads:
         onnxruntime intra-op threads per session.
+    max_pointer_age:
+        A client that serves nothing yet refuses a pointer signed longer ago than this.
+    clock:
+        Current UTC time (tests pass a fixed one).
     """
 
     def __init__(
@@ -95,7 +227,11 @@ class ModelClient:
         poll_interval: float = 30.0,
         keep_cached: int = 3,
         intra_op_threads: int = 1,
+        max_pointer_age: timedelta | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        if keep_cached < 1:
+            raise ValueError("keep_cached must be at least 1 (the serving version)")
         self.store = store
         self.model = check_model_name(model)
         self.keyring = keyring
@@ -107,6 +243,11 @@ class ModelClient:
         self._serving: _Serving | None = None
         self._last_sequence: int | None = None
         self._cache_checked = False
+        self.max_pointer_age = max_pointer_age
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.cache_error: Exception | None = None
+        self._accepted_sha256: str | None = None
+        self._bad: OrderedDict[str, VerificationError] = OrderedDict()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,16 +263,41 @@ class ModelClient:
         """The last pointer sequence accepted (a lower or equal one is refused)."""
         return self._last_sequence
 
+    @property
+    def state_file(self) -> Path:
+        return state_path(self.cache_dir, self.model)
+
+    def freshness_error(self) -> PointerExpiredError | None:
+        """The alert for an expired served pointer (a frozen store), else None."""
+        s = self._serving
+        if s is None or s.pointer is None:
+            return None
+        try:
+            check_fresh(s.pointer, self.clock())
+        except PointerExpiredError as exc:
+            return exc
+        return None
+
+    @property
+    def bad_versions(self) -> dict[str, str]:
+        """Manifest sha256 -> error code of versions found bad (not downloaded again)."""
+        return {k: v.code for k, v in self._bad.items()}
+
     # ----------------------------------------------------------------- loading
     def _session(self, vv: VerifiedVersion) -> _Serving:
         import onnxruntime as ort
 
+        name = vv.primary_file()
+        blob = vv.files[name]
+        what = f"{vv.model}/{vv.version}/{name}"
+        refuse_external_data(parse_onnx(blob, what), what)  # weights outside what we verified
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.intra_op_threads
         opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(
-            vv.files[vv.primary_file()], sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        try:
+            sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelUnloadableError(f"{what}: onnxruntime cannot load it: {exc}") from None
         inputs = sess.get_inputs()
         return _Serving(
             version=vv.version,
@@ -140,12 +306,14 @@ class ModelClient:
             session=sess,
             input_names=tuple(i.name for i in inputs),
             input_types=tuple(i.type for i in inputs),
+            pointer=vv.pointer,
         )
 
     def _swap(self, serving: _Serving) -> None:
         previous = self._serving
         self._serving = serving  # a single reference assignment: atomic for readers
         self._last_sequence = serving.sequence
+        self._accepted_sha256 = serving.manifest_sha256
         log.info(
             "%s: serving %s (sequence %d, was %s)",
             self.model,
@@ -155,18 +323,34 @@ class ModelClient:
         )
 
     def _load_cached(self) -> None:
+        """Restore the accepted sequence (state file), then the cached model if it verifies.
+
+        The sequence does not depend on the cached model: a deleted or damaged cache never
+        re-opens the door to a replayed pointer.
+        """
         self._cache_checked = True
+        try:
+            st = read_client_state(self.state_file)
+            if st.model == self.model:
+                self._last_sequence = st.sequence
+                self._accepted_sha256 = st.manifest_sha256
+        except ClientStateError as exc:
+            if self.state_file.exists() or self.state_file.is_symlink():
+                self.last_error = exc
+                log.error("%s: %s; falling back to the cached pointer's sequence", self.model, exc)
         cache = FileStore(self.cache_dir)
         accepted_key = f"{self.model}/{ACCEPTED}"
         if not cache.exists(accepted_key):
             return
         try:
-            import json
-
-            doc = json.loads(cache.read(accepted_key))
+            doc = json.loads(cache.read(accepted_key, max_bytes=2 * MAX_ENVELOPE_BYTES))
             pdata = str(doc["pointer"]).encode("utf-8")
-            psig = str(doc["sig"]).encode("ascii")
+            psig = str(doc["sig"]).encode("ascii") if doc.get("sig") else None
             pointer = verify_pointer_bytes(pdata, psig, self.model, self.keyring)
+            if self._last_sequence is None or pointer.sequence > self._last_sequence:
+                self._last_sequence = pointer.sequence
+            if pointer.sequence < self._last_sequence:
+                return  # an older cached model than the accepted state: do not serve it
             vv = verify_version(
                 cache,
                 self.model,
@@ -174,7 +358,7 @@ class ModelClient:
                 self.keyring,
                 expected_manifest_sha256=pointer.manifest_sha256,
             )
-            vv = _with_sequence(vv, pointer.sequence)
+            vv = _with_sequence(vv, pointer.sequence, pointer=pointer)
             self._swap(self._session(vv))
             log.info("%s: restored %s from local cache %s", self.model, vv.version, self.cache_dir)
         except Exception as exc:
@@ -183,6 +367,19 @@ class ModelClient:
                 "%s: local cache %s unusable, ignoring it: %s", self.model, self.cache_dir, exc
             )
 
+    def _persist_state(self, vv: VerifiedVersion) -> None:
+        assert vv.sequence is not None
+        write_client_state(
+            self.state_file,
+            ClientState(
+                model=self.model,
+                version=vv.version,
+                sequence=vv.sequence,
+                manifest_sha256=vv.manifest_sha256,
+                accepted_at=format_time(self.clock()),
+            ),
+        )
+
     def _save_cache(self, vv: VerifiedVersion) -> None:
         cache = FileStore(self.cache_dir)
         prefix = version_prefix(self.model, vv.version)
@@ -190,12 +387,22 @@ class ModelClient:
             cache.write(f"{prefix}/{name}", blob)
         cache.write(f"{prefix}/{MANIFEST}", vv.manifest_bytes)
         cache.write(f"{prefix}/{MANIFEST}{SIG}", vv.manifest_sig)
-        if vv.pointer_bytes is None or vv.pointer_sig is None:
+        if vv.pointer_bytes is None:
             raise ValueError("only a version verified through its pointer can be cached")
-        accepted = {"pointer": vv.pointer_bytes.decode("utf-8"), "sig": vv.pointer_sig.decode()}
+        accepted = {
+            "pointer": vv.pointer_bytes.decode("utf-8"),
+            "sig": vv.pointer_sig.decode("ascii") if vv.pointer_sig else None,
+        }
         cache.write(f"{self.model}/{ACCEPTED}", canonical_json(accepted))
-        keep = set(list_versions(cache, self.model)[-max(self.keep_cached - 1, 0) :]) | {vv.version}
-        for old in list_versions(cache, self.model):
+        versions = list_versions(cache, self.model)
+        keep = {v for v in versions if v != vv.version}
+        keep = (
+            set(sorted(keep, key=versions.index)[-(self.keep_cached - 1) :])
+            if (self.keep_cached > 1)
+            else set()
+        )
+        keep.add(vv.version)
+        for old in versions:
             if old not in keep:
                 for key in cache.list_keys(version_prefix(self.model, old)):
                     cache.delete(key)
@@ -227,38 +434,112 @@ class ModelClient:
         pointer, pdata, psig = read_pointer(self.store, self.model, self.keyring)
         current = self._serving
         last = self._last_sequence
+        now = self.clock()
         if last is not None and pointer.sequence <= last:
             if (
                 current is not None
                 and pointer.sequence == current.sequence
                 and pointer.manifest_sha256 == current.manifest_sha256
             ):
-                self.last_error = None
+                stale = self.freshness_error()
+                self.last_error = stale  # expired: keep serving, but say so
+                if stale is not None:
+                    log.error("%s: keeping %s, but %s", self.model, current.version, stale)
                 return False
-            if pointer.sequence == last:
+            if (
+                pointer.sequence == last
+                and current is None
+                and pointer.manifest_sha256 == self._accepted_sha256
+            ):
+                pass  # restart without a usable cache: the accepted pointer itself is fine
+            elif pointer.sequence == last:
                 raise PointerMismatchError(
                     f"{self.model}/LATEST reuses sequence {last} for another manifest"
                 )
-            raise ReplayError(
-                f"{self.model}/LATEST has sequence {pointer.sequence}, not above the last "
-                f"accepted {last}: refusing a replayed pointer"
+            else:
+                raise ReplayError(
+                    f"{self.model}/LATEST has sequence {pointer.sequence}, not above the last "
+                    f"accepted {last}: refusing a replayed pointer"
+                )
+        check_fresh(pointer, now, self.max_pointer_age if current is None else None)
+        if (
+            current is not None
+            and pointer.manifest_sha256 == current.manifest_sha256
+            and pointer.version == current.version
+        ):
+            self._accept_same_version(current, pointer, pdata, psig)
+            return False
+        known_bad = self._bad.get(pointer.manifest_sha256)
+        if known_bad is not None:
+            raise type(known_bad)(f"{known_bad} (remembered; not downloaded again)")
+        try:
+            vv = verify_version(
+                self.store,
+                self.model,
+                pointer.version,
+                self.keyring,
+                expected_manifest_sha256=pointer.manifest_sha256,
             )
-        vv = verify_version(
-            self.store,
-            self.model,
-            pointer.version,
-            self.keyring,
-            expected_manifest_sha256=pointer.manifest_sha256,
-        )
-        vv = _with_sequence(vv, pointer.sequence, pdata, psig)
-        serving = self._session(vv)
+            vv = _with_sequence(vv, pointer.sequence, pdata, psig, pointer)
+            serving = self._session(vv)
+        except _BAD_CONTENT as exc:
+            self._remember_bad(pointer.manifest_sha256, exc)
+            raise
+        try:
+            self._persist_state(vv)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.model}: cannot persist the accepted sequence to {self.state_file} "
+                f"({exc.strerror}); not switching to {vv.version}"
+            ) from None
         try:
             self._save_cache(vv)
-        except OSError as exc:
-            log.warning("%s: could not cache %s locally: %s", self.model, vv.version, exc)
+            self.cache_error = None
+        except (OSError, RegistryError) as exc:
+            self.cache_error = exc
+            log.error("%s: could not cache %s locally: %s", self.model, vv.version, exc)
         self._swap(serving)
         self.last_error = None
         return True
+
+    def _accept_same_version(
+        self, current: _Serving, pointer: Pointer, pdata: bytes, psig: bytes | None
+    ) -> None:
+        """A heartbeat (or a re-signed pointer) to the version already served: accept the new
+        sequence and expiry without downloading or reloading the same verified bytes."""
+        try:
+            write_client_state(
+                self.state_file,
+                ClientState(
+                    model=self.model,
+                    version=pointer.version,
+                    sequence=pointer.sequence,
+                    manifest_sha256=pointer.manifest_sha256,
+                    accepted_at=format_time(self.clock()),
+                ),
+            )
+        except OSError as exc:
+            raise StoreError(
+                f"{self.model}: cannot persist the accepted sequence to {self.state_file} "
+                f"({exc.strerror})"
+            ) from None
+        try:
+            accepted = {
+                "pointer": pdata.decode("utf-8"),
+                "sig": psig.decode("ascii") if psig else None,
+            }
+            FileStore(self.cache_dir).write(f"{self.model}/{ACCEPTED}", canonical_json(accepted))
+        except (OSError, RegistryError) as exc:
+            self.cache_error = exc
+        from dataclasses import replace
+
+        self._swap(replace(current, sequence=pointer.sequence, pointer=pointer))
+        self.last_error = None
+
+    def _remember_bad(self, manifest_sha256: str, exc: VerificationError) -> None:
+        self._bad[manifest_sha256] = exc
+        while len(self._bad) > MAX_BAD_VERSIONS:
+            self._bad.popitem(last=False)
 
     def start(self) -> None:
         """Poll in a daemon thread every ``poll_interval`` seconds (first poll immediately)."""
@@ -307,7 +588,11 @@ class ModelClient:
 
 
 def _with_sequence(
-    vv: VerifiedVersion, sequence: int, pdata: bytes | None = None, psig: bytes | None = None
+    vv: VerifiedVersion,
+    sequence: int,
+    pdata: bytes | None = None,
+    psig: bytes | None = None,
+    pointer: Pointer | None = None,
 ) -> VerifiedVersion:
     from dataclasses import replace
 
@@ -316,4 +601,5 @@ def _with_sequence(
         sequence=sequence,
         pointer_bytes=pdata if pdata is not None else vv.pointer_bytes,
         pointer_sig=psig if psig is not None else vv.pointer_sig,
+        pointer=pointer if pointer is not None else vv.pointer,
     )

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 
 class RegistryError(Exception):
-    """Base of every registry error; ``code`` is a short stable identifier."""
+    """Base of every registry error; ``code`` is a short stable identifier.
+
+    ``etag``: set by a store on an object it refused to read (symlink, FIFO, too large), so
+    a publisher can still replace that object with a compare-and-swap.
+    """
 
     code = "registry-error"
+    etag: str | None = None
 
 
 class StoreError(RegistryError):
@@ -31,6 +36,12 @@ class ObjectExistsError(StoreError):
     code = "exists"
 
 
+class PreconditionFailedError(StoreError):
+    """A conditional write lost: the object changed since it was read (compare-and-swap)."""
+
+    code = "precondition-failed"
+
+
 class BadKeyError(RegistryError, ValueError):
     """A key that cannot be used (malformed, duplicate id, wrong kind)."""
 
@@ -43,10 +54,22 @@ class KeyTooShortError(BadKeyError):
     code = "key-too-short"
 
 
+class WeakKeyError(BadKeyError):
+    """An HMAC key that looks like a placeholder (all-zero, one repeated byte or block)."""
+
+    code = "weak-key"
+
+
 class PublishError(RegistryError):
     """A publish or rollback that cannot proceed."""
 
     code = "publish-error"
+
+
+class ConcurrentPublishError(PublishError):
+    """Another publisher moved the pointer or claimed the sequence first; nothing was lost."""
+
+    code = "concurrent-publish"
 
 
 class VerificationError(RegistryError):
@@ -143,6 +166,42 @@ class ReplayError(VerificationError):
     """A pointer whose ``sequence`` is not above the last one accepted (an old pointer replayed)."""
 
     code = "replay"
+
+
+class ObjectTooLargeError(VerificationError):
+    """An object larger than its documented limit (refused while reading, not after)."""
+
+    code = "too-large"
+
+
+class UnsafeObjectError(VerificationError):
+    """A symlink, FIFO, device or other non-regular file where a stored object should be."""
+
+    code = "unsafe-object"
+
+
+class RevokedKeyError(VerificationError):
+    """A document signed with a key id that is listed as revoked."""
+
+    code = "revoked-key"
+
+
+class PointerExpiredError(VerificationError):
+    """A pointer past its ``expires`` (or older than the consumer's maximum age): stale store."""
+
+    code = "expired"
+
+
+class ExternalDataError(VerificationError):
+    """An ONNX model whose tensors live in external files (resolved outside what was verified)."""
+
+    code = "external-data"
+
+
+class ModelUnloadableError(VerificationError):
+    """Verified bytes that no consumer can load (no model file, not a valid ONNX model)."""
+
+    code = "unloadable"
 
 
 class NoModelLoadedError(RegistryError):

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from configs.settings import Settings
 from pipelines.registry.errors import BadKeyError
-from pipelines.registry.signing import Ed25519Key, HmacKey, KeyRing, parse_hmac_keys
+from pipelines.registry.signing import (
+    ALGORITHMS,
+    Algorithm,
+    Ed25519Key,
+    HmacKey,
+    KeyRing,
+    parse_hmac_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +64,15 @@ def keyring_from_env(
     Sources, all merged: ``EDGEFLOW_HMAC_KEYS="id:hex,..."``, ``registry.hmac_keys_file``,
     ``registry.ed25519_private_key_file`` and ``registry.ed25519_public_key_files``. With none
     of them, the dev key ``<workdir>/keys/dev.key`` is used (created 0600, logged) unless
-    ``allow_dev_key`` is false or ``cfg.environment == "production"``.
+    ``allow_dev_key`` is false or ``cfg.environment == "production"``. Production defaults
+    to Ed25519 (see :func:`effective_algorithm`); with Ed25519 the ring refuses HMAC-signed
+    documents. ``registry.revoked_key_ids`` are refused even while configured. No error
+    message carries a value read from a key variable.
     """
     reg = cfg.registry
     production = cfg.environment == "production"
-    keys: list[HmacKey | Ed25519Key] = []
-    keys.extend(parse_hmac_keys(environ.get(HMAC_KEYS_ENV, "")))
-    if reg.hmac_keys_file is not None:
-        keys.extend(parse_hmac_keys(_read(reg.hmac_keys_file).decode("ascii", "replace")))
-    if reg.ed25519_private_key_file is not None:
-        keys.append(Ed25519Key.from_pem(reg.ed25519_key_id, _read(reg.ed25519_private_key_file)))
-    for key_id, path in sorted(reg.ed25519_public_key_files.items()):
-        if key_id != reg.ed25519_key_id or reg.ed25519_private_key_file is None:
-            keys.append(Ed25519Key.from_pem(key_id, _read(path)))
+    algorithm = effective_algorithm(cfg)
+    keys = _configured_keys(environ, cfg)
     if production and any(k.key_id == DEV_KEY_ID for k in keys):
         raise BadKeyError(f"environment=production refuses the key id {DEV_KEY_ID!r}")
     if not keys:
@@ -84,9 +87,49 @@ def keyring_from_env(
         raise BadKeyError(f"no keys configured: set {HMAC_KEYS_ENV}=id:hex (32+ bytes)")
     signing = environ.get(SIGNING_KEY_ENV) or reg.signing_key_id
     if signing is None:
-        candidates = [k.key_id for k in keys if k.algorithm == reg.algorithm and k.can_sign]
+        candidates = [k.key_id for k in keys if k.algorithm == algorithm and k.can_sign]
         signing = candidates[0] if len(candidates) == 1 else None
-    return KeyRing(keys, signing_key_id=signing)
+    accept: tuple[Algorithm, ...] = ("ed25519",) if algorithm == "ed25519" else ALGORITHMS
+    if not any(k.algorithm in accept for k in keys):
+        raise BadKeyError(
+            f"algorithm {algorithm} is required (environment={cfg.environment}) but no "
+            "such key is configured: set registry.ed25519_private_key_file (publisher) or "
+            "registry.ed25519_public_key_files (consumers)"
+        )
+    return KeyRing(
+        keys,
+        signing_key_id=signing,
+        revoked=reg.revoked_key_ids,
+        accept=accept,
+        scopes=reg.key_scopes,
+    )
+
+
+def effective_algorithm(cfg: Settings) -> Algorithm:
+    """``registry.algorithm``, or by default ed25519 in production and hmac-sha256 elsewhere."""
+    if cfg.registry.algorithm is not None:
+        return cfg.registry.algorithm
+    return "ed25519" if cfg.environment == "production" else "hmac-sha256"
+
+
+def _configured_keys(environ: Mapping[str, str], cfg: Settings) -> list[HmacKey | Ed25519Key]:
+    reg = cfg.registry
+    keys: list[HmacKey | Ed25519Key] = []
+    try:
+        keys.extend(parse_hmac_keys(environ.get(HMAC_KEYS_ENV, "")))
+    except BadKeyError as exc:
+        raise type(exc)(f"{HMAC_KEYS_ENV}: {exc}") from None
+    if reg.hmac_keys_file is not None:
+        try:
+            keys.extend(parse_hmac_keys(_read(reg.hmac_keys_file).decode("ascii", "replace")))
+        except BadKeyError as exc:
+            raise type(exc)(f"{reg.hmac_keys_file}: {exc}") from None
+    if reg.ed25519_private_key_file is not None:
+        keys.append(Ed25519Key.from_pem(reg.ed25519_key_id, _read(reg.ed25519_private_key_file)))
+    for key_id, path in sorted(reg.ed25519_public_key_files.items()):
+        if key_id != reg.ed25519_key_id or reg.ed25519_private_key_file is None:
+            keys.append(Ed25519Key.from_pem(key_id, _read(path)))
+    return keys
 
 
 def _read(path: Path) -> bytes:

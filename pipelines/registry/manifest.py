@@ -6,12 +6,15 @@ are what is signed and verified; a verifier never re-serialises before checking 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.registry.errors import (
@@ -22,13 +25,23 @@ from pipelines.registry.errors import (
 )
 
 MANIFEST_SCHEMA = "edgeflow.manifest/1"
-POINTER_SCHEMA = "edgeflow.pointer/1"
-MAX_DOC_BYTES = 1 << 20
+POINTER_SCHEMA = "edgeflow.pointer/2"
+LEGACY_POINTER_SCHEMA = "edgeflow.pointer/1"
+POINTER_PAYLOAD_TYPE = "application/vnd.edgeflow.pointer+json"
+POINTER_KINDS = ("publish", "rollback", "heartbeat")
+MAX_DOC_BYTES = 1 << 20  # manifest.json
+MAX_ENVELOPE_BYTES = 64 << 10  # LATEST and history entries
+MAX_PAYLOAD_BYTES = 16 << 10
+MAX_SIG_BYTES = 256  # .sig files
+MAX_JSON_DEPTH = 32
+MAX_SIGNATURES = 4
+MAX_VERSION = 999_999_999_999  # 12 digits: the largest name VERSION_RE accepts
 MAX_SEQUENCE = (1 << 53) - 1  # exact in every JSON implementation (C# long, JS number)
 MODEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 VERSION_RE = re.compile(r"^v(\d{6,12})$")
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TS_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 RESERVED_NAMES = frozenset({"manifest.json", "manifest.json.sig"})
 
 
@@ -44,16 +57,35 @@ def sha256_hex(data: bytes) -> str:
 
 
 def format_version(number: int) -> str:
+    """``v000001``; refuses numbers the verifier's ``VERSION_RE`` would not accept."""
+    if not 1 <= number <= MAX_VERSION:
+        raise ValueError(f"version number {number} is outside 1..{MAX_VERSION}")
     return f"v{number:06d}"
 
 
-def version_number(version: str) -> int | None:
-    m = VERSION_RE.match(version)
+def version_number(version: object) -> int | None:
+    if not isinstance(version, str):
+        return None
+    m = VERSION_RE.fullmatch(version)
     return int(m.group(1)) if m else None
 
 
+def format_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime | None:
+    """A ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` timestamp, or None when it is not one."""
+    if not isinstance(value, str) or not _TS_RE.fullmatch(value):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def check_model_name(model: str) -> str:
-    if not isinstance(model, str) or not MODEL_RE.match(model):
+    if not isinstance(model, str) or not MODEL_RE.fullmatch(model):
         raise ValueError(
             f"invalid model name {model!r}: lowercase letters, digits, '_' or '-', "
             "starting with a letter"
@@ -69,7 +101,7 @@ def check_file_path(path: object) -> str:
     if path.startswith("/") or "\\" in path or ":" in path:
         raise PathEscapeError(f"manifest file path {path!r} is absolute or not a plain path")
     for part in parts:
-        if part in ("", ".", "..") or not _SEGMENT_RE.match(part):
+        if part in ("", ".", "..") or not _SEGMENT_RE.fullmatch(part):
             raise PathEscapeError(
                 f"manifest file path {path!r} leaves its version folder or has a bad segment"
             )
@@ -78,20 +110,49 @@ def check_file_path(path: object) -> str:
     return path
 
 
-def _parse_doc(data: bytes, what: str, error: type[VerificationError]) -> dict[str, Any]:
-    if len(data) > MAX_DOC_BYTES:
-        raise error(f"{what} is {len(data)} bytes (limit {MAX_DOC_BYTES})")
+def _parse_doc(
+    data: bytes, what: str, error: type[VerificationError], limit: int = MAX_DOC_BYTES
+) -> dict[str, Any]:
+    """Strict JSON object: UTF-8, finite numbers, nesting at most ``MAX_JSON_DEPTH``.
+
+    Every way the bytes can be malformed becomes ``error`` naming ``what``; nothing else
+    escapes (a ``1e400`` literal, deep nesting, a lone surrogate are all just bad input).
+    """
+    if len(data) > limit:
+        raise error(f"{what} is {len(data)} bytes (limit {limit})")
     try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise error(f"{what} is not valid UTF-8 JSON: {exc}") from None
+        doc = json.loads(
+            data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise error(f"{what} is not valid UTF-8 JSON: {reason}") from None
     if not isinstance(doc, dict):
         raise error(f"{what} is not a JSON object")
+    if _depth(doc) > MAX_JSON_DEPTH:
+        raise error(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
     return doc
+
+
+def _depth(obj: Any, level: int = 1) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(obj, dict):
+        return max((_depth(v, level + 1) for v in obj.values()), default=level)
+    if isinstance(obj, list):
+        return max((_depth(v, level + 1) for v in obj), default=level)
+    return level
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} does not fit a finite double")
+    return value
 
 
 def _require(
@@ -122,7 +183,11 @@ def peek_signer(data: bytes, what: str, error: type[VerificationError]) -> dict[
 def check_canonical(
     data: bytes, doc: Mapping[str, Any], what: str, error: type[VerificationError]
 ) -> None:
-    if canonical_json(doc) != data:
+    try:
+        canonical = canonical_json(doc)
+    except (ValueError, TypeError, RecursionError):
+        raise error(f"{what} cannot be serialised canonically") from None
+    if canonical != data:
         raise error(f"{what} is not canonical JSON (sorted keys, no spaces, UTF-8)")
 
 
@@ -159,7 +224,7 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         seen.add(path)
         sha = entry.get("sha256")
         size = entry.get("size")
-        if not isinstance(sha, str) or not _HEX64.match(sha):
+        if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
             raise err(f"{what}: files[{i}].sha256 is not 64 lowercase hex characters")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise err(f"{what}: files[{i}].size is not a non-negative integer")
@@ -172,7 +237,11 @@ def manifest_files(doc: Mapping[str, Any]) -> list[FileEntry]:
 
 @dataclass(frozen=True)
 class Pointer:
-    """The content of a verified ``LATEST``."""
+    """The content of a verified pointer (``LATEST`` or a history entry).
+
+    ``legacy``: the old two-file ``edgeflow.pointer/1`` form, which has no ``expires``,
+    ``kind``, ``previous`` nor ``floor``.
+    """
 
     model: str
     version: str
@@ -180,26 +249,119 @@ class Pointer:
     manifest_sha256: str
     key_id: str
     created_at: str
+    expires: str | None = None
+    kind: str = "publish"
+    previous: str | None = None
+    floor: str | None = None
+    legacy: bool = False
+
+    def expires_at(self) -> datetime | None:
+        return parse_time(self.expires) if self.expires else None
+
+    def created(self) -> datetime | None:
+        return parse_time(self.created_at)
 
 
-def parse_pointer(data: bytes, model: str) -> Pointer:
-    what = f"{model}/LATEST"
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed, not yet verified pointer envelope: payload bytes and the signer's entry."""
+
+    payload: bytes
+    payload_type: str
+    signatures: tuple[tuple[str, str], ...]
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding: what an envelope signature covers."""
+    ptype = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(payload), payload)
+
+
+def make_envelope(payload: bytes, key_id: str, sig_hex: str) -> bytes:
+    return canonical_json(
+        {
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "payloadType": POINTER_PAYLOAD_TYPE,
+            "signatures": [{"keyid": key_id, "sig": sig_hex}],
+        }
+    )
+
+
+def is_envelope(data: bytes) -> bool:
+    """True when ``data`` claims to be an envelope (legacy pointers have no payloadType)."""
+    return b'"payloadType"' in data[:MAX_ENVELOPE_BYTES]
+
+
+def parse_envelope(data: bytes, what: str) -> Envelope:
+    """The envelope's structure (canonical, exact fields, strict base64); not its signature."""
     err = PointerInvalidError
-    doc = _parse_doc(data, what, err)
+    doc = _parse_doc(data, what, err, MAX_ENVELOPE_BYTES)
     check_canonical(data, doc, what, err)
-    if doc.get("schema") != POINTER_SCHEMA:
-        raise err(f"{what}: schema is {doc.get('schema')!r}, expected {POINTER_SCHEMA!r}")
+    if set(doc) != {"payload", "payloadType", "signatures"}:
+        raise err(
+            f"{what}: envelope fields are {sorted(doc)}, expected payload, payloadType, signatures"
+        )
+    if doc["payloadType"] != POINTER_PAYLOAD_TYPE:
+        raise err(f"{what}: payloadType is not {POINTER_PAYLOAD_TYPE!r}")
+    raw = doc["payload"]
+    if not isinstance(raw, str) or len(raw) > 4 * MAX_PAYLOAD_BYTES // 3 + 4:
+        raise err(f"{what}: payload is not a base64 string within {MAX_PAYLOAD_BYTES} bytes")
+    try:
+        payload = base64.b64decode(raw.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise err(f"{what}: payload is not standard base64") from None
+    if base64.b64encode(payload).decode("ascii") != raw:
+        raise err(f"{what}: payload base64 is not in canonical form")
+    sigs = doc["signatures"]
+    if not isinstance(sigs, list) or not 1 <= len(sigs) <= MAX_SIGNATURES:
+        raise err(f"{what}: signatures must be a list of 1 to {MAX_SIGNATURES} entries")
+    entries = []
+    for i, entry in enumerate(sigs):
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"keyid", "sig"}
+            or not isinstance(entry["keyid"], str)
+            or not isinstance(entry["sig"], str)
+        ):
+            raise err(f"{what}: signatures[{i}] is not {{keyid, sig}} strings")
+        entries.append((entry["keyid"], entry["sig"]))
+    return Envelope(payload=payload, payload_type=doc["payloadType"], signatures=tuple(entries))
+
+
+def parse_pointer(data: bytes, model: str, *, legacy: bool = False, what: str = "") -> Pointer:
+    """Validate a pointer payload (after its signature has been checked)."""
+    what = what or f"{model}/LATEST"
+    err = PointerInvalidError
+    doc = _parse_doc(data, what, err, MAX_PAYLOAD_BYTES if not legacy else MAX_ENVELOPE_BYTES)
+    check_canonical(data, doc, what, err)
+    schema = LEGACY_POINTER_SCHEMA if legacy else POINTER_SCHEMA
+    if doc.get("schema") != schema:
+        raise err(f"{what}: schema is {str(doc.get('schema'))[:40]!r}, expected {schema!r}")
     for name in ("model", "version", "manifest_sha256", "key_id", "created_at"):
         _require(doc, name, str, what, err)
     seq = _require(doc, "sequence", int, what, err)
     if not 1 <= seq <= MAX_SEQUENCE:
         raise err(f"{what}: sequence {seq} is outside 1..{MAX_SEQUENCE}")
     if doc["model"] != model:
-        raise err(f"{what}: names model {doc['model']!r}, not {model!r}")
+        raise err(f"{what}: names model {doc['model'][:80]!r}, not {model!r}")
     if version_number(doc["version"]) is None:
-        raise err(f"{what}: version {doc['version']!r} is not a version name")
-    if not _HEX64.match(doc["manifest_sha256"]):
+        raise err(f"{what}: version {doc['version'][:40]!r} is not a version name")
+    if not _HEX64.fullmatch(doc["manifest_sha256"]):
         raise err(f"{what}: manifest_sha256 is not 64 lowercase hex characters")
+    created = parse_time(doc["created_at"])
+    if created is None:
+        raise err(f"{what}: created_at is not a YYYY-MM-DDTHH:MM:SS.ffffffZ timestamp")
+    if legacy:
+        return Pointer(
+            model=doc["model"],
+            version=doc["version"],
+            sequence=seq,
+            manifest_sha256=doc["manifest_sha256"],
+            key_id=doc["key_id"],
+            created_at=doc["created_at"],
+            legacy=True,
+        )
+    expires, kind = _check_v2_fields(doc, created, what)
     return Pointer(
         model=doc["model"],
         version=doc["version"],
@@ -207,7 +369,28 @@ def parse_pointer(data: bytes, model: str) -> Pointer:
         manifest_sha256=doc["manifest_sha256"],
         key_id=doc["key_id"],
         created_at=doc["created_at"],
+        expires=expires,
+        kind=kind,
+        previous=doc["previous"],
+        floor=doc["floor"],
     )
+
+
+def _check_v2_fields(doc: Mapping[str, Any], created: datetime, what: str) -> tuple[str, str]:
+    err = PointerInvalidError
+    expires = _require(doc, "expires", str, what, err)
+    expires_at = parse_time(expires)
+    if expires_at is None or expires_at <= created:
+        raise err(f"{what}: expires is not a timestamp after created_at")
+    kind = _require(doc, "kind", str, what, err)
+    if kind not in POINTER_KINDS:
+        raise err(f"{what}: kind {kind[:40]!r} is not one of {', '.join(POINTER_KINDS)}")
+    for name in ("previous", "floor"):
+        if name not in doc:
+            raise err(f"{what}: missing field {name!r}")
+        if doc[name] is not None and version_number(doc[name]) is None:
+            raise err(f"{what}: {name} is neither null nor a version name")
+    return expires, kind
 
 
 def check_finite(obj: Any, where: str = "manifest") -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -23,9 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pipelines.registry.errors import (
     BadKeyError,
     KeyTooShortError,
+    RevokedKeyError,
     SignatureMalformedError,
     SignatureMismatchError,
     UnknownKeyIdError,
+    WeakKeyError,
     WrongKeyError,
 )
 
@@ -35,15 +37,49 @@ MIN_HMAC_KEY_BYTES = 32
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KCV_LABEL = b"edgeflow-key-check-v1"
 _SIG_HEX_LEN: dict[str, int] = {"hmac-sha256": 64, "ed25519": 128}
-_LOWER_HEX = re.compile(r"^[0-9a-f]*$")
+_LOWER_HEX = re.compile(r"[0-9a-f]*")
+_KCV_RE = re.compile(r"[0-9a-f]{16}")
+_SECRET_LIKE_ID = re.compile(r"[0-9a-fA-F]{32,}")
+MIN_DISTINCT_KEY_BYTES = 8
 
 
 def _check_key_id(key_id: str) -> str:
-    if not isinstance(key_id, str) or not KEY_ID_RE.match(key_id):
+    """A key id; the value is never echoed (a swapped ``id:secret`` would put a secret here)."""
+    if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
         raise BadKeyError(
-            f"invalid key id {key_id!r}: use 1-64 characters of letters, digits, '.', '_', '-'"
+            "invalid key id: use 1-64 characters of letters, digits, '.', '_', '-' "
+            "(value not shown)"
+        )
+    if _SECRET_LIKE_ID.fullmatch(key_id):
+        raise BadKeyError(
+            f"a key id of {len(key_id)} hex characters looks like a secret: are id and secret "
+            "swapped? (value not shown)"
         )
     return key_id
+
+
+def check_key_entropy(secret: bytes) -> None:
+    """Refuse placeholder HMAC keys: few distinct bytes or one short block repeated.
+
+    A real 32-byte random key has ~30 distinct byte values and no period; ``00..00``,
+    ``1111..``, ``abab..`` or ``deadbeef`` repeated are typed by people, not generated.
+    """
+    if len(set(secret)) < MIN_DISTINCT_KEY_BYTES:
+        raise WeakKeyError(
+            f"HMAC key has only {len(set(secret))} distinct byte values: a placeholder, not a "
+            "random key (generate one with `python -c 'import secrets; "
+            "print(secrets.token_hex(32))'`)"
+        )
+    for period in range(1, 9):
+        if all(secret[i] == secret[i % period] for i in range(len(secret))):
+            raise WeakKeyError(f"HMAC key is a {period}-byte block repeated: not a random key")
+
+
+def _no_pickle(what: str) -> TypeError:
+    return TypeError(
+        f"{what} cannot be pickled: key material must not travel inside pickles "
+        "(build the key ring in each process from its configuration)"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +97,10 @@ class HmacKey:
                 f"HMAC key {self.key_id!r} is {len(self.secret)} bytes; "
                 f"at least {MIN_HMAC_KEY_BYTES} are required"
             )
+        check_key_entropy(self.secret)
+
+    def __reduce__(self) -> Any:
+        raise _no_pickle("an HMAC key")
 
     @property
     def can_sign(self) -> bool:
@@ -109,6 +149,15 @@ class Ed25519Key:
         if not isinstance(pub, Ed25519PublicKey):
             raise BadKeyError(f"key {key_id!r}: PEM public key is not Ed25519")
         return cls(key_id=key_id, public_key=pub)
+
+    def __reduce__(self) -> Any:
+        if self.private_key is not None:
+            raise _no_pickle("an Ed25519 private key")
+        return (Ed25519Key.from_public_bytes, (self.key_id, self.public_bytes()))
+
+    @classmethod
+    def from_public_bytes(cls, key_id: str, raw: bytes) -> Ed25519Key:
+        return cls(key_id=key_id, public_key=Ed25519PublicKey.from_public_bytes(raw))
 
     def public_only(self) -> Ed25519Key:
         """The same key without its private half, to hand to consumers."""
@@ -160,26 +209,56 @@ class KeyRing:
         Every key this process trusts. Ids must be unique.
     signing_key_id:
         The key that signs; ``None`` for a verify-only ring (a consumer).
+    revoked:
+        Key ids refused even while configured (a compromised key, inside its validity).
+    accept:
+        Algorithms this ring verifies; ``("ed25519",)`` refuses HMAC-signed documents.
+    scopes:
+        Key id -> the models it may sign; a key without an entry may sign any model. A key
+        leaked from one model's pipeline then cannot sign another model.
     """
 
-    def __init__(self, keys: Iterable[SigningKey], signing_key_id: str | None = None) -> None:
+    def __init__(
+        self,
+        keys: Iterable[SigningKey],
+        signing_key_id: str | None = None,
+        *,
+        revoked: Iterable[str] = (),
+        accept: Iterable[Algorithm] = ALGORITHMS,
+        scopes: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self._keys: dict[str, SigningKey] = {}
+        self.scopes = {k: frozenset(v) for k, v in (scopes or {}).items()}
         for key in keys:
             if key.key_id in self._keys:
                 raise BadKeyError(f"duplicate key id {key.key_id!r}")
             self._keys[key.key_id] = key
+        self.revoked = frozenset(revoked)
+        self.accept: tuple[Algorithm, ...] = tuple(accept)
         if signing_key_id is not None:
             if signing_key_id not in self._keys:
+                # never echo the value: an operator may have put the secret there
                 raise BadKeyError(
-                    f"signing key id {signing_key_id!r} is not among the configured keys "
-                    f"({', '.join(sorted(self._keys)) or 'none'})"
+                    f"the signing key id ({len(signing_key_id)} characters, value not shown) "
+                    f"is not among the configured keys ({', '.join(sorted(self._keys)) or 'none'})"
                 )
-            if not self._keys[signing_key_id].can_sign:
+            key = self._keys[signing_key_id]
+            if not key.can_sign:
                 raise BadKeyError(f"signing key {signing_key_id!r} is a public key only")
+            if signing_key_id in self.revoked:
+                raise BadKeyError(f"signing key {signing_key_id!r} is revoked")
+            if key.algorithm not in self.accept:
+                raise BadKeyError(
+                    f"signing key {signing_key_id!r} is {key.algorithm}, but only "
+                    f"{', '.join(self.accept)} is accepted"
+                )
         self.signing_key_id = signing_key_id
 
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={sorted(self._keys)!r}, signing_key_id={self.signing_key_id!r})"
+
+    def __reduce__(self) -> Any:
+        raise _no_pickle("a key ring")
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -188,16 +267,24 @@ class KeyRing:
     def get(self, key_id: str) -> SigningKey:
         try:
             return self._keys[key_id]
-        except KeyError:
+        except (KeyError, TypeError):
             raise UnknownKeyIdError(
-                f"signed with key id {key_id!r}, which this verifier does not hold "
+                f"signed with key id {str(key_id)[:64]!r}, which this verifier does not hold "
                 f"(known: {', '.join(sorted(self._keys)) or 'none'})"
             ) from None
 
     def public_only(self) -> KeyRing:
         """A verify-only ring: Ed25519 keys lose their private half, HMAC keys are dropped."""
         pubs = [k.public_only() for k in self._keys.values() if isinstance(k, Ed25519Key)]
-        return KeyRing(pubs)
+        return KeyRing(pubs, revoked=self.revoked, accept=self.accept, scopes=self.scopes)
+
+    def check_scope(self, key_id: str, model: str, what: str) -> None:
+        """:class:`WrongKeyError` when ``key_id`` is scoped to other models than ``model``."""
+        allowed = self.scopes.get(key_id)
+        if allowed is not None and model not in allowed:
+            raise WrongKeyError(
+                f"{what}: key {key_id!r} may only sign {', '.join(sorted(allowed))}, not {model!r}"
+            )
 
     def signer(self) -> Signer:
         """The fields a document embeds before it is signed."""
@@ -228,22 +315,35 @@ class KeyRing:
         cannot downgrade Ed25519 to HMAC with a public key as the secret.
         """
         key = self.get(key_id)
+        if key_id in self.revoked:
+            raise RevokedKeyError(f"{what}: signed with revoked key id {key_id!r}")
         if algorithm != key.algorithm:
             raise WrongKeyError(
-                f"{what}: claims algorithm {algorithm!r} but key {key_id!r} is {key.algorithm}"
+                f"{what}: claims algorithm {str(algorithm)[:32]!r} but key {key_id!r} "
+                f"is {key.algorithm}"
+            )
+        if key.algorithm not in self.accept:
+            raise WrongKeyError(
+                f"{what}: signed with {key.algorithm}, but this verifier accepts only "
+                f"{', '.join(self.accept)}"
             )
         n = _SIG_HEX_LEN[key.algorithm]
-        if len(sig_file) != n or not _LOWER_HEX.match(sig_file.decode("ascii", "replace")):
+        text = sig_file.decode("ascii", "replace")
+        if len(sig_file) != n or not _LOWER_HEX.fullmatch(text):
             raise SignatureMalformedError(
                 f"{what}.sig is not {n} lowercase hex characters "
                 f"(got {len(sig_file)} bytes): truncated or corrupted signature"
             )
-        if key_check is not None and not hmac.compare_digest(key_check, key.key_check()):
+        if key_check is not None and (
+            not isinstance(key_check, str)
+            or not _KCV_RE.fullmatch(key_check)
+            or not hmac.compare_digest(key_check, key.key_check())
+        ):
             raise WrongKeyError(
                 f"{what}: signed with a different key than the one held as {key_id!r} "
                 "(key check value differs)"
             )
-        if not key.verify(data, bytes.fromhex(sig_file.decode("ascii"))):
+        if not key.verify(data, bytes.fromhex(text)):
             raise SignatureMismatchError(
                 f"{what}: signature does not match its bytes (modified after signing)"
             )
@@ -252,7 +352,8 @@ class KeyRing:
 def parse_hmac_keys(spec: str) -> list[HmacKey]:
     """``"id:hex,id2:hex"`` (the ``EDGEFLOW_HMAC_KEYS`` format) into keys.
 
-    Errors name the key id but never echo the secret.
+    Errors name the entry by position and never echo any part of it: a swapped id and
+    secret would otherwise print the secret.
     """
     keys: list[HmacKey] = []
     for i, item in enumerate(p.strip() for p in spec.replace("\n", ",").split(",")):
@@ -261,10 +362,16 @@ def parse_hmac_keys(spec: str) -> list[HmacKey]:
         key_id, sep, hexkey = item.partition(":")
         key_id = key_id.strip()
         if not sep:
-            raise BadKeyError(f"HMAC key entry #{i + 1} is not 'id:hex'")
+            raise BadKeyError(f"HMAC key entry #{i + 1} is not 'id:hex' (value not shown)")
+        try:
+            _check_key_id(key_id)
+        except BadKeyError as exc:
+            raise BadKeyError(f"HMAC key entry #{i + 1}: {exc}") from None
         try:
             secret = bytes.fromhex(hexkey.strip())
         except ValueError:
-            raise BadKeyError(f"HMAC key {key_id!r}: secret is not hex") from None
+            raise BadKeyError(
+                f"HMAC key {key_id!r} (entry #{i + 1}): secret is not hex (value not shown)"
+            ) from None
         keys.append(HmacKey(key_id, secret))
     return keys

@@ -3,24 +3,53 @@
 Keys are ``/``-separated paths relative to the store root. Every write is atomic for readers
 (a reader sees the old object or the complete new one, never a partial one), and
 ``create_only`` writes fail with :class:`ObjectExistsError` instead of overwriting, which is
-how published version folders are kept immutable.
+how published version folders are kept immutable. Reads are bounded *while reading*
+(``max_bytes``), and :meth:`Store.swap` is a compare-and-swap on an object's ETag, which is
+how concurrent publishers are kept from losing each other's pointer updates.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import logging
 import os
+import stat
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from pipelines.registry.errors import ObjectExistsError, ObjectNotFoundError, StoreError
+from pipelines.registry.errors import (
+    ObjectExistsError,
+    ObjectNotFoundError,
+    ObjectTooLargeError,
+    PreconditionFailedError,
+    StoreError,
+    UnsafeObjectError,
+)
 
 log = logging.getLogger(__name__)
 
 _TMP_PREFIX = ".tmp-"
+_LOCK_PREFIX = ".lock-"
+_CHUNK = 1 << 20
+_SWAP_READ_LIMIT = 64 << 20  # a swap compares content up to this size, else by stat
+
+
+def _too_large(uri: str, key: str, limit: int, etag: str | None = None) -> ObjectTooLargeError:
+    exc = ObjectTooLargeError(f"{uri}/{key} is larger than its limit of {limit} bytes")
+    exc.etag = etag
+    return exc
+
+
+def content_etag(data: bytes) -> str:
+    """The ETag a file or memory store reports: sha256 of the content."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class Store(Protocol):
@@ -28,12 +57,26 @@ class Store(Protocol):
 
     uri: str
 
-    def read(self, key: str) -> bytes:
-        """The object's bytes, or :class:`ObjectNotFoundError`."""
+    def read(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes, or :class:`ObjectNotFoundError`; at most ``max_bytes``, else
+        :class:`ObjectTooLargeError` (raised once ``max_bytes + 1`` bytes were read)."""
+        ...
+
+    def read_etag(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        """Bytes and the ETag to pass to :meth:`swap`."""
         ...
 
     def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
         """Atomically store ``data``; with ``create_only`` refuse to replace an object."""
+        ...
+
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> None:
+        """Replace ``key`` only if its ETag is still ``expected_etag`` (``None``: only if it
+        does not exist); else :class:`PreconditionFailedError`."""
+        ...
+
+    def locked(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the writer lock of ``key`` where the store has one (file stores)."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -59,11 +102,20 @@ def _check_key(key: str) -> str:
 
 
 class FileStore:
-    """A folder: writes go to a temporary file, are fsynced, then renamed into place."""
+    """A folder: writes go to a temporary file, are fsynced, then renamed into place.
+
+    Nothing is followed: every folder on a key's path below the root must be a real folder
+    and the object a regular file (a symlink, FIFO or device is :class:`UnsafeObjectError`),
+    files are opened ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO never blocks), and reads stop at
+    ``max_bytes + 1``. :meth:`swap` holds an exclusive ``flock`` on ``.lock-<name>`` next to
+    the object; the kernel drops it when the process dies, so a crash leaves no stale lock.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.uri = f"file://{self.root}"
+        self._held: set[str] = set()
+        self._held_guard = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.root)!r})"
@@ -71,57 +123,199 @@ class FileStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*_check_key(key).split("/"))
 
-    def read(self, key: str) -> bytes:
+    def _check_parents(self, key: str, create: bool = False) -> Path:
+        """The object's path, after checking each folder below the root is a real folder."""
+        parts = _check_key(key).split("/")
+        cur = self.root
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        for part in parts[:-1]:
+            cur = cur / part
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                if not create:
+                    raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
+                try:
+                    os.mkdir(cur)
+                except FileExistsError:
+                    pass
+                st = os.lstat(cur)
+            except NotADirectoryError:
+                raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafeObjectError(
+                    f"{self.uri}/{key}: {cur.relative_to(self.root)} is not a plain folder "
+                    "(symlink or special file): refused"
+                )
+        return cur / parts[-1]
+
+    def read(self, key: str, max_bytes: int | None = None) -> bytes:
+        if not self.root.exists():
+            raise ObjectNotFoundError(f"{self.uri}/{key}: not found")
+        path = self._check_parents(key)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
         try:
-            return self._path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            fd = os.open(path, flags)
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EMLINK):
+                raise UnsafeObjectError(f"{self.uri}/{key} is a symlink: refused") from None
+            if exc.errno == errno.EISDIR:
+                raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
+            raise StoreError(f"{self.uri}/{key}: read failed: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                if stat.S_ISDIR(st.st_mode):
+                    raise ObjectNotFoundError(f"{self.uri}/{key}: not found")
+                raise UnsafeObjectError(
+                    f"{self.uri}/{key} is not a regular file (FIFO, device or socket): refused"
+                )
+            if max_bytes is not None and st.st_size > max_bytes:
+                raise _too_large(self.uri, key, max_bytes)
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                want = _CHUNK if max_bytes is None else min(_CHUNK, max_bytes + 1 - total)
+                chunk = os.read(fd, want) if want > 0 else b""
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    raise _too_large(self.uri, key, max_bytes)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def read_etag(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        """Bytes and ETag; a refused object (symlink, FIFO, too large) raises with an
+        ``etag`` attribute, so a publisher can still compare-and-swap it away."""
+        try:
+            data = self.read(key, max_bytes)
+        except (UnsafeObjectError, ObjectTooLargeError) as exc:
+            exc.etag = self._stat_etag(key)
+            raise
+        return data, content_etag(data)
+
+    def _stat_etag(self, key: str) -> str | None:
+        """An ETag for an object that is not read: type, inode, size and mtime."""
+        try:
+            st = os.lstat(self._path(key))
+        except OSError:
+            return None
+        return f"stat:{st.st_mode:o}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+    def _current_etag(self, key: str, expected: str | None) -> str | None:
+        if expected is not None and expected.startswith("stat:"):
+            return self._stat_etag(key)  # the caller saw a refused object: compare like it
+        try:
+            return content_etag(self.read(key, max_bytes=_SWAP_READ_LIMIT))
+        except ObjectNotFoundError:
+            return None
+        except (UnsafeObjectError, ObjectTooLargeError):
+            return self._stat_etag(key)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        try:
+            st = os.lstat(self._path(key))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode)
 
     def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._check_parents(key, create=True)
         tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         try:
-            with open(tmp, "wb") as fh:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             if create_only:
                 try:
-                    os.link(tmp, path)  # atomic, and fails if the target exists
+                    os.link(tmp, path, follow_symlinks=False)  # atomic, fails if it exists
                 except FileExistsError:
                     raise ObjectExistsError(f"{self.uri}/{key}: already exists") from None
             else:
-                os.replace(tmp, path)
+                os.replace(tmp, path)  # replaces a symlink itself, never its target
             _fsync_dir(path.parent)
         finally:
             tmp.unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        path = self._check_parents(key, create=True)
+        lock_key = str(path)
+        with self._held_guard:
+            reentrant = lock_key in self._held
+            if not reentrant:
+                self._held.add(lock_key)
+        if reentrant:
+            yield
+            return
+        lock_path = path.parent / f"{_LOCK_PREFIX}{path.name}"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            with self._held_guard:
+                self._held.discard(lock_key)
+            raise StoreError(f"{self.uri}/{key}: cannot open its lock: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+            with self._held_guard:
+                self._held.discard(lock_key)
+
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> None:
+        with self.locked(key):
+            current = self._current_etag(key, expected_etag)
+            if current != expected_etag:
+                raise PreconditionFailedError(
+                    f"{self.uri}/{key} changed since it was read (concurrent writer)"
+                )
+            self.write(key, data)
+
     def list_dirs(self, prefix: str) -> list[str]:
         base = self.root.joinpath(*[p for p in prefix.split("/") if p])
-        if not base.is_dir():
+        if not base.is_dir() or base.is_symlink():
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p.name
+            for p in base.iterdir()
+            if not p.name.startswith(".") and stat.S_ISDIR(os.lstat(p).st_mode)
+        )
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.root.joinpath(*[p for p in prefix.split("/") if p])
-        if not base.is_dir():
+        if not base.is_dir() or base.is_symlink():
             return []
         out = []
-        for p in base.rglob("*"):
-            if p.is_file() and not p.name.startswith(_TMP_PREFIX):
-                out.append(p.relative_to(self.root).as_posix())
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith((_TMP_PREFIX, _LOCK_PREFIX)):
+                    continue
+                out.append((Path(dirpath) / name).relative_to(self.root).as_posix())
         return sorted(out)
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
-        path.unlink(missing_ok=True)
+        try:
+            path = self._check_parents(key)
+        except ObjectNotFoundError:
+            return
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()  # a symlink is removed itself, never its target
         parent = path.parent
-        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
+        while parent != self.root:
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
             parent = parent.parent
 
 
@@ -150,6 +344,7 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.client = client
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._cas_ok = False
 
     def __repr__(self) -> str:
         return f"S3Store({self.uri!r})"
@@ -163,16 +358,40 @@ class S3Store:
             str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) or type(exc).__name__
         )
 
-    def read(self, key: str) -> bytes:
+    def _get(self, key: str, max_bytes: int | None) -> tuple[bytes, str]:
         from botocore.exceptions import ClientError
 
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return bytes(resp["Body"].read())
         except ClientError as exc:
             if self._err(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
             raise StoreError(f"{self.uri}/{key}: read failed: {self._err(exc)}") from exc
+        body = resp["Body"]
+        etag = str(resp.get("ETag", ""))
+        try:
+            if max_bytes is not None and int(resp.get("ContentLength") or 0) > max_bytes:
+                raise _too_large(self.uri, key, max_bytes, etag)
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                want = _CHUNK if max_bytes is None else min(_CHUNK, max_bytes + 1 - total)
+                chunk = body.read(want) if want > 0 else b""
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    raise _too_large(self.uri, key, max_bytes, etag)
+        finally:
+            body.close()
+        return b"".join(chunks), etag
+
+    def read(self, key: str, max_bytes: int | None = None) -> bytes:
+        return self._get(key, max_bytes)[0]
+
+    def read_etag(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        return self._get(key, max_bytes)
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -185,17 +404,66 @@ class S3Store:
             raise StoreError(f"{self.uri}/{key}: head failed: {self._err(exc)}") from exc
         return True
 
-    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    def _put(self, key: str, data: bytes, **conditions: str) -> None:
         from botocore.exceptions import ClientError
 
-        extra: dict[str, str] = {"IfNoneMatch": "*"} if create_only else {}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **conditions)
         except ClientError as exc:
             code = self._err(exc)
-            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise ObjectExistsError(f"{self.uri}/{key}: already exists") from None
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise PreconditionFailedError(
+                    f"{self.uri}/{key}: condition failed ({code}): changed by a concurrent writer"
+                ) from None
+            if code in ("NoSuchKey", "404") and "IfMatch" in conditions:
+                raise PreconditionFailedError(
+                    f"{self.uri}/{key}: deleted by a concurrent writer"
+                ) from None
             raise StoreError(f"{self.uri}/{key}: write failed: {code}") from exc
+
+    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        if not create_only:
+            self._put(key, data)
+            return
+        self.check_conditional_writes()
+        try:
+            self._put(key, data, IfNoneMatch="*")
+        except PreconditionFailedError:
+            raise ObjectExistsError(f"{self.uri}/{key}: already exists") from None
+
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> None:
+        self.check_conditional_writes()
+        if expected_etag is None:
+            self._put(key, data, IfNoneMatch="*")
+        else:
+            self._put(key, data, IfMatch=expected_etag)
+
+    @contextlib.contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        yield  # S3 has no locks; the pointer is protected by If-Match instead
+
+    def check_conditional_writes(self) -> None:
+        """Refuse a server that ignores ``If-Match`` / ``If-None-Match`` (once per store).
+
+        Such a server would let two publishers both "succeed" with one update silently lost.
+        """
+        if self._cas_ok:
+            return
+        probe = f".edgeflow-cas-probe/{uuid.uuid4().hex}"
+        self._put(probe, b"probe")
+        try:
+            for cond in ({"IfMatch": '"00000000000000000000000000000000"'}, {"IfNoneMatch": "*"}):
+                try:
+                    self._put(probe, b"overwritten", **cond)
+                except PreconditionFailedError:
+                    continue
+                raise StoreError(
+                    f"{self.uri}: the server ignores conditional writes ({next(iter(cond))}); "
+                    "refusing to publish, concurrent publishers could silently lose updates"
+                )
+        finally:
+            self.delete(probe)
+        self._cas_ok = True
 
     def _list(self, prefix: str, delimiter: bool) -> tuple[list[str], list[str]]:
         full = (
@@ -238,13 +506,31 @@ class MemoryStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.uri = "memory://"
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self.objects[_check_key(key)]
+            data = self.objects[_check_key(key)]
         except KeyError:
             raise ObjectNotFoundError(f"memory://{key}: not found") from None
+        if max_bytes is not None and len(data) > max_bytes:
+            raise _too_large(self.uri, key, max_bytes, content_etag(data))
+        return data
+
+    def read_etag(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        data = self.read(key, max_bytes)
+        return data, content_etag(data)
+
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> None:
+        with self._lock:
+            cur = self.objects.get(_check_key(key))
+            if (content_etag(cur) if cur is not None else None) != expected_etag:
+                raise PreconditionFailedError(f"memory://{key} changed since it was read")
+            self.objects[key] = bytes(data)
+
+    @contextlib.contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        yield
 
     def exists(self, key: str) -> bool:
         return _check_key(key) in self.objects

@@ -11,6 +11,7 @@ import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.registry.errors import (
@@ -19,6 +20,8 @@ from pipelines.registry.errors import (
     FileSizeMismatchError,
     ManifestInvalidError,
     ObjectNotFoundError,
+    ObjectTooLargeError,
+    PointerExpiredError,
     PointerInvalidError,
     PointerMismatchError,
     PointerMissingError,
@@ -28,11 +31,17 @@ from pipelines.registry.errors import (
     VersionMismatchError,
 )
 from pipelines.registry.manifest import (
+    MAX_DOC_BYTES,
+    MAX_ENVELOPE_BYTES,
+    MAX_SIG_BYTES,
     MODEL_RE,
     FileEntry,
     Pointer,
     check_model_name,
+    is_envelope,
     manifest_files,
+    pae,
+    parse_envelope,
     parse_manifest,
     parse_pointer,
     peek_signer,
@@ -76,6 +85,7 @@ class VerifiedVersion:
     sequence: int | None = None
     pointer_bytes: bytes | None = field(default=None, repr=False)
     pointer_sig: bytes | None = field(default=None, repr=False)
+    pointer: Pointer | None = None
 
     @property
     def entries(self) -> list[FileEntry]:
@@ -94,13 +104,15 @@ class VerifiedVersion:
         return matches[0]
 
 
-def _read_signed(store: Store, key: str, missing: type[Exception]) -> tuple[bytes, bytes]:
+def _read_signed(
+    store: Store, key: str, missing: type[Exception], limit: int
+) -> tuple[bytes, bytes]:
     try:
-        data = store.read(key)
+        data = store.read(key, max_bytes=limit)
     except ObjectNotFoundError:
         raise missing(f"{store.uri}/{key} is missing") from None
     try:
-        sig = store.read(key + SIG)
+        sig = store.read(key + SIG, max_bytes=MAX_SIG_BYTES)
     except ObjectNotFoundError:
         raise SignatureMissingError(f"{store.uri}/{key}{SIG} is missing") from None
     return data, sig
@@ -122,16 +134,101 @@ def _check_signature(
     )
 
 
-def verify_pointer_bytes(data: bytes, sig: bytes, model: str, keyring: KeyRing) -> Pointer:
-    """Check a pointer document against its signature, then its fields."""
-    _check_signature(data, sig, f"{model}/{POINTER}", PointerInvalidError, keyring)
-    return parse_pointer(data, model)
+def verify_pointer_bytes(
+    data: bytes, sig: bytes | None, model: str, keyring: KeyRing, what: str | None = None
+) -> Pointer:
+    """Check a pointer (an envelope, or the legacy document + ``.sig``), then its fields.
+
+    ``sig`` is only used for the legacy two-file form; an envelope carries its signature.
+    """
+    what = what or f"{model}/{POINTER}"
+    if is_envelope(data):
+        env = parse_envelope(data, what)
+        signer = peek_signer(env.payload, f"{what} payload", PointerInvalidError)
+        entry = next((sg for kid, sg in env.signatures if kid == signer["key_id"]), None)
+        if entry is None:
+            raise SignatureMissingError(
+                f"{what}: no signature by the payload's signer {str(signer['key_id'])[:64]!r}"
+            )
+        keyring.verify(
+            pae(env.payload_type, env.payload),
+            entry.encode("utf-8", "replace"),
+            key_id=signer["key_id"],
+            algorithm=signer["algorithm"],
+            key_check=signer.get("key_check"),
+            what=what,
+        )
+        keyring.check_scope(signer["key_id"], model, what)
+        return parse_pointer(env.payload, model, what=what)
+    if sig is None:
+        raise SignatureMissingError(f"{what}{SIG} is missing (legacy two-file pointer)")
+    _check_signature(data, sig, what, PointerInvalidError, keyring)
+    pointer = parse_pointer(data, model, legacy=True, what=what)
+    keyring.check_scope(pointer.key_id, model, what)
+    return pointer
 
 
-def read_pointer(store: Store, model: str, keyring: KeyRing) -> tuple[Pointer, bytes, bytes]:
-    """The verified ``LATEST`` of ``model`` with its raw bytes and signature."""
-    data, sig = _read_signed(store, pointer_key(model), PointerMissingError)
+def read_pointer_raw(store: Store, model: str) -> tuple[bytes, bytes | None, str]:
+    """``LATEST`` bytes, the legacy ``LATEST.sig`` (None for an envelope) and the ETag."""
+    key = pointer_key(model)
+    try:
+        data, etag = store.read_etag(key, max_bytes=MAX_ENVELOPE_BYTES)
+    except ObjectNotFoundError:
+        raise PointerMissingError(f"{store.uri}/{key} is missing") from None
+    if is_envelope(data):
+        return data, None, etag
+    try:
+        sig = store.read(key + SIG, max_bytes=MAX_SIG_BYTES)
+    except ObjectNotFoundError:
+        raise SignatureMissingError(f"{store.uri}/{key}{SIG} is missing") from None
+    return data, sig, etag
+
+
+def read_pointer(store: Store, model: str, keyring: KeyRing) -> tuple[Pointer, bytes, bytes | None]:
+    """The verified ``LATEST`` of ``model`` with its raw bytes and legacy signature (or None)."""
+    data, sig, _ = read_pointer_raw(store, model)
     return verify_pointer_bytes(data, sig, model, keyring), data, sig
+
+
+def check_fresh(
+    pointer: Pointer, now: datetime | None = None, max_age: timedelta | None = None
+) -> None:
+    """:class:`PointerExpiredError` when ``pointer`` is past ``expires`` or older than
+    ``max_age`` (a frozen store: nobody re-signed it)."""
+    now = now or datetime.now(UTC)
+    expires = pointer.expires_at()
+    what = f"{pointer.model}/{POINTER} (sequence {pointer.sequence})"
+    if expires is not None and now > expires:
+        raise PointerExpiredError(
+            f"{what} expired at {pointer.expires}: the store has not been re-signed since"
+        )
+    created = pointer.created()
+    if max_age is not None and created is not None and now - created > max_age:
+        raise PointerExpiredError(
+            f"{what} was signed at {pointer.created_at}, more than "
+            f"{max_age.total_seconds() / 3600:g} h ago (maximum pointer age)"
+        )
+
+
+def verify_manifest(
+    store: Store, model: str, version: str, keyring: KeyRing
+) -> tuple[dict[str, Any], bytes, bytes]:
+    """A version's manifest, signature-checked and parsed (its files are not read)."""
+    check_model_name(model)
+    if version_number(version) is None:
+        raise VersionMismatchError(f"{version[:40]!r} is not a version name (v000001 style)")
+    prefix = version_prefix(model, version)
+    what = f"{prefix}/{MANIFEST}"
+    data, sig = _read_signed(store, what, FileMissingError, MAX_DOC_BYTES)
+    _check_signature(data, sig, what, ManifestInvalidError, keyring)
+    doc = parse_manifest(data)
+    keyring.check_scope(doc["key_id"], model, what)
+    if doc["model"] != model or doc["version"] != version:
+        raise VersionMismatchError(
+            f"{what} describes {str(doc['model'])[:64]}/{str(doc['version'])[:40]}, not "
+            f"{model}/{version}: files swapped between versions or models"
+        )
+    return doc, data, sig
 
 
 def verify_version(
@@ -142,20 +239,14 @@ def verify_version(
     *,
     expected_manifest_sha256: str | None = None,
 ) -> VerifiedVersion:
-    """Verify one version folder: manifest signature, identity, then every file."""
-    check_model_name(model)
-    if version_number(version) is None:
-        raise VersionMismatchError(f"{version!r} is not a version name (v000001 style)")
+    """Verify one version folder: manifest signature, identity, then every file.
+
+    Each file is read at most ``size + 1`` bytes (its signed size), so an oversized or
+    endless object is refused while reading.
+    """
+    doc, data, sig = verify_manifest(store, model, version, keyring)
     prefix = version_prefix(model, version)
     what = f"{prefix}/{MANIFEST}"
-    data, sig = _read_signed(store, f"{prefix}/{MANIFEST}", FileMissingError)
-    _check_signature(data, sig, what, ManifestInvalidError, keyring)
-    doc = parse_manifest(data)
-    if doc["model"] != model or doc["version"] != version:
-        raise VersionMismatchError(
-            f"{what} describes {doc['model']}/{doc['version']}, not {model}/{version}: "
-            "files swapped between versions or models"
-        )
     digest = sha256_hex(data)
     if expected_manifest_sha256 is not None and not hmac.compare_digest(
         digest, expected_manifest_sha256
@@ -168,10 +259,15 @@ def verify_version(
     for entry in manifest_files(doc):
         key = f"{prefix}/{entry.path}"
         try:
-            blob = store.read(key)
+            blob = store.read(key, max_bytes=entry.size)
         except ObjectNotFoundError:
             raise FileMissingError(
                 f"{store.uri}/{key} is listed in the manifest but missing"
+            ) from None
+        except ObjectTooLargeError:
+            raise FileSizeMismatchError(
+                f"{prefix}/{entry.path} is larger than the {entry.size} bytes the manifest "
+                "says (padded or replaced)"
             ) from None
         if len(blob) != entry.size:
             raise FileSizeMismatchError(
@@ -201,10 +297,15 @@ def verify_model(
     version: str | None = None,
     *,
     min_sequence: int | None = None,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+    check_freshness: bool = True,
 ) -> VerifiedVersion:
     """Verify what ``LATEST`` points to (or one explicit ``version``) end to end.
 
     ``min_sequence``: refuse (``ReplayError``) a pointer whose sequence is not above it.
+    ``check_freshness``: refuse (``PointerExpiredError``) a pointer past ``expires`` or older
+    than ``max_age`` at ``now``.
     """
     check_model_name(model)
     if version is not None:
@@ -215,6 +316,8 @@ def verify_model(
             f"{model}/{POINTER} has sequence {pointer.sequence}, not above the last accepted "
             f"{min_sequence}: an old pointer was replayed"
         )
+    if check_freshness:
+        check_fresh(pointer, now, max_age)
     vv = verify_version(
         store, model, pointer.version, keyring, expected_manifest_sha256=pointer.manifest_sha256
     )
@@ -229,6 +332,7 @@ def verify_model(
         sequence=pointer.sequence,
         pointer_bytes=pdata,
         pointer_sig=psig,
+        pointer=pointer,
     )
 
 
@@ -242,6 +346,8 @@ def list_models(store: Store) -> list[str]:
     """Model folders at the store root that hold a pointer or at least one version."""
     out = []
     for name in store.list_dirs(""):
-        if MODEL_RE.match(name) and (store.exists(pointer_key(name)) or list_versions(store, name)):
+        if MODEL_RE.fullmatch(name) and (
+            store.exists(pointer_key(name)) or list_versions(store, name)
+        ):
             out.append(name)
     return out

@@ -37,7 +37,7 @@ def test_cli_health_and_models_leave_the_cwd_alone(tmp_path: Path) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     wd = tmp_path / "wd"
-    out = _run("health", "--workdir", str(wd), "--no-repair", cwd=cwd)
+    out = _run("health", "--workdir", str(wd), cwd=cwd)
     assert out.returncode == 1, out.stderr[-2000:]
     report = json.loads(out.stdout)
     assert report["healthy"] is False and report["workdir"] == str(wd)

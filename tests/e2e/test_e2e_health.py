@@ -1,4 +1,4 @@
-"""``edgeflow health``: freshness, disk, store verification and the automatic rollback."""
+"""``edgeflow health``: freshness, disk, store verification; it reports and never signs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from configs import Settings, load_config
 from flows.health import check_health
 from pipelines.data.store import append_bars
 from pipelines.registry.keys import keyring_from_env
-from pipelines.registry.publish import publish_model
+from pipelines.registry.publish import publish_model, rollback
 from pipelines.registry.store import open_store
 from pipelines.registry.verify import verify_model
 from pipelines.workdir import WorkdirLayout
@@ -92,24 +92,47 @@ def test_stale_data_and_old_training_are_unhealthy(workdir_with_two_versions: Se
     assert bad == {"data_freshness", "last_training"}
 
 
-def test_tampered_live_model_is_rolled_back(workdir_with_two_versions: Settings) -> None:
+def test_tampered_live_model_is_reported_and_nothing_is_signed(
+    workdir_with_two_versions: Settings,
+) -> None:
+    """A flipped byte in the live model must not become a fleet-wide rollback: health
+    reports it and exits unhealthy; only an explicit operator rollback moves the pointer."""
     settings = workdir_with_two_versions
     layout = WorkdirLayout(settings.workdir)
-    live = layout.store / "regime" / "v000002" / "model.onnx"
+    store_root = layout.store / "regime"
+    before = {
+        p.relative_to(store_root): p.read_bytes() for p in store_root.rglob("*") if p.is_file()
+    }
+    live = store_root / "v000002" / "model.onnx"
     live.chmod(0o644)
-    live.write_bytes(live.read_bytes()[:-3] + b"xyz")
-    report = check_health(settings, now=NOW + timedelta(minutes=5))
-    entry = next(c for c in report["checks"] if c["check"] == "verify:regime")
-    assert not report["healthy"]
-    assert entry["rolled_back_to"] == "v000001"
-    assert "rolled back to v000001" in entry["detail"]
+    tampered = live.read_bytes()[:-3] + b"xyz"
+    live.write_bytes(tampered)
+    for _ in range(2):  # repeated checks change nothing either
+        report = check_health(settings, now=NOW + timedelta(minutes=5))
+        entry = next(c for c in report["checks"] if c["check"] == "verify:regime")
+        assert not report["healthy"]
+        assert not entry["ok"] and entry["code"] == "hash-mismatch"
+        assert "rolled_back_to" not in entry and "nothing was signed" in entry["detail"]
+    after = {
+        p.relative_to(store_root): p.read_bytes() for p in store_root.rglob("*") if p.is_file()
+    }
+    before[Path("v000002/model.onnx")] = tampered
+    assert after == before  # no new pointer, no history entry, nothing deleted
     keyring = keyring_from_env({}, settings, settings.workdir, create_dev_key=False)
-    now_live = verify_model(open_store(layout.store.resolve().as_uri()), "regime", keyring)
+    store = open_store(layout.store.resolve().as_uri())
+    rollback(store, "regime", keyring, to="v000001")  # the operator's explicit decision
+    now_live = verify_model(store, "regime", keyring)
     assert now_live.version == "v000001"
     model = onnx.load_from_string(now_live.files["model.onnx"])
     assert model.graph.initializer[0].float_data[0] == 1.0
     again = check_health(settings, now=NOW + timedelta(minutes=5))
     assert again["healthy"], again
+
+
+def test_expired_pointer_is_unhealthy(workdir_with_two_versions: Settings) -> None:
+    report = check_health(workdir_with_two_versions, now=datetime.now(UTC) + timedelta(days=30))
+    entry = next(c for c in report["checks"] if c["check"] == "pointer_freshness:regime")
+    assert not entry["ok"] and "expired" in entry["detail"]
 
 
 def test_cli_prints_json_and_exits_nonzero_when_unhealthy(

@@ -16,7 +16,8 @@ from flows.registry_cli import register
 from pipelines.registry import BadKeyError, KeyTooShortError
 from pipelines.registry.keys import dev_key_path, keyring_from_env
 
-ENV = {"EDGEFLOW_HMAC_KEYS": f"old:{'22' * 32},k1:{KEY_HEX}", "EDGEFLOW_SIGNING_KEY_ID": "k1"}
+OLD_HEX = "9c3e71a0d45b28f6e1c09a7d3b5f8e24c6a1d07f93e52b8d4a6c1e0f7b392d58"
+ENV = {"EDGEFLOW_HMAC_KEYS": f"old:{OLD_HEX},k1:{KEY_HEX}", "EDGEFLOW_SIGNING_KEY_ID": "k1"}
 
 
 @pytest.fixture()
@@ -101,7 +102,14 @@ def test_dev_key_created_0600_and_refused_in_production(
         keyring_from_env({}, prod, workdir=tmp_path)
     with pytest.raises(BadKeyError, match="production refuses"):
         keyring_from_env({"EDGEFLOW_HMAC_KEYS": f"dev:{KEY_HEX}"}, prod, workdir=tmp_path)
-    ok = keyring_from_env(ENV, prod, workdir=tmp_path / "p")
+    # production defaults to Ed25519: HMAC keys alone are refused unless chosen explicitly
+    with pytest.raises(BadKeyError, match="algorithm ed25519 is required"):
+        keyring_from_env(ENV, prod, workdir=tmp_path / "p")
+    prod_hmac = load_config(
+        environ={"EDGEFLOW_ENVIRONMENT": "production"},
+        overrides={"registry.algorithm": "hmac-sha256"},
+    )
+    ok = keyring_from_env(ENV, prod_hmac, workdir=tmp_path / "p")
     assert ok.key_ids == ("k1", "old") and ok.signing_key_id == "k1"
     assert not dev_key_path(tmp_path / "p").exists()
     with pytest.raises(KeyTooShortError):
@@ -142,3 +150,30 @@ def test_key_files_from_config(tmp_path: Path) -> None:
     )
     consumer = keyring_from_env({}, consumer_cfg, workdir=tmp_path, allow_dev_key=False)
     assert consumer.signing_key_id is None and consumer.key_ids == ("ed25519",)
+
+
+def test_verify_state_reports_replay_and_heartbeat(app: typer.Typer, tmp_path: Path) -> None:
+    from pipelines.registry import HmacKey, KeyRing, ModelClient, open_store
+
+    uri = f"file://{tmp_path / 's'}"
+    f = tmp_path / "model.onnx"
+    for seed in (0, 1):
+        f.write_bytes(make_onnx(seed=seed))
+        assert _run(app, ["publish", uri, "-m", "regime", str(f)])[0] == 0
+    store = open_store(uri)
+    ring = KeyRing([HmacKey("k1", bytes.fromhex(KEY_HEX))])
+    bot = ModelClient(store, "regime", ring, tmp_path / "bot")
+    assert bot.refresh() and bot.sequence == 2
+    code, out = _run(app, ["verify", uri, "--state", str(bot.state_file)])
+    assert code == 0 and "OK    regime v000002 sequence 2" in out, out
+    store.write("regime/LATEST", store.read("regime/pointers/000000000001.json"))  # replay
+    assert _run(app, ["verify", uri])[0] == 0  # without the state: authentic, so OK
+    code, out = _run(app, ["verify", uri, "--state", str(bot.state_file)])
+    assert code == 1 and "FAIL  regime: [replay]" in out, out
+    code, out = _run(app, ["heartbeat", uri])
+    assert code == 1 and "replaced by an older pointer" in out, out
+    store.write("regime/LATEST", store.read("regime/pointers/000000000002.json"))
+    code, out = _run(app, ["heartbeat", uri, "-m", "regime"])
+    assert code == 0 and "v000002 re-signed (sequence 3)" in out, out
+    code, out = _run(app, ["verify", uri, "--state", str(tmp_path / "missing.json")])
+    assert code == 1 and "no state file" in out

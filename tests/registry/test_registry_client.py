@@ -53,12 +53,11 @@ def test_hot_reload_and_keep_last_good(store: Store, keyring: KeyRing, tmp_path:
 
 def test_replayed_pointer_refused(store: Store, keyring: KeyRing, tmp_path: Path) -> None:
     publish_model(store, "regime", {"model.onnx": make_onnx(seed=0)}, keyring)
-    old = (store.read("regime/LATEST"), store.read("regime/LATEST.sig"))
+    old = store.read("regime/LATEST")
     publish_model(store, "regime", {"model.onnx": make_onnx(seed=1)}, keyring)
     client = ModelClient(store, "regime", keyring, tmp_path / "cache")
     assert client.refresh() and client.sequence == 2
-    store.write("regime/LATEST", old[0])
-    store.write("regime/LATEST.sig", old[1])
+    store.write("regime/LATEST", old)
     assert not client.refresh()
     assert isinstance(client.last_error, ReplayError)
     _assert_serves(client, "v000002", 1)
@@ -67,6 +66,13 @@ def test_replayed_pointer_refused(store: Store, keyring: KeyRing, tmp_path: Path
     assert not restarted.refresh()
     assert isinstance(restarted.last_error, ReplayError)
     _assert_serves(restarted, "v000002", 1)
+    # even when the model cache is wiped: the sequence lives in its own state file
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache" / "regime")
+    wiped = ModelClient(store, "regime", keyring, tmp_path / "cache")
+    assert not wiped.refresh()
+    assert isinstance(wiped.last_error, ReplayError)
 
 
 def test_restart_recovers_from_cache_when_store_corrupt(

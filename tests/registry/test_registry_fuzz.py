@@ -23,9 +23,8 @@ TARGETS = (
     "regime/v000001/manifest.json.sig",
     "regime/v000001/model.onnx",
     "regime/LATEST",
-    "regime/LATEST.sig",
 )
-RING = KeyRing([HmacKey("k1", b"\x5a" * 32)], signing_key_id="k1")
+RING = KeyRing([HmacKey("k1", bytes(range(90, 122)))], signing_key_id="k1")
 
 
 def _pristine() -> MemoryStore:

@@ -13,6 +13,7 @@ from pipelines.registry import (
     ObjectExistsError,
     PublishError,
     Store,
+    VerificationError,
     list_models,
     list_versions,
     publish_model,
@@ -88,11 +89,17 @@ def test_rollback_publishes_new_pointer_to_older_version(store: Store, keyring: 
     assert (nxt.version, nxt.sequence, nxt.previous_version) == ("v000004", 6, "v000003")
 
 
-def test_rollback_skips_versions_that_do_not_verify(store: Store, keyring: KeyRing) -> None:
+def test_rollback_goes_to_the_previous_version_only(store: Store, keyring: KeyRing) -> None:
+    """Damaging newer versions must not steer a rollback to an older one of the attacker's
+    choosing: without --to it targets the live manifest's previous_version, or refuses."""
     for i in range(3):
         publish_model(store, "regime", {"model.onnx": make_onnx(seed=i)}, keyring)
     store.write("regime/v000002/model.onnx", b"corrupted")
-    assert rollback(store, "regime", keyring).version == "v000001"
+    before = store.read("regime/LATEST")
+    with pytest.raises(VerificationError):
+        rollback(store, "regime", keyring)
+    assert store.read("regime/LATEST") == before  # nothing signed
+    assert rollback(store, "regime", keyring, to="v000001").version == "v000001"
 
 
 def test_published_objects_are_write_once(store: Store, keyring: KeyRing) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from registry_support import KEY_HEX, make_onnx
 
@@ -14,6 +16,7 @@ from pipelines.registry import (
     KeyRing,
     KeyTooShortError,
     ManifestInvalidError,
+    MemoryStore,
     PathEscapeError,
     PointerMismatchError,
     ReplayError,
@@ -76,7 +79,7 @@ def test_tampered_manifest(published: Store, keyring: KeyRing) -> None:
 
 @FILE_ONLY
 def test_wrong_key_same_id(published: Store) -> None:
-    other = KeyRing([HmacKey("k1", b"\x22" * 32)])
+    other = KeyRing([HmacKey("k1", bytes(range(34, 66)))])
     with pytest.raises(WrongKeyError, match="different key"):
         verify_model(published, "regime", other)
 
@@ -94,26 +97,57 @@ def test_short_key_refused_and_never_echoed() -> None:
     assert "ab" * 31 not in str(e.value)
     with pytest.raises(BadKeyError, match="not hex"):
         parse_hmac_keys("k:zz" + "00" * 32)
-    assert "secret" not in repr(HmacKey("k", b"s" * 32)) and "sss" not in repr(
-        KeyRing([HmacKey("k", b"s" * 32)])
+    assert "secret" not in repr(
+        HmacKey("k", b"sEcReT-0123456789abcdefghijklmno")
+    ) and "sEcReT" not in repr(KeyRing([HmacKey("k", b"sEcReT-0123456789abcdefghijklmno")]))
+
+
+def _envelope_with_sig(store: Store, sig: str | None, keyid: str = "k1") -> bytes:
+    import json
+
+    env = json.loads(store.read("regime/LATEST"))
+    env["signatures"] = (
+        [{"keyid": keyid, "sig": sig}]
+        if sig is not None
+        else [{"keyid": "someone-else", "sig": "00" * 32}]
     )
+    return canonical_json(env)
 
 
-@pytest.mark.parametrize("target", ["regime/v000002/manifest.json.sig", "regime/LATEST.sig"])
 @FILE_ONLY
-def test_missing_signature(published: Store, keyring: KeyRing, target: str) -> None:
-    published.delete(target)
+def test_missing_signature(published: Store, keyring: KeyRing) -> None:
+    published.delete("regime/v000002/manifest.json.sig")
     with pytest.raises(SignatureMissingError, match="missing"):
         verify_model(published, "regime", keyring)
 
 
-@pytest.mark.parametrize("target", ["regime/v000002/manifest.json.sig", "regime/LATEST.sig"])
+@S3_TOO
+def test_pointer_envelope_without_its_signers_signature(published: Store, keyring: KeyRing) -> None:
+    published.write("regime/LATEST", _envelope_with_sig(published, None))
+    with pytest.raises(SignatureMissingError, match="no signature by the payload's signer"):
+        verify_model(published, "regime", keyring)
+
+
 @FILE_ONLY
-def test_truncated_signature(published: Store, keyring: KeyRing, target: str) -> None:
+def test_truncated_signature(published: Store, keyring: KeyRing) -> None:
+    target = "regime/v000002/manifest.json.sig"
     published.write(target, published.read(target)[:-2])
     with pytest.raises(SignatureMalformedError, match="truncated"):
         verify_model(published, "regime", keyring)
     published.write(target, published.read(target).upper() + b"AB")
+    with pytest.raises(SignatureMalformedError):
+        verify_model(published, "regime", keyring)
+
+
+@pytest.mark.parametrize(
+    "mangle", [lambda s: s[:-2], lambda s: s.upper(), lambda s: s[:-1] + "\n", lambda s: s + "00"]
+)
+@FILE_ONLY
+def test_malformed_envelope_signature(published: Store, keyring: KeyRing, mangle: Any) -> None:
+    import json
+
+    sig = json.loads(published.read("regime/LATEST"))["signatures"][0]["sig"]
+    published.write("regime/LATEST", _envelope_with_sig(published, mangle(sig)))
     with pytest.raises(SignatureMalformedError):
         verify_model(published, "regime", keyring)
 
@@ -138,11 +172,9 @@ def test_only_model_file_swapped(published: Store, keyring: KeyRing) -> None:
 @S3_TOO
 def test_replayed_older_latest(published: Store, keyring: KeyRing) -> None:
     old = published.read("regime/pointers/000000000001.json")
-    old_sig = published.read("regime/pointers/000000000001.json.sig")
     accepted = verify_model(published, "regime", keyring)
     assert accepted.sequence == 2
     published.write("regime/LATEST", old)
-    published.write("regime/LATEST.sig", old_sig)
     # the old pointer is authentic, so only the sequence check can refuse it
     assert read_pointer(published, "regime", keyring)[0].sequence == 1
     with pytest.raises(ReplayError, match="replayed"):
@@ -204,6 +236,9 @@ def test_ed25519_public_only_consumer(store: Store) -> None:
     # a forger holding only the public key cannot make an HMAC that passes as this key id
     pub_raw = consumer.get("ed1").public_bytes()  # type: ignore[union-attr]
     forger = KeyRing([HmacKey("ed1", pub_raw)], signing_key_id="ed1")
-    publish_model(store, "bandit", {"model.onnx": make_onnx(seed=5)}, forger)
+    scratch = MemoryStore()
+    publish_model(scratch, "bandit", {"model.onnx": make_onnx(seed=5)}, forger)
+    for key, data in scratch.objects.items():  # the forger overwrites the store's objects
+        store.write(key, data)
     with pytest.raises(WrongKeyError, match="algorithm"):
         verify_model(store, "bandit", consumer)

@@ -60,3 +60,23 @@ def _verify_in_store(ring: KeyRing, manifest: bytes, sig: bytes) -> None:
     store.write("regime/v000001/manifest.json", manifest.replace(b"0.71", b"0.99"))
     with pytest.raises(SignatureMismatchError):
         verify_version(store, "regime", "v000001", ring)
+
+
+def test_pointer_envelope_vector_independent_of_our_code() -> None:
+    import base64
+
+    key = bytes.fromhex(_block("hmac-key").decode())
+    payload, sig, envelope = (
+        _block("pointer-payload"),
+        _block("pointer-sig"),
+        _block("pointer-envelope"),
+    )
+    env = json.loads(envelope)
+    assert canonical_json(env) == envelope
+    assert base64.b64decode(env["payload"], validate=True) == payload
+    ptype = env["payloadType"].encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(payload), payload)
+    assert hmac.new(key, pae, hashlib.sha256).hexdigest().encode() == sig
+    assert env["signatures"] == [{"keyid": "vector-1", "sig": sig.decode()}]
+    manifest_sha = hashlib.sha256(_block("hmac-manifest")).hexdigest()
+    assert json.loads(payload)["manifest_sha256"] == manifest_sha
