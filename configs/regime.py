@@ -144,22 +144,18 @@ class RegimeConfig(Section):
     random_forest: RandomForestParams = Field(default_factory=RandomForestParams)
     logistic: LogisticParams = Field(default_factory=LogisticParams)
     bocd: BOCDConfig = Field(default_factory=BOCDConfig)
-    min_balanced_accuracy: float = Field(
-        default=0.80,
-        ge=0,
-        le=1,
-        description="Gate on held-out balanced accuracy when trained on true regimes.",
+    min_log_loss_lift: float = Field(
+        default=0.0,
+        description="Gate: the one-sided 95% lower bound of (strongest baseline's held-out log "
+        "loss - the model's), nats per row, must exceed this. Negative values let a model that "
+        "loses to a baseline publish: for tests of the publish path only.",
     )
-    min_balanced_accuracy_rule: float = Field(
-        default=0.35,
-        ge=0,
-        le=1,
-        description="Gate on held-out balanced accuracy when trained on rule labels (real data).",
+    n_bootstrap: int = Field(default=400, ge=50, description="Block-bootstrap resamples.")
+    bootstrap_block: int = Field(
+        default=48, ge=1, description="Block length in held-out rows (time-ordered)."
     )
-    min_margin_over_baselines: float = Field(
-        default=0.05,
-        ge=0,
-        description="Balanced accuracy the model must add over each baseline on held-out data.",
+    ci_level: float = Field(
+        default=0.9, gt=0, lt=1, description="Two-sided CI level; its lower end is one-sided 95%."
     )
     coverage_tolerance: float = Field(
         default=0.03, gt=0, lt=1, description="Allowed |empirical - target| conformal coverage."

@@ -68,9 +68,10 @@ class SizerConfig(Section):
         description="Max CVaR of window loss (fraction of capital); None: use cvar_bound_ratio.",
     )
     cvar_bound_ratio: float = Field(
-        default=0.7,
+        default=1.0,
         gt=0,
-        description="Bound = this x the train-span window CVaR of fixed 1.0x sizing.",
+        description="Bound = this x the train-span window CVaR of the volatility-targeting "
+        "baseline at mean leverage 1 (the tail a simple rule already reaches).",
     )
     lambda_lr: float = Field(
         default=0.05,
@@ -95,11 +96,19 @@ class SizerConfig(Section):
     rule_scale: float = Field(
         default=1.0, ge=0, description="Rule sizer: multiplier = clip(1 + scale*tanh(score))."
     )
-    gate_cvar_improvement: float = Field(
-        default=0.2, ge=0, lt=1, description="Gate: per-bar CVaR(5%) this much below fixed 1.0x."
+    baseline_window: int = Field(
+        default=48, gt=1, description="Volatility-targeting baseline: bars of realized vol."
     )
-    gate_sharpe_ratio: float = Field(
-        default=0.9, ge=0, description="Gate: Sharpe at least this fraction of fixed 1.0x."
+    gate_sharpe_tolerance: float = Field(
+        default=0.0,
+        description="Gate: Sharpe may be at most this much below the constant-multiplier "
+        "baseline's at the same mean leverage (0: no Sharpe loss). Tests of the blocked path "
+        "set it negative.",
+    )
+    n_bootstrap: int = Field(default=400, ge=50, description="Block-bootstrap resamples.")
+    bootstrap_block: int = Field(default=48, ge=1, description="Block length in held-out bars.")
+    ci_level: float = Field(
+        default=0.9, gt=0, lt=1, description="Two-sided CI level; its lower end is one-sided 95%."
     )
     onnx_opset: int = Field(default=17, ge=13, description="ONNX opset of the exported actor.")
 

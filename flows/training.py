@@ -22,7 +22,7 @@ from flows.collect import collect_stage
 from pipelines.models.base import TrainInputs
 from pipelines.models.registry import SPECS
 from tasks.context import ModelOutcome, RunContext, store_uri
-from tasks.publish import settle_model
+from tasks.publish import heartbeat_pointers, settle_model
 from tasks.recommend import publish_recommendation
 from tasks.reporting import (
     decide_training,
@@ -109,6 +109,7 @@ def training_flow(settings: Settings, force: bool = False) -> State[dict[str, An
         outcomes["recommendation"] = publish_recommendation(
             ctx, parent, data.bars, features, inputs.signals, results, outcomes
         )
+    heartbeats = heartbeat_pointers(ctx, outcomes)
     summary = {
         "status": "failed" if any(o.status == "failed" for o in outcomes.values()) else "ok",
         "run_id": ctx.run_id,
@@ -118,6 +119,7 @@ def training_flow(settings: Settings, force: bool = False) -> State[dict[str, An
         "mlflow_run_id": parent,
         "mlflow_tracking_uri": ctx.tracker.tracking_uri,
         "models": {name: o.summary() for name, o in outcomes.items()},
+        "heartbeats": heartbeats,
         **lineage,
     }
     report = write_run_report(data.run_dir, summary, outcomes, results, data.checks, data.bars)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from prefect.states import Completed, Failed
 
 from pipelines.evaluation.gates import Gate, blocked_reason
 from pipelines.models.base import ModelResult
-from pipelines.registry.publish import PublishedVersion, publish_model
+from pipelines.registry.errors import PublishError, VerificationError
+from pipelines.registry.publish import PublishedVersion, heartbeat, publish_model
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from tasks.context import ModelOutcome, RunContext
@@ -109,3 +111,25 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
         name, "published", detail, result.gates, version=published.version, mlflow_run_id=child
     )
     return Completed(name="Published", message=detail, data=outcome)  # type: ignore[return-value]
+
+
+@task(name="heartbeat_pointers", cache_policy=NO_CACHE)
+def heartbeat_pointers(ctx: RunContext, outcomes: Mapping[str, ModelOutcome]) -> dict[str, str]:
+    """Re-sign a fresh pointer for every live model this run did not publish, so a bot can
+    tell a quiet store from a frozen one; a pointer that does not verify is reported, never
+    re-signed (an alert in the log, not a failed run)."""
+    log = get_run_logger()
+    ttl = timedelta(hours=ctx.settings.registry.pointer_ttl_hours)
+    done: dict[str, str] = {}
+    for name, outcome in outcomes.items():
+        if outcome.status == "published" or not ctx.store.list_keys(f"{name}/LATEST"):
+            continue
+        try:
+            beat = heartbeat(ctx.store, name, ctx.keyring, ttl=ttl)
+        except (PublishError, VerificationError) as exc:
+            log.error("ALERT %s: no heartbeat, the live pointer does not verify: %s", name, exc)
+            done[name] = f"refused: {exc}"
+            continue
+        log.info("%s heartbeat: %s re-signed at sequence %d", name, beat.version, beat.sequence)
+        done[name] = f"{beat.version} re-signed (sequence {beat.sequence})"
+    return done

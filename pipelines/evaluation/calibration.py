@@ -83,14 +83,31 @@ class SplitConformalClassifier:
         Target marginal coverage (0.9 means 90% of sets hold the true class).
     """
 
-    def __init__(self, coverage: float = 0.9) -> None:
+    def __init__(self, coverage: float = 0.9, mondrian: bool = False) -> None:
         self.coverage = coverage
+        self.mondrian = mondrian
 
     def fit(self, proba: np.ndarray, y: np.ndarray) -> SplitConformalClassifier:
-        """Calibrate on probabilities ``[N, K]`` of rows the model never trained on."""
-        self.qhat_ = conformal_quantile(proba, y, self.coverage)
-        self.n_calibration_ = int(np.asarray(y).shape[0])
-        self.n_classes_ = int(np.asarray(proba).shape[1])
+        """Calibrate on probabilities ``[N, K]`` of rows the model never trained on.
+
+        ``mondrian``: one quantile per true class (class-conditional coverage, Vovk's
+        Mondrian conformal), so a rare class is covered as often as a common one; a class
+        with too few calibration rows gets ``inf`` (always in the set).
+        """
+        p = _check_proba(proba, y)
+        yy = np.asarray(y, dtype=np.int64)
+        self.qhat_ = conformal_quantile(p, yy, self.coverage)
+        self.n_calibration_ = int(yy.shape[0])
+        self.n_classes_ = int(p.shape[1])
+        if self.mondrian:
+            self.class_qhat_ = np.array(
+                [
+                    conformal_quantile(p[yy == k], yy[yy == k], self.coverage)
+                    if np.any(yy == k)
+                    else math.inf
+                    for k in range(self.n_classes_)
+                ]
+            )
         return self
 
     def _check_fitted(self) -> None:
@@ -103,7 +120,19 @@ class SplitConformalClassifier:
         p = _check_proba(proba)
         if p.shape[1] != self.n_classes_:
             raise ValueError(f"expected {self.n_classes_} classes, got {p.shape[1]}")
+        if self.mondrian:
+            return (1.0 - p) <= self.class_qhat_[None, :]
         return prediction_sets(p, self.qhat_)
+
+    def class_coverage(self, proba: np.ndarray, y: np.ndarray) -> dict[int, float]:
+        """Held-out coverage among the rows of each true class (NaN for an absent class)."""
+        sets = self.predict_sets(proba)
+        yy = np.asarray(y, dtype=np.int64)
+        hit = sets[np.arange(yy.shape[0]), yy]
+        return {
+            k: float(hit[yy == k].mean()) if np.any(yy == k) else math.nan
+            for k in range(self.n_classes_)
+        }
 
     def evaluate(self, proba: np.ndarray, y: np.ndarray) -> ConformalReport:
         """Empirical coverage and set sizes on held-out rows."""

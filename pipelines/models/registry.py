@@ -26,7 +26,7 @@ _ALL = (
         section="regime",
         trainer=RegimeTrainer,
         gate_rule=gates.regime_gates,
-        baselines=("majority", "two_input_logistic"),
+        baselines=("majority", "two_input_logistic", "persistence"),
         description="P(TREND_UP, TREND_DOWN, RANGE, PANIC) from the 43 features, with BOCD "
         "changepoint probability and split-conformal sets",
         min_rows=1000,
@@ -36,7 +36,7 @@ _ALL = (
         section="bandit",
         trainer=BanditTrainer,
         gate_rule=gates.bandit_gates,
-        baselines=("best_arm", "uniform", "beta_ts"),
+        baselines=("best_arm", "regime_arm", "uniform", "beta_ts"),
         description="expected net reward of each of the 12 strategy arms from the 43 features "
         "(NeuralLinear); the bot trades the argmax of the safe scores",
         min_rows=500,
@@ -46,9 +46,10 @@ _ALL = (
         section="sizer",
         trainer=SizerTrainer,
         gate_rule=gates.sizer_gates,
-        baselines=("fixed_1x", "rule", "ppo"),
+        baselines=("constant", "vol_target", "fixed_1x", "rule", "ppo"),
         description="position multiplier in [0.1, 2.0] from the features and the arm's signal "
-        "(PPO with a CVaR constraint)",
+        "(PPO with a CVaR constraint), on the arm stream the bot trades",
+        after=("bandit",),
         min_rows=500,
     ),
     ModelSpec(

@@ -84,11 +84,16 @@ def test_train_bandit_outcome(demo_like, tmp_path: Path) -> None:
         m["truth/oracle_regime"] - m["truth/bandit"]
     )
     gates = {g.name: g for g in out.gates}
-    lift = gates["bandit_dr_lift_vs_best_arm"]
-    assert lift.value == pytest.approx(m["lift/bandit_vs_best_arm/dr"] * 1e4)  # bps
+    lift = gates["bandit_dr_lift_lower_bound"]  # the one-sided 95% lower bound, in bps
+    assert lift.value == pytest.approx(m["lift/bandit_vs_best_arm/dr_ci_low"] * 1e4)
     assert lift.unit == "bps" and lift.direction == ">"
-    assert lift.ci_low == pytest.approx(m["lift/bandit_vs_best_arm/dr_ci_low"] * 1e4)
+    assert lift.ci_low == lift.value and lift.ci_high == pytest.approx(
+        m["lift/bandit_vs_best_arm/dr_ci_high"] * 1e4
+    )
     assert lift.passed == (lift.value > 0.0)
+    contextual = gates["bandit_dr_lift_vs_regime_arm"]
+    assert contextual.value == pytest.approx(m["lift/bandit_vs_regime_arm/dr"] * 1e4)
+    assert m["power/mde_bps"] > 0 and m["ope/regime_arm/dr"] == m["ope/regime_arm/dr"]
     assert gates["onnx_max_abs_diff"].passed
     table = pd.read_csv(out.artifacts["ope_table"])
     assert {"bandit", "best_arm", "uniform", "lift/bandit"} <= set(table["policy"])

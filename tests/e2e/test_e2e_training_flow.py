@@ -27,12 +27,8 @@ from pipelines.registry.verify import verify_model
 from pipelines.workdir import WorkdirLayout
 
 TINY = Path(__file__).with_name("tiny.yaml")
-PASS_REGIME = {
-    "regime.min_balanced_accuracy": 0.0,
-    "regime.min_margin_over_baselines": 0.0,
-    "regime.coverage_tolerance": 0.99,
-}
-FAIL_SIZER = {"sizer.gate_sharpe_ratio": 100.0}
+PASS_REGIME = {"regime.min_log_loss_lift": -10.0, "regime.coverage_tolerance": 0.99}
+FAIL_SIZER = {"sizer.gate_sharpe_tolerance": -100.0}
 
 
 def _settings(workdir: Path, **overrides: Any) -> Settings:
@@ -58,7 +54,7 @@ def test_passing_model_is_published_and_failing_one_is_not(
     models = summary["models"]
     assert models["regime"]["status"] == "published"
     assert models["sizer"]["status"] == "blocked"
-    assert "sharpe_vs_fixed_1x" in models["sizer"]["detail"]
+    assert "sharpe_vs_constant" in models["sizer"]["detail"]
     store = open_store(store_uri(settings))
     live = verify_model(store, "regime", _keyring(settings))
     assert live.version == models["regime"]["version"]
@@ -103,7 +99,7 @@ def test_report_shows_gates_and_every_plot(first_run: tuple[Settings, dict[str, 
     _, summary = first_run
     page = Path(summary["report"])
     text = page.read_text()
-    assert "<h2>Gates</h2>" in text and "sharpe_vs_fixed_1x" in text
+    assert "<h2>Gates</h2>" in text and "sharpe_vs_constant" in text
     images = re.findall(r'src="(img/[^"]+)"', text)
     assert len(images) >= 6
     for src in images:
@@ -128,7 +124,7 @@ def test_failed_gate_leaves_previous_version_live_on_a_dask_cluster(
     first_settings, first = first_run
     settings = _settings(
         first_settings.workdir,
-        **{**PASS_REGIME, "regime.min_balanced_accuracy": 1.0},
+        **{**PASS_REGIME, "regime.min_log_loss_lift": 10.0},
         **FAIL_SIZER,
         **{"training.task_runner": "dask", "training.dask_workers": 2},
     )

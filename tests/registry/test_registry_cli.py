@@ -106,7 +106,7 @@ def test_dev_key_created_0600_and_refused_in_production(
     with pytest.raises(BadKeyError, match="algorithm ed25519 is required"):
         keyring_from_env(ENV, prod, workdir=tmp_path / "p")
     prod_hmac = load_config(
-        environ={"EDGEFLOW_ENVIRONMENT": "production"},
+        environ=prod_env,
         overrides={"registry.algorithm": "hmac-sha256"},
     )
     ok = keyring_from_env(ENV, prod_hmac, workdir=tmp_path / "p")

@@ -60,10 +60,21 @@ def test_train_sizer_outcome_export_and_reproducibility(
     assert first.metrics["baseline/fixed_1x/mean_multiplier"] == 1.0
     assert first.params["arm"] in list(demo_inputs[2].columns)
     assert [g.name for g in first.gates] == [
-        "cvar_bar_improvement_vs_fixed_1x",
-        "sharpe_vs_fixed_1x",
+        "cvar_cut_vs_constant_lower_bound",
+        "cvar_cut_vs_vol_target_lower_bound",
+        "sharpe_vs_constant",
+        "sharpe_positive",
         "onnx_max_abs_diff",
     ]
+    # the same-leverage baselines really are at the model's mean leverage
+    assert first.metrics["baseline/constant/mean_multiplier"] == pytest.approx(
+        first.metrics["holdout/mean_multiplier"], rel=0.05
+    )
+    m = first.metrics
+    for base in ("constant", "vol_target"):
+        key = f"lift/cvar_cut_vs_{base}"
+        assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"]
+        assert m[key] == pytest.approx(m[f"baseline/{base}/cvar_bar"] - m["holdout/cvar_bar"])
     for name in ("equity_curves", "lambda_trajectory_plot", "lambda_trajectory"):
         assert first.artifacts[name].stat().st_size > 0
     traj = pd.read_csv(first.artifacts["lambda_trajectory"])

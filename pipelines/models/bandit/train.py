@@ -27,6 +27,7 @@ import torch
 
 from configs.bandit import BanditConfig
 from pipelines.data.schema import REGIMES, TRUE_REGIME_COLUMN
+from pipelines.evaluation.bootstrap import minimum_detectable_effect
 from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fit_reward_model
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.models.bandit.export import export_onnx
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "bandit"
 REFERENCE = "best_arm"
+#: The contextual baseline: the best arm per proxy regime, chosen on the training span.
+REGIME_ARM = "regime_arm"
 _MC_SAMPLES = 64
 
 
@@ -228,6 +231,7 @@ class BanditFit:
     default_arm: int
     z: float
     fit_seconds: float
+    regime_arm: dict[int, int]
 
 
 class BanditTrainer:
@@ -258,21 +262,33 @@ class BanditTrainer:
             prior_precision=cfg.prior_precision,
             seed=streams.seed("network"),
         )
-        x_tr = split.x(train)
+        # NeuralBandit stops early on its last val_fraction rows: order them in time across
+        # symbols, so that set is the latest span, not the last symbol's bars.
+        order = np.argsort(train["ts"].to_numpy(), kind="stable")
+        x_tr = split.x(train)[order]
         if cfg.training_feedback == "full_information":
             default_arm = best_arm
-            targets = forward_mean(train, split.data.reward_columns, cfg.label_window)
+            targets = forward_mean(train, split.data.reward_columns, cfg.label_window)[order]
             bandit.fit_full_information(x_tr, targets, default_arm)
         else:
             default_arm = _logged_best_arm(log_tr)
-            bandit.fit(x_tr, log_tr["arm"].to_numpy(), log_tr["reward"].to_numpy(), N_ARMS)
+            bandit.fit(
+                x_tr,
+                log_tr["arm"].to_numpy()[order],
+                log_tr["reward"].to_numpy()[order],
+                N_ARMS,
+            )
         companion = BetaThompson(N_ARMS, len(REGIMES), cfg.ts_prior_a, cfg.ts_prior_b).fit(
             log_tr["arm"].to_numpy(), train["proxy_regime"].to_numpy(), log_tr["reward"].to_numpy()
         )
         z = safety_z(cfg.safety_level, cfg.reward_horizon)
         module = bandit.safe_scoring_module(default_arm, z)
         seconds = time.perf_counter() - started
-        return BanditFit(bandit, module, companion, best_arm, default_arm, z, seconds)
+        regimes = train["proxy_regime"].to_numpy()
+        regime_arm = {
+            int(r): int(np.argmax(full_tr[regimes == r].mean(axis=0))) for r in np.unique(regimes)
+        }
+        return BanditFit(bandit, module, companion, best_arm, default_arm, z, seconds, regime_arm)
 
     def evaluate(
         self,
@@ -296,6 +312,9 @@ class BanditTrainer:
             "bandit_ts": fitted.bandit.action_distribution(x_ho, mc, _MC_SAMPLES),
             "beta_ts": beta_draws / _MC_SAMPLES,
             REFERENCE: _one_hot(np.full(len(hold), best_arm)),
+            REGIME_ARM: _one_hot(
+                np.array([fitted.regime_arm.get(int(r), best_arm) for r in regimes_ho])
+            ),
             "uniform": np.full((len(hold), N_ARMS), 1.0 / N_ARMS),
         }
         action = log_ho["arm"].to_numpy().astype(np.int64)
@@ -308,6 +327,18 @@ class BanditTrainer:
             q_hat,
             policies,
             REFERENCE,
+            cfg.n_bootstrap,
+            cfg.bootstrap_block,
+            cfg.ci_level,
+            streams.seed("bootstrap"),
+        )
+        contextual = evaluate_policies(
+            reward,
+            action,
+            log_ho["propensity"].to_numpy(),
+            q_hat,
+            {"bandit": policies["bandit"], REGIME_ARM: policies[REGIME_ARM]},
+            REGIME_ARM,
             cfg.n_bootstrap,
             cfg.bootstrap_block,
             cfg.ci_level,
@@ -335,6 +366,18 @@ class BanditTrainer:
         artifacts["arms"] = arms_path
 
         metrics = _estimate_metrics(table)
+        vs_regime = contextual["lift/bandit"]
+        for est in ESTIMATORS:
+            metrics[f"lift/bandit_vs_{REGIME_ARM}/{est}"] = vs_regime[est].value
+            metrics[f"lift/bandit_vs_{REGIME_ARM}/{est}_ci_low"] = vs_regime[est].low
+            metrics[f"lift/bandit_vs_{REGIME_ARM}/{est}_ci_high"] = vs_regime[est].high
+        # power: the smallest lift the held-out span can detect (one-sided 5%, power 80%),
+        # from the bootstrap spread of the DR lift (CI width / 2 z_{(1+level)/2})
+        lift = table["lift/bandit"]["dr"]
+        z_ci = NormalDist().inv_cdf((1 + cfg.ci_level) / 2)
+        sd = (lift.high - lift.low) / (2 * z_ci)
+        metrics["power/dr_lift_sd_bps"] = sd * 1e4
+        metrics["power/mde_bps"] = minimum_detectable_effect(sd) * 1e4
         metrics.update({f"truth/{k}": v for k, v in truth.items()})
         for oracle in ("oracle_hindsight", "oracle_regime"):
             if oracle in truth:

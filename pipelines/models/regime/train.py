@@ -30,23 +30,25 @@ from threadpoolctl import threadpool_limits
 
 from configs.regime import RegimeConfig
 from pipelines.data.schema import REGIMES
+from pipelines.evaluation.bootstrap import mean_difference, paired_ci
 from pipelines.evaluation.calibration import (
     SplitConformalClassifier,
     expected_calibration_error,
     plot_reliability,
     reliability_curve,
 )
+from pipelines.evaluation.splits import inner_split_bars, time_split_bars, walk_forward_bars
 from pipelines.export.onnx import OnnxExport
 from pipelines.features import FEATURE_NAMES
 from pipelines.models.base import Evaluation, ModelResult, NoExtras, NotTrainable, TrainInputs
-from pipelines.models.common import time_split
 from pipelines.models.regime.bocd import bocd_frame, detection_stats
 from pipelines.models.regime.candidates import (
     BASELINE_INPUTS,
-    BASELINES,
+    PERSISTENCE,
     baseline_inputs,
     make_baseline,
     make_candidate,
+    persistence_inputs,
     predict_proba_full,
 )
 from pipelines.models.regime.export import OUTPUT_NAMES, export_onnx, onnx_probabilities
@@ -54,12 +56,11 @@ from pipelines.models.regime.labels import NO_LABEL, regime_labels
 from pipelines.models.regime.plots import plot_regime_timeline
 from pipelines.models.regime.selection import (
     Contender,
-    bar_interval,
+    Fold,
     classification_metrics,
     select_best,
     summarize,
     walk_forward_compare,
-    walk_forward_folds,
 )
 from pipelines.seeding import Streams
 
@@ -103,7 +104,19 @@ def build_dataset(
         panic_vol_ratio=cfg.label_panic_vol_ratio,
         vol_window=cfg.label_vol_window,
     )
-    base = bars[[*_KEYS, "close"]].assign(y=y.to_numpy())
+    # The persistence baseline's input: the newest label a bot can know at t, the rule label
+    # of bar t - h (its forward window has closed). Even on synthetic data the true regime is
+    # never observed, so the baseline never sees it.
+    rule, _ = regime_labels(
+        bars,
+        cfg.label_horizon,
+        use_true_regime=False,
+        trend_z=cfg.label_trend_z,
+        panic_vol_ratio=cfg.label_panic_vol_ratio,
+        vol_window=cfg.label_vol_window,
+    )
+    known = persistence_inputs(bars, rule.to_numpy(), cfg.label_horizon).reshape(-1)
+    base = bars[[*_KEYS, "close"]].assign(y=y.to_numpy(), known_label=known)
     if prior_var is None:
         cut = bars["ts"].quantile(1 - cfg.holdout_fraction)
         early = bars[bars["ts"] < cut]
@@ -174,17 +187,28 @@ class RegimeData:
     frame: pd.DataFrame
     source: str
     prior_var: float
-    gap: pd.Timedelta
-    train_all: pd.DataFrame
-    fit_part: pd.DataFrame
-    calib: pd.DataFrame
-    holdout: pd.DataFrame
+    fit_rows: np.ndarray
+    calib_rows: np.ndarray
+    hold_rows: np.ndarray
+
+    @property
+    def fit_part(self) -> pd.DataFrame:
+        return self.frame.iloc[self.fit_rows]
+
+    @property
+    def calib(self) -> pd.DataFrame:
+        return self.frame.iloc[self.calib_rows]
+
+    @property
+    def holdout(self) -> pd.DataFrame:
+        return self.frame.iloc[self.hold_rows]
 
     @staticmethod
     def mats(part: pd.DataFrame) -> dict[str, np.ndarray]:
         return {
             "features": part[list(FEATURE_NAMES)].to_numpy(dtype=np.float32),
             "two_inputs": part[list(BASELINE_INPUTS)].to_numpy(dtype=np.float64),
+            "known_label": part[["known_label"]].to_numpy(dtype=np.float64),
             "none": np.zeros((len(part), 1)),
         }
 
@@ -214,15 +238,15 @@ class RegimeTrainer(NoExtras):
     def prepare(self, inputs: TrainInputs, cfg: RegimeConfig, streams: Streams) -> RegimeData:
         with threadpool_limits(limits=1, user_api="blas"):
             frame, source, prior_var = build_dataset(inputs.bars, inputs.features, cfg)
-        interval = bar_interval(frame["ts"], frame["symbol"])
-        gap = interval * (cfg.purge + cfg.embargo)
-        train_all, holdout = time_split(frame, cfg.holdout_fraction)
-        if holdout.empty or train_all.empty:
+        # every purge and embargo counted in bars per symbol; one cut time across symbols
+        outer = time_split_bars(frame, cfg.holdout_fraction, cfg.purge, cfg.embargo)
+        if outer.later.size == 0 or outer.earlier.size == 0:
             raise NotTrainable("time split left an empty training or held-out span")
-        train_all = train_all[train_all["ts"] <= holdout["ts"].min() - gap]
-        cal_start = train_all["ts"].quantile(1 - cfg.calibration_fraction)
-        calib = train_all[train_all["ts"] >= cal_start]
-        fit_part = train_all[train_all["ts"] <= cal_start - gap]
+        inner = inner_split_bars(
+            frame, outer.earlier, cfg.calibration_fraction, cfg.purge, cfg.embargo
+        )
+        fit_part, calib = frame.iloc[inner.earlier], frame.iloc[inner.later]
+        holdout = frame.iloc[outer.later]
         if fit_part.empty or calib.empty:
             raise NotTrainable("not enough training history for a fit part and a calibration part")
         missing = sorted(set(range(len(REGIMES))) - set(fit_part["y"].unique()))
@@ -239,16 +263,7 @@ class RegimeTrainer(NoExtras):
             len(calib),
             len(holdout),
         )
-        return RegimeData(
-            frame,
-            source,
-            prior_var,
-            gap,
-            train_all.reset_index(drop=True),
-            fit_part,
-            calib,
-            holdout,
-        )
+        return RegimeData(frame, source, prior_var, inner.earlier, inner.later, outer.later)
 
     def fit(self, data: RegimeData, cfg: RegimeConfig, streams: Streams) -> RegimeFit:
         seed = streams.seed("candidates")
@@ -263,14 +278,23 @@ class RegimeTrainer(NoExtras):
                 partial(make_baseline, "two_input_logistic", cfg),
                 "two_inputs",
             ),
+            Contender(
+                PERSISTENCE, "baseline", partial(make_baseline, PERSISTENCE, cfg), "known_label"
+            ),
         ]
         with threadpool_limits(limits=1, user_api="blas"):
             t_wf = time.perf_counter()
-            folds = walk_forward_folds(data.train_all["ts"], cfg.n_folds, data.gap)
+            # selection folds on the fit part only: calibration rows never take part
+            splits = walk_forward_bars(
+                data.frame, cfg.n_folds, cfg.purge, cfg.embargo, rows=data.fit_rows
+            )
+            folds = [Fold(k + 1, s.earlier, s.later) for k, s in enumerate(splits)]
+            if not folds:
+                raise NotTrainable("no walk-forward fold fits in the fit part; use more history")
             table = walk_forward_compare(
                 contenders,
-                data.mats(data.train_all),
-                data.train_all["y"].to_numpy(),
+                data.mats(data.frame),
+                data.frame["y"].to_numpy(),
                 folds,
                 len(REGIMES),
                 predict_proba_full,
@@ -289,7 +313,7 @@ class RegimeTrainer(NoExtras):
                 data.fit_part["y"].to_numpy(),
             )
             refit_seconds = time.perf_counter() - t_fit
-            conformal = SplitConformalClassifier(cfg.conformal_coverage).fit(
+            conformal = SplitConformalClassifier(cfg.conformal_coverage, mondrian=True).fit(
                 predict_proba_full(model, data.mats(data.calib)["features"], len(REGIMES)),
                 data.calib["y"].to_numpy(),
             )
@@ -306,7 +330,7 @@ class RegimeTrainer(NoExtras):
         out_dir: Path,
     ) -> Evaluation:
         with threadpool_limits(limits=1, user_api="blas"):
-            return _evaluate(data, fitted, cfg, out_dir)
+            return _evaluate(data, fitted, cfg, out_dir, streams.seed("bootstrap"))
 
     def export(
         self, data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: Path
@@ -319,9 +343,54 @@ class RegimeTrainer(NoExtras):
         return OnnxExport.checked(path, got, fitted.model.predict_proba(x))
 
 
-def _evaluate(data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: Path) -> Evaluation:
-    """Held-out metrics of the selected model and both baselines, conformal coverage, BOCD,
-    reliability, plots and tables."""
+#: Baselines on the held-out span; the gate is against the strongest of them.
+BASELINE_NAMES: tuple[str, ...] = ("majority", "two_input_logistic", PERSISTENCE)
+
+
+def row_log_loss(y: np.ndarray, proba: np.ndarray, eps: float = 1e-15) -> np.ndarray:
+    """Each row's log loss, ``-log p(true class)`` (probabilities clipped at ``eps``)."""
+    p = np.clip(np.asarray(proba, dtype=np.float64)[np.arange(len(y)), y], eps, 1.0)
+    return np.asarray(-np.log(p))
+
+
+def log_loss_lift(
+    ts: np.ndarray,
+    y: np.ndarray,
+    proba: np.ndarray,
+    baselines: dict[str, np.ndarray],
+    cfg: RegimeConfig,
+    seed: int,
+) -> dict[str, float]:
+    """Log-loss improvement of the model over the strongest baseline (lowest held-out log
+    loss), with a moving-block bootstrap CI over the rows in time order (blocks keep the
+    serial dependence of regimes)."""
+    order = np.argsort(ts, kind="stable")
+    mine = row_log_loss(y, proba)[order]
+    losses = {name: row_log_loss(y, bp)[order] for name, bp in baselines.items()}
+    best = min(losses, key=lambda n: float(losses[n].mean()))
+    ci = paired_ci(
+        losses[best],
+        mine,
+        mean_difference,
+        cfg.bootstrap_block,
+        cfg.n_bootstrap,
+        cfg.ci_level,
+        seed,
+    )
+    return {
+        "baseline/best/index": float(list(BASELINE_NAMES).index(best)),
+        "baseline/best/log_loss": float(losses[best].mean()),
+        "lift/log_loss_vs_best_baseline": ci.value,
+        "lift/log_loss_vs_best_baseline_ci_low": ci.low,
+        "lift/log_loss_vs_best_baseline_ci_high": ci.high,
+    }
+
+
+def _evaluate(
+    data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: Path, seed: int
+) -> Evaluation:
+    """Held-out metrics of the selected model and the three baselines, the log-loss lift
+    over the strongest, class-conditional conformal coverage, BOCD, reliability, plots."""
     n_classes = len(REGIMES)
     holdout, model, best = data.holdout, fitted.model, fitted.best
     m_fit, m_hold = data.mats(data.fit_part), data.mats(holdout)
@@ -343,15 +412,22 @@ def _evaluate(data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: P
         )
         metrics[f"holdout/support/{name}"] = float(mask.sum())
     holdout_rows = [{"model": best, "kind": "selected", **held, "ece": ece}]
-    for name in BASELINES:
+    base_probas: dict[str, np.ndarray] = {}
+    for name in BASELINE_NAMES:
         spec = fitted.contenders[name]
         base_model = _fit(spec.factory, m_fit[spec.inputs], y_fit)
         bp = predict_proba_full(base_model, m_hold[spec.inputs], n_classes)
+        base_probas[name] = bp
         bm = classification_metrics(y_hold, bp)
         metrics.update({f"baseline/{name}/{k}": v for k, v in bm.items()})
         holdout_rows.append(
             {"model": name, "kind": "baseline", **bm, "ece": expected_calibration_error(bp, y_hold)}
         )
+    metrics.update(
+        log_loss_lift(holdout["ts"].to_numpy(), y_hold, proba_hold, base_probas, cfg, seed)
+    )
+    for k, cov in fitted.conformal.class_coverage(proba_hold, y_hold).items():
+        metrics[f"conformal/coverage/{REGIMES[k]}"] = cov
     metrics.update(
         {
             "conformal/target_coverage": report.target,
@@ -360,6 +436,8 @@ def _evaluate(data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: P
             "conformal/empty_fraction": report.empty_fraction,
             "conformal/qhat": report.qhat,
             "conformal/n_calibration": float(len(data.calib)),
+            # sets below K - 1 classes on average say something; otherwise not claimed
+            "conformal/informative": float(report.mean_set_size < n_classes - 1),
         }
     )
     for size in range(n_classes + 1):
@@ -413,7 +491,13 @@ def _evaluate(data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: P
                 "feature_names": feat_cols,
                 "selected_model": best,
                 "conformal_qhat": report.qhat,
-                "conformal_rule": "class k in set iff 1 - probabilities[k] <= conformal_qhat",
+                "conformal_class_qhat": [
+                    q if np.isfinite(q) else None for q in fitted.conformal.class_qhat_.tolist()
+                ],
+                "conformal_rule": "class-conditional (Mondrian): class k in set iff "
+                "1 - probabilities[k] <= conformal_class_qhat[k] (null: always in the set)",
+                # sets averaging K - 1 or more classes say nothing: not claimed then
+                "conformal_claimed": bool(report.mean_set_size < n_classes - 1),
                 "opset": cfg.onnx_opset,
             },
             indent=2,

@@ -23,9 +23,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from configs.sizer import SizerConfig
 from pipelines.evaluation import risk
+from pipelines.evaluation.bootstrap import paired_ci
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
 from pipelines.models.common import time_split
+from pipelines.models.sizer.baselines import baseline_multipliers, vol_target_multipliers
 from pipelines.models.sizer.cppo import CVaRPPO
 from pipelines.models.sizer.data import (
     NEXT_RETURN_COLUMN,
@@ -51,7 +53,9 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "sizer"
 KEY_COLUMNS = ("ts", "symbol")
 #: Sizer names in reports; ``cvar_ppo`` is the one published.
-SIZERS = ("cvar_ppo", "ppo", "fixed_1x", "rule")
+SIZERS = ("cvar_ppo", "ppo", "fixed_1x", "rule", "constant", "vol_target")
+#: Baselines held at the CVaR-PPO sizer's own mean leverage (``baselines.py``).
+SAME_LEVERAGE = ("constant", "vol_target")
 
 
 @contextmanager
@@ -107,7 +111,8 @@ def prepare_data(
     arm_names = [c for c in signals.columns if c not in KEY_COLUMNS]
     table = build_table(bars, features, signals, feature_names, arm_names)
     interval = risk.infer_interval(bars["ts"])
-    ann = risk.periods_per_year(interval)
+    # bars a year as the data itself has them (252-ish for daily equities, ~6200 for FX)
+    ann = risk.bars_per_year(bars["ts"], bars["symbol"])
     cost = cfg.cost_bps * 1e-4
     train, holdout = time_split(table, cfg.holdout_fraction)
     if cfg.arm is not None:
@@ -144,6 +149,24 @@ def window_pnl(frame: pd.DataFrame, window: int, cost: float) -> npt.NDArray[np.
     return np.asarray(out)
 
 
+def cvar_cuts(
+    mine: np.ndarray, baselines: dict[str, np.ndarray], cfg: SizerConfig, seed: int
+) -> dict[str, float]:
+    """Per-bar CVaR(alpha) of each baseline minus the model's, with moving-block bootstrap
+    CIs over the held-out bars (paired: the same resampled bars for both)."""
+
+    def cut(base: np.ndarray, model: np.ndarray) -> float:
+        return risk.cvar(base, cfg.cvar_alpha) - risk.cvar(model, cfg.cvar_alpha)
+
+    out: dict[str, float] = {}
+    for name, returns in baselines.items():
+        ci = paired_ci(returns, mine, cut, cfg.bootstrap_block, cfg.n_bootstrap, cfg.ci_level, seed)
+        out[f"lift/cvar_cut_vs_{name}"] = ci.value
+        out[f"lift/cvar_cut_vs_{name}_ci_low"] = ci.low
+        out[f"lift/cvar_cut_vs_{name}_ci_high"] = ci.high
+    return out
+
+
 def make_env(data: SizerData, cfg: SizerConfig) -> DummyVecEnv:
     """``n_envs`` copies of the training-span environment (seeded by SB3 from the model seed)."""
     frame = data.train
@@ -176,10 +199,15 @@ def _ppo_kwargs(cfg: SizerConfig, seed: int) -> dict[str, Any]:
 
 
 def cvar_bound(data: SizerData, cfg: SizerConfig) -> float:
-    """The constraint's bound on window loss CVaR, as a fraction of capital."""
+    """The constraint's bound on window loss CVaR, as a fraction of capital: by default the
+    train-span window CVaR of the volatility-targeting rule at mean leverage 1 (the tail a
+    one-line rule already reaches), not a fraction of fixed 1.0x's (which de-levering meets)."""
     if cfg.cvar_bound is not None:
         return cfg.cvar_bound
-    base = risk.cvar(window_pnl(data.train, cfg.window, cfg.cost_bps * 1e-4), cfg.cvar_alpha)
+    train = data.train
+    vt = vol_target_multipliers(train, 1.0, cfg.baseline_window)
+    sized = train.assign(**{SIGNAL_COLUMN: train[SIGNAL_COLUMN].to_numpy() * vt})
+    base = risk.cvar(window_pnl(sized, cfg.window, cfg.cost_bps * 1e-4), cfg.cvar_alpha)
     return cfg.cvar_bound_ratio * max(base, 1e-6)
 
 
@@ -215,11 +243,13 @@ def evaluate_all(
     hold = data.holdout
     raw = data.raw_obs(hold)
     cost = cfg.cost_bps * 1e-4
+    mine = sb3_multipliers(cppo, data.scaler, raw)
     mults = {
-        "cvar_ppo": sb3_multipliers(cppo, data.scaler, raw),
+        "cvar_ppo": mine,
         "ppo": sb3_multipliers(ppo, data.scaler, raw),
         "fixed_1x": np.ones(len(hold)),
         "rule": rule_multipliers(hold, cfg.rule_window, cfg.rule_scale, cost),
+        **baseline_multipliers(hold, mine, cfg.baseline_window),
     }
     out = {}
     for name in SIZERS:
@@ -242,8 +272,9 @@ class SizerTrainer(NoExtras):
     """The sizer's stages for the model registry."""
 
     def prepare(self, inputs: TrainInputs, cfg: SizerConfig, streams: Streams) -> SizerData:
-        choice = inputs.upstream.get("bandit")
-        arm_choice = choice.extras.get("arm_choice") if choice is not None else None
+        # size the stream the bot will trade: the bandit's choices when it passed its gates
+        bandit = inputs.upstream.get("bandit")
+        arm_choice = bandit.extras.get("arm_choice") if bandit and bandit.passed else None
         return prepare_data(inputs.bars, inputs.features, inputs.signals, cfg, arm_choice)
 
     def fit(self, data: SizerData, cfg: SizerConfig, streams: Streams) -> SizerFit:
@@ -278,6 +309,14 @@ class SizerTrainer(NoExtras):
         for name in SIZERS:
             prefix = "holdout" if name == "cvar_ppo" else f"baseline/{name}"
             metrics.update({f"{prefix}/{k}": float(v) for k, v in results[name].items()})
+        metrics.update(
+            cvar_cuts(
+                evals["cvar_ppo"][0].returns,
+                {b: evals[b][0].returns for b in SAME_LEVERAGE},
+                cfg,
+                streams.seed("bootstrap"),
+            )
+        )
         last = cppo.cvar_history_[-1] if cppo.cvar_history_ else {}
         metrics.update(
             {

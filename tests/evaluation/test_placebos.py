@@ -1,0 +1,140 @@
+"""Placebo models through the real gate code: each must be blocked.
+
+A placebo has no skill by construction (the class prior, a constant de-levered multiplier, a
+context-blind random policy, a constant win probability). It is measured with the same
+functions the trainers use and judged by ``pipelines.evaluation.gates``, on the demo
+generator and on the null world (GARCH-t bars with no structure). A gate that let one pass
+would be a gate a useless model could pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from configs import Settings, load_config
+from pipelines.data.synthetic import generate_bars, generate_null_bars
+from pipelines.evaluation import gates
+from pipelines.evaluation.ope import evaluate_policies, fit_reward_model
+from pipelines.features import FEATURE_NAMES, featurize
+from pipelines.models.bandit.train import REFERENCE, REGIME_ARM, _estimate_metrics
+from pipelines.models.metalabel.train import bootstrap_lifts, entry_trades
+from pipelines.models.regime.labels import regime_labels
+from pipelines.models.regime.train import BASELINE_NAMES, log_loss_lift
+from pipelines.models.sizer.baselines import baseline_multipliers
+from pipelines.models.sizer.data import build_table, select_arm
+from pipelines.models.sizer.evaluate import run_sizer, sizer_metrics
+from pipelines.models.sizer.train import cvar_cuts
+from pipelines.strategies import N_ARMS, LoggingPolicy, arm_rewards, compute_signals
+from pipelines.strategies.logged import log_decisions
+
+WORLDS = ("demo", "null")
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_config("configs/demo.yaml", environ={})
+
+
+@pytest.fixture(scope="module", params=WORLDS)
+def world(request: pytest.FixtureRequest, settings: Settings) -> pd.DataFrame:
+    syn = settings.data.synthetic.model_copy(update={"n_bars": 6000})
+    if request.param == "demo":
+        return generate_bars(syn, settings.seed)
+    return generate_null_bars(syn, settings.seed)
+
+
+def _later(frame: pd.DataFrame, fraction: float = 0.3) -> pd.DataFrame:
+    cut = frame["ts"].quantile(1 - fraction)
+    return frame[frame["ts"] >= cut]
+
+
+def test_class_prior_classifier_is_blocked(world: pd.DataFrame, settings: Settings) -> None:
+    cfg = settings.regime
+    y, _ = regime_labels(world, cfg.label_horizon, use_true_regime=True)
+    frame = world.assign(y=y.to_numpy())
+    frame = frame[frame["y"] >= 0]
+    cut = frame["ts"].quantile(0.7)
+    train, hold = frame[frame["ts"] < cut], frame[frame["ts"] >= cut]
+    prior = np.bincount(train["y"], minlength=4) / len(train)
+    yh = hold["y"].to_numpy()
+    placebo = np.tile(prior, (len(hold), 1))
+    baselines = {name: placebo for name in BASELINE_NAMES}  # the majority baseline is the prior
+    metrics = log_loss_lift(hold["ts"].to_numpy(), yh, placebo, baselines, cfg, seed=1)
+    metrics |= {"conformal/coverage": 0.9, "conformal/target_coverage": 0.9}
+    verdict = gates.regime_gates(metrics, cfg)
+    assert verdict[0].name == "log_loss_lift_lower_bound" and not verdict[0].passed
+
+
+def test_constant_delevered_sizer_is_blocked(world: pd.DataFrame, settings: Settings) -> None:
+    cfg = settings.sizer
+    signals = compute_signals(world)
+    feats = featurize(world).frame
+    table = build_table(world, feats, signals, list(FEATURE_NAMES), list(signals.columns))
+    cost = cfg.cost_bps * 1e-4
+    arm, _ = select_arm(table, list(signals.columns), cost, 8766.0)
+    table["signal"] = table[arm].astype(np.float32)
+    hold = _later(table).reset_index(drop=True)
+    placebo = np.full(len(hold), 0.7)  # de-levered: cuts CVaR vs 1.0x by construction
+    mults = {"cvar_ppo": placebo, **baseline_multipliers(hold, placebo, cfg.baseline_window)}
+    runs = {name: run_sizer(hold, m, cost) for name, m in mults.items()}
+    metrics = {
+        f"{'holdout' if n == 'cvar_ppo' else 'baseline/' + n}/{k}": v
+        for n, r in runs.items()
+        for k, v in sizer_metrics(r, 8766.0, cfg.cvar_alpha).items()
+    }
+    baselines = {b: runs[b].returns for b in ("constant", "vol_target")}
+    metrics |= cvar_cuts(runs["cvar_ppo"].returns, baselines, cfg, seed=1)
+    verdict = {g.name: g for g in gates.sizer_gates(metrics, cfg)}
+    assert not verdict["cvar_cut_vs_constant_lower_bound"].passed
+    assert not all(g.passed for g in verdict.values())
+
+
+def test_context_blind_random_policy_is_blocked(world: pd.DataFrame, settings: Settings) -> None:
+    cfg = settings.bandit
+    feats = featurize(world).frame
+    rewards = arm_rewards(world, compute_signals(world), cfg.reward_horizon, 1.0, 0.5)
+    frame = world[["ts", "symbol"]].join(rewards).merge(feats, on=["ts", "symbol"]).dropna()
+    frame = frame.sort_values(["symbol", "ts"], ignore_index=True)
+    train, hold = frame[frame["ts"] < frame["ts"].quantile(0.7)], _later(frame)
+    hold = hold.reset_index(drop=True)
+    r = hold[list(rewards.columns)].set_axis(list(rewards.columns), axis=1)
+    log = log_decisions(hold, r, LoggingPolicy("uniform", 0.3, 48), cfg.reward_horizon, 3)
+    best = int(np.argmax(train[list(rewards.columns)].mean().to_numpy()))
+    rng = np.random.default_rng(0)
+    one_hot = np.eye(N_ARMS)
+    policies = {
+        "bandit": one_hot[rng.integers(0, N_ARMS, len(hold))],  # ignores the context
+        REFERENCE: one_hot[np.full(len(hold), best)],
+        REGIME_ARM: one_hot[np.full(len(hold), best)],
+        "uniform": np.full((len(hold), N_ARMS), 1 / N_ARMS),
+    }
+    x = hold[list(FEATURE_NAMES)].to_numpy(np.float32)
+    action, reward, prop = log["arm"].to_numpy(), log["reward"].to_numpy(), log["propensity"]
+    q_hat = fit_reward_model(x, action, reward, N_ARMS, cfg.ridge_alpha)
+    table = evaluate_policies(
+        reward, action, prop.to_numpy(), q_hat, policies, REFERENCE, 200, 48, 0.9, 1
+    )
+    metrics = _estimate_metrics(table)
+    metrics["lift/bandit_vs_regime_arm/dr"] = metrics["lift/bandit_vs_best_arm/dr"]
+    verdict = gates.bandit_gates(metrics, cfg)
+    assert verdict[0].name == "bandit_dr_lift_lower_bound" and not verdict[0].passed
+
+
+def test_constant_win_probability_is_blocked(world: pd.DataFrame, settings: Settings) -> None:
+    cfg = settings.metalabel
+    feats = featurize(world).frame
+    trades = _later(entry_trades(world, compute_signals(world), feats, cfg))
+    y, reward = trades["win"].to_numpy(), trades["reward"].to_numpy()
+    p = np.full(len(trades), y.mean())  # the base rate for every trade: no skill
+    for threshold in (float(y.mean()), 0.99):  # keeps every trade; keeps none
+        metrics = bootstrap_lifts(p, y, reward, threshold, 0.5, cfg, np.random.default_rng(1))
+        metrics |= {
+            "holdout/brier": 0.25,
+            "baseline/base_rate/brier": 0.25,
+            "holdout/kept_share": float(np.mean(p >= threshold)),
+        }
+        verdict = {g.name: g for g in gates.metalabel_gates(metrics, cfg)}
+        assert not verdict["precision_lift_lower_bound"].passed
+        assert not all(g.passed for g in verdict.values())
