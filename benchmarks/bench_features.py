@@ -80,23 +80,18 @@ def child_featurize(n: int, repeats: int) -> dict[str, float]:
 def _shared_ours(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> None:
     """Our kernels computing the same indicator set as :func:`_shared_talib`.
 
-    Called the way ``pipelines.features.compute`` calls them: moments that share a series come
-    from one prefix-sum pair (``rolling_mean_var``), extrema of one series share doublings.
+    Called the way ``pipelines.features.compute`` calls them: the five EMAs of the close
+    (20/50/200 and MACD's 12/26) in one interleaved pass (``emas``), both RSIs in one pass
+    from the closes (``rsi``), the true range in one pass and both ATRs together
+    (``wilders``), moments that share a series from one scan (``rolling_mean_var``), extrema
+    of one series sharing doublings.
     """
     from pipelines.features import kernels as k
 
-    for n in (20, 50, 200):
-        k.ema(c, n)
-    d = k.diff(c, 1)
-    gain, loss = np.maximum(d, 0.0), np.maximum(-d, 0.0)
-    for n in (14, 50):
-        ag, al = k.wilder(gain, n, start=1), k.wilder(loss, n, start=1)
-        _ = 100.0 * ag / (ag + al)
-    c_prev = k.lag(c, 1)
-    tr = np.maximum(h - lo, np.maximum(np.abs(h - c_prev), np.abs(lo - c_prev)))
-    for n in (14, 100):
-        k.wilder(tr, n, start=1)
-    line = k.ema(c, 12) - k.ema(c, 26)
+    e12, _, e26, _, _ = k.emas(c, (12, 20, 26, 50, 200))  # EMA 20/50/200 and MACD's 12/26
+    k.rsi(c, (14, 50))
+    k.wilders(k.true_range(h, lo, c), (14, 100), start=1)
+    line = e12 - e26
     _ = line - k.ema(line, 9, start=25)
     ((mid, var),) = k.rolling_mean_var(c, (20,))
     sd = np.sqrt(var)

@@ -139,42 +139,46 @@ def _mean_var_loop(
 ) -> None:
     """Fill ``mean[j]``/``var[j]`` (rows of ``[len(ns), m]``) for window ``ns[j]``.
 
-    One pass builds the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as
-    0) with the same sequential additions as ``np.cumsum``; a second pass per window applies
-    the same float expressions, in the same order, as the numpy reference
-    (``((a*a)/(-n) + b)/(n - ddof)`` clipped at 0, ``a/n + shift``), so results are
-    bit-identical to it while touching memory a few times instead of ~25.
+    One pass: the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as 0) are
+    built with the same sequential additions as ``np.cumsum`` but kept only in a ring of the
+    last ``max(ns) + 1`` entries (it stays in cache), and every window's output at ``t`` is
+    computed as soon as prefix ``t + 1`` exists. The float expressions, in the same order, are
+    the numpy reference's (``((a*a)/(-n) + b)/(n - ddof)`` clipped at 0, ``a/n + shift``, with
+    ``a``/``b`` differences of two prefix sums), so results are bit-identical to it while
+    the data is read once and only the outputs are written.
     """
     m = len(x)
-    cs1 = np.empty(m + 1)
-    cs2 = np.empty(m + 1)
+    k = len(ns)
+    size = 1
+    for j in range(k):
+        while size < ns[j] + 1:
+            size *= 2
+    mask = size - 1
+    ring1 = np.zeros(size)
+    ring2 = np.zeros(size)
+    firsts = np.empty(k, dtype=np.int64)
+    for j in range(k):
+        firsts[j] = min(m, ns[j] - 1 + head)
+        mean[j, : firsts[j]] = np.nan
+        var[j, : firsts[j]] = np.nan
     c1 = 0.0
     c2 = 0.0
-    cs1[0] = 0.0
-    cs2[0] = 0.0
-    for i in range(m):
-        if i >= head:
-            d = x[i] - shift
+    for t in range(m):
+        if t >= head:
+            d = x[t] - shift
             c1 += d
             c2 += d * d
-        cs1[i + 1] = c1
-        cs2[i + 1] = c2
-    for j in range(len(ns)):
-        n = ns[j]
-        first = min(m, n - 1 + head)
-        mj = mean[j]
-        vj = var[j]
-        mj[:first] = np.nan
-        vj[:first] = np.nan
-        neg_n = float(-n)
-        fn = float(n)
-        dof = float(n - ddof)
-        for t in range(first, m):
-            a = cs1[t + 1] - cs1[t + 1 - n]
-            b = cs2[t + 1] - cs2[t + 1 - n]
-            v = (a * a / neg_n + b) / dof
-            vj[t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
-            mj[t] = a / fn + shift
+        ring1[(t + 1) & mask] = c1
+        ring2[(t + 1) & mask] = c2
+        for j in range(k):
+            if t >= firsts[j]:
+                n = ns[j]
+                back = (t + 1 - n) & mask
+                a = c1 - ring1[back]
+                b = c2 - ring2[back]
+                v = (a * a / float(-n) + b) / float(n - ddof)
+                var[j, t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
+                mean[j, t] = a / float(n) + shift
 
 
 def rolling_mean_var(
@@ -261,6 +265,182 @@ def _recursion_loop(x: FloatArray, first: int, seed: float, alpha: float) -> Flo
         y = alpha * x[t] + b * y
         out[t] = y
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _recursions_loop(
+    x: FloatArray, firsts: np.ndarray, seeds: FloatArray, alphas: FloatArray, out: FloatArray
+) -> None:
+    """Row ``j`` of ``out``: :func:`_recursion_loop` with ``firsts[j]``, ``seeds[j]``,
+    ``alphas[j]``, all rows in one pass over ``x``.
+
+    Each recursion is a chain of dependent multiply-adds (latency-bound); interleaving several
+    independent chains in one loop lets the CPU overlap them, so five EMAs cost about what two
+    did one after another. Same expression, same order per row: bit-identical.
+    """
+    m = len(x)
+    k = len(firsts)
+    y = seeds.copy()
+    b = 1.0 - alphas
+    joint = 0
+    for j in range(k):
+        f = firsts[j]
+        if f >= m:
+            out[j, :] = np.nan
+            continue
+        out[j, :f] = np.nan
+        out[j, f] = seeds[j]
+        joint = max(joint, f + 1)
+    n_live = 0
+    live = np.empty(k, dtype=np.int64)
+    for j in range(k):
+        if firsts[j] < m:
+            live[n_live] = j
+            n_live += 1
+    live = live[:n_live]
+    for j in live:  # each chain on its own until the last one has started
+        yj = y[j]
+        aj = alphas[j]
+        bj = b[j]
+        for t in range(firsts[j] + 1, joint):
+            yj = aj * x[t] + bj * yj
+            out[j, t] = yj
+        y[j] = yj
+    for t in range(joint, m):
+        xt = x[t]
+        for j in live:
+            yj = alphas[j] * xt + b[j] * y[j]
+            y[j] = yj
+            out[j, t] = yj
+
+
+def _recursions(x: FloatArray, ns: tuple[int, ...], alphas: list[float], start: int) -> FloatArray:
+    """``[len(ns), m]``: :func:`_seeded_recursion` for each ``(n, alpha)``, in one pass."""
+    m = len(x)
+    firsts = np.asarray([start + n - 1 for n in ns], dtype=np.int64)
+    seeds = np.asarray(
+        [float(np.mean(x[start : f + 1])) if f < m else np.nan for f in firsts], dtype=np.float64
+    )
+    out = np.empty((len(ns), m))
+    _recursions_loop(
+        np.ascontiguousarray(x, dtype=np.float64),
+        firsts,
+        seeds,
+        np.asarray(alphas, dtype=np.float64),
+        out,
+    )
+    return out
+
+
+def emas(x: FloatArray, ns: tuple[int, ...], start: int = 0) -> list[FloatArray]:
+    """:func:`ema` for each ``n`` in ``ns``, bit-identical, from one interleaved pass."""
+    return list(_recursions(x, ns, [2.0 / (n + 1.0) for n in ns], start))
+
+
+def wilders(x: FloatArray, ns: tuple[int, ...], start: int = 0) -> list[FloatArray]:
+    """:func:`wilder` for each ``n`` in ``ns``, bit-identical, from one interleaved pass."""
+    return list(_recursions(x, ns, [1.0 / n for n in ns], start))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _true_range_loop(h: FloatArray, lo: FloatArray, c: FloatArray, out: FloatArray) -> None:
+    """``max(h - lo, |h - c[t-1]|, |lo - c[t-1]|)`` with ``np.maximum``'s NaN rule; NaN at 0."""
+    m = len(c)
+    if m:
+        out[0] = np.nan
+    for t in range(1, m):
+        cp = c[t - 1]
+        a = h[t] - lo[t]
+        v = abs(h[t] - cp)
+        a = a if (a >= v or np.isnan(a)) else v
+        v = abs(lo[t] - cp)
+        a = a if (a >= v or np.isnan(a)) else v
+        out[t] = a
+
+
+def true_range(h: FloatArray, lo: FloatArray, c: FloatArray) -> FloatArray:
+    """True range per bar (NaN on the first: no previous close), one pass instead of seven."""
+    out = np.empty(len(c))
+    f64 = np.float64
+    _true_range_loop(
+        np.ascontiguousarray(h, dtype=f64),
+        np.ascontiguousarray(lo, dtype=f64),
+        np.ascontiguousarray(c, dtype=f64),
+        out,
+    )
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rsi_loop(
+    c: FloatArray,
+    ns: np.ndarray,
+    seed_gain: FloatArray,
+    seed_loss: FloatArray,
+    alphas: FloatArray,
+    fill: float,
+    out: FloatArray,
+) -> None:
+    """Row ``j``: ``ag / (ag + al)`` of Wilder averages (``ns[j]``, from bar 1) of the gains
+    and losses of ``c``; ``fill`` where ``|ag + al| <= 1e-12``; one pass for every window.
+
+    The gains and losses are ``np.maximum(d, 0)`` and ``np.maximum(-d, 0)`` of
+    ``d = c[t] - c[t-1]`` and the recursions and the guarded division are the expressions of
+    the numpy path in the same order, so each row is bit-identical to it.
+    """
+    m = len(c)
+    k = len(ns)
+    g = seed_gain.copy()
+    lo = seed_loss.copy()
+    b = 1.0 - alphas
+    for j in range(k):
+        out[j, : min(ns[j], m)] = np.nan
+    for t in range(1, m):
+        d = c[t] - c[t - 1]
+        gain = d if (d >= 0.0 or np.isnan(d)) else 0.0
+        nd = -d
+        loss = nd if (nd >= 0.0 or np.isnan(nd)) else 0.0
+        for j in range(k):
+            f = ns[j]
+            if t < f:
+                continue
+            if t > f:
+                g[j] = alphas[j] * gain + b[j] * g[j]
+                lo[j] = alphas[j] * loss + b[j] * lo[j]
+            den = g[j] + lo[j]
+            if abs(den) > 1e-12:
+                out[j, t] = g[j] / den
+            elif np.isnan(den):
+                out[j, t] = den
+            else:
+                out[j, t] = fill
+
+
+def rsi(c: FloatArray, ns: tuple[int, ...], fill: float = 0.5) -> list[FloatArray]:
+    """RSI as a fraction in ``[0, 1]`` for each window in ``ns`` (TA-Lib's Wilder seeding).
+
+    ``ag / (ag + al)`` with ``ag``/``al`` :func:`wilder` averages (``start=1``) of the gains and
+    losses; ``fill`` on flat stretches where both are 0. Bit-identical to computing the
+    gains, losses, averages and ratio as separate numpy arrays, in one compiled pass.
+    """
+    m = len(c)
+    c64 = np.ascontiguousarray(c, dtype=np.float64)
+    top = min(max(ns, default=0) + 1, m)
+    d = np.diff(c64[:top])
+    gain, loss = np.maximum(d, 0.0), np.maximum(-d, 0.0)
+    seed_g = np.asarray([float(np.mean(gain[:n])) if n < m else np.nan for n in ns])
+    seed_l = np.asarray([float(np.mean(loss[:n])) if n < m else np.nan for n in ns])
+    out = np.empty((len(ns), m))
+    _rsi_loop(
+        c64,
+        np.asarray(ns, dtype=np.int64),
+        seed_g,
+        seed_l,
+        np.asarray([1.0 / n for n in ns], dtype=np.float64),
+        float(fill),
+        out,
+    )
+    return list(out)
 
 
 def _seeded_recursion(x: FloatArray, n: int, alpha: float, start: int) -> FloatArray:
