@@ -298,20 +298,20 @@ def _recursions_loop(
             live[n_live] = j
             n_live += 1
     live = live[:n_live]
-    for j in live:  # each chain on its own until the last one has started
-        yj = y[j]
-        aj = alphas[j]
-        bj = b[j]
-        for t in range(firsts[j] + 1, joint):
+    for row in live:  # each chain on its own until the last one has started
+        yj = y[row]
+        aj = alphas[row]
+        bj = b[row]
+        for t in range(firsts[row] + 1, joint):
             yj = aj * x[t] + bj * yj
-            out[j, t] = yj
-        y[j] = yj
+            out[row, t] = yj
+        y[row] = yj
     for t in range(joint, m):
         xt = x[t]
-        for j in live:
-            yj = alphas[j] * xt + b[j] * y[j]
-            y[j] = yj
-            out[j, t] = yj
+        for row in live:
+            yj = alphas[row] * xt + b[row] * y[row]
+            y[row] = yj
+            out[row, t] = yj
 
 
 def _recursions(x: FloatArray, ns: tuple[int, ...], alphas: list[float], start: int) -> FloatArray:
