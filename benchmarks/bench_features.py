@@ -33,8 +33,8 @@ ONE_THREAD = {
     k: "1"
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 }
-GOAL_BARS_PER_S = 1_000_000
-GOAL_RATIO = 3.0
+GOAL_BARS_PER_S = 1_500_000
+GOAL_RATIO = 1.5
 GOAL_RSS_GIB = 2.0
 
 
@@ -178,8 +178,13 @@ def child_shared(n: int, repeats: int) -> dict[str, float]:
     bars = _bars(n)
     o, h, lo, c = (bars[x].to_numpy(dtype=np.float64) for x in ("open", "high", "low", "close"))
     _shared_ours(o[:2000], h[:2000], lo[:2000], c[:2000])  # warm-up (numba compile/cache load)
-    ours, ours_med = _times(lambda: _shared_ours(o, h, lo, c), repeats)
-    ta, ta_med = _times(lambda: _shared_talib(o, h, lo, c), repeats)
+    # interleaved (ours, TA-Lib, ours, ...): both see the same disturbance from other jobs
+    ours_t, ta_t = [], []
+    for _ in range(repeats):
+        ours_t.append(_times(lambda: _shared_ours(o, h, lo, c), 1)[0])
+        ta_t.append(_times(lambda: _shared_talib(o, h, lo, c), 1)[0])
+    ours, ours_med = min(ours_t), float(np.median(ours_t))
+    ta, ta_med = min(ta_t), float(np.median(ta_t))
     return {
         "ours_seconds": ours,
         "talib_seconds": ta,
@@ -259,7 +264,7 @@ def main() -> None:
         f"| shared indicators, ours / TA-Lib | {shared['ours_seconds']:.3f} s / "
         f"{shared['talib_seconds']:.3f} s = {ratio:.2f}x | "
         f"{shared['ours_median_seconds']:.3f} s / {shared['talib_median_seconds']:.3f} s = "
-        f"{ratio_med:.2f}x | <= {GOAL_RATIO:.0f}x | {_verdict(ratio <= GOAL_RATIO)} |",
+        f"{ratio_med:.2f}x | <= {GOAL_RATIO:.1f}x | {_verdict(ratio <= GOAL_RATIO)} |",
         "",
         f"Shared indicators: {SHARED}. Ours are called as `pipelines.features.compute` calls "
         "them (moments of one series share a prefix-sum pair, extrema of one series share their "

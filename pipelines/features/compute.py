@@ -57,11 +57,7 @@ class FeatureSet:
 
 def _div(a: np.ndarray, b: np.ndarray, fill: float = 0.0) -> np.ndarray:
     """``a / b`` where ``|b| > eps``, else ``fill`` (flat prices, zero volume); NaN kept."""
-    ok = np.abs(b) > _EPS
-    out = np.full(a.shape, fill)
-    np.divide(a, b, out=out, where=ok)
-    np.copyto(out, b, where=np.isnan(b))  # NaN fails ``ok``; keep it NaN, not ``fill``
-    return out
+    return k.safe_div(a, b, fill, _EPS)
 
 
 def _log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -402,8 +398,8 @@ def featurize(bars: pd.DataFrame) -> FeatureSet:
             out = mat[row : row + len(keep)]
             _symbol_matrix(bars, pos, sec, skip=WARMUP_BARS, dtype=np.float32, out=out)
             row += len(keep)
-    if total and not np.isfinite(mat).all():
-        bad_row, bad_col = np.argwhere(~np.isfinite(mat))[0]
+    bad_row, bad_col = k.first_non_finite(mat) if total else (-1, -1)
+    if bad_row >= 0:
         ends = np.cumsum([len(kp) for kp in keeps])
         sym = groups[int(np.searchsorted(ends, bad_row, side="right"))][0]
         raise ValueError(

@@ -139,46 +139,55 @@ def _mean_var_loop(
 ) -> None:
     """Fill ``mean[j]``/``var[j]`` (rows of ``[len(ns), m]``) for window ``ns[j]``.
 
-    One pass: the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as 0) are
-    built with the same sequential additions as ``np.cumsum`` but kept only in a ring of the
-    last ``max(ns) + 1`` entries (it stays in cache), and every window's output at ``t`` is
-    computed as soon as prefix ``t + 1`` exists. The float expressions, in the same order, are
-    the numpy reference's (``((a*a)/(-n) + b)/(n - ddof)`` clipped at 0, ``a/n + shift``, with
-    ``a``/``b`` differences of two prefix sums), so results are bit-identical to it while
-    the data is read once and only the outputs are written.
+    Block by block: the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as
+    0) are built with the same sequential additions as ``np.cumsum`` into a buffer holding the
+    block plus the ``max(ns)`` prefixes before it (it stays in cache), then each window's
+    outputs for the block come from a loop with no carried dependency, which the compiler
+    vectorizes (the divisions dominate). The float expressions, in the same order, are the
+    numpy reference's (``((a*a)/(-n) + b)/(n - ddof)`` clipped at 0, ``a/n + shift``, with
+    ``a``/``b`` differences of two prefix sums), so results are bit-identical to it.
     """
     m = len(x)
     k = len(ns)
-    size = 1
+    span = 0
     for j in range(k):
-        while size < ns[j] + 1:
-            size *= 2
-    mask = size - 1
-    ring1 = np.zeros(size)
-    ring2 = np.zeros(size)
-    firsts = np.empty(k, dtype=np.int64)
+        span = max(span, ns[j])
+    block = 4096
+    buf1 = np.zeros(span + block + 1)  # buf[q] = prefix(q + s - span) during block s
+    buf2 = np.zeros(span + block + 1)
     for j in range(k):
-        firsts[j] = min(m, ns[j] - 1 + head)
-        mean[j, : firsts[j]] = np.nan
-        var[j, : firsts[j]] = np.nan
+        first = min(m, ns[j] - 1 + head)
+        mean[j, :first] = np.nan
+        var[j, :first] = np.nan
     c1 = 0.0
     c2 = 0.0
-    for t in range(m):
-        if t >= head:
-            d = x[t] - shift
-            c1 += d
-            c2 += d * d
-        ring1[(t + 1) & mask] = c1
-        ring2[(t + 1) & mask] = c2
+    for s in range(0, m, block):
+        e = min(s + block, m)
+        for t in range(s, e):
+            if t >= head:
+                d = x[t] - shift
+                c1 += d
+                c2 += d * d
+            buf1[t + 1 - s + span] = c1
+            buf2[t + 1 - s + span] = c2
         for j in range(k):
-            if t >= firsts[j]:
-                n = ns[j]
-                back = (t + 1 - n) & mask
-                a = c1 - ring1[back]
-                b = c2 - ring2[back]
-                v = (a * a / float(-n) + b) / float(n - ddof)
-                var[j, t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
-                mean[j, t] = a / float(n) + shift
+            n = ns[j]
+            lo = max(s, n - 1 + head)
+            neg_n = float(-n)
+            fn = float(n)
+            dof = float(n - ddof)
+            mj = mean[j]
+            vj = var[j]
+            for t in range(lo, e):
+                q = t + 1 - s + span
+                a = buf1[q] - buf1[q - n]
+                b = buf2[q] - buf2[q - n]
+                v = (a * a / neg_n + b) / dof
+                vj[t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
+                mj[t] = a / fn + shift
+        w = e - s  # keep the last ``span`` prefixes (and prefix(e)) for the next block
+        buf1[: span + 1] = buf1[w : w + span + 1].copy()
+        buf2[: span + 1] = buf2[w : w + span + 1].copy()
 
 
 def rolling_mean_var(
@@ -493,23 +502,70 @@ def ewm_mean(x: FloatArray, halflife: float) -> FloatArray:
     return np.asarray(_ewm_loop(np.ascontiguousarray(x, dtype=np.float64), lam))
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bars_since_change_loop(state: FloatArray, start: int, out: FloatArray) -> None:
+    out[:start] = np.nan
+    last = start
+    for t in range(start, len(state)):
+        if t == start or state[t] != state[t - 1]:  # NaN != NaN: a change, as in numpy
+            last = t
+        out[t] = float(t - last)
+
+
 def bars_since_change(state: FloatArray, start: int) -> FloatArray:
     """Bars since ``state`` last changed value (0 on the bar it changes), counted from ``start``.
 
-    Entries before ``start`` are NaN; the first defined bar counts as a change.
+    Entries before ``start`` are NaN; the first defined bar counts as a change. One compiled
+    pass (the numpy formulation, a running maximum of change positions, took five).
     """
     m = len(state)
-    out = _nan(m)
     if start >= m:
-        return out
-    s = state[start:]
-    idx = np.arange(len(s), dtype=np.float64)
-    changed = np.empty(len(s), dtype=bool)
-    changed[0] = True
-    changed[1:] = s[1:] != s[:-1]
-    last = np.maximum.accumulate(np.where(changed, idx, 0.0))
-    out[start:] = idx - last
+        return _nan(m)
+    out = np.empty(m)
+    _bars_since_change_loop(np.ascontiguousarray(state, dtype=np.float64), start, out)
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _safe_div_loop(a: FloatArray, b: FloatArray, fill: float, eps: float, out: FloatArray) -> None:
+    for t in range(len(a)):
+        d = b[t]
+        if abs(d) > eps:
+            out[t] = a[t] / d
+        elif np.isnan(d):
+            out[t] = d
+        else:
+            out[t] = fill
+
+
+def safe_div(a: FloatArray, b: FloatArray, fill: float = 0.0, eps: float = 1e-12) -> FloatArray:
+    """``a / b`` where ``|b| > eps``, else ``fill``; NaN where ``b`` is NaN. One pass."""
+    out = np.empty(len(a))
+    f64 = np.float64
+    _safe_div_loop(
+        np.ascontiguousarray(a, dtype=f64), np.ascontiguousarray(b, dtype=f64), fill, eps, out
+    )
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def first_non_finite(mat: np.ndarray) -> tuple[int, int]:
+    """``(row, col)`` of the first non-finite entry of a 2-D array, column by column, or
+    ``(-1, -1)``: a check without numpy's full boolean copy of the matrix."""
+    rows, cols = mat.shape
+    for j in range(cols):
+        for i in range(rows):
+            v = mat[i, j]
+            if not np.isfinite(v):
+                # the lowest row over all columns, as np.argwhere would report it first
+                best_i, best_j = i, j
+                for jj in range(j + 1, cols):
+                    for ii in range(best_i):
+                        if not np.isfinite(mat[ii, jj]):
+                            best_i, best_j = ii, jj
+                            break
+                return best_i, best_j
+    return -1, -1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -563,10 +619,23 @@ def _profile_loop(
             for b in range(bins):
                 hist[b] = 0.0
                 cnt[b] = 0
+            # runs of bars in one bin are summed in a register: the same additions, in the
+            # same (window) order, into each bin as ``hist[kb] += v`` makes
+            cur = keys[0]
+            acc = hist[cur]
+            run = 0
             for j in range(n):
                 kb = keys[j]
-                hist[kb] += volume[i + j]
-                cnt[kb] += 1
+                if kb != cur:
+                    hist[cur] = acc
+                    cnt[cur] += run
+                    cur = kb
+                    acc = hist[kb]
+                    run = 0
+                acc += volume[i + j]
+                run += 1
+            hist[cur] = acc
+            cnt[cur] += run
         else:
             kb = _bin_of(price[t - n], lo, scale, bins)
             cnt[kb] -= 1

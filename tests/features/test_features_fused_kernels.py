@@ -99,3 +99,25 @@ def test_time_features_irregular_timestamps() -> None:
     monday = np.array([4 * 86400], dtype=np.int64)  # 1970-01-05 was a Monday
     direct = C._time_features(monday)
     assert direct["dow_sin"][0] == 0.0 and direct["hour_cos"][0] == 1.0
+
+
+def test_first_non_finite_reports_what_argwhere_reports_first() -> None:
+    rng = np.random.default_rng(3)
+    mat = np.asfortranarray(rng.normal(size=(500, 7)).astype(np.float32))
+    assert k.first_non_finite(mat) == (-1, -1)
+    for cells in ([(300, 1)], [(300, 5), (120, 6), (120, 2)], [(0, 6), (499, 0)]):
+        bad = mat.copy(order="F")
+        for i, j in cells:
+            bad[i, j] = np.inf if j % 2 else np.nan
+        want = tuple(int(v) for v in np.argwhere(~np.isfinite(bad))[0])
+        assert k.first_non_finite(bad) == want
+
+
+def test_safe_div_and_bars_since_change_match_numpy() -> None:
+    a = np.array([1.0, 2.0, np.nan, 3.0, 4.0, 0.0])
+    b = np.array([2.0, 0.0, 1.0, np.nan, 1e-13, -4.0])
+    np.testing.assert_array_equal(k.safe_div(a, b, 0.5), [0.5, 0.5, np.nan, np.nan, 0.5, -0.0])
+    state = np.array([np.nan, 1.0, 1.0, -1.0, -1.0, -1.0, 1.0, np.nan, np.nan])
+    got = k.bars_since_change(state, start=1)
+    np.testing.assert_array_equal(got, [np.nan, 0, 1, 0, 1, 2, 0, 0, 0])
+    assert np.isnan(k.bars_since_change(state, start=20)).all()
