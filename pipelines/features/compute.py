@@ -128,9 +128,7 @@ def _price_features(
     """
     f: dict[str, np.ndarray] = {f"ret_{n}": k.diff(lc, n) for n in (1, 6, 24, 72, 168)}
 
-    for n, (_, var) in zip(
-        (24, 72, 200), k.rolling_mean_var(r, (24, 72, 200), ddof=1, head=1), strict=True
-    ):
+    for n, var in zip((24, 72, 200), k.rolling_vars(r, (24, 72, 200), ddof=1, head=1), strict=True):
         f[f"rv_{n}"] = np.sqrt(var, out=var)
     hl = np.log(h / lo)
     hl *= hl
@@ -139,8 +137,7 @@ def _price_features(
     f["park_vol_24"] = np.sqrt(park, out=park)
     f["rv_ratio_24_200"] = _log_ratio(f["rv_24"], f["rv_200"])
 
-    tr = k.true_range(h, lo, c)  # NaN on the first bar: no previous close
-    atr14, atr100 = k.wilders(tr, (14, 100), start=1)
+    atr14, atr100 = k.atrs(h, lo, c, (14, 100))
     f["atr_14"] = atr14 / c
     f["atr_ratio_14_100"] = _log_ratio(atr14, atr100)
 

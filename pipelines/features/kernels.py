@@ -26,17 +26,21 @@ def _nan(n: int) -> FloatArray:
 
 def lag(x: FloatArray, k: int) -> FloatArray:
     """``x[t - k]`` (NaN for the first ``k`` entries)."""
-    out = _nan(len(x))
-    if k < len(x):
-        out[k:] = x[: len(x) - k]
+    m = len(x)
+    out = np.empty(m)
+    out[: min(k, m)] = np.nan
+    if k < m:
+        out[k:] = x[: m - k]
     return out
 
 
 def diff(x: FloatArray, k: int = 1) -> FloatArray:
-    """``x[t] - x[t - k]`` (NaN for the first ``k`` entries)."""
-    out = _nan(len(x))
-    if k < len(x):
-        out[k:] = x[k:] - x[: len(x) - k]
+    """``x[t] - x[t - k]`` (NaN for the first ``k`` entries); written in place, one pass."""
+    m = len(x)
+    out = np.empty(m)
+    out[: min(k, m)] = np.nan
+    if k < m:
+        np.subtract(x[k:], x[: m - k], out=out[k:])
     return out
 
 
@@ -136,8 +140,10 @@ def _mean_var_loop(
     head: int,
     mean: FloatArray,
     var: FloatArray,
+    with_mean: bool,
 ) -> None:
-    """Fill ``mean[j]``/``var[j]`` (rows of ``[len(ns), m]``) for window ``ns[j]``.
+    """Fill ``var[j]`` and, if ``with_mean``, ``mean[j]`` (rows of ``[len(ns), m]``) for
+    window ``ns[j]``.
 
     Block by block: the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as
     0) are built with the same sequential additions as ``np.cumsum`` into a buffer holding the
@@ -157,7 +163,8 @@ def _mean_var_loop(
     buf2 = np.zeros(span + block + 1)
     for j in range(k):
         first = min(m, ns[j] - 1 + head)
-        mean[j, :first] = np.nan
+        if with_mean:
+            mean[j, :first] = np.nan
         var[j, :first] = np.nan
     c1 = 0.0
     c2 = 0.0
@@ -184,7 +191,8 @@ def _mean_var_loop(
                 b = buf2[q] - buf2[q - n]
                 v = (a * a / neg_n + b) / dof
                 vj[t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
-                mj[t] = a / fn + shift
+                if with_mean:
+                    mj[t] = a / fn + shift
         w = e - s  # keep the last ``span`` prefixes (and prefix(e)) for the next block
         buf1[: span + 1] = buf1[w : w + span + 1].copy()
         buf2[: span + 1] = buf2[w : w + span + 1].copy()
@@ -206,8 +214,25 @@ def rolling_mean_var(
     mean = np.empty((len(ns), m))
     var = np.empty((len(ns), m))
     wins = np.asarray(ns, dtype=np.int64)
-    _mean_var_loop(np.ascontiguousarray(x, dtype=np.float64), shift, wins, ddof, head, mean, var)
+    _mean_var_loop(
+        np.ascontiguousarray(x, dtype=np.float64), shift, wins, ddof, head, mean, var, True
+    )
     return [(mean[j], var[j]) for j in range(len(ns))]
+
+
+def rolling_vars(
+    x: FloatArray, ns: tuple[int, ...], ddof: int = 0, head: int = 0
+) -> list[FloatArray]:
+    """The variances of :func:`rolling_mean_var` (bit-identical) without the means: one
+    division per value less, for callers that only need the spread (e.g. volatility)."""
+    m = len(x)
+    var = np.empty((len(ns), m))
+    mean = np.empty((len(ns), 0))  # not written
+    wins = np.asarray(ns, dtype=np.int64)
+    _mean_var_loop(
+        np.ascontiguousarray(x, dtype=np.float64), _shift_of(x), wins, ddof, head, mean, var, False
+    )
+    return list(var)
 
 
 def rolling_extremes(x: FloatArray, ns: tuple[int, ...], op: np.ufunc) -> list[FloatArray]:
@@ -378,6 +403,65 @@ def true_range(h: FloatArray, lo: FloatArray, c: FloatArray) -> FloatArray:
         out,
     )
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _atr_loop(
+    h: FloatArray,
+    lo: FloatArray,
+    c: FloatArray,
+    ns: np.ndarray,
+    seeds: FloatArray,
+    alphas: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Row ``j``: Wilder average (``ns[j]``, from bar 1) of the true range, computed on the
+    fly (the expressions of :func:`_true_range_loop` and :func:`_recursion_loop`)."""
+    m = len(c)
+    k = len(ns)
+    y = seeds.copy()
+    b = 1.0 - alphas
+    for j in range(k):
+        out[j, : min(ns[j], m)] = np.nan
+        if ns[j] < m:
+            out[j, ns[j]] = seeds[j]
+    for t in range(1, m):
+        cp = c[t - 1]
+        tr = h[t] - lo[t]
+        v = abs(h[t] - cp)
+        tr = tr if (tr >= v or np.isnan(tr)) else v
+        v = abs(lo[t] - cp)
+        tr = tr if (tr >= v or np.isnan(tr)) else v
+        for j in range(k):
+            if t > ns[j]:
+                y[j] = alphas[j] * tr + b[j] * y[j]
+                out[j, t] = y[j]
+
+
+def atrs(h: FloatArray, lo: FloatArray, c: FloatArray, ns: tuple[int, ...]) -> list[FloatArray]:
+    """Average true range for each window in ``ns`` (TA-Lib's seeding), in one pass.
+
+    Bit-identical to ``wilders(true_range(h, lo, c), ns, start=1)`` without writing the true
+    range out: the seeds (numpy means of each window's first true ranges) come from a short
+    head, the recursions from one loop over the bars.
+    """
+    m = len(c)
+    f64 = np.float64
+    h64, lo64, c64 = (np.ascontiguousarray(a, dtype=f64) for a in (h, lo, c))
+    top = min(max(ns, default=0) + 1, m)
+    tr = true_range(h64[:top], lo64[:top], c64[:top])
+    seeds = np.asarray([float(np.mean(tr[1 : n + 1])) if n < m else np.nan for n in ns])
+    out = np.empty((len(ns), m))
+    _atr_loop(
+        h64,
+        lo64,
+        c64,
+        np.asarray(ns, dtype=np.int64),
+        seeds,
+        np.asarray([1.0 / n for n in ns], dtype=np.float64),
+        out,
+    )
+    return list(out)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -121,3 +121,51 @@ def test_safe_div_and_bars_since_change_match_numpy() -> None:
     got = k.bars_since_change(state, start=1)
     np.testing.assert_array_equal(got, [np.nan, 0, 1, 0, 1, 2, 0, 0, 0])
     assert np.isnan(k.bars_since_change(state, start=20)).all()
+
+
+@pytest.mark.parametrize("m", [0, 1, 14, 15, 101, 3000])
+def test_atrs_equal_wilders_of_true_range(m: int) -> None:
+    rng = np.random.default_rng(m + 7)
+    c = _walk(m, m)
+    h = c * np.exp(np.abs(rng.normal(0, 0.01, m)))
+    lo = c * np.exp(-np.abs(rng.normal(0, 0.01, m)))
+    want = k.wilders(k.true_range(h, lo, c), (14, 100), start=1)
+    for got, w in zip(k.atrs(h, lo, c, (14, 100)), want, strict=True):
+        np.testing.assert_array_equal(got, w)
+
+
+@pytest.mark.parametrize("head", [0, 1])
+def test_rolling_vars_equal_rolling_mean_var(head: int) -> None:
+    x = np.log(_walk(head, 5000))
+    x[:head] = np.nan
+    ns = (1, 24, 72, 200, 6000)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for var, (_, want) in zip(
+            k.rolling_vars(x, ns, 1, head), k.rolling_mean_var(x, ns, 1, head), strict=True
+        ):
+            np.testing.assert_array_equal(var, want)
+
+
+def _sliding(x: np.ndarray, n: int, fn: np.ufunc) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if n <= len(x):
+        out[n - 1 :] = fn.reduce(np.lib.stride_tricks.sliding_window_view(x, n), axis=1)
+    return out
+
+
+@pytest.mark.parametrize("shape", ["walk", "down", "up", "flat", "nan"])
+def test_rolling_extremes_queue_and_doubling_equal_sliding_window(shape: str) -> None:
+    m = 2000
+    x = {
+        "walk": _walk(1, m),
+        "down": np.linspace(10.0, 1.0, m),  # the max leaves the window on every bar
+        "up": np.linspace(1.0, 10.0, m),
+        "flat": np.full(m, 3.0),
+        "nan": _walk(2, m),
+    }[shape]
+    if shape == "nan":
+        x[[0, 700, 701]] = np.nan  # the doubling path, NaN propagated per window
+    ns = (50, 20, 1, 3000)
+    for op in (np.maximum, np.minimum):
+        for got, n in zip(k.rolling_extremes(x, ns, op), ns, strict=True):
+            np.testing.assert_array_equal(got, _sliding(x, n, op))
