@@ -1,8 +1,9 @@
 """Export the bandit's deterministic scoring network to ONNX and check parity.
 
-Graph: ``features`` float32 [N, 43] (raw features, standardised inside) -> MLP ->
-``arm_values`` float32 [N, 12], each arm's expected net reward over the horizon. A consumer
-trades ``argmax`` over the row (see docs/bandit.md for the Thompson fallback).
+Graph: ``features`` float32 [N, 43] (raw features; the safe policy folds the standardisation
+into its first layer) -> MLP -> ``arm_values`` float32 [N, 12], each arm's value over the
+horizon (for the safe policy: the lower confidence bound of its advantage over the default).
+A consumer trades ``argmax`` over the row (see docs/bandit.md for the Thompson fallback).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from torch import nn
+
+from pipelines.export.session import make_session
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "arm_values"
@@ -45,10 +48,7 @@ def export_onnx(module: nn.Module, n_features: int, path: Path, opset: int = 17)
 
 def onnx_session(path: Path, threads: int = 1) -> ort.InferenceSession:
     """A CPU session; one intra-op thread by default (deterministic, like the bot's)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return make_session(path, threads)
 
 
 def onnx_arm_values(session: ort.InferenceSession, X: np.ndarray) -> np.ndarray:

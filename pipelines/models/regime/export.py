@@ -123,12 +123,9 @@ def export_onnx(
 
 def onnx_session(path: Path) -> Any:
     """A single-threaded onnxruntime session (the live bot scores one row at a time)."""
-    import onnxruntime as ort
+    from pipelines.export.session import make_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return make_session(path, threads=1)
 
 
 def onnx_predict_proba(session: Any, X: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch
 from stable_baselines3 import PPO
 from torch import nn
 
+from pipelines.export.session import make_session
 from pipelines.models.sizer.data import ObservationScaler
 from pipelines.models.sizer.env import MULT_HIGH, MULT_LOW, action_to_multiplier
 
@@ -78,10 +79,7 @@ def sb3_multipliers(
 
 def onnx_session(path: Path) -> ort.InferenceSession:
     """A single-threaded CPU session (deterministic, and what the bot's latency sees)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return make_session(path, threads=1)
 
 
 def onnx_parity(model: PPO, scaler: ObservationScaler, path: Path, raw_obs: npt.ArrayLike) -> float:
