@@ -338,7 +338,11 @@ def _symbol_matrix(
 
     def col(name: str) -> np.ndarray:
         values = bars[name].to_numpy(dtype=np.float64)
-        return values if whole else values[pos]
+        values = values if whole else values[pos]
+        # always read-only (pandas hands out read-only views of whole columns): one numba
+        # signature per kernel, so a process loads each kernel's machine code once, not twice
+        values.flags.writeable = False
+        return values
 
     return _feature_matrix(
         sec if whole else sec[pos],
