@@ -59,10 +59,9 @@ class SafeScoringNet(nn.Module):
     bot runs per bar): the division by the feature std is folded into the first layer (in
     float64; the centring stays a Sub so features far from zero lose no float32 precision),
     the constant 1 of ``phi`` becomes the two heads' biases (no Concat of a ones column), and
-    the per-arm sum of squares is one MatMul with a block-indicator matrix carrying ``z**2``
-    (``z * sqrt(q) = sqrt(z**2 q)``), not a Reshape and ReduceSum. The graph is then Sub,
-    Gemm/Relu layers, two Gemm heads, Mul, MatMul, Sqrt, Sub. The baseline arm has W = 0 and
-    L = 0: its value is exactly 0.
+    ``z`` is folded into the projection's weights (``z * ||phi @ L|| = ||phi @ (z L)||``, no
+    Mul by ``z``). The graph is then Sub, Gemm/Relu layers, two Gemm heads, Reshape, Mul,
+    ReduceSum, Sqrt, Sub. The baseline arm has W = 0 and L = 0: its value is exactly 0.
     """
 
     def __init__(self, net: RewardNet, weight: np.ndarray, chol: np.ndarray, z: float):
@@ -76,11 +75,8 @@ class SafeScoringNet(nn.Module):
         self.mean_head = nn.Linear(emb, k)
         # [d, K * d]: column block a is L_a; row d - 1 multiplies phi's constant 1
         stacked = np.transpose(chol, (1, 0, 2)).reshape(d, k * d)
-        self.proj = nn.Linear(emb, k * d)
-        block = np.zeros((k * d, k))
-        block[np.arange(k * d), np.repeat(np.arange(k), d)] = self.z**2
-        self.block_sum: torch.Tensor
-        self.register_buffer("block_sum", torch.from_numpy(block.astype(np.float32)))
+        self.proj = nn.Linear(emb, k * d)  # z * phi @ L_a for every arm a, side by side
+        stacked = stacked * self.z
         with torch.no_grad():
             self.mean_head.weight.copy_(torch.from_numpy(weight[:, :emb].astype(np.float32)))
             self.mean_head.bias.copy_(torch.from_numpy(weight[:, emb].astype(np.float32)))
@@ -89,8 +85,8 @@ class SafeScoringNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         emb = self.body(x - self.x_mean)
-        proj = self.proj(emb)
-        return self.mean_head(emb) - torch.sqrt((proj * proj) @ self.block_sum)
+        proj = self.proj(emb).reshape(-1, self.k, self.d)
+        return self.mean_head(emb) - torch.sqrt((proj * proj).sum(dim=2))
 
 
 def _folded_body(net: RewardNet) -> nn.Sequential:
