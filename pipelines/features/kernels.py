@@ -703,23 +703,10 @@ def _profile_loop(
             for b in range(bins):
                 hist[b] = 0.0
                 cnt[b] = 0
-            # runs of bars in one bin are summed in a register: the same additions, in the
-            # same (window) order, into each bin as ``hist[kb] += v`` makes
-            cur = keys[0]
-            acc = hist[cur]
-            run = 0
             for j in range(n):
                 kb = keys[j]
-                if kb != cur:
-                    hist[cur] = acc
-                    cnt[cur] += run
-                    cur = kb
-                    acc = hist[kb]
-                    run = 0
-                acc += volume[i + j]
-                run += 1
-            hist[cur] = acc
-            cnt[cur] += run
+                hist[kb] += volume[i + j]
+                cnt[kb] += 1
         else:
             kb = _bin_of(price[t - n], lo, scale, bins)
             cnt[kb] -= 1
