@@ -1,4 +1,4 @@
-"""The one place onnxruntime sessions are made, parity is measured and graphs are described.
+"""Parity and graph description for every exported model (sessions: ``session.py``).
 
 Every trainer checks its export against the framework's own output with :func:`max_abs_diff`
 and the one configured tolerance (``pipelines.evaluation.gates.parity_gate``); the
@@ -17,19 +17,17 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from pipelines.export.session import make_session
 
-def make_session(model: Path | str | bytes, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session with ``threads`` intra-op threads and one inter-op thread.
-
-    One thread is the default: it is what a bot scoring one row at a time sees, and it keeps
-    results independent of how many cores the machine has.
-    """
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+__all__ = [
+    "GraphSpec",
+    "OnnxExport",
+    "TensorSpec",
+    "describe",
+    "make_session",
+    "max_abs_diff",
+    "run",
+]
 
 
 def run(session: ort.InferenceSession, x: npt.ArrayLike) -> list[np.ndarray]:

@@ -26,17 +26,21 @@ def _nan(n: int) -> FloatArray:
 
 def lag(x: FloatArray, k: int) -> FloatArray:
     """``x[t - k]`` (NaN for the first ``k`` entries)."""
-    out = _nan(len(x))
-    if k < len(x):
-        out[k:] = x[: len(x) - k]
+    m = len(x)
+    out = np.empty(m)
+    out[: min(k, m)] = np.nan
+    if k < m:
+        out[k:] = x[: m - k]
     return out
 
 
 def diff(x: FloatArray, k: int = 1) -> FloatArray:
-    """``x[t] - x[t - k]`` (NaN for the first ``k`` entries)."""
-    out = _nan(len(x))
-    if k < len(x):
-        out[k:] = x[k:] - x[: len(x) - k]
+    """``x[t] - x[t - k]`` (NaN for the first ``k`` entries); written in place, one pass."""
+    m = len(x)
+    out = np.empty(m)
+    out[: min(k, m)] = np.nan
+    if k < m:
+        np.subtract(x[k:], x[: m - k], out=out[k:])
     return out
 
 
@@ -136,45 +140,62 @@ def _mean_var_loop(
     head: int,
     mean: FloatArray,
     var: FloatArray,
+    with_mean: bool,
 ) -> None:
-    """Fill ``mean[j]``/``var[j]`` (rows of ``[len(ns), m]``) for window ``ns[j]``.
+    """Fill ``var[j]`` and, if ``with_mean``, ``mean[j]`` (rows of ``[len(ns), m]``) for
+    window ``ns[j]``.
 
-    One pass builds the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as
-    0) with the same sequential additions as ``np.cumsum``; a second pass per window applies
-    the same float expressions, in the same order, as the numpy reference
-    (``((a*a)/(-n) + b)/(n - ddof)`` clipped at 0, ``a/n + shift``), so results are
-    bit-identical to it while touching memory a few times instead of ~25.
+    Block by block: the prefix sums of ``x - shift`` and its square (``x[:head]`` counted as
+    0) are built with the same sequential additions as ``np.cumsum`` into a buffer holding the
+    block plus the ``max(ns)`` prefixes before it (it stays in cache), then each window's
+    outputs for the block come from a loop with no carried dependency, which the compiler
+    vectorizes (the divisions dominate). The float expressions, in the same order, are the
+    numpy reference's (``((a*a)/(-n) + b)/(n - ddof)`` clipped at 0, ``a/n + shift``, with
+    ``a``/``b`` differences of two prefix sums), so results are bit-identical to it.
     """
     m = len(x)
-    cs1 = np.empty(m + 1)
-    cs2 = np.empty(m + 1)
+    k = len(ns)
+    span = 0
+    for j in range(k):
+        span = max(span, ns[j])
+    block = 4096
+    buf1 = np.zeros(span + block + 1)  # buf[q] = prefix(q + s - span) during block s
+    buf2 = np.zeros(span + block + 1)
+    for j in range(k):
+        first = min(m, ns[j] - 1 + head)
+        if with_mean:
+            mean[j, :first] = np.nan
+        var[j, :first] = np.nan
     c1 = 0.0
     c2 = 0.0
-    cs1[0] = 0.0
-    cs2[0] = 0.0
-    for i in range(m):
-        if i >= head:
-            d = x[i] - shift
-            c1 += d
-            c2 += d * d
-        cs1[i + 1] = c1
-        cs2[i + 1] = c2
-    for j in range(len(ns)):
-        n = ns[j]
-        first = min(m, n - 1 + head)
-        mj = mean[j]
-        vj = var[j]
-        mj[:first] = np.nan
-        vj[:first] = np.nan
-        neg_n = float(-n)
-        fn = float(n)
-        dof = float(n - ddof)
-        for t in range(first, m):
-            a = cs1[t + 1] - cs1[t + 1 - n]
-            b = cs2[t + 1] - cs2[t + 1 - n]
-            v = (a * a / neg_n + b) / dof
-            vj[t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
-            mj[t] = a / fn + shift
+    for s in range(0, m, block):
+        e = min(s + block, m)
+        for t in range(s, e):
+            if t >= head:
+                d = x[t] - shift
+                c1 += d
+                c2 += d * d
+            buf1[t + 1 - s + span] = c1
+            buf2[t + 1 - s + span] = c2
+        for j in range(k):
+            n = ns[j]
+            lo = max(s, n - 1 + head)
+            neg_n = float(-n)
+            fn = float(n)
+            dof = float(n - ddof)
+            mj = mean[j]
+            vj = var[j]
+            for t in range(lo, e):
+                q = t + 1 - s + span
+                a = buf1[q] - buf1[q - n]
+                b = buf2[q] - buf2[q - n]
+                v = (a * a / neg_n + b) / dof
+                vj[t] = 0.0 if v < 0.0 else v  # NaN stays NaN, like np.maximum
+                if with_mean:
+                    mj[t] = a / fn + shift
+        w = e - s  # keep the last ``span`` prefixes (and prefix(e)) for the next block
+        buf1[: span + 1] = buf1[w : w + span + 1].copy()
+        buf2[: span + 1] = buf2[w : w + span + 1].copy()
 
 
 def rolling_mean_var(
@@ -193,8 +214,25 @@ def rolling_mean_var(
     mean = np.empty((len(ns), m))
     var = np.empty((len(ns), m))
     wins = np.asarray(ns, dtype=np.int64)
-    _mean_var_loop(np.ascontiguousarray(x, dtype=np.float64), shift, wins, ddof, head, mean, var)
+    _mean_var_loop(
+        np.ascontiguousarray(x, dtype=np.float64), shift, wins, ddof, head, mean, var, True
+    )
     return [(mean[j], var[j]) for j in range(len(ns))]
+
+
+def rolling_vars(
+    x: FloatArray, ns: tuple[int, ...], ddof: int = 0, head: int = 0
+) -> list[FloatArray]:
+    """The variances of :func:`rolling_mean_var` (bit-identical) without the means: one
+    division per value less, for callers that only need the spread (e.g. volatility)."""
+    m = len(x)
+    var = np.empty((len(ns), m))
+    mean = np.empty((len(ns), 0))  # not written
+    wins = np.asarray(ns, dtype=np.int64)
+    _mean_var_loop(
+        np.ascontiguousarray(x, dtype=np.float64), _shift_of(x), wins, ddof, head, mean, var, False
+    )
+    return list(var)
 
 
 def rolling_extremes(x: FloatArray, ns: tuple[int, ...], op: np.ufunc) -> list[FloatArray]:
@@ -263,6 +301,241 @@ def _recursion_loop(x: FloatArray, first: int, seed: float, alpha: float) -> Flo
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _recursions_loop(
+    x: FloatArray, firsts: np.ndarray, seeds: FloatArray, alphas: FloatArray, out: FloatArray
+) -> None:
+    """Row ``j`` of ``out``: :func:`_recursion_loop` with ``firsts[j]``, ``seeds[j]``,
+    ``alphas[j]``, all rows in one pass over ``x``.
+
+    Each recursion is a chain of dependent multiply-adds (latency-bound); interleaving several
+    independent chains in one loop lets the CPU overlap them, so five EMAs cost about what two
+    did one after another. Same expression, same order per row: bit-identical.
+    """
+    m = len(x)
+    k = len(firsts)
+    y = seeds.copy()
+    b = 1.0 - alphas
+    joint = 0
+    for j in range(k):
+        f = firsts[j]
+        if f >= m:
+            out[j, :] = np.nan
+            continue
+        out[j, :f] = np.nan
+        out[j, f] = seeds[j]
+        joint = max(joint, f + 1)
+    n_live = 0
+    live = np.empty(k, dtype=np.int64)
+    for j in range(k):
+        if firsts[j] < m:
+            live[n_live] = j
+            n_live += 1
+    live = live[:n_live]
+    for row in live:  # each chain on its own until the last one has started
+        yj = y[row]
+        aj = alphas[row]
+        bj = b[row]
+        for t in range(firsts[row] + 1, joint):
+            yj = aj * x[t] + bj * yj
+            out[row, t] = yj
+        y[row] = yj
+    for t in range(joint, m):
+        xt = x[t]
+        for row in live:
+            yj = alphas[row] * xt + b[row] * y[row]
+            y[row] = yj
+            out[row, t] = yj
+
+
+def _recursions(x: FloatArray, ns: tuple[int, ...], alphas: list[float], start: int) -> FloatArray:
+    """``[len(ns), m]``: :func:`_seeded_recursion` for each ``(n, alpha)``, in one pass."""
+    m = len(x)
+    firsts = np.asarray([start + n - 1 for n in ns], dtype=np.int64)
+    seeds = np.asarray(
+        [float(np.mean(x[start : f + 1])) if f < m else np.nan for f in firsts], dtype=np.float64
+    )
+    out = np.empty((len(ns), m))
+    _recursions_loop(
+        np.ascontiguousarray(x, dtype=np.float64),
+        firsts,
+        seeds,
+        np.asarray(alphas, dtype=np.float64),
+        out,
+    )
+    return out
+
+
+def emas(x: FloatArray, ns: tuple[int, ...], start: int = 0) -> list[FloatArray]:
+    """:func:`ema` for each ``n`` in ``ns``, bit-identical, from one interleaved pass."""
+    return list(_recursions(x, ns, [2.0 / (n + 1.0) for n in ns], start))
+
+
+def wilders(x: FloatArray, ns: tuple[int, ...], start: int = 0) -> list[FloatArray]:
+    """:func:`wilder` for each ``n`` in ``ns``, bit-identical, from one interleaved pass."""
+    return list(_recursions(x, ns, [1.0 / n for n in ns], start))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _true_range_loop(h: FloatArray, lo: FloatArray, c: FloatArray, out: FloatArray) -> None:
+    """``max(h - lo, |h - c[t-1]|, |lo - c[t-1]|)`` with ``np.maximum``'s NaN rule; NaN at 0."""
+    m = len(c)
+    if m:
+        out[0] = np.nan
+    for t in range(1, m):
+        cp = c[t - 1]
+        a = h[t] - lo[t]
+        v = abs(h[t] - cp)
+        a = a if (a >= v or np.isnan(a)) else v
+        v = abs(lo[t] - cp)
+        a = a if (a >= v or np.isnan(a)) else v
+        out[t] = a
+
+
+def true_range(h: FloatArray, lo: FloatArray, c: FloatArray) -> FloatArray:
+    """True range per bar (NaN on the first: no previous close), one pass instead of seven."""
+    out = np.empty(len(c))
+    f64 = np.float64
+    _true_range_loop(
+        np.ascontiguousarray(h, dtype=f64),
+        np.ascontiguousarray(lo, dtype=f64),
+        np.ascontiguousarray(c, dtype=f64),
+        out,
+    )
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _atr_loop(
+    h: FloatArray,
+    lo: FloatArray,
+    c: FloatArray,
+    ns: np.ndarray,
+    seeds: FloatArray,
+    alphas: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Row ``j``: Wilder average (``ns[j]``, from bar 1) of the true range, computed on the
+    fly (the expressions of :func:`_true_range_loop` and :func:`_recursion_loop`)."""
+    m = len(c)
+    k = len(ns)
+    y = seeds.copy()
+    b = 1.0 - alphas
+    for j in range(k):
+        out[j, : min(ns[j], m)] = np.nan
+        if ns[j] < m:
+            out[j, ns[j]] = seeds[j]
+    for t in range(1, m):
+        cp = c[t - 1]
+        tr = h[t] - lo[t]
+        v = abs(h[t] - cp)
+        tr = tr if (tr >= v or np.isnan(tr)) else v
+        v = abs(lo[t] - cp)
+        tr = tr if (tr >= v or np.isnan(tr)) else v
+        for j in range(k):
+            if t > ns[j]:
+                y[j] = alphas[j] * tr + b[j] * y[j]
+                out[j, t] = y[j]
+
+
+def atrs(h: FloatArray, lo: FloatArray, c: FloatArray, ns: tuple[int, ...]) -> list[FloatArray]:
+    """Average true range for each window in ``ns`` (TA-Lib's seeding), in one pass.
+
+    Bit-identical to ``wilders(true_range(h, lo, c), ns, start=1)`` without writing the true
+    range out: the seeds (numpy means of each window's first true ranges) come from a short
+    head, the recursions from one loop over the bars.
+    """
+    m = len(c)
+    f64 = np.float64
+    h64, lo64, c64 = (np.ascontiguousarray(a, dtype=f64) for a in (h, lo, c))
+    top = min(max(ns, default=0) + 1, m)
+    tr = true_range(h64[:top], lo64[:top], c64[:top])
+    seeds = np.asarray([float(np.mean(tr[1 : n + 1])) if n < m else np.nan for n in ns])
+    out = np.empty((len(ns), m))
+    _atr_loop(
+        h64,
+        lo64,
+        c64,
+        np.asarray(ns, dtype=np.int64),
+        seeds,
+        np.asarray([1.0 / n for n in ns], dtype=np.float64),
+        out,
+    )
+    return list(out)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rsi_loop(
+    c: FloatArray,
+    ns: np.ndarray,
+    seed_gain: FloatArray,
+    seed_loss: FloatArray,
+    alphas: FloatArray,
+    fill: float,
+    out: FloatArray,
+) -> None:
+    """Row ``j``: ``ag / (ag + al)`` of Wilder averages (``ns[j]``, from bar 1) of the gains
+    and losses of ``c``; ``fill`` where ``|ag + al| <= 1e-12``; one pass for every window.
+
+    The gains and losses are ``np.maximum(d, 0)`` and ``np.maximum(-d, 0)`` of
+    ``d = c[t] - c[t-1]`` and the recursions and the guarded division are the expressions of
+    the numpy path in the same order, so each row is bit-identical to it.
+    """
+    m = len(c)
+    k = len(ns)
+    g = seed_gain.copy()
+    lo = seed_loss.copy()
+    b = 1.0 - alphas
+    for j in range(k):
+        out[j, : min(ns[j], m)] = np.nan
+    for t in range(1, m):
+        d = c[t] - c[t - 1]
+        gain = d if (d >= 0.0 or np.isnan(d)) else 0.0
+        nd = -d
+        loss = nd if (nd >= 0.0 or np.isnan(nd)) else 0.0
+        for j in range(k):
+            f = ns[j]
+            if t < f:
+                continue
+            if t > f:
+                g[j] = alphas[j] * gain + b[j] * g[j]
+                lo[j] = alphas[j] * loss + b[j] * lo[j]
+            den = g[j] + lo[j]
+            if abs(den) > 1e-12:
+                out[j, t] = g[j] / den
+            elif np.isnan(den):
+                out[j, t] = den
+            else:
+                out[j, t] = fill
+
+
+def rsi(c: FloatArray, ns: tuple[int, ...], fill: float = 0.5) -> list[FloatArray]:
+    """RSI as a fraction in ``[0, 1]`` for each window in ``ns`` (TA-Lib's Wilder seeding).
+
+    ``ag / (ag + al)`` with ``ag``/``al`` :func:`wilder` averages (``start=1``) of the gains and
+    losses; ``fill`` on flat stretches where both are 0. Bit-identical to computing the
+    gains, losses, averages and ratio as separate numpy arrays, in one compiled pass.
+    """
+    m = len(c)
+    c64 = np.ascontiguousarray(c, dtype=np.float64)
+    top = min(max(ns, default=0) + 1, m)
+    d = np.diff(c64[:top])
+    gain, loss = np.maximum(d, 0.0), np.maximum(-d, 0.0)
+    seed_g = np.asarray([float(np.mean(gain[:n])) if n < m else np.nan for n in ns])
+    seed_l = np.asarray([float(np.mean(loss[:n])) if n < m else np.nan for n in ns])
+    out = np.empty((len(ns), m))
+    _rsi_loop(
+        c64,
+        np.asarray(ns, dtype=np.int64),
+        seed_g,
+        seed_l,
+        np.asarray([1.0 / n for n in ns], dtype=np.float64),
+        float(fill),
+        out,
+    )
+    return list(out)
+
+
 def _seeded_recursion(x: FloatArray, n: int, alpha: float, start: int) -> FloatArray:
     """``y[t] = alpha*x[t] + (1-alpha)*y[t-1]``, seeded with ``mean(x[start:start+n])``.
 
@@ -313,23 +586,70 @@ def ewm_mean(x: FloatArray, halflife: float) -> FloatArray:
     return np.asarray(_ewm_loop(np.ascontiguousarray(x, dtype=np.float64), lam))
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bars_since_change_loop(state: FloatArray, start: int, out: FloatArray) -> None:
+    out[:start] = np.nan
+    last = start
+    for t in range(start, len(state)):
+        if t == start or state[t] != state[t - 1]:  # NaN != NaN: a change, as in numpy
+            last = t
+        out[t] = float(t - last)
+
+
 def bars_since_change(state: FloatArray, start: int) -> FloatArray:
     """Bars since ``state`` last changed value (0 on the bar it changes), counted from ``start``.
 
-    Entries before ``start`` are NaN; the first defined bar counts as a change.
+    Entries before ``start`` are NaN; the first defined bar counts as a change. One compiled
+    pass (the numpy formulation, a running maximum of change positions, took five).
     """
     m = len(state)
-    out = _nan(m)
     if start >= m:
-        return out
-    s = state[start:]
-    idx = np.arange(len(s), dtype=np.float64)
-    changed = np.empty(len(s), dtype=bool)
-    changed[0] = True
-    changed[1:] = s[1:] != s[:-1]
-    last = np.maximum.accumulate(np.where(changed, idx, 0.0))
-    out[start:] = idx - last
+        return _nan(m)
+    out = np.empty(m)
+    _bars_since_change_loop(np.ascontiguousarray(state, dtype=np.float64), start, out)
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _safe_div_loop(a: FloatArray, b: FloatArray, fill: float, eps: float, out: FloatArray) -> None:
+    for t in range(len(a)):
+        d = b[t]
+        if abs(d) > eps:
+            out[t] = a[t] / d
+        elif np.isnan(d):
+            out[t] = d
+        else:
+            out[t] = fill
+
+
+def safe_div(a: FloatArray, b: FloatArray, fill: float = 0.0, eps: float = 1e-12) -> FloatArray:
+    """``a / b`` where ``|b| > eps``, else ``fill``; NaN where ``b`` is NaN. One pass."""
+    out = np.empty(len(a))
+    f64 = np.float64
+    _safe_div_loop(
+        np.ascontiguousarray(a, dtype=f64), np.ascontiguousarray(b, dtype=f64), fill, eps, out
+    )
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def first_non_finite(mat: np.ndarray) -> tuple[int, int]:
+    """``(row, col)`` of the first non-finite entry of a 2-D array, column by column, or
+    ``(-1, -1)``: a check without numpy's full boolean copy of the matrix."""
+    rows, cols = mat.shape
+    for j in range(cols):
+        for i in range(rows):
+            v = mat[i, j]
+            if not np.isfinite(v):
+                # the lowest row over all columns, as np.argwhere would report it first
+                best_i, best_j = i, j
+                for jj in range(j + 1, cols):
+                    for ii in range(best_i):
+                        if not np.isfinite(mat[ii, jj]):
+                            best_i, best_j = ii, jj
+                            break
+                return best_i, best_j
+    return -1, -1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -1,8 +1,9 @@
 """Export the bandit's deterministic scoring network to ONNX and check parity.
 
-Graph: ``features`` float32 [N, 43] (raw features, standardised inside) -> MLP ->
-``arm_values`` float32 [N, 12], each arm's expected net reward over the horizon. A consumer
-trades ``argmax`` over the row (see docs/bandit.md for the Thompson fallback).
+Graph: ``features`` float32 [N, 43] (raw features; the safe policy folds the standardisation
+into its first layer) -> MLP -> ``arm_values`` float32 [N, 12], each arm's value over the
+horizon (for the safe policy: the lower confidence bound of its advantage over the default).
+A consumer trades ``argmax`` over the row (see docs/bandit.md for the Thompson fallback).
 """
 
 from __future__ import annotations

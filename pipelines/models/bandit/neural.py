@@ -99,30 +99,69 @@ class SafeScoringNet(nn.Module):
     """features -> per-arm ``mean - z * std`` of the advantage over a baseline arm.
 
     ``mean = phi @ W.T`` and ``std = ||phi @ L_a||`` with ``L_a L_a^T`` arm a's posterior
-    covariance, ``phi = [embedding, 1]``; plain MatMul/Mul/ReduceSum/Sqrt, so it exports to
-    ONNX as is. The baseline arm has W = 0 and L = 0: its value is exactly 0.
+    covariance, ``phi = [embedding, 1]``. Built for a small inference graph (it is what the
+    bot runs per bar): the division by the feature std is folded into the first layer (in
+    float64; the centring stays a Sub so features far from zero lose no float32 precision),
+    the constant 1 of ``phi`` becomes the two heads' biases (no Concat of a ones column), and
+    ``z`` is folded into the projection's weights (``z * ||phi @ L|| = ||phi @ (z L)||``, no
+    Mul by ``z``). The graph is then Sub, Gemm/Relu layers, two Gemm heads, Reshape, Mul,
+    ReduceSum, Sqrt, Sub. The baseline arm has W = 0 and L = 0: its value is exactly 0.
     """
-
-    weight: torch.Tensor
-    chol: torch.Tensor
 
     def __init__(self, net: RewardNet, weight: np.ndarray, chol: np.ndarray, z: float):
         super().__init__()
-        self.net = net
         k, d = weight.shape
         self.k, self.d, self.z = k, d, float(z)
-        self.register_buffer("weight", torch.from_numpy(weight.astype(np.float32)))
-        # [d, K * d]: column block a is L_a
+        self.x_mean: torch.Tensor
+        self.register_buffer("x_mean", net.x_mean.detach().clone())
+        self.body = _folded_body(net)
+        emb = d - 1
+        self.mean_head = nn.Linear(emb, k)
+        # [d, K * d]: column block a is L_a; row d - 1 multiplies phi's constant 1
         stacked = np.transpose(chol, (1, 0, 2)).reshape(d, k * d)
-        self.register_buffer("chol", torch.from_numpy(stacked.astype(np.float32)))
+        self.proj = nn.Linear(emb, k * d)  # z * phi @ L_a for every arm a, side by side
+        stacked = stacked * self.z
+        with torch.no_grad():
+            self.mean_head.weight.copy_(torch.from_numpy(weight[:, :emb].astype(np.float32)))
+            self.mean_head.bias.copy_(torch.from_numpy(weight[:, emb].astype(np.float32)))
+            self.proj.weight.copy_(torch.from_numpy(stacked[:emb].T.astype(np.float32)))
+            self.proj.bias.copy_(torch.from_numpy(stacked[emb].astype(np.float32)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        emb = self.net.embed(x)
-        phi = torch.cat([emb, torch.ones_like(emb[:, :1])], dim=1)
-        mean = phi @ self.weight.T
-        proj = (phi @ self.chol).reshape(-1, self.k, self.d)
-        std = torch.sqrt((proj * proj).sum(dim=2))
-        return mean - self.z * std
+        emb = self.body(x - self.x_mean)
+        proj = self.proj(emb).reshape(-1, self.k, self.d)
+        return self.mean_head(emb) - torch.sqrt((proj * proj).sum(dim=2))
+
+
+def _folded_body(net: RewardNet) -> nn.Sequential:
+    """``net.body`` in eval form for centred input ``x - x_mean``: the division by ``x_std``
+    folded into its first Linear (``W' = W / std`` in float64) and Dropout removed."""
+    layers: list[nn.Module] = []
+    inv = 1.0 / net.x_std.detach().double()
+    first = True
+    for layer in net.body:
+        if isinstance(layer, nn.Dropout):
+            continue
+        if isinstance(layer, nn.Linear):
+            w = layer.weight.detach().double()
+            if first:
+                w = w * inv
+                first = False
+            lin = nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():
+                lin.weight.copy_(w.float())
+                lin.bias.copy_(layer.bias.detach())
+            layers.append(lin)
+        else:
+            layers.append(copy.deepcopy(layer))
+    if first:  # no hidden layer: the scaling itself as a (diagonal) Linear
+        n = inv.shape[0]
+        lin = nn.Linear(n, n)
+        with torch.no_grad():
+            lin.weight.copy_(torch.diag(inv).float())
+            lin.bias.zero_()
+        layers.insert(0, lin)
+    return nn.Sequential(*layers).eval()
 
 
 class NeuralBandit:
@@ -462,7 +501,7 @@ class NeuralBandit:
             if np.any(cov[a]):
                 chol[a] = np.linalg.cholesky(cov[a] + 1e-12 * np.eye(d))
         return SafeScoringNet(
-            copy.deepcopy(self.net_), w * self.reward_scale_, chol * self.reward_scale_, z
+            self.net_, w * self.reward_scale_, chol * self.reward_scale_, z
         ).eval()
 
     def predict(self, X: np.ndarray) -> np.ndarray:

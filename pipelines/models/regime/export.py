@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
+import onnx.shape_inference
 
 from pipelines.export.onnx import make_session
 
@@ -58,6 +60,57 @@ def _set_shape(value: onnx.ValueInfoProto, dims: Sequence[int | str]) -> None:
             dim.dim_value = d
 
 
+def _is_noop(node: onnx.NodeProto, types: dict[str, int], ones: set[str]) -> bool:
+    """Identity, a Cast to the type its input already has, or a Mul by an all-ones constant."""
+    if node.op_type == "Identity":
+        return True
+    if node.op_type == "Cast":
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        return to is not None and types.get(node.input[0]) == to
+    if node.op_type == "Mul":
+        return len(node.input) == 2 and node.input[1] in ones
+    return False
+
+
+def _prune_output_noops(proto: onnx.ModelProto) -> None:
+    """Drop no-op nodes between the converter's estimator node and the graph outputs.
+
+    onnxmltools ends a LightGBM graph with Identity -> Cast(int64 -> int64) on the label and
+    Identity -> Mul(by 1.0) on the probabilities; each costs a kernel launch per call and
+    changes no value. The producer of each no-op chain writes the graph output directly.
+    """
+    graph = proto.graph
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
+    ones = {
+        t.name
+        for t in graph.initializer
+        if onnx.numpy_helper.to_array(t).size and np.all(onnx.numpy_helper.to_array(t) == 1)
+    }
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    for out in graph.output:
+        node = producer.get(out.name)
+        while node is not None and _is_noop(node, types, ones):
+            src = node.input[0]
+            upstream = producer.get(src)
+            if upstream is None or consumers.get(src, 0) != 1:
+                break  # a graph input or a value used elsewhere: keep the node
+            graph.node.remove(node)
+            upstream.output[list(upstream.output).index(src)] = out.name
+            producer[out.name] = upstream
+            node = upstream
+    used = {name for node in graph.node for name in node.input}
+    for init in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(init)
+
+
 def to_onnx(model: Any, n_features: int, opset: int = 15) -> onnx.ModelProto:
     """Convert a fitted LightGBM or scikit-learn classifier to the contract graph."""
     from onnxmltools.convert.common.data_types import FloatTensorType as CommonFloat
@@ -86,6 +139,7 @@ def to_onnx(model: Any, n_features: int, opset: int = 15) -> onnx.ModelProto:
     if len(outputs) != 2:
         raise ValueError(f"expected 2 graph outputs (label, probabilities), got {outputs}")
     _rename_outputs(proto, dict(zip(outputs, OUTPUT_NAMES, strict=True)))
+    _prune_output_noops(proto)
     n_classes = len(_final_estimator(model).classes_)
     _set_shape(proto.graph.input[0], ["N", n_features])
     _set_shape(proto.graph.output[0], ["N"])
