@@ -158,3 +158,17 @@ def test_seed_streams_differ_by_name_and_not_by_order() -> None:
 def test_features_frame_is_the_shared_input(inputs: TrainInputs) -> None:
     assert isinstance(inputs.features, pd.DataFrame)
     assert inputs.signals.index.equals(inputs.bars.index)
+
+
+@pytest.mark.parametrize("name", ["regime", "bandit", "metalabel"])
+def test_trainers_never_touch_torchs_global_generator(
+    name: str, inputs: TrainInputs, settings: Settings, tmp_path: Path
+) -> None:
+    """Concurrent reproducibility rests on this: SB3 (the sizer) is the only user of torch's
+    global generator, so any other trainer drawing from it would shift the sizer's draws."""
+    import torch
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    _train(name, inputs, settings, tmp_path)
+    assert torch.equal(before, torch.get_rng_state())

@@ -116,10 +116,11 @@ class SafeScoringNet(nn.Module):
         self.register_buffer("x_mean", net.x_mean.detach().clone())
         self.body = _folded_body(net)
         emb = d - 1
-        self.mean_head = nn.Linear(emb, k)
+        # skip_init: every weight is copied in below; never draw from the global generator
+        self.mean_head = skip_init(nn.Linear, emb, k)
         # [d, K * d]: column block a is L_a; row d - 1 multiplies phi's constant 1
         stacked = np.transpose(chol, (1, 0, 2)).reshape(d, k * d)
-        self.proj = nn.Linear(emb, k * d)  # z * phi @ L_a for every arm a, side by side
+        self.proj = skip_init(nn.Linear, emb, k * d)  # z * phi @ L_a per arm, side by side
         stacked = stacked * self.z
         with torch.no_grad():
             self.mean_head.weight.copy_(torch.from_numpy(weight[:, :emb].astype(np.float32)))
@@ -140,14 +141,14 @@ def _folded_body(net: RewardNet) -> nn.Sequential:
     inv = 1.0 / net.x_std.detach().double()
     first = True
     for layer in net.body:
-        if isinstance(layer, nn.Dropout):
+        if isinstance(layer, nn.Dropout | SeededDropout):
             continue
         if isinstance(layer, nn.Linear):
             w = layer.weight.detach().double()
             if first:
                 w = w * inv
                 first = False
-            lin = nn.Linear(layer.in_features, layer.out_features)
+            lin = skip_init(nn.Linear, layer.in_features, layer.out_features)
             with torch.no_grad():
                 lin.weight.copy_(w.float())
                 lin.bias.copy_(layer.bias.detach())
@@ -156,7 +157,7 @@ def _folded_body(net: RewardNet) -> nn.Sequential:
             layers.append(copy.deepcopy(layer))
     if first:  # no hidden layer: the scaling itself as a (diagonal) Linear
         n = inv.shape[0]
-        lin = nn.Linear(n, n)
+        lin = skip_init(nn.Linear, n, n)
         with torch.no_grad():
             lin.weight.copy_(torch.diag(inv).float())
             lin.bias.zero_()
