@@ -6,7 +6,7 @@ Run: ``.venv/bin/python benchmarks/bench_real.py [--config demo] [--seeds 7 8] [
 Datasets: the ``backtesting`` package's GOOG daily and EURUSD hourly samples (offline), plus
 any ``--data`` file or folder (CSV/Parquet in the bar contract), each loaded and checked the
 way the flow does (``check_bars``), featurized with ``featurize``. Every model is trained by
-its real trainer, ``train_<model>(bars, features, cfg_section, seed, out_dir) -> TrainOutcome``,
+the model registry (``pipelines.models.registry.train_one``, the sizer after the bandit),
 as the flow calls it; ``--budget small`` (the default) overrides the training budgets so the
 whole card runs in minutes on 2 cores (the overrides are listed in the output). The model
 loop is :func:`run_model` only, so pointing the card at another entry point (a registry of
@@ -23,9 +23,8 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from configs.settings import Settings, load_config  # noqa: E402
 
-#: model -> (trainer module, trainer function, settings section), as the flow's task uses it.
-TRAINERS: dict[str, tuple[str, str, str]] = {
-    "regime": ("pipelines.models.regime.train", "train_regime", "regime"),
-    "bandit": ("pipelines.models.bandit.train", "train_bandit", "bandit"),
-    "sizer": ("pipelines.models.sizer.train", "train_sizer", "sizer"),
-}
+#: the models of the registry, in training order (imported lazily: torch, SB3, LightGBM)
+MODELS: tuple[str, ...] = ("regime", "bandit", "sizer", "metalabel")
 
 #: Small training budgets (dotted config overrides) for ``--budget small``.
 SMALL_BUDGET: dict[str, Any] = {
@@ -69,6 +64,7 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
     "regime": [("log_loss", "lower"), ("balanced_accuracy", "higher")],
     "bandit": [("dr", "higher")],
     "sizer": [("cvar_bar", "lower"), ("sharpe", "higher")],
+    "metalabel": [("brier", "lower"), ("precision", "higher"), ("pnl_per_bar", "higher")],
 }
 
 
@@ -114,15 +110,35 @@ def load_datasets(sample: Iterable[str], paths: Iterable[str], settings: Setting
     return out
 
 
-def run_model(model: str, data: Dataset, settings: Settings, seed: int, root: Path) -> ModelResult:
-    """Train one model exactly as the flow's training task does; keep metrics and gates."""
-    module, func, section = TRAINERS[model]
-    trainer: Callable[..., Any] = getattr(import_module(module), func)
+def run_model(
+    model: str,
+    data: Dataset,
+    settings: Settings,
+    seed: int,
+    root: Path,
+    upstream: dict[str, Any] | None = None,
+) -> ModelResult:
+    """Train one model of the registry exactly as the flow's training task does (same named
+    random streams, same parity tolerance, its upstream results); keep metrics and gates."""
+    from pipelines.models.registry import SPECS, train_one
+
+    spec = SPECS[model]
     out_dir = root / data.name.split()[0] / str(seed) / model
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        outcome = trainer(data.bars, data.features, getattr(settings, section), seed, out_dir)
+        outcome = train_one(
+            spec,
+            data.bars,
+            data.features,
+            spec.config(settings),
+            seed,
+            out_dir,
+            parity_tolerance=settings.training.parity_tolerance,
+            upstream={u: upstream[u] for u in spec.after if upstream and u in upstream},
+        )
+        if upstream is not None:
+            upstream[model] = outcome
     except Exception as exc:  # a scorecard records a failure and goes on to the next model
         last = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{Path(last.filename).name}:{last.lineno}"
@@ -211,7 +227,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
     parser.add_argument("--sample", nargs="*", default=["GOOG", "EURUSD"])
     parser.add_argument("--data", nargs="*", default=[], help="extra CSV/Parquet files or folders")
-    parser.add_argument("--models", nargs="+", default=list(TRAINERS), choices=list(TRAINERS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--budget", choices=["small", "config"], default="small")
     args = parser.parse_args()
     overrides = SMALL_BUDGET if args.budget == "small" else {}
@@ -222,8 +238,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for data in datasets:
             for seed in args.seeds:
+                trained: dict[str, Any] = {}  # upstream results (the sizer reads the bandit's)
                 for model in args.models:
-                    res = run_model(model, data, settings, seed, Path(tmp))
+                    res = run_model(model, data, settings, seed, Path(tmp), trained)
                     results[model].append(res)
                     status = "error" if res.error else ("published" if res.published else "blocked")
                     print(f"{data.name} seed {seed} {model}: {status} ({res.seconds:.0f} s)")

@@ -285,12 +285,11 @@ class MetaLabelTrainer:
             "holdout/ece": expected_calibration_error(np.c_[1 - p, p], y),
             "holdout/threshold": fitted.threshold,
             "holdout/kept_share": float(np.mean(p >= fitted.threshold)),
-            "holdout/precision_filtered": float(y[p >= fitted.threshold].mean())
+            "holdout/precision": float(y[p >= fitted.threshold].mean())
             if np.any(p >= fitted.threshold)
             else float("nan"),
             "baseline/unfiltered_arm/precision": float(y.mean()),
-            "holdout/pnl_per_bar_filtered": float(np.sum(reward[p >= fitted.threshold]))
-            / data.holdout_bars,
+            "holdout/pnl_per_bar": float(np.sum(reward[p >= fitted.threshold])) / data.holdout_bars,
             "baseline/unfiltered_arm/pnl_per_bar": float(np.sum(reward)) / data.holdout_bars,
             "train/n_trades": float(len(data.fit)),
             "train/n_calibration": float(len(data.calib)),
