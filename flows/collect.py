@@ -18,6 +18,7 @@ from tasks.data import (
     check_data,
     collect_raw,
     featurize_bars,
+    ingest_bot_events,
     load_bars,
     store_bars,
 )
@@ -37,6 +38,7 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
     appended = store_bars(checked, layout.bars)
     bars, data_hash = load_bars(layout.bars)
     features = featurize_bars(bars, data_hash)
+    events = ingest_bot_events(settings.events, layout.events)
     return CollectResult(
         run_dir=run_dir,
         bars=bars,
@@ -44,6 +46,8 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
         features=features,
         checks=checked.report.to_dict(),
         append=appended.to_dict(),
+        events=events.summary,
+        joined_events=events.joined,
     )
 
 
@@ -60,6 +64,7 @@ def run_collect(settings: Settings) -> dict[str, Any]:
         "feature_rows": len(result.features.frame),
         "warmup_dropped": result.features.warmup_dropped,
         "data_hash": result.data_hash,
+        "events": result.events,
     }
 
 

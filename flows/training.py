@@ -64,7 +64,9 @@ def training_flow(settings: Settings, force: bool = False) -> State[dict[str, An
     ctx = RunContext(**{**ctx.__dict__, "lineage": lineage})
     parent = start_parent_run(ctx.tracker, ctx.run_id, settings, lineage, data.checks)
     features = data.features.frame
-    inputs = TrainInputs(data.bars, features, compute_arm_signals(data.bars))
+    inputs = TrainInputs(
+        data.bars, features, compute_arm_signals(data.bars), events=data.joined_events
+    )
 
     outcomes: dict[str, ModelOutcome] = {}
     futures: dict[str, Any] = {}

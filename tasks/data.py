@@ -14,11 +14,14 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 import pipelines.features
 from configs.data import DataConfig
+from configs.events import EventsConfig
 from pipelines.data.checks import CheckedBars, check_bars
 from pipelines.data.errors import DataError
 from pipelines.data.fingerprint import frame_hash, source_hash
 from pipelines.data.sources import RawFrame, load_source
 from pipelines.data.store import AppendResult, append_bars, read_bars
+from pipelines.events import ingest_events, read_dataset
+from pipelines.events.storage import open_source, open_state
 from pipelines.features import FeatureSet, featurize
 
 
@@ -41,6 +44,8 @@ class CollectResult:
     checks: dict[str, Any] = field(default_factory=dict)
     append: dict[str, Any] = field(default_factory=dict)
     rejected: str | None = None
+    events: dict[str, Any] = field(default_factory=dict)
+    joined_events: pd.DataFrame | None = None
 
     @classmethod
     def refused(cls, run_dir: Path, message: str) -> CollectResult:
@@ -139,3 +144,65 @@ def featurize_bars(
         features.warmup_dropped,
     )
     return features
+
+
+@dataclass(frozen=True)
+class EventsIngest:
+    """One ingest of the bot's logs: the counts, and every joined decision committed so far."""
+
+    summary: dict[str, Any]
+    joined: pd.DataFrame | None
+
+
+# Only I/O is retried: a bad line is quarantined by ingest_events, not raised, and a config
+# error (a folder source that is not a folder) fails the same way on every try.
+@task(
+    name="ingest_bot_events",
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=lambda task, run, state: _is_io_error(state),
+    cache_policy=NO_CACHE,
+)
+def ingest_bot_events(cfg: EventsConfig, default_root: Path) -> EventsIngest:
+    """Read what is new in the bot's decision/outcome logs into the event store and return
+    the store's joined decisions (the bandit's logged feedback)."""
+    needs_s3 = cfg.source == "s3" or (cfg.state_uri or "").startswith("s3://")
+    client = s3_client(cfg.s3_endpoint_url) if needs_s3 else None
+    source = open_source(cfg, client)
+    if source is None:
+        return EventsIngest({}, None)
+    storage = open_state(cfg, default_root, client)
+    result = ingest_events(source, storage)
+    log = get_run_logger()
+    log.info(
+        "events: %d file(s) read, %d decision(s) and %d outcome(s) added, %d joined, "
+        "%d duplicate(s), %d pending decision(s), %d pending outcome(s)",
+        result.files_read,
+        result.decisions_added,
+        result.outcomes_added,
+        result.joined_added,
+        result.duplicates,
+        result.pending_decisions,
+        result.pending_outcomes,
+    )
+    if result.quarantined:
+        log.warning(
+            "events: %d line(s) quarantined %s (under %s/quarantine)",
+            result.quarantined,
+            result.quarantined_by_field,
+            storage.describe(),
+        )
+    joined = read_dataset(storage, "joined")
+    summary = {**result.to_dict(), "joined_total": len(joined), "state": storage.describe()}
+    return EventsIngest(summary, joined if len(joined) else None)
+
+
+def _is_io_error(state: Any) -> bool:
+    """Whether a failed task run failed on I/O (worth retrying) rather than on its input."""
+    try:
+        state.result()
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        return not isinstance(exc, FileNotFoundError | NotADirectoryError | PermissionError)
+    except Exception as exc:  # botocore's transport errors are not OSError subclasses
+        return type(exc).__module__.startswith(("botocore", "urllib3"))
+    return False
