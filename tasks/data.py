@@ -13,8 +13,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 import pipelines.features
+from configs import Settings
 from configs.data import DataConfig
 from configs.events import EventsConfig
+from pipelines.cloudstate import pull_state, push_state
 from pipelines.data.checks import CheckedBars, check_bars
 from pipelines.data.errors import DataError
 from pipelines.data.fingerprint import frame_hash, source_hash
@@ -206,3 +208,58 @@ def _is_io_error(state: Any) -> bool:
     except Exception as exc:  # botocore's transport errors are not OSError subclasses
         return type(exc).__module__.startswith(("botocore", "urllib3"))
     return False
+
+
+def _state_client(settings: Settings) -> Any:
+    return s3_client(settings.registry.s3_endpoint_url)
+
+
+@task(
+    name="pull_cloud_state",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=lambda task, run, state: _is_io_error(state),
+    cache_policy=NO_CACHE,
+)
+def pull_cloud_state(settings: Settings) -> dict[str, Any]:
+    """Stateless runs: bring data/ and state/ from ``training.state_uri`` into the workdir
+    (bars, events, watermarks, pending decisions, the last-training record); a no-op unset."""
+    uri = settings.training.state_uri
+    if uri is None:
+        return {}
+    result = pull_state(_state_client(settings), uri, settings.workdir)
+    get_run_logger().info(
+        "pulled state %s (generation %d): %d file(s), %d byte(s), %d unchanged",
+        uri,
+        result.generation,
+        len(result.transferred),
+        result.bytes,
+        result.unchanged,
+    )
+    return result.to_dict()
+
+
+@task(
+    name="push_cloud_state",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=lambda task, run, state: _is_io_error(state),
+    cache_policy=NO_CACHE,
+)
+def push_cloud_state(settings: Settings) -> dict[str, Any]:
+    """Stateless runs: upload what changed under data/ and state/ to ``training.state_uri``
+    so the next runner continues from here; a no-op unset."""
+    uri = settings.training.state_uri
+    if uri is None:
+        return {}
+    result = push_state(_state_client(settings), uri, settings.workdir)
+    get_run_logger().info(
+        "pushed state %s (generation %d): %d file(s), %d byte(s), %d deleted, %d unchanged",
+        uri,
+        result.generation,
+        len(result.transferred),
+        result.bytes,
+        len(result.deleted),
+        result.unchanged,
+    )
+    return result.to_dict()
