@@ -114,18 +114,21 @@ def _read_manifest(client: Any, bucket: str, prefix: str) -> dict[str, Any]:
     return manifest
 
 
-def _pulled_generation(workdir: Path) -> int | None:
+def _pulled(workdir: Path) -> tuple[int | None, set[str]]:
+    """The generation this workdir last pulled or pushed, and the files that state listed."""
     path = workdir / PULLED_RECORD
     if not path.is_file():
-        return None
-    return int(json.loads(path.read_text(encoding="utf-8"))["generation"])
+        return None, set()
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return int(doc["generation"]), set(doc.get("files", ()))
 
 
-def _record_pulled(workdir: Path, uri: str, generation: int) -> None:
+def _record_pulled(workdir: Path, uri: str, generation: int, files: list[str]) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / PULLED_RECORD
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"uri": uri, "generation": generation}), encoding="utf-8")
+    doc = {"uri": uri, "generation": generation, "files": sorted(files)}
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
     tmp.replace(path)
 
 
@@ -134,12 +137,17 @@ def pull_state(client: Any, uri: str, workdir: Path) -> SyncResult:
 
     Files the remote manifest lists are downloaded unless the local copy has the same size
     and sha256; a downloaded file is checked against the manifest before it replaces the
-    local one. Local files the remote does not list are left alone (a first run against an
-    empty prefix keeps what it has and pushes it).
+    local one. A local file the state this workdir last synced listed, and the remote no
+    longer lists, was deleted by a later run and is deleted here too; other local files are
+    left alone (a first run against an empty prefix keeps what it has and pushes it).
     """
     workdir = Path(workdir)
     bucket, prefix = state_prefix(uri)
     manifest = _read_manifest(client, bucket, prefix)
+    _, synced = _pulled(workdir)
+    removed = sorted(synced - set(manifest["files"]))
+    for rel in removed:
+        (workdir / rel).unlink(missing_ok=True)
     have = local_manifest(workdir)
     moved: list[str] = []
     size = 0
@@ -160,9 +168,9 @@ def pull_state(client: Any, uri: str, workdir: Path) -> SyncResult:
         moved.append(rel)
         size += len(body)
     generation = int(manifest["generation"])
-    _record_pulled(workdir, uri, generation)
+    _record_pulled(workdir, uri, generation, list(manifest["files"]))
     unchanged = len(manifest["files"]) - len(moved)
-    return SyncResult(uri, generation, moved, unchanged, [], size)
+    return SyncResult(uri, generation, moved, unchanged, removed, size)
 
 
 def push_state(client: Any, uri: str, workdir: Path) -> SyncResult:
@@ -176,7 +184,7 @@ def push_state(client: Any, uri: str, workdir: Path) -> SyncResult:
     workdir = Path(workdir)
     bucket, prefix = state_prefix(uri)
     remote = _read_manifest(client, bucket, prefix)
-    pulled = _pulled_generation(workdir)
+    pulled, _ = _pulled(workdir)
     current = int(remote["generation"])
     if (pulled if pulled is not None else 0) != current:
         raise StateConflictError(
@@ -204,7 +212,7 @@ def push_state(client: Any, uri: str, workdir: Path) -> SyncResult:
         )
         for rel in gone:
             client.delete_object(Bucket=bucket, Key=prefix + rel)
-        _record_pulled(workdir, uri, generation)
+        _record_pulled(workdir, uri, generation, list(local))
     else:
         generation = current
     return SyncResult(uri, generation, moved, len(local) - len(moved), gone, size)
