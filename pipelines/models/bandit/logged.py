@@ -219,10 +219,11 @@ def write_logs_table(ope: LogOPE, path: Path) -> Path:
 
 def plot_logs_ope(ope: LogOPE, hold: LoggedFeedback, chosen: np.ndarray, path: Path) -> Path:
     """Left: the live policy's realised reward per held-out decision (running mean) against
-    the OPE estimates of the logging policy and the candidate with their CIs. Right: the
-    logged propensities and the candidate's importance weights, with its ESS share."""
-    fig = Figure(figsize=(12, 4))
-    ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    the OPE estimates of the logging policy and the candidate with their DR CIs (shaded).
+    Middle: the logged propensities. Right: the candidate's importance weights, its ESS share
+    and largest weight (what ``logs/reliable`` is judged on)."""
+    fig = Figure(figsize=(14, 4))
+    ax, bx, cx = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 1.5, 1.5]})
     n = len(hold)
     idx = np.arange(1, n + 1)
     running = np.cumsum(hold.reward) / idx
@@ -255,24 +256,20 @@ def plot_logs_ope(ope: LogOPE, hold: LoggedFeedback, chosen: np.ndarray, path: P
     ax.legend(fontsize=7, loc="best")
     weights = (chosen == hold.arm) / hold.propensity
     diag = ope.diagnostics["candidate"]
-    bins = np.logspace(np.log10(max(hold.propensity.min(), 1e-4)), 0, 30)
-    bx.hist(hold.propensity, bins=bins, color="tab:blue", alpha=0.7, label="logged propensity")
+    bins = np.logspace(np.log10(max(float(hold.propensity.min()), 1e-4)), 0, 30)
+    bx.hist(hold.propensity, bins=bins, color="tab:blue", alpha=0.8)
     bx.set_xscale("log")
-    bx.set_xlabel("propensity p(a | x) of the traded arm")
-    bx.set_ylabel("decisions")
-    wx = bx.twiny()
+    bx.set_xlabel("logged propensity p(a | x) of the traded arm")
+    bx.set_ylabel("held-out decisions")
+    bx.set_title(f"propensities (min {hold.propensity.min():.3g})", fontsize=9)
     nz = weights[weights > 0]
-    if nz.size:
-        wx.hist(nz, bins=30, color="tab:orange", alpha=0.5, label="candidate weight π/p (> 0)")
-    wx.set_xlabel("candidate importance weight")
-    bx.set_title(
-        f"ESS share {diag.ess_fraction:.3f}, max weight {diag.max_weight:.1f}, "
+    cx.hist(nz, bins=30, color="tab:orange", alpha=0.8)
+    cx.set_xlabel("candidate weight π/p (rows with π > 0)")
+    cx.set_title(
+        f"ESS share {diag.ess_fraction:.3f}, max w {diag.max_weight:.1f}: "
         f"{'reliable' if diag.reliable else 'UNRELIABLE'}",
         fontsize=9,
     )
-    handles = bx.get_legend_handles_labels()[0] + wx.get_legend_handles_labels()[0]
-    labels = bx.get_legend_handles_labels()[1] + wx.get_legend_handles_labels()[1]
-    bx.legend(handles, labels, fontsize=7, loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
