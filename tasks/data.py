@@ -200,13 +200,23 @@ def ingest_bot_events(cfg: EventsConfig, default_root: Path) -> EventsIngest:
 
 
 def _is_io_error(state: Any) -> bool:
-    """Whether a failed task run failed on I/O (worth retrying) rather than on its input."""
+    """Whether a failed task run failed on I/O (worth retrying) rather than on its input or
+    its configuration: connection and timeout errors, S3 transport errors, S3 5xx and
+    throttling answers. A missing folder, a refused key or a missing bucket is not retried."""
     try:
         state.result()
-    except (OSError, ConnectionError, TimeoutError) as exc:
-        return not isinstance(exc, FileNotFoundError | NotADirectoryError | PermissionError)
-    except Exception as exc:  # botocore's transport errors are not OSError subclasses
-        return type(exc).__module__.startswith(("botocore", "urllib3"))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return False
+    except (OSError, ConnectionError, TimeoutError):
+        return True
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            return status >= 500 or code in {"SlowDown", "Throttling", "RequestTimeout"}
+        return isinstance(exc, BotoCoreError)
     return False
 
 

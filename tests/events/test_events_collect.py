@@ -84,3 +84,47 @@ def test_collect_without_an_event_source_has_no_events(tmp_path: Path, prefect_a
     result = collect_stage(_settings(tmp_path / "work", None), "run-1")
     assert result.events == {} and result.joined_events is None
     assert not WorkdirLayout(tmp_path / "work").events.exists()
+
+
+class _FailedState:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def result(self) -> None:
+        raise self.exc
+
+
+def _client_error(status: int, code: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "GetObject")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("exc", "retried"),
+    [
+        (ConnectionResetError("reset"), True),
+        (TimeoutError("slow"), True),
+        (FileNotFoundError("events source /x: not a folder"), False),
+        (PermissionError("denied"), False),
+        (ValueError("events.source 's3' needs an S3 client"), False),
+        (_client_error(503, "ServiceUnavailable"), True),
+        (_client_error(503, "SlowDown"), True),
+        (_client_error(404, "NoSuchBucket"), False),
+        (_client_error(403, "AccessDenied"), False),
+    ],
+)
+def test_ingest_retries_io_errors_only(exc: BaseException, retried: bool) -> None:
+    from tasks.data import _is_io_error
+
+    assert _is_io_error(_FailedState(exc)) is retried
+
+
+def test_ingest_retries_s3_transport_errors() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from tasks.data import _is_io_error
+
+    exc = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+    assert _is_io_error(_FailedState(exc)) is True
