@@ -112,6 +112,7 @@ def _settings(workdir: Path, endpoint: str, bucket: str, n_bars: int) -> Setting
         "events.source": "s3",
         "events.s3_uri": f"s3://{bucket}/logs",
         "events.s3_endpoint_url": endpoint,
+        "bandit.logged.min_joined": 1000,
         **PASS_REGIME,
     }
     return load_config(TINY, overrides=overrides, environ={})
@@ -149,6 +150,10 @@ def test_consecutive_runs_from_empty_workdirs_continue_from_s3(
     assert three["models"]["regime"]["status"] == "published", three["models"]
     assert three["models"]["regime"]["version"] != one["models"]["regime"]["version"]
     assert _manifest(client, s3_bucket)["generation"] == gen1 + 1
+    # the bandit trained on the bot's logs collected over both runs and was judged on them
+    assert three["models"]["bandit"]["status"] in ("published", "blocked"), three["models"]
+    table = pd.read_csv(tmp_path / "run3" / "runs" / three["run_id"] / "bandit" / "logs_ope.csv")
+    assert table["n_decisions"].iloc[0] == round(len(log.decisions) * 0.3)
 
     # what the next runner would find: every bar once, the events of every file once
     fresh = tmp_path / "next"
