@@ -9,6 +9,44 @@ from pydantic import Field
 from configs.base import Section
 
 
+class LoggedFeedbackConfig(Section):
+    """Training and judging the bandit on the bot's own joined decisions (docs/events.md).
+
+    Below ``min_joined`` joined decisions the bandit learns from every arm's reward computed
+    from bars (full information); from there on it learns from what the bot traded, weighted
+    by the inverse of the logged propensity, and is evaluated off-policy on the later logs.
+    """
+
+    enabled: bool = Field(
+        default=True, description="Use the bot's logged feedback once enough has joined."
+    )
+    min_joined: int = Field(
+        default=2000,
+        ge=20,
+        description="Joined decisions (with features) needed before training on them.",
+    )
+    holdout_fraction: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="Later share of the logged decisions held out for off-policy evaluation.",
+    )
+    max_weight: float = Field(
+        default=20.0, ge=1, description="Clip of the training weights 1/propensity."
+    )
+    min_ess_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="logs/reliable is 0 when the candidate's effective sample share is below.",
+    )
+    max_weight_flag: float = Field(
+        default=50.0,
+        ge=1,
+        description="logs/reliable is 0 when a candidate's importance weight exceeds this.",
+    )
+
+
 class BanditConfig(Section):
     """Strategy arms, rewards and the neural contextual bandit."""
 
@@ -87,3 +125,4 @@ class BanditConfig(Section):
         default=0.0, description="Gate: DR(bandit) - DR(best single arm) must exceed this."
     )
     onnx_opset: int = Field(default=17, ge=13, description="ONNX opset of the exported net.")
+    logged: LoggedFeedbackConfig = Field(default_factory=LoggedFeedbackConfig)

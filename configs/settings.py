@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from configs.bandit import BanditConfig
 from configs.base import Section
 from configs.data import DataConfig
+from configs.events import EventsConfig
 from configs.metalabel import MetaLabelConfig
 from configs.regime import RegimeConfig
 from configs.registry import RegistryConfig
@@ -78,6 +79,11 @@ class TrainingConfig(Section):
         default=None,
         description="Existing Dask scheduler (tcp://host:8786) instead of a local one.",
     )
+    state_uri: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix: the workdir's data/ and state/ are pulled from "
+        "<prefix>/state/ before a run and pushed back after it (stateless cloud runs).",
+    )
 
 
 class Settings(Section):
@@ -90,6 +96,7 @@ class Settings(Section):
     seed: int = Field(default=7, ge=0, description="Root seed for every random stream.")
     workdir: Path = Field(default=Path(".edgeflow"), description="Holds everything a run writes.")
     data: DataConfig = Field(default_factory=DataConfig, validate_default=True)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     regime: RegimeConfig = Field(default_factory=RegimeConfig)
     bandit: BanditConfig = Field(default_factory=BanditConfig)

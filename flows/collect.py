@@ -19,6 +19,7 @@ from tasks.data import (
     claim_bar_store,
     collect_raw,
     featurize_bars,
+    ingest_bot_events,
     load_bars,
     store_bars,
 )
@@ -43,6 +44,7 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
     appended = store_bars(checked, layout.bars)
     bars, data_hash = load_bars(layout.bars)
     features = featurize_bars(bars, data_hash)
+    events = ingest_bot_events(settings.events, layout.events)
     return CollectResult(
         run_dir=run_dir,
         bars=bars,
@@ -50,6 +52,8 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
         features=features,
         checks=checked.report.to_dict(),
         append=appended.to_dict(),
+        events=events.summary,
+        joined_events=events.joined,
     )
 
 
@@ -66,6 +70,7 @@ def run_collect(settings: Settings) -> dict[str, Any]:
         "feature_rows": len(result.features.frame),
         "warmup_dropped": result.features.warmup_dropped,
         "data_hash": result.data_hash,
+        "events": result.events,
     }
 
 

@@ -22,6 +22,7 @@ from flows.collect import collect_stage
 from pipelines.models.base import TrainInputs
 from pipelines.models.registry import SPECS
 from tasks.context import ModelOutcome, RunContext, store_uri
+from tasks.data import pull_cloud_state, push_cloud_state
 from tasks.publish import heartbeat_pointers, settle_model
 from tasks.recommend import publish_recommendation
 from tasks.reporting import (
@@ -38,6 +39,16 @@ __all__ = ["run_training", "scheduled_training", "store_uri", "training_flow"]
 
 @flow(name="edgeflow-training", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
 def training_flow(settings: Settings, force: bool = False) -> State[dict[str, Any]]:
+    """The run between a pull and a push of the workdir's state (``training.state_uri``):
+    a stateless runner continues where the last run stopped. A failed pull pushes nothing."""
+    pull_cloud_state(settings)
+    try:
+        return _training(settings, force)
+    finally:
+        push_cloud_state(settings)
+
+
+def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
     """Collect, train, gate, export, publish and report.
 
     The final state tells the truth: Failed for rejected input or a model that failed,
@@ -64,7 +75,9 @@ def training_flow(settings: Settings, force: bool = False) -> State[dict[str, An
     ctx = RunContext(**{**ctx.__dict__, "lineage": lineage})
     parent = start_parent_run(ctx.tracker, ctx.run_id, settings, lineage, data.checks)
     features = data.features.frame
-    inputs = TrainInputs(data.bars, features, compute_arm_signals(data.bars))
+    inputs = TrainInputs(
+        data.bars, features, compute_arm_signals(data.bars), events=data.joined_events
+    )
 
     outcomes: dict[str, ModelOutcome] = {}
     futures: dict[str, Any] = {}

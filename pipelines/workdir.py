@@ -18,6 +18,11 @@ class WorkdirLayout:
         return self.root / "data" / "bars"
 
     @property
+    def events(self) -> Path:
+        """The event store's default state (ingested bot decisions and outcomes)."""
+        return self.root / "data" / "events"
+
+    @property
     def runs(self) -> Path:
         return self.root / "runs"
 

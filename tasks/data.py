@@ -13,13 +13,18 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 import pipelines.features
+from configs import Settings
 from configs.data import DataConfig
+from configs.events import EventsConfig
+from pipelines.cloudstate import pull_state, push_state
 from pipelines.data.checks import CheckedBars, check_bars
 from pipelines.data.errors import DataError
 from pipelines.data.fingerprint import frame_hash, source_hash
 from pipelines.data.provenance import claim_store, source_fingerprint
 from pipelines.data.sources import RawFrame, load_source
 from pipelines.data.store import AppendResult, append_bars, read_bars
+from pipelines.events import ingest_events, read_dataset
+from pipelines.events.storage import open_source, open_state
 from pipelines.features import FeatureSet, featurize
 
 
@@ -42,6 +47,8 @@ class CollectResult:
     checks: dict[str, Any] = field(default_factory=dict)
     append: dict[str, Any] = field(default_factory=dict)
     rejected: str | None = None
+    events: dict[str, Any] = field(default_factory=dict)
+    joined_events: pd.DataFrame | None = None
 
     @classmethod
     def refused(cls, run_dir: Path, message: str) -> CollectResult:
@@ -153,3 +160,130 @@ def featurize_bars(
         features.warmup_dropped,
     )
     return features
+
+
+@dataclass(frozen=True)
+class EventsIngest:
+    """One ingest of the bot's logs: the counts, and every joined decision committed so far."""
+
+    summary: dict[str, Any]
+    joined: pd.DataFrame | None
+
+
+# Only I/O is retried: a bad line is quarantined by ingest_events, not raised, and a config
+# error (a folder source that is not a folder) fails the same way on every try.
+@task(
+    name="ingest_bot_events",
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=lambda task, run, state: _is_io_error(state),
+    cache_policy=NO_CACHE,
+)
+def ingest_bot_events(cfg: EventsConfig, default_root: Path) -> EventsIngest:
+    """Read what is new in the bot's decision/outcome logs into the event store and return
+    the store's joined decisions (the bandit's logged feedback)."""
+    needs_s3 = cfg.source == "s3" or (cfg.state_uri or "").startswith("s3://")
+    client = s3_client(cfg.s3_endpoint_url) if needs_s3 else None
+    source = open_source(cfg, client)
+    if source is None:
+        return EventsIngest({}, None)
+    storage = open_state(cfg, default_root, client)
+    result = ingest_events(source, storage)
+    log = get_run_logger()
+    log.info(
+        "events: %d file(s) read, %d decision(s) and %d outcome(s) added, %d joined, "
+        "%d duplicate(s), %d pending decision(s), %d pending outcome(s)",
+        result.files_read,
+        result.decisions_added,
+        result.outcomes_added,
+        result.joined_added,
+        result.duplicates,
+        result.pending_decisions,
+        result.pending_outcomes,
+    )
+    if result.quarantined:
+        log.warning(
+            "events: %d line(s) quarantined %s (under %s/quarantine)",
+            result.quarantined,
+            result.quarantined_by_field,
+            storage.describe(),
+        )
+    joined = read_dataset(storage, "joined")
+    summary = {**result.to_dict(), "joined_total": len(joined), "state": storage.describe()}
+    return EventsIngest(summary, joined if len(joined) else None)
+
+
+def _is_io_error(state: Any) -> bool:
+    """Whether a failed task run failed on I/O (worth retrying) rather than on its input or
+    its configuration: connection and timeout errors, S3 transport errors, S3 5xx and
+    throttling answers. A missing folder, a refused key or a missing bucket is not retried."""
+    try:
+        state.result()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return False
+    except (OSError, ConnectionError, TimeoutError):
+        return True
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            return status >= 500 or code in {"SlowDown", "Throttling", "RequestTimeout"}
+        return isinstance(exc, BotoCoreError)
+    return False
+
+
+def _state_client(settings: Settings) -> Any:
+    return s3_client(settings.registry.s3_endpoint_url)
+
+
+@task(
+    name="pull_cloud_state",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=lambda task, run, state: _is_io_error(state),
+    cache_policy=NO_CACHE,
+)
+def pull_cloud_state(settings: Settings) -> dict[str, Any]:
+    """Stateless runs: bring data/ and state/ from ``training.state_uri`` into the workdir
+    (bars, events, watermarks, pending decisions, the last-training record); a no-op unset."""
+    uri = settings.training.state_uri
+    if uri is None:
+        return {}
+    result = pull_state(_state_client(settings), uri, settings.workdir)
+    get_run_logger().info(
+        "pulled state %s (generation %d): %d file(s), %d byte(s), %d unchanged",
+        uri,
+        result.generation,
+        len(result.transferred),
+        result.bytes,
+        result.unchanged,
+    )
+    return result.to_dict()
+
+
+@task(
+    name="push_cloud_state",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=lambda task, run, state: _is_io_error(state),
+    cache_policy=NO_CACHE,
+)
+def push_cloud_state(settings: Settings) -> dict[str, Any]:
+    """Stateless runs: upload what changed under data/ and state/ to ``training.state_uri``
+    so the next runner continues from here; a no-op unset."""
+    uri = settings.training.state_uri
+    if uri is None:
+        return {}
+    result = push_state(_state_client(settings), uri, settings.workdir)
+    get_run_logger().info(
+        "pushed state %s (generation %d): %d file(s), %d byte(s), %d deleted, %d unchanged",
+        uri,
+        result.generation,
+        len(result.transferred),
+        result.bytes,
+        len(result.deleted),
+        result.unchanged,
+    )
+    return result.to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,7 @@ def train_model(
     """Train, evaluate against baselines on the held-out span, export ONNX, judge the gates."""
     spec = SPECS[model]
     if upstream:
-        inputs = TrainInputs(inputs.bars, inputs.features, inputs.signals, dict(upstream))
+        inputs = replace(inputs, upstream=dict(upstream))
     log = get_run_logger()
     try:
         result = run_trainer(

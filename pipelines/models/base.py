@@ -46,6 +46,7 @@ class TrainInputs:
     features: pd.DataFrame
     signals: pd.DataFrame
     upstream: Mapping[str, ModelResult] = field(default_factory=dict)
+    events: pd.DataFrame | None = None  # the bot's joined decisions + outcomes (docs/events.md)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from pipelines.evaluation.bootstrap import minimum_detectable_effect
 from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fit_reward_model
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.models.bandit.export import export_onnx
+from pipelines.models.bandit.logged import LoggedSplit, evaluate_logged, fit_logged, logged_split
 from pipelines.models.bandit.neural import NeuralBandit
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
@@ -215,6 +216,7 @@ class BanditSplit:
     hold: pd.DataFrame
     log_tr: pd.DataFrame
     log_ho: pd.DataFrame
+    logs: LoggedSplit | None = None  # the bot's own logged feedback, when enough has joined
 
     def x(self, part: pd.DataFrame) -> np.ndarray:
         return part[list(self.data.feature_names)].to_numpy(dtype=np.float32)
@@ -243,7 +245,8 @@ class BanditTrainer:
         policy = LoggingPolicy(cfg.logging_policy, cfg.logging_epsilon, cfg.logging_window)
         log_tr = _logged(train, policy, cfg, streams.seed("logging/train"))
         log_ho = _logged(hold, policy, cfg, streams.seed("logging/holdout"))
-        return BanditSplit(data, train, hold, log_tr, log_ho)
+        logs = logged_split(inputs.events, inputs.features, cfg.logged)
+        return BanditSplit(data, train, hold, log_tr, log_ho, logs)
 
     def fit(self, split: BanditSplit, cfg: BanditConfig, streams: Streams) -> BanditFit:
         train, log_tr = split.train, split.log_tr
@@ -266,7 +269,9 @@ class BanditTrainer:
         # symbols, so that set is the latest span, not the last symbol's bars.
         order = np.argsort(train["ts"].to_numpy(), kind="stable")
         x_tr = split.x(train)[order]
-        if cfg.training_feedback == "full_information":
+        if split.logs is not None:
+            default_arm = fit_logged(bandit, split.logs, cfg.logged)
+        elif cfg.training_feedback == "full_information":
             default_arm = best_arm
             targets = forward_mean(train, split.data.reward_columns, cfg.label_window)[order]
             bandit.fit_full_information(x_tr, targets, default_arm)
@@ -384,6 +389,14 @@ class BanditTrainer:
                 for name in ("bandit", "bandit_ts", "beta_ts", REFERENCE, "uniform"):
                     metrics[f"regret/{name}_vs_{oracle}"] = truth[oracle] - truth[name]
         full_tr = split.train[data.reward_columns].to_numpy()
+        logged = split.logs is not None or cfg.training_feedback == "logged"
+        metrics["train/feedback"] = 1.0 if logged else 0.0
+        if split.logs is not None:
+            chosen = _greedy(fitted.module, split.logs.hold.X)
+            seed = streams.seed("logs/bootstrap")
+            logs_metrics, logs_artifacts = evaluate_logged(split.logs, chosen, cfg, seed, out_dir)
+            metrics.update(logs_metrics)
+            artifacts.update(logs_artifacts)
         chosen_share = np.bincount(greedy, minlength=N_ARMS) / len(greedy)
         metrics.update(
             {
