@@ -122,6 +122,30 @@ def _get(metrics: Mapping[str, float], key: str) -> float:
     return float(metrics.get(key, math.nan))
 
 
+def lower_bound_gate(
+    name: str,
+    metrics: Mapping[str, float],
+    key: str,
+    threshold: float,
+    description: str,
+    *,
+    scale: float = 1.0,
+    unit: str = "",
+) -> Gate:
+    """``<key>_ci_low > threshold``: the one-sided bound of a lift with its CI, in ``unit``
+    (``scale`` converts the metric, e.g. 1e4 for fractions to bps)."""
+    ci = _ci(metrics, key)
+    return check(
+        name,
+        _get(metrics, f"{key}_ci_low") * scale,
+        threshold * scale,
+        ">",
+        unit=unit,
+        ci=(ci[0] * scale, ci[1] * scale) if ci else None,
+        description=description,
+    )
+
+
 # --------------------------------------------------------------------------- regime
 def regime_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
     """Held-out log loss better than the strongest baseline (majority, two-input logistic,
@@ -164,18 +188,16 @@ def bandit_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
     per decision. When the bandit learned from the bot's own logs, the lift over the bot's
     logging policy is judged on those logs, with their real propensities."""
     if metrics.get("train/feedback", 0.0) == 1.0:
-        key = "logs/lift/candidate_vs_logging/dr"
-        ci = _ci(metrics, key)
         return [
-            check(
+            lower_bound_gate(
                 "logged_dr_lift_lower_bound",
-                _get(metrics, f"{key}_ci_low") * 1e4,
-                cfg.min_dr_lift * 1e4,
-                ">",
+                metrics,
+                "logs/lift/candidate_vs_logging/dr",
+                cfg.min_dr_lift,
+                "lower bound of the doubly-robust lift of the candidate over the bot's own "
+                "policy, on the bot's logs with their propensities",
+                scale=1e4,
                 unit="bps",
-                ci=(ci[0] * 1e4, ci[1] * 1e4) if ci else None,
-                description="lower bound of the doubly-robust lift of the candidate over the "
-                "bot's own policy, on the bot's logs with their propensities",
             ),
             check(
                 "logged_estimate_reliable",
@@ -185,18 +207,16 @@ def bandit_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
                 description="effective sample size and largest importance weight within limits",
             ),
         ]
-    key = "lift/bandit_vs_best_arm/dr"
-    ci = _ci(metrics, key)
     return [
-        check(
+        lower_bound_gate(
             "bandit_dr_lift_lower_bound",
-            _get(metrics, f"{key}_ci_low") * 1e4,
-            cfg.min_dr_lift * 1e4,
-            ">",
+            metrics,
+            "lift/bandit_vs_best_arm/dr",
+            cfg.min_dr_lift,
+            "lower bound of the doubly-robust value of the bandit minus the best single arm's "
+            "(chosen on the training span), per decision",
+            scale=1e4,
             unit="bps",
-            ci=(ci[0] * 1e4, ci[1] * 1e4) if ci else None,
-            description="lower bound of the doubly-robust value of the bandit minus the best "
-            "single arm's (chosen on the training span), per decision",
         ),
         check(
             "bandit_dr_lift_vs_regime_arm",
@@ -216,22 +236,19 @@ def sizer_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
     the same mean leverage (one-sided 95% block-bootstrap lower bounds above zero), no Sharpe
     loss against the constant, and a positive Sharpe. De-levering cannot pass: a constant
     multiplier at the model's own leverage is the baseline."""
-    gates = []
-    for base in ("constant", "vol_target"):
-        key = f"lift/cvar_cut_vs_{base}"
-        ci = _ci(metrics, key)
-        gates.append(
-            check(
-                f"cvar_cut_vs_{base}_lower_bound",
-                _get(metrics, f"{key}_ci_low") * 1e4,
-                0.0,
-                ">",
-                unit="bps",
-                ci=(ci[0] * 1e4, ci[1] * 1e4) if ci else None,
-                description=f"lower bound of (per-bar CVaR(5%) of the {base.replace('_', '-')} "
-                "sizer at the same mean leverage - the model's)",
-            )
+    gates = [
+        lower_bound_gate(
+            f"cvar_cut_vs_{base}_lower_bound",
+            metrics,
+            f"lift/cvar_cut_vs_{base}",
+            0.0,
+            f"lower bound of (per-bar CVaR(5%) of the {base.replace('_', '-')} sizer at the "
+            "same mean leverage - the model's)",
+            scale=1e4,
+            unit="bps",
         )
+        for base in ("constant", "vol_target")
+    ]
     gates.append(
         check(
             "sharpe_vs_constant",
