@@ -204,3 +204,19 @@ def test_flow_states_tell_the_truth(
     assert keys == KEYS
     assert ("settle_regime", "Published") in states
     assert ("settle_sizer", "Blocked") in states
+
+
+def test_too_little_history_skips_every_model_with_one_line(
+    tmp_path: Path, prefect_api: None
+) -> None:
+    """A few hundred bars: each model is skipped naming its minimum and what it had; nothing
+    is published, the run is not a failure, and no model's trainer ran."""
+    settings = _settings(tmp_path, **{"data.synthetic.n_bars": 400})
+    summary = run_training(settings)
+    assert summary["status"] == "ok"
+    models = summary["models"]
+    assert set(models) == set(MODEL_NAMES)
+    for name, outcome in models.items():
+        assert outcome["status"] == "skipped", outcome
+        assert outcome["detail"].startswith(f"{name}: needs >= ") and "got " in outcome["detail"]
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("LATEST"))

@@ -286,7 +286,7 @@ def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) ->
 
     deploy = st.run(PREFECT, "--no-prompt", "deploy", "--all", timeout=180)
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-    assert "422" not in deploy.stdout + deploy.stderr
+    assert "422 Unprocessable" not in deploy.stdout + deploy.stderr
 
     listed = st.run(PREFECT, "deployment", "ls")
     assert listed.returncode == 0, listed.stdout + listed.stderr
