@@ -8,11 +8,9 @@ published and its last good version stays live; the other models still publish.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import allow_failure, flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -23,15 +21,10 @@ from pipelines.models.base import TrainInputs
 from pipelines.models.registry import SPECS
 from tasks.context import ModelOutcome, RunContext, store_uri
 from tasks.data import pull_cloud_state, push_cloud_state
-from tasks.publish import heartbeat_pointers, settle_model
+from tasks.publish import heartbeat_pointers, settle_trained
 from tasks.recommend import publish_recommendation
-from tasks.reporting import (
-    decide_training,
-    publish_run_artifacts,
-    record_training,
-    write_run_report,
-)
-from tasks.tracking import log_run_summary, start_parent_run
+from tasks.reporting import close_run, decide_training, final_state
+from tasks.tracking import start_parent_run
 from tasks.train import compute_arm_signals, plan_models, train_model
 
 __all__ = ["run_training", "scheduled_training", "store_uri", "training_flow"]
@@ -86,13 +79,14 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
             log.warning("skipping %s", reason)
             outcomes[name] = ModelOutcome(name, "skipped", reason)
             continue
-        upstream = {u: futures[u] for u in SPECS[name].after if u in futures}
+        # a failed or skipped upstream model does not stop this one (it trains without it)
+        upstream = {u: allow_failure(futures[u]) for u in SPECS[name].after if u in futures}
         futures[name] = train_model.submit(
             name,
             inputs,
             settings,
             ctx.model_dir(name),
-            upstream or None,  # futures resolve to results
+            upstream or None,  # type: ignore[arg-type]  # futures resolve to results
         )
     # Each model is logged and published here, in the flow's process, as soon as it is
     # judged, while the others still train.
@@ -100,22 +94,9 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
     results = {}
     for future in as_completed(list(futures.values())):
         name = names[id(future)]
-        future.wait()  # the final state from the future itself, not a lagging API read
-        state = future.state
-        if state.name == "Skipped":
-            outcomes[name] = ModelOutcome(name, "skipped", str(state.message))
-            continue
-        if not state.is_completed():
-            log.error("%s training failed: %s", name, state.message)
-            outcomes[name] = ModelOutcome(name, "failed", f"training failed: {state.message}")
-            continue
-        results[name] = future.result()
-        settled = settle_model(ctx, parent, results[name], return_state=True)
-        outcome = settled.result(raise_on_failure=False)
-        if isinstance(outcome, BaseException):
-            log.error("%s could not be logged or published: %s", name, outcome)
-            outcome = ModelOutcome(name, "failed", f"logging or publishing failed: {outcome}")
-        outcomes[name] = outcome
+        outcomes[name], result = settle_trained(ctx, parent, name, future)
+        if result is not None:
+            results[name] = result
     outcomes = {name: outcomes[name] for name in SPECS}  # registry order
 
     if "regime" in results:
@@ -123,35 +104,8 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
             ctx, parent, data.bars, features, inputs.signals, results, outcomes
         )
     heartbeats = heartbeat_pointers(ctx, outcomes)
-    summary = {
-        "status": "failed" if any(o.status == "failed" for o in outcomes.values()) else "ok",
-        "run_id": ctx.run_id,
-        "started_at": ctx.started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "store": store_uri(settings),
-        "mlflow_run_id": parent,
-        "mlflow_tracking_uri": ctx.tracker.tracking_uri,
-        "models": {name: o.summary() for name, o in outcomes.items()},
-        "heartbeats": heartbeats,
-        **lineage,
-    }
-    report = write_run_report(data.run_dir, summary, outcomes, results, data.checks, data.bars)
-    ctx.tracker.log_artifact(parent, report.parent, "report")
-    summary["report"] = str(report)
-    (data.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    if any(o.status == "published" for o in outcomes.values()):
-        record_training(ctx.layout, summary, len(data.bars))
-    log_run_summary(ctx.tracker, parent, outcomes)
-    ctx.tracker.end_run(parent, ok=summary["status"] == "ok")
-    publish_run_artifacts(summary, outcomes)
-    counts = ", ".join(
-        f"{sum(o.status == s for o in outcomes.values())} {s}"
-        for s in ("published", "blocked", "skipped", "failed")
-    )
-    if summary["status"] == "failed":
-        failed = [n for n, o in outcomes.items() if o.status == "failed"]
-        return Failed(message=f"{', '.join(failed)} failed ({counts})", data=summary)
-    return Completed(message=counts, data=summary)
+    summary = close_run(ctx, parent, data, outcomes, results, heartbeats)
+    return final_state(summary, outcomes)
 
 
 def with_task_runner(settings: Settings) -> Any:

@@ -133,3 +133,24 @@ def heartbeat_pointers(ctx: RunContext, outcomes: Mapping[str, ModelOutcome]) ->
         log.info("%s heartbeat: %s re-signed at sequence %d", name, beat.version, beat.sequence)
         done[name] = f"{beat.version} re-signed (sequence {beat.sequence})"
     return done
+
+
+def settle_trained(
+    ctx: RunContext, parent: str, name: str, future: Any
+) -> tuple[ModelOutcome, ModelResult | None]:
+    """One finished training future -> its outcome: skipped, failed, or settled (logged,
+    then published or blocked). Runs in the flow's thread as soon as the training ends."""
+    log = get_run_logger()
+    future.wait()  # the final state from the future itself, not a lagging API read
+    state = future.state
+    if state.name == "Skipped":
+        return ModelOutcome(name, "skipped", str(state.message)), None
+    if not state.is_completed():
+        log.error("%s training failed: %s", name, state.message)
+        return ModelOutcome(name, "failed", f"training failed: {state.message}"), None
+    result: ModelResult = future.result()
+    outcome = settle_model(ctx, parent, result, return_state=True).result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        log.error("%s could not be logged or published: %s", name, outcome)
+        outcome = ModelOutcome(name, "failed", f"logging or publishing failed: {outcome}")
+    return outcome, result

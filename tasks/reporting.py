@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
 
 from pipelines.models.base import ModelResult
 from pipelines.plots import plot_bars_overview
 from pipelines.report import ModelSection, write_report
 from pipelines.workdir import WorkdirLayout
-from tasks.context import ModelOutcome
+from tasks.context import ModelOutcome, RunContext, store_uri
+from tasks.data import CollectResult
+from tasks.tracking import log_run_summary
 
 
 def read_last_training(layout: WorkdirLayout) -> dict[str, Any] | None:
@@ -156,3 +160,51 @@ def publish_run_artifacts(summary: Mapping[str, Any], outcomes: Mapping[str, Any
             link_text="run report",
             key="edgeflow-report",
         )
+
+
+@task(name="close_run", cache_policy=NO_CACHE)
+def close_run(
+    ctx: RunContext,
+    parent: str,
+    data: CollectResult,
+    outcomes: Mapping[str, ModelOutcome],
+    results: Mapping[str, ModelResult],
+    heartbeats: Mapping[str, str],
+) -> dict[str, Any]:
+    """The run summary, the report, the last-training record, MLflow's parent run closed and
+    the Prefect artifacts; returns the summary."""
+    failed = any(o.status == "failed" for o in outcomes.values())
+    summary: dict[str, Any] = {
+        "status": "failed" if failed else "ok",
+        "run_id": ctx.run_id,
+        "started_at": ctx.started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "store": store_uri(ctx.settings),
+        "mlflow_run_id": parent,
+        "mlflow_tracking_uri": ctx.tracker.tracking_uri,
+        "models": {name: o.summary() for name, o in outcomes.items()},
+        "heartbeats": dict(heartbeats),
+        **ctx.lineage,
+    }
+    report = write_run_report(data.run_dir, summary, outcomes, results, data.checks, data.bars)
+    ctx.tracker.log_artifact(parent, report.parent, "report")
+    summary["report"] = str(report)
+    (data.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if any(o.status == "published" for o in outcomes.values()):
+        record_training(ctx.layout, summary, len(data.bars))
+    log_run_summary(ctx.tracker, parent, outcomes)
+    ctx.tracker.end_run(parent, ok=not failed)
+    publish_run_artifacts(summary, outcomes)
+    return summary
+
+
+def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -> State[Any]:
+    """Failed when a model failed, else Completed with the counts in its message."""
+    counts = ", ".join(
+        f"{sum(o.status == s for o in outcomes.values())} {s}"
+        for s in ("published", "blocked", "skipped", "failed")
+    )
+    if summary["status"] == "failed":
+        failed = [n for n, o in outcomes.items() if o.status == "failed"]
+        return Failed(message=f"{', '.join(failed)} failed ({counts})", data=summary)
+    return Completed(message=counts, data=summary)

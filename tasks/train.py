@@ -39,8 +39,9 @@ def train_model(
 ) -> ModelResult:
     """Train, evaluate against baselines on the held-out span, export ONNX, judge the gates."""
     spec = SPECS[model]
-    if upstream:
-        inputs = replace(inputs, upstream=dict(upstream))
+    if upstream:  # only results: a failed or skipped upstream model is simply absent
+        done = {k: v for k, v in upstream.items() if isinstance(v, ModelResult)}
+        inputs = replace(inputs, upstream=done)
     log = get_run_logger()
     try:
         result = run_trainer(
