@@ -188,6 +188,44 @@ def _refuse_mixed_sources(settings: Settings) -> None:
     claim_store(bars, fp, workdir=settings.workdir, record=False)
 
 
+def _precheck(settings: Settings) -> dict[str, Any] | None:
+    """Refuse bad input, and stop a run that every model would skip, before Prefect starts.
+
+    The checks that need no model (provenance, read, schema and values, history per symbol)
+    take a second or two; the flow repeats them (a scheduled run has no command line). A bad
+    input raises DataError (one line, exit 2); a run with too little history for every model
+    returns its summary (status ``skipped``, exit 0: the input is fine, there is just not
+    enough of it yet). Returns None when the flow should run.
+    """
+    from datetime import UTC, datetime
+
+    from pipelines.data.precheck import MIN_FEATURE_ROWS, precheck_input
+    from pipelines.workdir import WorkdirLayout, new_run_id
+
+    layout = WorkdirLayout(settings.workdir)
+    run_dir = layout.run_dir(new_run_id())
+    found = precheck_input(
+        settings.data,
+        settings.seed,
+        settings.profile,
+        layout.bars,
+        layout.root,
+        now=datetime.now(UTC),
+        quarantine_dir=run_dir / "quarantine",
+    )
+    if found is None:  # a source only the flow reads (S3): still refuse a mixed store now
+        _refuse_mixed_sources(settings)
+        return None
+    if found.skip_reason is None:
+        return None
+    return {
+        "status": "skipped",
+        "reason": found.skip_reason,
+        "feature_rows": found.feature_rows,
+        "models": {name: {"status": "skipped"} for name in MIN_FEATURE_ROWS},
+    }
+
+
 def _prepare(settings: Settings) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
     from flows.runtime import prepare_environment
@@ -251,7 +289,10 @@ def run(
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
     settings = settings_from_cli(config, workdir, data, store, sets)
-    _refuse_mixed_sources(settings)
+    skipped = _precheck(settings)
+    if skipped is not None:
+        typer.echo(json.dumps(skipped, indent=2, default=str))
+        return
     _prepare(settings)
     from flows.training import run_training
 
