@@ -47,7 +47,8 @@ def _run(tree: Path, data: str) -> tuple[float, int, str]:
     lines = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
     if not lines:
         lines = [ln.strip() for ln in out.stdout.splitlines() if '"status"' in ln][:1]
-    return wall, out.returncode, (lines[0] if lines else "")[:110]
+    first = (lines[0] if lines else "").replace(str(ROOT) + "/", "")
+    return wall, out.returncode, first[:110]
 
 
 def _export(ref: str, dest: Path) -> Path:
