@@ -12,8 +12,10 @@ exit 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -226,6 +228,34 @@ def _precheck(settings: Settings) -> dict[str, Any] | None:
     }
 
 
+def _start_local_api() -> Callable[[], None]:
+    """Start Prefect's local (ephemeral) API server now, in the background; return a wait.
+
+    With no ``PREFECT_API_URL`` a flow's first API call starts a server subprocess and waits
+    for it (on a fresh workdir it also creates and migrates the database): tens of seconds
+    on a loaded 2-core machine. Started here, the subprocess comes up while this process
+    imports the training code (torch, SB3, LightGBM, MLflow). The returned function waits
+    for the start; the flow then finds the server running (Prefect keeps one per process).
+    A failed start is left to the flow, which starts the server again and reports the error.
+    """
+    import threading
+
+    from prefect.settings import get_current_settings
+
+    current = get_current_settings()
+    if current.api.url or not current.server.ephemeral.enabled:
+        return lambda: None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    def start() -> None:
+        with contextlib.suppress(Exception):  # the flow's own start raises it with context
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="prefect-api-start", daemon=True)
+    thread.start()
+    return thread.join
+
+
 def _prepare(settings: Settings) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
     from flows.runtime import prepare_environment
@@ -294,8 +324,10 @@ def run(
         typer.echo(json.dumps(skipped, indent=2, default=str))
         return
     _prepare(settings)
+    api_started = _start_local_api()
     from flows.training import run_training
 
+    api_started()
     summary = run_training(settings, force=force)
     if summary.get("status") == "rejected":
         from tasks.data import RejectedInputError
