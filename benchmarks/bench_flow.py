@@ -18,6 +18,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,29 +60,40 @@ def plain(config: str) -> dict[str, float]:
     signals = compute_signals(bars)
     t["signals"] = time.perf_counter() - t0
     out = WORK / "plain" / "models"
+    results: dict[str, Any] = {}
     for name, spec in SPECS.items():
         t0 = time.perf_counter()
-        train_one(spec, bars, feats, spec.config(s), s.seed, out / name, signals)
+        upstream = {u: results[u] for u in spec.after}  # the sizer trades the bandit's arms
+        results[name] = train_one(
+            spec, bars, feats, spec.config(s), s.seed, out / name, signals, upstream=upstream
+        )
         t[f"train {name}"] = time.perf_counter() - t0
     return t
 
 
 def plain_concurrent(config: str) -> float:
     """The trainings as plain calls on threads, as the flow runs them (no Prefect)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     s = load_config(config, overrides={"workdir": str(WORK / "plainc")})
     bars = generate_bars(s.data.synthetic, s.seed)
     feats = featurize(bars).frame
     signals = compute_signals(bars)
     out = WORK / "plainc" / "models"
+    futures: dict[str, Future[Any]] = {}
+
+    def train(name: str) -> Any:
+        spec = SPECS[name]
+        upstream = {u: futures[u].result() for u in spec.after}  # waits, as the flow does
+        return train_one(
+            spec, bars, feats, spec.config(s), s.seed, out / name, signals, upstream=upstream
+        )
+
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=s.training.concurrency) as pool:
-        futures = [
-            pool.submit(train_one, spec, bars, feats, spec.config(s), s.seed, out / n, signals)
-            for n, spec in SPECS.items()
-        ]
-        for f in futures:
+    with ThreadPoolExecutor(max_workers=s.training.concurrency) as pool:  # SPECS order: deps first
+        for name in SPECS:
+            futures[name] = pool.submit(train, name)
+        for f in futures.values():
             f.result()
     return time.perf_counter() - t0
 
@@ -145,9 +157,14 @@ def main() -> None:
         "",
         f"Orchestration and bookkeeping on top of the plain stages at equal parallelism: "
         f"{o['training flow'] - plain_par:+.2f} s "
-        f"({(o['training flow'] / plain_par - 1) * 100:+.0f}%). The trainings share 2 cores; "
-        "the difference is MLflow logging (model registration and a pyfunc round trip per "
-        "model), the report and publishing.",
+        f"({(o['training flow'] / plain_par - 1) * 100:+.0f}%), the API start excluded. "
+        "Both sides run the same DAG on the same number of threads (the sizer starts when "
+        "the bandit it trades is trained) and share the machine's cores. The difference is "
+        "what the flow does besides training: Prefect state tracking and task results, "
+        "MLflow logging (model registration and a pyfunc round trip per model), signed "
+        "publishing, the recommendation and the report; this benchmark does not split it "
+        "further. The plain calls run first in the same process, so the flow finds the "
+        "imports and compiled kernels already loaded, as a second run would.",
         "",
     ]
     text = "\n".join(lines)

@@ -12,8 +12,10 @@ exit 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -188,6 +190,72 @@ def _refuse_mixed_sources(settings: Settings) -> None:
     claim_store(bars, fp, workdir=settings.workdir, record=False)
 
 
+def _precheck(settings: Settings) -> dict[str, Any] | None:
+    """Refuse bad input, and stop a run that every model would skip, before Prefect starts.
+
+    The checks that need no model (provenance, read, schema and values, history per symbol)
+    take a second or two; the flow repeats them (a scheduled run has no command line). A bad
+    input raises DataError (one line, exit 2); a run with too little history for every model
+    returns its summary (status ``skipped``, exit 0: the input is fine, there is just not
+    enough of it yet). Returns None when the flow should run.
+    """
+    from datetime import UTC, datetime
+
+    from pipelines.data.precheck import MIN_FEATURE_ROWS, precheck_input
+    from pipelines.workdir import WorkdirLayout, new_run_id
+
+    layout = WorkdirLayout(settings.workdir)
+    run_dir = layout.run_dir(new_run_id())
+    found = precheck_input(
+        settings.data,
+        settings.seed,
+        settings.profile,
+        layout.bars,
+        layout.root,
+        now=datetime.now(UTC),
+        quarantine_dir=run_dir / "quarantine",
+    )
+    if found is None:  # a source only the flow reads (S3): still refuse a mixed store now
+        _refuse_mixed_sources(settings)
+        return None
+    if found.skip_reason is None:
+        return None
+    return {
+        "status": "skipped",
+        "reason": found.skip_reason,
+        "feature_rows": found.feature_rows,
+        "models": {name: {"status": "skipped"} for name in MIN_FEATURE_ROWS},
+    }
+
+
+def _start_local_api() -> Callable[[], None]:
+    """Start Prefect's local (ephemeral) API server now, in the background; return a wait.
+
+    With no ``PREFECT_API_URL`` a flow's first API call starts a server subprocess and waits
+    for it (on a fresh workdir it also creates and migrates the database): tens of seconds
+    on a loaded 2-core machine. Started here, the subprocess comes up while this process
+    imports the training code (torch, SB3, LightGBM, MLflow). The returned function waits
+    for the start; the flow then finds the server running (Prefect keeps one per process).
+    A failed start is left to the flow, which starts the server again and reports the error.
+    """
+    import threading
+
+    from prefect.settings import get_current_settings
+
+    current = get_current_settings()
+    if current.api.url or not current.server.ephemeral.enabled:
+        return lambda: None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    def start() -> None:
+        with contextlib.suppress(Exception):  # the flow's own start raises it with context
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="prefect-api-start", daemon=True)
+    thread.start()
+    return thread.join
+
+
 def _prepare(settings: Settings) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
     from flows.runtime import prepare_environment
@@ -251,10 +319,15 @@ def run(
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
     settings = settings_from_cli(config, workdir, data, store, sets)
-    _refuse_mixed_sources(settings)
+    skipped = _precheck(settings)
+    if skipped is not None:
+        typer.echo(json.dumps(skipped, indent=2, default=str))
+        return
     _prepare(settings)
+    api_started = _start_local_api()
     from flows.training import run_training
 
+    api_started()
     summary = run_training(settings, force=force)
     if summary.get("status") == "rejected":
         from tasks.data import RejectedInputError

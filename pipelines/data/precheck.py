@@ -1,0 +1,149 @@
+"""The input checks that need no model, cheap enough to run before any orchestration starts.
+
+``edgeflow run`` calls :func:`precheck_input` before it imports Prefect, MLflow or the
+trainers, so bad input is refused (one line naming file, column and row) in about as long as
+reading and checking it takes, rather than after the orchestration has started. The flow
+still runs the same checks itself: a scheduled run has no command line.
+
+It also answers "would every model be skipped for lack of history?" without importing the
+model registry (which imports torch, SB3 and LightGBM): :data:`MIN_FEATURE_ROWS` mirrors each
+``ModelSpec.min_rows`` (a test keeps the two equal), and the feature rows a symbol will have
+follow from its bar count, because ``featurize`` drops exactly the first ``WARMUP_BARS`` bars
+of every symbol.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import pandas as pd
+
+from configs.data import DataConfig
+from pipelines.data.checks import CheckReport, check_bars
+from pipelines.data.checks import logger as checks_logger
+from pipelines.data.errors import DataError
+from pipelines.data.provenance import claim_store, source_fingerprint
+from pipelines.data.sources import load_source
+from pipelines.data.store import _load_state
+
+#: Fewest feature rows per symbol each model trains on (``ModelSpec.min_rows``, registry order).
+MIN_FEATURE_ROWS: Final[Mapping[str, int]] = {
+    "regime": 1000,
+    "bandit": 500,
+    "sizer": 500,
+    "metalabel": 1000,
+}
+#: Bars ``featurize`` drops at the start of every symbol (``pipelines.features.WARMUP_BARS``;
+#: not imported from there because that package loads the numba kernels).
+WARMUP_BARS: Final = 200
+#: Sources read here; S3 needs a network client, which only the flow's task builds.
+LOCAL_SOURCES: Final = frozenset({"synthetic", "files", "sample"})
+
+
+class _DropScratchNotice(logging.Filter):
+    """Hide the checks' "quarantined N rows -> PATH" notice for the scratch folder: the path
+    is deleted at once, and the flow logs the real one when it writes the run's quarantine."""
+
+    def __init__(self, scratch: str) -> None:
+        super().__init__()
+        self._scratch = scratch
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(self._scratch in str(arg) for arg in (record.args or ()))
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """What the early check found: the check report, the feature rows each symbol will have
+    after this run's append, and why every model would be skipped (``None``: some can train)."""
+
+    report: CheckReport
+    feature_rows: dict[str, int]
+    skip_reason: str | None
+
+
+def history_skip_reason(
+    feature_rows: Mapping[str, int], minimums: Mapping[str, int] = MIN_FEATURE_ROWS
+) -> str | None:
+    """Why every model would be skipped for lack of history, or None when one can train.
+
+    Same rule and wording as ``ModelSpec.skip_reason``: a model is skipped when every symbol
+    has fewer than its ``min_rows`` feature rows.
+    """
+    reasons = []
+    for name, need in minimums.items():
+        if need <= 0:
+            return None
+        if not feature_rows:
+            reasons.append(f"{name}: needs >= {need:,} feature rows per symbol, got none")
+            continue
+        if max(feature_rows.values()) >= need:
+            return None
+        worst = min(sorted(feature_rows), key=lambda s: feature_rows[s])
+        reasons.append(
+            f"{name}: needs >= {need:,} feature rows per symbol, got "
+            f"{max(feature_rows.values()):,} (shortest: {worst}, {feature_rows[worst]:,})"
+        )
+    return "too little history for every model: " + "; ".join(reasons)
+
+
+def precheck_input(
+    cfg: DataConfig,
+    seed: int,
+    profile: str,
+    bars_root: Path,
+    workdir: Path,
+    *,
+    now: datetime | None = None,
+    quarantine_dir: Path | None = None,
+) -> Precheck | None:
+    """Provenance, read, schema and value checks, and the history each symbol will have.
+
+    Returns None for a source this module does not read (S3: the flow checks it). Raises
+    :class:`DataError` (the one-line message the flow would give) for bad input. Nothing is
+    written to the store; rows quarantined by a refused input are copied to
+    ``quarantine_dir`` (when given) so the user can see them, as the flow does.
+    """
+    if cfg.source not in LOCAL_SOURCES:
+        return None
+    fp = source_fingerprint(cfg, seed, profile, hash_files=False)
+    claim_store(bars_root, fp, workdir=workdir, record=False)
+    raws = load_source(cfg, seed)
+    scratch = Path(tempfile.mkdtemp(prefix="edgeflow-precheck-"))
+    quiet = _DropScratchNotice(str(scratch))
+    checks_logger.addFilter(quiet)
+    try:
+        checked = check_bars(
+            raws, cfg.checks, interval=cfg.interval, now=now, quarantine_dir=scratch
+        )
+    except DataError:
+        if quarantine_dir is not None and any(scratch.iterdir()):
+            quarantine_dir.mkdir(parents=True, exist_ok=True)
+            for path in scratch.iterdir():
+                shutil.copy2(path, quarantine_dir / path.name)
+        raise
+    finally:
+        checks_logger.removeFilter(quiet)
+        shutil.rmtree(scratch, ignore_errors=True)
+    rows = stored_rows_after_append(bars_root, checked.bars)
+    feature_rows = {sym: max(0, n - WARMUP_BARS) for sym, n in rows.items()}
+    return Precheck(checked.report, feature_rows, history_skip_reason(feature_rows))
+
+
+def stored_rows_after_append(bars_root: Path, bars: pd.DataFrame) -> dict[str, int]:
+    """Bars per symbol the store will hold once ``bars`` are appended (the append keeps only
+    rows newer than each symbol's watermark), read from the commit record, not the parts."""
+    symbols = _load_state(Path(bars_root))["symbols"]
+    rows = {str(s): int(v["rows"]) for s, v in symbols.items()}
+    for sym, ts in bars.groupby("symbol", sort=True)["ts"]:
+        held = symbols.get(str(sym))
+        new = ts if held is None else ts[ts > pd.Timestamp(held["watermark"])]
+        rows[str(sym)] = rows.get(str(sym), 0) + int(new.nunique())
+    return rows
