@@ -6,8 +6,8 @@ reading and checking it takes, rather than after the orchestration has started. 
 still runs the same checks itself: a scheduled run has no command line.
 
 It also answers "would every model be skipped for lack of history?" without importing the
-model registry (which imports torch, SB3 and LightGBM): :data:`MIN_FEATURE_ROWS` mirrors each
-``ModelSpec.min_rows`` (a test keeps the two equal), and the feature rows a symbol will have
+model registry (which imports torch, SB3 and LightGBM): :data:`MIN_FEATURE_ROWS` holds each
+model's minimum and the registry's ``ModelSpec.min_rows`` reads it, and the feature rows a symbol will have
 follow from its bar count, because ``featurize`` drops exactly the first ``WARMUP_BARS`` bars
 of every symbol.
 """

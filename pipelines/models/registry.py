@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.data.precheck import MIN_FEATURE_ROWS
 from pipelines.evaluation import gates
 from pipelines.models.bandit.train import BanditTrainer
 from pipelines.models.base import ModelResult, ModelSpec, TrainInputs, run_trainer
@@ -29,7 +30,7 @@ _ALL = (
         baselines=("majority", "two_input_logistic", "persistence"),
         description="P(TREND_UP, TREND_DOWN, RANGE, PANIC) from the 43 features, with BOCD "
         "changepoint probability and split-conformal sets",
-        min_rows=1000,
+        min_rows=MIN_FEATURE_ROWS["regime"],
     ),
     ModelSpec(
         name="bandit",
@@ -39,7 +40,7 @@ _ALL = (
         baselines=("best_arm", "regime_arm", "uniform", "beta_ts"),
         description="expected net reward of each of the 12 strategy arms from the 43 features "
         "(NeuralLinear); the bot trades the argmax of the safe scores",
-        min_rows=500,
+        min_rows=MIN_FEATURE_ROWS["bandit"],
     ),
     ModelSpec(
         name="sizer",
@@ -50,7 +51,7 @@ _ALL = (
         description="position multiplier in [0.1, 2.0] from the features and the arm's signal "
         "(PPO with a CVaR constraint), on the arm stream the bot trades",
         after=("bandit",),
-        min_rows=500,
+        min_rows=MIN_FEATURE_ROWS["sizer"],
     ),
     ModelSpec(
         name="metalabel",
@@ -60,7 +61,7 @@ _ALL = (
         baselines=("base_rate", "unfiltered_arm"),
         description="calibrated P(the arm's trade is profitable net of costs) from the 43 "
         "features and the arm; filters trades below the chosen threshold",
-        min_rows=1000,
+        min_rows=MIN_FEATURE_ROWS["metalabel"],
     ),
 )
 
