@@ -7,7 +7,8 @@ still runs the same checks itself: a scheduled run has no command line.
 
 It also answers "would every model be skipped for lack of history?" without importing the
 model registry (which imports torch, SB3 and LightGBM): :data:`MIN_FEATURE_ROWS` holds each
-model's minimum and the registry's ``ModelSpec.min_rows`` reads it, and the feature rows a symbol will have
+model's minimum and the registry's ``ModelSpec.min_rows`` reads it, and the feature rows a
+symbol will have
 follow from its bar count, because ``featurize`` drops exactly the first ``WARMUP_BARS`` bars
 of every symbol.
 """
