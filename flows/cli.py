@@ -4,7 +4,8 @@ Start-up matters: a person types ``edgeflow --help`` and expects an answer at on
 module imports only typer and the standard library. Settings, pandas, Prefect, MLflow and the
 model code are imported inside the commands that need them, and Prefect's environment
 (``PREFECT_HOME`` under the workdir) is set just before the first flow import. Commands that
-need no flow (verify, models, rollback, publish, health, config, runs) never start Prefect.
+need no flow (verify, models, rollback, publish, heartbeat, health, config, runs) never
+start Prefect.
 
 Errors a user can fix (a usage mistake, a bad config, bad input) are one line on stderr and
 exit 2, never a traceback.
@@ -32,6 +33,7 @@ LAZY_COMMANDS = {
     "models": "List models and their versions with status (live, ok, INVALID).",
     "rollback": "Publish a new signed pointer to an older, verified version.",
     "publish": "Sign and publish files as the next version of a model.",
+    "heartbeat": "Re-sign a fresh pointer to each model's verified live version.",
 }
 
 

@@ -317,6 +317,7 @@ def heartbeat_cmd(
         str | None, typer.Option("--model", "-m", help="Only this model (default: all).")
     ] = None,
     config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
     renew_expired: Annotated[
         bool,
         typer.Option("--renew-expired", help="Operator: also renew pointers that have expired."),
@@ -324,7 +325,7 @@ def heartbeat_cmd(
 ) -> None:
     """Re-sign a fresh pointer to each model's current, fully verified version."""
     try:
-        cfg = _settings(config)
+        cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=True)
         models = [model] if model else list_models(st)

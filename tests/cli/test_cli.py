@@ -126,6 +126,31 @@ def test_cli_store_commands_use_the_workdirs_key_and_json(
     assert list(_clean_env.iterdir()) == []  # nothing written in the current folder
 
 
+def test_cli_every_store_command_is_reachable_and_heartbeat_uses_the_workdir(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, _clean_env: Path
+) -> None:
+    import typer
+
+    from flows.cli import LAZY_COMMANDS
+    from flows.registry_cli import register
+
+    sub = typer.Typer()
+    register(sub)
+    registered = {c.name for c in sub.registered_commands}
+    assert registered == set(LAZY_COMMANDS)  # each one is listed in --help and loads on use
+    for command in sorted(registered):
+        code, out, _ = _main(capsys, command, "--help")
+        assert code == 0 and "--workdir" in out, command
+    wd = tmp_path / "wd"
+    _publish(capsys, wd, tmp_path)
+    code, out, err = _main(capsys, "heartbeat", "-w", str(wd))
+    assert code == 0, err
+    assert out.startswith("rec: v000001 re-signed (sequence 2)")
+    code, out, _ = _main(capsys, "models", "-w", str(wd), "--json")
+    assert json.loads(out)["models"][0]["live"] == "v000001"
+    assert list(_clean_env.iterdir()) == []
+
+
 def test_cli_config_show_names_each_source(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
