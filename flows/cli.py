@@ -418,7 +418,7 @@ def runs_list(
     ctx: typer.Context,
     config: OptionalConfigOpt = None,
     workdir: WorkdirOpt = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many (newest first).")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many (newest first).")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs (newest first): id, time, status, published/blocked models, report path."""

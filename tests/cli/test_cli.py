@@ -44,6 +44,7 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
         (["run", "--force", "true"], "flags take no value"),
         (["verify", "--nope"], "error: edgeflow verify: No such option: --nope"),
         (["runs", "open"], "Missing argument 'ID'"),
+        (["runs", "--limit", "0"], "Invalid value for '--limit'"),  # not "no runs"
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(
