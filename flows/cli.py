@@ -190,6 +190,18 @@ def _refuse_mixed_sources(settings: Settings) -> None:
     claim_store(bars, fp, workdir=settings.workdir, record=False)
 
 
+def _check_store_uri(settings: Settings) -> None:
+    """Refuse a store URI edgeflow cannot open before the flow starts, not after training."""
+    if settings.registry.store is None:
+        return
+    from pipelines.registry import RegistryError, open_store
+
+    try:
+        open_store(settings.registry.store, endpoint_url=settings.registry.s3_endpoint_url)
+    except RegistryError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--store / registry.store") from None
+
+
 def _prepare(settings: Settings) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
     from flows.runtime import prepare_environment
@@ -253,6 +265,7 @@ def run(
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
     settings = settings_from_cli(config, workdir, data, store, sets)
+    _check_store_uri(settings)
     _refuse_mixed_sources(settings)
     _prepare(settings)
     from flows.training import run_training

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from flows.cli import app, main
 
 ROOT = Path(__file__).resolve().parents[2]
+DEMO = str(ROOT / "configs" / "demo.yaml")
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +46,8 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
         (["verify", "--nope"], "error: edgeflow verify: No such option: --nope"),
         (["runs", "open"], "Missing argument 'ID'"),
         (["runs", "--limit", "0"], "Invalid value for '--limit'"),  # not "no runs"
+        (["run", "-c", DEMO, "--store", "ftp://x"], "unsupported store scheme 'ftp'"),
+        (["run", "-c", DEMO, "--store", "s3:/no-bucket"], "an s3 store needs a bucket"),
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(
