@@ -155,6 +155,8 @@ def _cli_overrides(
     if workdir is not None:
         labelled["workdir"] = (str(workdir), "--workdir")
     if data is not None:
+        if not data.exists():  # answer now, not after Prefect's temporary server has started
+            raise typer.BadParameter(f"{data}: path does not exist", param_hint="--data")
         labelled["data.source"] = ("files", "--data")
         labelled["data.path"] = (str(data), "--data")
     if store is not None:

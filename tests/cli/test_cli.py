@@ -48,6 +48,7 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
         (["runs", "--limit", "0"], "Invalid value for '--limit'"),  # not "no runs"
         (["run", "-c", DEMO, "--store", "ftp://x"], "unsupported store scheme 'ftp'"),
         (["run", "-c", DEMO, "--store", "s3:/no-bucket"], "an s3 store needs a bucket"),
+        (["collect", "-c", DEMO, "--data", "no/such.csv"], "no/such.csv: path does not exist"),
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(
