@@ -505,10 +505,30 @@ def _register_optional_commands() -> None:
     register_registry(app)
 
 
-def _usage_line(exc: Exception) -> str:
+def _command_path(args: list[str]) -> str:
+    """``edgeflow <command> [<subcommand>]`` named by the leading words of ``args``.
+
+    Some usage errors (an option missing its value) come without a context; naming the
+    command from the arguments still points at the right ``--help``.
+    """
+    group = typer.main.get_command(app)
+    ctx = Context(group, info_name="edgeflow")
+    words, command = ["edgeflow"], group
+    for arg in args:
+        if arg.startswith("-") or not isinstance(command, TyperGroup):
+            break
+        sub = command.get_command(ctx, arg)
+        if sub is None:
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
+
+
+def _usage_line(exc: Exception, args: list[str] | None = None) -> str:
     """A usage error as one line: what was wrong and where to look."""
     ctx = getattr(exc, "ctx", None)
-    path = ctx.command_path if ctx is not None else "edgeflow"
+    path = ctx.command_path if ctx is not None else _command_path(args or [])
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     message = " ".join(message.split())
     extra = message.removeprefix("Got unexpected extra argument(s) (").removesuffix(")")
@@ -531,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc.ctx.command_path}: missing command", err=True)
         return 2
     except click_exc.UsageError as exc:
-        typer.echo(_usage_line(exc), err=True)
+        typer.echo(_usage_line(exc, args), err=True)
         return 2
     except typer.Abort:
         typer.echo("aborted", err=True)

@@ -49,6 +49,8 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
         (["run", "-c", DEMO, "--store", "ftp://x"], "unsupported store scheme 'ftp'"),
         (["run", "-c", DEMO, "--store", "s3:/no-bucket"], "an s3 store needs a bucket"),
         (["collect", "-c", DEMO, "--data", "no/such.csv"], "no/such.csv: path does not exist"),
+        (["models", "--workdir"], "error: edgeflow models: Option '--workdir' requires an"),
+        (["runs", "--limit"], "(see 'edgeflow runs --help')"),
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(
