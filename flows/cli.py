@@ -412,6 +412,7 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
                 published=sorted(k for k, v in models.items() if v.get("status") == "published"),
                 blocked=sorted(k for k, v in models.items() if v.get("status") == "blocked"),
                 failed=sorted(k for k, v in models.items() if v.get("status") == "failed"),
+                skipped=sorted(k for k, v in models.items() if v.get("status") == "skipped"),
                 report=doc.get("report"),
             )
         else:
@@ -422,6 +423,7 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
                 published=[],
                 blocked=[],
                 failed=[],
+                skipped=[],
                 report=str(reports[0]) if reports else None,
             )
         rows.append(row)
@@ -452,6 +454,7 @@ def runs_list(
             [f"published={','.join(r['published'])}"] * bool(r["published"])
             + [f"blocked={','.join(r['blocked'])}"] * bool(r["blocked"])
             + [f"failed={','.join(r['failed'])}"] * bool(r["failed"])
+            + [f"skipped={','.join(r['skipped'])}"] * bool(r["skipped"])
         )
         typer.echo(f"{r['id']}  {r['time'] or '-':<32}  {r['status']:<6}  {models or '-'}")
         typer.echo(f"    report: {r['report'] or '-'}")

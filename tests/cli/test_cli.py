@@ -222,17 +222,22 @@ def test_cli_runs_list_and_open(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert code == 0 and "no runs under" in out
     old = _fake_run(wd, "20260101T000000000000Z", "ok", {"regime": "published"})
     new = _fake_run(
-        wd, "20260102T000000000000Z", "failed", {"regime": "blocked", "sizer": "failed"}
+        wd,
+        "20260102T000000000000Z",
+        "failed",
+        {"regime": "blocked", "sizer": "failed", "bandit": "skipped"},
     )
     (wd / "runs" / "20260103T000000000000Z").mkdir()  # rejected run: no summary
     code, out, _ = _main(capsys, "runs", "-w", str(wd), "--json")
     rows = json.loads(out)
     assert [r["id"][:8] for r in rows] == ["20260103", "20260102", "20260101"]
     assert rows[1]["blocked"] == ["regime"] and rows[1]["failed"] == ["sizer"]
+    assert rows[1]["skipped"] == ["bandit"]  # a run that trained nothing does not read as "-"
     assert rows[2]["published"] == ["regime"] and rows[2]["report"] == str(old)
     assert rows[0]["status"].startswith("no summary")
     code, out, _ = _main(capsys, "runs", "-w", str(wd))
     assert code == 0 and "published=regime" in out and f"report: {new}" in out
+    assert "failed=sizer skipped=bandit" in out
     code, out, _ = _main(capsys, "runs", "open", "20260101", "-w", str(wd))
     assert code == 0 and out.strip() == str(old)
     code, out, _ = _main(capsys, "runs", "open", "latest", "-w", str(wd))
