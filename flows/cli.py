@@ -4,7 +4,8 @@ Start-up matters: a person types ``edgeflow --help`` and expects an answer at on
 module imports only typer and the standard library. Settings, pandas, Prefect, MLflow and the
 model code are imported inside the commands that need them, and Prefect's environment
 (``PREFECT_HOME`` under the workdir) is set just before the first flow import. Commands that
-need no flow (verify, models, rollback, publish, health, config, runs) never start Prefect.
+need no flow (verify, models, rollback, publish, heartbeat, health, config, runs) never
+start Prefect.
 
 Errors a user can fix (a usage mistake, a bad config, bad input) are one line on stderr and
 exit 2, never a traceback.
@@ -34,6 +35,7 @@ LAZY_COMMANDS = {
     "models": "List models and their versions with status (live, ok, INVALID).",
     "rollback": "Publish a new signed pointer to an older, verified version.",
     "publish": "Sign and publish files as the next version of a model.",
+    "heartbeat": "Re-sign a fresh pointer to each model's verified live version.",
 }
 
 
@@ -155,6 +157,8 @@ def _cli_overrides(
     if workdir is not None:
         labelled["workdir"] = (str(workdir), "--workdir")
     if data is not None:
+        if not data.exists():  # answer now, not after Prefect's temporary server has started
+            raise typer.BadParameter(f"{data}: path does not exist", param_hint="--data")
         labelled["data.source"] = ("files", "--data")
         labelled["data.path"] = (str(data), "--data")
     if store is not None:
@@ -256,6 +260,18 @@ def _start_local_api() -> Callable[[], None]:
     return thread.join
 
 
+def _check_store_uri(settings: Settings) -> None:
+    """Refuse a store URI edgeflow cannot open before the flow starts, not after training."""
+    if settings.registry.store is None:
+        return
+    from pipelines.registry import RegistryError, open_store
+
+    try:
+        open_store(settings.registry.store, endpoint_url=settings.registry.s3_endpoint_url)
+    except RegistryError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--store / registry.store") from None
+
+
 def _prepare(settings: Settings) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
     from flows.runtime import prepare_environment
@@ -319,7 +335,8 @@ def run(
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
     settings = settings_from_cli(config, workdir, data, store, sets)
-    skipped = _precheck(settings)
+    _check_store_uri(settings)
+    skipped = _precheck(settings)  # provenance, the input itself, history per symbol
     if skipped is not None:
         typer.echo(json.dumps(skipped, indent=2, default=str))
         return
@@ -468,6 +485,7 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
                 published=sorted(k for k, v in models.items() if v.get("status") == "published"),
                 blocked=sorted(k for k, v in models.items() if v.get("status") == "blocked"),
                 failed=sorted(k for k, v in models.items() if v.get("status") == "failed"),
+                skipped=sorted(k for k, v in models.items() if v.get("status") == "skipped"),
                 report=doc.get("report"),
             )
         else:
@@ -478,6 +496,7 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
                 published=[],
                 blocked=[],
                 failed=[],
+                skipped=[],
                 report=str(reports[0]) if reports else None,
             )
         rows.append(row)
@@ -489,7 +508,7 @@ def runs_list(
     ctx: typer.Context,
     config: OptionalConfigOpt = None,
     workdir: WorkdirOpt = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many (newest first).")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many (newest first).")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs (newest first): id, time, status, published/blocked models, report path."""
@@ -508,6 +527,7 @@ def runs_list(
             [f"published={','.join(r['published'])}"] * bool(r["published"])
             + [f"blocked={','.join(r['blocked'])}"] * bool(r["blocked"])
             + [f"failed={','.join(r['failed'])}"] * bool(r["failed"])
+            + [f"skipped={','.join(r['skipped'])}"] * bool(r["skipped"])
         )
         typer.echo(f"{r['id']}  {r['time'] or '-':<32}  {r['status']:<6}  {models or '-'}")
         typer.echo(f"    report: {r['report'] or '-'}")
@@ -561,10 +581,30 @@ def _register_optional_commands() -> None:
     register_registry(app)
 
 
-def _usage_line(exc: Exception) -> str:
+def _command_path(args: list[str]) -> str:
+    """``edgeflow <command> [<subcommand>]`` named by the leading words of ``args``.
+
+    Some usage errors (an option missing its value) come without a context; naming the
+    command from the arguments still points at the right ``--help``.
+    """
+    group = typer.main.get_command(app)
+    ctx = Context(group, info_name="edgeflow")
+    words, command = ["edgeflow"], group
+    for arg in args:
+        if arg.startswith("-") or not isinstance(command, TyperGroup):
+            break
+        sub = command.get_command(ctx, arg)
+        if sub is None:
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
+
+
+def _usage_line(exc: Exception, args: list[str] | None = None) -> str:
     """A usage error as one line: what was wrong and where to look."""
     ctx = getattr(exc, "ctx", None)
-    path = ctx.command_path if ctx is not None else "edgeflow"
+    path = ctx.command_path if ctx is not None else _command_path(args or [])
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     message = " ".join(message.split())
     extra = message.removeprefix("Got unexpected extra argument(s) (").removesuffix(")")
@@ -587,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc.ctx.command_path}: missing command", err=True)
         return 2
     except click_exc.UsageError as exc:
-        typer.echo(_usage_line(exc), err=True)
+        typer.echo(_usage_line(exc, args), err=True)
         return 2
     except typer.Abort:
         typer.echo("aborted", err=True)

@@ -19,12 +19,15 @@ import typer
 from configs.settings import ConfigError, Settings, load_config
 from pipelines.registry import (
     BadKeyError,
+    ClientState,
     ClientStateError,
     KeyRing,
     PointerMismatchError,
     RegistryError,
+    ReplayError,
     Store,
     VerificationError,
+    VerifiedVersion,
     heartbeat,
     list_models,
     list_versions,
@@ -102,6 +105,38 @@ WorkdirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
+def _verify_one(
+    st: Store,
+    name: str,
+    ring: KeyRing,
+    version: str | None,
+    accepted: ClientState | None,
+    state: Path | None,
+) -> VerifiedVersion:
+    """Verify one model; with a consumer's state, also refuse a LATEST older than it accepted."""
+    floor = accepted.sequence - 1 if accepted is not None and version is None else None
+    try:
+        vv = verify_model(st, name, ring, version=version, min_sequence=floor)
+    except ReplayError:
+        if accepted is None:
+            raise
+        # The floor passed is one below the accepted sequence (the accepted pointer itself
+        # is fine), so the message names the accepted sequence, not the floor.
+        raise ReplayError(
+            f"{name}/LATEST is older than sequence {accepted.sequence}, which {state} "
+            "accepted: an old pointer was replayed"
+        ) from None
+    if (
+        accepted is not None
+        and vv.sequence == accepted.sequence
+        and vv.manifest_sha256 != accepted.manifest_sha256
+    ):
+        raise PointerMismatchError(
+            f"{name}/LATEST reuses the accepted sequence {accepted.sequence} for another manifest"
+        )
+    return vv
+
+
 def verify_cmd(
     store: StoreArg = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
@@ -144,17 +179,7 @@ def verify_cmd(
     rows: list[dict[str, object]] = []
     for name in models:
         try:
-            floor = accepted.sequence - 1 if accepted is not None and version is None else None
-            vv = verify_model(st, name, ring, version=version, min_sequence=floor)
-            if (
-                accepted is not None
-                and vv.sequence == accepted.sequence
-                and vv.manifest_sha256 != accepted.manifest_sha256
-            ):
-                raise PointerMismatchError(
-                    f"{name}/LATEST reuses the accepted sequence {accepted.sequence} for "
-                    "another manifest"
-                )
+            vv = _verify_one(st, name, ring, version, accepted, state)
         except (RegistryError, ValueError) as exc:
             failed += 1
             code = getattr(exc, "code", "invalid")
@@ -317,6 +342,7 @@ def heartbeat_cmd(
         str | None, typer.Option("--model", "-m", help="Only this model (default: all).")
     ] = None,
     config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
     renew_expired: Annotated[
         bool,
         typer.Option("--renew-expired", help="Operator: also renew pointers that have expired."),
@@ -324,7 +350,7 @@ def heartbeat_cmd(
 ) -> None:
     """Re-sign a fresh pointer to each model's current, fully verified version."""
     try:
-        cfg = _settings(config)
+        cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=True)
         models = [model] if model else list_models(st)

@@ -368,10 +368,18 @@ def _ts_from_text(
     opts = options or FilesConfig()
     text = _as_text(values)
     present = text.notna().to_numpy()
-    if present.any() and bool(text[present].str.match(_EPOCH_RE).all()):
+    epoch = present & text.str.match(_EPOCH_RE).fillna(False).to_numpy(dtype=bool)
+    if present.any() and bool(epoch[present].all()):
         numbers = pd.to_numeric(text, errors="coerce")
         return _ts_from_epoch(
             numbers, origin, column, opts.epoch_unit, [] if notes is None else notes
+        )
+    if epoch.sum() * 2 >= present.sum() > 0:
+        # Mostly epoch numbers: the column is an epoch column with a few bad cells. Name the
+        # first bad cell, not row 1's valid number (which the ISO parser below would refuse).
+        pos = int(np.flatnonzero(present & ~epoch)[0])
+        raise _ts_error(
+            origin, column, pos, f"not an epoch number like the other rows (got '{text.iloc[pos]}')"
         )
     fast = _ts_fast(text)
     if fast is not None:

@@ -290,6 +290,24 @@ class FileStore:
             if not p.name.startswith(".") and stat.S_ISDIR(os.lstat(p).st_mode)
         )
 
+    def list_unsafe_entries(self, prefix: str) -> list[str]:
+        """Names directly under ``prefix`` that are neither a real folder nor a regular file.
+
+        A symlink, FIFO, device or socket is never followed, but a listing that skipped it
+        would let someone with write access hide a model (replace its folder by a symlink and
+        ``verify`` reports the rest all OK); callers list these so verification refuses them
+        by name (``unsafe-object``).
+        """
+        base = self.root.joinpath(*[p for p in prefix.split("/") if p])
+        if not base.is_dir() or base.is_symlink():
+            return []
+        out = []
+        for p in base.iterdir():
+            mode = os.lstat(p).st_mode
+            if not p.name.startswith(".") and not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                out.append(p.name)
+        return sorted(out)
+
     def list_keys(self, prefix: str) -> list[str]:
         base = self.root.joinpath(*[p for p in prefix.split("/") if p])
         if not base.is_dir() or base.is_symlink():

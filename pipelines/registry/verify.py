@@ -350,4 +350,9 @@ def list_models(store: Store) -> list[str]:
             store.exists(pointer_key(name)) or list_versions(store, name)
         ):
             out.append(name)
-    return out
+    # A model folder replaced by a symlink (or a FIFO, ...) is listed too, so verifying it
+    # fails by name (unsafe-object) instead of the model silently vanishing from the listing.
+    unsafe = getattr(store, "list_unsafe_entries", None)
+    if unsafe is not None:
+        out.extend(name for name in unsafe("") if MODEL_RE.fullmatch(name))
+    return sorted(out)

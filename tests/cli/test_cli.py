@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from flows.cli import app, main
 
 ROOT = Path(__file__).resolve().parents[2]
+DEMO = str(ROOT / "configs" / "demo.yaml")
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +45,12 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
         (["run", "--force", "true"], "flags take no value"),
         (["verify", "--nope"], "error: edgeflow verify: No such option: --nope"),
         (["runs", "open"], "Missing argument 'ID'"),
+        (["runs", "--limit", "0"], "Invalid value for '--limit'"),  # not "no runs"
+        (["run", "-c", DEMO, "--store", "ftp://x"], "unsupported store scheme 'ftp'"),
+        (["run", "-c", DEMO, "--store", "s3:/no-bucket"], "an s3 store needs a bucket"),
+        (["collect", "-c", DEMO, "--data", "no/such.csv"], "no/such.csv: path does not exist"),
+        (["models", "--workdir"], "error: edgeflow models: Option '--workdir' requires an"),
+        (["runs", "--limit"], "(see 'edgeflow runs --help')"),
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(
@@ -126,6 +133,31 @@ def test_cli_store_commands_use_the_workdirs_key_and_json(
     assert list(_clean_env.iterdir()) == []  # nothing written in the current folder
 
 
+def test_cli_every_store_command_is_reachable_and_heartbeat_uses_the_workdir(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, _clean_env: Path
+) -> None:
+    import typer
+
+    from flows.cli import LAZY_COMMANDS
+    from flows.registry_cli import register
+
+    sub = typer.Typer()
+    register(sub)
+    registered = {c.name for c in sub.registered_commands}
+    assert registered == set(LAZY_COMMANDS)  # each one is listed in --help and loads on use
+    for command in sorted(registered):
+        code, out, _ = _main(capsys, command, "--help")
+        assert code == 0 and "--workdir" in out, command
+    wd = tmp_path / "wd"
+    _publish(capsys, wd, tmp_path)
+    code, out, err = _main(capsys, "heartbeat", "-w", str(wd))
+    assert code == 0, err
+    assert out.startswith("rec: v000001 re-signed (sequence 2)")
+    code, out, _ = _main(capsys, "models", "-w", str(wd), "--json")
+    assert json.loads(out)["models"][0]["live"] == "v000001"
+    assert list(_clean_env.iterdir()) == []
+
+
 def test_cli_config_show_names_each_source(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,17 +222,22 @@ def test_cli_runs_list_and_open(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert code == 0 and "no runs under" in out
     old = _fake_run(wd, "20260101T000000000000Z", "ok", {"regime": "published"})
     new = _fake_run(
-        wd, "20260102T000000000000Z", "failed", {"regime": "blocked", "sizer": "failed"}
+        wd,
+        "20260102T000000000000Z",
+        "failed",
+        {"regime": "blocked", "sizer": "failed", "bandit": "skipped"},
     )
     (wd / "runs" / "20260103T000000000000Z").mkdir()  # rejected run: no summary
     code, out, _ = _main(capsys, "runs", "-w", str(wd), "--json")
     rows = json.loads(out)
     assert [r["id"][:8] for r in rows] == ["20260103", "20260102", "20260101"]
     assert rows[1]["blocked"] == ["regime"] and rows[1]["failed"] == ["sizer"]
+    assert rows[1]["skipped"] == ["bandit"]  # a run that trained nothing does not read as "-"
     assert rows[2]["published"] == ["regime"] and rows[2]["report"] == str(old)
     assert rows[0]["status"].startswith("no summary")
     code, out, _ = _main(capsys, "runs", "-w", str(wd))
     assert code == 0 and "published=regime" in out and f"report: {new}" in out
+    assert "failed=sizer skipped=bandit" in out
     code, out, _ = _main(capsys, "runs", "open", "20260101", "-w", str(wd))
     assert code == 0 and out.strip() == str(old)
     code, out, _ = _main(capsys, "runs", "open", "latest", "-w", str(wd))

@@ -17,6 +17,17 @@ def test_bare_profile_name_resolves_to_shipped_file() -> None:
     assert load_config("demo", environ={}).profile == "demo"
 
 
+def test_shipped_relative_path_resolves_outside_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config("configs/demo.yaml", environ={}).profile == "demo"
+    with pytest.raises(ConfigError, match=r"configs/nope\.yaml: config file not found"):
+        load_config("configs/nope.yaml", environ={})
+    with pytest.raises(ConfigError, match=r"other/demo\.yaml: config file not found"):
+        load_config("other/demo.yaml", environ={})
+
+
 def test_environment_overrides_file_and_overrides_win(tmp_path: Path) -> None:
     file = tmp_path / "c.yaml"
     file.write_text("seed: 1\ndata:\n  synthetic:\n    n_bars: 100\n")

@@ -113,6 +113,18 @@ def test_data_checks_epoch_parquet_numbers(tmp_path: Path) -> None:
     assert bars["ts"].iloc[3] == pd.Timestamp("2023-11-14T22:16:20Z")
 
 
+def test_data_checks_bad_cell_in_epoch_column_names_its_row(tmp_path: Path) -> None:
+    lines = ["timestamp;open;high;low;close;volume"]
+    lines += [f"{1_704_067_200_000 + 3_600_000 * i};1;2;0.5;1.5;10" for i in range(40)]
+    lines[30] = "notatime;1;2;0.5;1.5;10"  # data row 30
+    path = tmp_path / "E.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as info:
+        check_bars(read_files(path), ChecksConfig())
+    message = str(info.value)
+    assert "column 'timestamp', row 30" in message and "'notatime'" in message, message
+
+
 def test_data_checks_epoch_of_no_unit_is_fatal() -> None:
     with pytest.raises(DataError) as info:
         check_bars(read_files(BAD / "epoch_unknown_unit.csv"), ChecksConfig())

@@ -170,6 +170,7 @@ def test_verify_state_reports_replay_and_heartbeat(app: typer.Typer, tmp_path: P
     assert _run(app, ["verify", uri])[0] == 0  # without the state: authentic, so OK
     code, out = _run(app, ["verify", uri, "--state", str(bot.state_file)])
     assert code == 1 and "FAIL  regime: [replay]" in out, out
+    assert "older than sequence 2, which" in out, out  # what the bot accepted, not the floor
     code, out = _run(app, ["heartbeat", uri])
     assert code == 1 and "replaced by an older pointer" in out, out
     store.write("regime/LATEST", store.read("regime/pointers/000000000002.json"))

@@ -227,6 +227,25 @@ def test_fifo_and_dev_zero_symlink_refused_without_blocking(
     assert not any((tmp_path / "elsewhere").iterdir())
 
 
+@FILE_ONLY
+def test_symlinked_model_folder_is_refused_by_name_not_hidden(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    from pipelines.registry import list_models
+
+    _publish(store, keyring, 1)
+    _publish(store, keyring, 1, model="sizer")
+    root = tmp_path / "store"
+    (root / "regime").rename(tmp_path / "moved")
+    (root / "regime").symlink_to(tmp_path / "moved")
+    # listed, so an all-models verify fails on it instead of reporting 1/1 OK
+    assert list_models(store) == ["regime", "sizer"]
+    with pytest.raises(UnsafeObjectError):
+        verify_model(store, "regime", keyring)
+    checks = {c["check"]: c for c in _store_checks(store, keyring, datetime.now(UTC), 48.0)}
+    assert checks["verify:regime"]["ok"] is False and checks["verify:sizer"]["ok"] is True
+
+
 @BOTH
 def test_oversized_objects_refused_while_reading(store: Store, keyring: KeyRing) -> None:
     _publish(store, keyring, 1)
