@@ -375,6 +375,10 @@ def write_pointer(
     try:
         store.swap(pointer_key(model), envelope, expected_etag)
     except PreconditionFailedError as exc:
+        # Our history entry names a sequence LATEST never took: remove it, or the history
+        # would stand above LATEST and read as a replayed pointer (heartbeat, verify --state).
+        # Nothing references it; a publisher that already counted it just skips a number.
+        store.delete(hist)
         raise ConcurrentPublishError(
             f"{model}/LATEST was moved by a concurrent publish ({exc}); nothing was overwritten"
         ) from None
