@@ -157,15 +157,18 @@ def run_closed_loop(
             f"{initial} initial bars: lower --cycles/--cycle-bars or give more bars"
         )
     b = settings.bandit
-    replay = ReplaySettings(
-        cycles=cycles,
-        cycle_bars=cycle_bars,
-        initial_bars=initial,
-        reward_horizon=b.reward_horizon,
-        cost_bps=b.cost_bps,
-        slippage_bps=b.slippage_bps,
-        seed=settings.seed,
-    )
+    try:
+        replay = ReplaySettings(
+            cycles=cycles,
+            cycle_bars=cycle_bars,
+            initial_bars=initial,
+            reward_horizon=b.reward_horizon,
+            cost_bps=b.cost_bps,
+            slippage_bps=b.slippage_bps,
+            seed=settings.seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--initial-bars {initial}: {exc}") from None
     inner = loop_settings(settings, root)
     feed = Path(inner.data.path or root / "feed" / "bars.parquet")
     events_dir = root / "events"
