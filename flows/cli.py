@@ -403,6 +403,37 @@ def reset_data(
     typer.echo(f"deleted {bars} ({n_symbols} symbol(s) from {held})")
 
 
+@app.command()
+def replay(
+    config: ConfigOpt = Path("configs/demo.yaml"),
+    cycles: Annotated[int, typer.Option(min=1, help="Training cycles to replay.")] = 3,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Your own bars (file or folder); default: the config's generator."),
+    ] = None,
+    cycle_bars: Annotated[
+        int, typer.Option(min=1, help="Bars (per symbol) traded between two trainings.")
+    ] = 500,
+    initial_bars: Annotated[
+        int | None,
+        typer.Option(min=1, help="Bars before the first cycle (default: the rest, >= 1000)."),
+    ] = None,
+    workdir: WorkdirOpt = None,
+    sets: SetOpt = None,
+) -> None:
+    """Closed-loop replay: the bot trades the bars cycle by cycle, the training flow retrains
+    on its bars and logs after each cycle and the bot hot-reloads; reward per cycle vs a frozen
+    first-cycle policy, the best single arm and (synthetic data) the oracle. JSON out; plot
+    and HTML page under <workdir>/replay."""
+    settings = settings_from_cli(config, workdir, None, None, sets)
+    _prepare(settings)
+    from flows.replay import run_closed_loop
+
+    summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars)
+    typer.echo(summary["verdict"], err=True)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
 # --------------------------------------------------------------------------- health
 
 

@@ -153,6 +153,7 @@ def cycle_edges(timestamps: np.ndarray, settings: ReplaySettings) -> list[tuple[
 def _decision_row(d: Decision, row: int) -> dict[str, object]:
     return {
         "row": row,
+        "event_id": d.event_id,
         "ts": pd.Timestamp(d.ts),
         "symbol": d.symbol,
         "arm": d.arm,
@@ -161,6 +162,38 @@ def _decision_row(d: Decision, row: int) -> dict[str, object]:
         "size_multiplier": d.size_multiplier,
         "bandit_version": d.models.get("bandit"),
     }
+
+
+def close_rows(bars: pd.DataFrame, horizon: int) -> np.ndarray:
+    """Per row, the row of the same symbol ``horizon`` bars later (-1 past its last bar).
+
+    ``bars`` sorted by (ts, symbol); a decision at row i closes at ``close_rows[i]``, the bar
+    whose close ends its reward window: its outcome is known only once that bar is seen.
+    """
+    out = np.full(len(bars), -1, dtype=np.int64)
+    for _, idx in bars.groupby("symbol", sort=False).indices.items():
+        idx = np.sort(idx)
+        if len(idx) > horizon:
+            out[idx[:-horizon]] = idx[horizon:]
+    return out
+
+
+def turnover_fees(
+    signals: np.ndarray, rows: np.ndarray, arms: np.ndarray, nxt: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Turnover of following each arm for ``horizon`` bars (entry, changes, exit), as
+    :func:`pipelines.strategies.arm_rewards` counts it; times the unit cost gives the fees."""
+    out = np.zeros(len(rows))
+    for j, (r, a) in enumerate(zip(rows, arms, strict=True)):
+        pos, i = [], int(r)
+        for _ in range(horizon):
+            pos.append(float(signals[i, a]))
+            i = int(nxt[i])
+            if i < 0:
+                break
+        path = np.asarray(pos)
+        out[j] = abs(path[0]) + np.abs(np.diff(path)).sum() + abs(path[-1])
+    return out
 
 
 def _oracle(rewards: np.ndarray, regimes: np.ndarray) -> np.ndarray:
@@ -172,6 +205,57 @@ def _oracle(rewards: np.ndarray, regimes: np.ndarray) -> np.ndarray:
         if np.isfinite(means).any():
             out[rows] = rewards[rows, int(np.nanargmax(means))]
     return out
+
+
+class _Outcomes:
+    """The live engine's outcome events, written once a decision's reward window closes.
+
+    A decision at row i closes at the bar ``reward_horizon`` bars later of its symbol; its
+    outcome (net return = the arm's net reward, fees from its turnover) is written when the
+    replay has fed that bar, as a bot learns it, so training never sees an outcome early.
+    """
+
+    def __init__(
+        self, bars: pd.DataFrame, sig: np.ndarray, rewards: np.ndarray, settings: ReplaySettings
+    ) -> None:
+        self.ts = bars["ts"]
+        self.sig, self.rewards, self.settings = sig, rewards, settings
+        self.closes = close_rows(bars, settings.reward_horizon)
+        self.nxt = close_rows(bars, 1)
+        self.unit_cost = (settings.cost_bps + settings.slippage_bps) / 1e4
+        #: decisions whose outcome is not known yet: (event id, row, arm, size multiplier)
+        self.pending: list[tuple[str, int, int, float]] = []
+
+    def add(self, decisions: list[dict[str, object]]) -> None:
+        for r in decisions:
+            row, arm = int(r["row"]), int(r["arm_index"])  # type: ignore[call-overload]
+            if self.closes[row] >= 0 and np.isfinite(self.rewards[row, arm]):
+                self.pending.append((str(r["event_id"]), row, arm, float(r["size_multiplier"])))  # type: ignore[arg-type]
+
+    def report(self, engine: DecisionEngine, seen: int) -> int:
+        """Write the outcomes of decisions closed before row ``seen``; returns how many."""
+        still, done = [], 0
+        for event_id, row, arm, size in self.pending:
+            close = int(self.closes[row])
+            if close >= seen:
+                still.append((event_id, row, arm, size))
+                continue
+            turnover = turnover_fees(
+                self.sig, np.array([row]), np.array([arm]), self.nxt, self.settings.reward_horizon
+            )[0]
+            net = float(self.rewards[row, arm])
+            engine.record_outcome(
+                event_id,
+                pd.Timestamp(self.ts.iat[close]),
+                net_return=net,
+                net_pnl=net * size,
+                fees=float(turnover * self.unit_cost * size),
+                holding_bars=self.settings.reward_horizon,
+                exit_reason="time_exit",
+            )
+            done += 1
+        self.pending = still
+        return done
 
 
 def run_replay(
@@ -199,6 +283,7 @@ def run_replay(
     edges = cycle_edges(stamps, settings)
     row_stamp = np.searchsorted(stamps, bars["ts"].to_numpy())
     rng = np.random.default_rng(settings.seed)
+    outcomes = _Outcomes(bars, sig, rewards, settings)
 
     first = int(np.searchsorted(row_stamp, edges[0][0]))
     train(bars.iloc[:first], events_dir, 0)
@@ -262,8 +347,10 @@ def run_replay(
                 frozen_versions=frozen_versions,
             )
         )
-        for r, value in zip(got_live, r_live, strict=True):
-            logged.append({**r, "cycle": c, "reward": float(value)})
+        for r, value, fro in zip(got_live, r_live, r_frozen, strict=True):
+            logged.append({**r, "cycle": c, "reward": float(value), "frozen_reward": float(fro)})
+        outcomes.add(got_live)
+        outcomes.report(live, hi)
         log.info("replay cycle %d: live %s frozen %s", c, results[-1].live, results[-1].frozen)
         if c < len(edges) - 1:
             train(bars.iloc[:hi], events_dir, c + 1)
@@ -296,3 +383,43 @@ def plot_replay(result: ReplayResult, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Did the loop learn? Live minus frozen reward per decision over the cycles after the
+    first (cycle 0 trades the same models on both sides), with a block-bootstrap CI on the
+    paired differences."""
+
+    difference: Estimate
+    n_decisions: int
+    beats_frozen: bool
+    line: str
+
+
+def loop_verdict(result: ReplayResult, settings: ReplaySettings) -> Verdict:
+    """One line: whether the later cycles beat the frozen first-cycle policy.
+
+    "Beats" means the CI of the paired difference lies above 0; an interval that holds 0 (or
+    one below it) is reported as not beating it, which is a correct result, not a failure.
+    """
+    d = result.decisions
+    later = d[d["cycle"] >= 1] if len(d) else d
+    if len(result.cycles) < 2 or len(later) == 0:
+        nan = Estimate(np.nan, np.nan, np.nan)
+        return Verdict(nan, 0, False, "one cycle only: nothing retrained to compare")
+    diff = (later["reward"] - later["frozen_reward"]).to_numpy(np.float64)
+    rng = np.random.default_rng(settings.seed + 1)
+    est = mean_ci(diff, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng)
+    beats = bool(est.low > 0)
+    span = f"cycles 1-{len(result.cycles) - 1}"
+    figures = (
+        f"live - frozen = {est.value * 1e4:+.2f} bps per decision "
+        f"({settings.ci_level:.0%} CI {est.low * 1e4:+.2f} to {est.high * 1e4:+.2f}, "
+        f"{len(diff)} decisions)"
+    )
+    if beats:
+        line = f"the loop beats the frozen first-cycle policy over {span}: {figures}"
+    else:
+        line = f"the later cycles do NOT beat the frozen first-cycle policy ({span}): {figures}"
+    return Verdict(est, len(diff), beats, line)

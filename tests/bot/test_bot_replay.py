@@ -101,3 +101,37 @@ def test_cycle_edges_refuse_too_short_data() -> None:
         cycle_edges(stamps, ReplaySettings(cycles=4, cycle_bars=300, initial_bars=300))
     with pytest.raises(ValueError, match="warm-up"):
         ReplaySettings(initial_bars=100)
+
+
+def test_outcome_timing_turnover_and_verdict() -> None:
+    from pipelines.bot.replay import (
+        CycleResult,
+        ReplayResult,
+        close_rows,
+        loop_verdict,
+        turnover_fees,
+    )
+    from pipelines.evaluation.ope import Estimate
+
+    ts = pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC")
+    bars = pd.DataFrame({"ts": ts.repeat(2), "symbol": ["A", "B"] * 4})
+    # row 0 (A, t0) closes 2 bars later at row 4 (A, t2); the last two bars of each never close
+    assert list(close_rows(bars, 2)) == [4, 5, 6, 7, -1, -1, -1, -1]
+    nxt = close_rows(bars, 1)
+    sig = np.zeros((8, 12))
+    sig[[0, 2, 4], 0] = [1, -1, -1]  # A: +1, -1, -1: entry 1, flip 2, exit 1
+    assert turnover_fees(sig, np.array([0]), np.array([0]), nxt, 3)[0] == 4.0
+    assert turnover_fees(sig, np.array([1]), np.array([0]), nxt, 3)[0] == 0.0
+
+    est = Estimate(0.0, 0.0, 0.0)
+    cyc = CycleResult(0, ts[0], ts[1], 1, est, est, "x", est, None, {}, {})
+    diff = np.r_[np.full(100, 2e-4), np.full(100, 4e-4)]
+    decisions = pd.DataFrame(
+        {"cycle": [0] * 50 + [1] * 150, "reward": diff, "frozen_reward": np.zeros(200)}
+    )
+    up = loop_verdict(ReplayResult((cyc, cyc), decisions), SETTINGS)
+    assert up.beats_frozen and up.n_decisions == 150 and "beats" in up.line
+    flat = decisions.assign(reward=0.0)
+    down = loop_verdict(ReplayResult((cyc, cyc), flat), SETTINGS)
+    assert not down.beats_frozen and "do NOT beat" in down.line
+    assert not loop_verdict(ReplayResult((cyc,), decisions), SETTINGS).beats_frozen

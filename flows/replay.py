@@ -1,0 +1,227 @@
+"""The closed-loop replay: the decision engine trades a bar history while the training flow
+retrains on what the engine has seen and logged, and the engine hot-reloads what passes.
+
+Composition only: the cycle loop, the scoring and the plot are ``pipelines.bot.replay``; the
+training is the real flow (``flows.training.run_training``), run once before the first cycle
+and after every cycle on
+
+- the bars seen so far, written to ``<workdir>/replay/feed/bars.parquet`` (``data.source:
+  files`` points there, so collect appends only the new bars each time), and
+- the live engine's event log ``<workdir>/replay/events`` (``events.source: folder``): its
+  decisions, and their outcomes once each reward window has closed.
+
+Everything the replay writes lives under ``<workdir>/replay``; the training runs use
+``<workdir>/replay/work`` as their workdir (bar store, MLflow, model store, run reports), so a
+replay never mixes its bars with a workdir's own.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from configs import Settings
+from configs.settings import ConfigError
+from pipelines.bot import DecisionEngine, EngineConfig, EventLog
+from pipelines.bot.replay import (
+    ReplayResult,
+    ReplaySettings,
+    Verdict,
+    loop_verdict,
+    plot_replay,
+    run_replay,
+)
+from pipelines.data.checks import check_bars
+from pipelines.data.sources import read_files
+from pipelines.data.synthetic import generate_bars
+from pipelines.registry import open_store
+from pipelines.registry.keys import keyring_from_env
+from tasks.context import store_uri
+
+BOT_ID = "replay"
+
+
+def replay_bars(settings: Settings, data: Path | None) -> pd.DataFrame:
+    """The bar stream: the user's file/folder (checked like any input), else the config's
+    generator (which carries the true regime, so the oracle can be scored)."""
+    if data is None:
+        return generate_bars(settings.data.synthetic, settings.seed)
+    checked = check_bars(read_files(data, settings.data.files), settings.data.checks)
+    return checked.bars
+
+
+def loop_settings(settings: Settings, root: Path) -> Settings:
+    """The training flow's settings inside the replay: bars from the feed file, events from
+    the engine's log folder, every output under ``root/work``; training forced each cycle."""
+    data = settings.data.model_copy(
+        update={"source": "files", "path": root / "feed" / "bars.parquet"}
+    )
+    events = settings.events.model_copy(update={"source": "folder", "path": root / "events"})
+    training = settings.training.model_copy(update={"min_new_bars": 0, "state_uri": None})
+    return settings.model_copy(
+        update={"data": data, "events": events, "training": training, "workdir": root / "work"}
+    )
+
+
+def _write_feed(bars: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    bars.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _html(table: pd.DataFrame, verdict: Verdict, trainings: list[dict[str, Any]]) -> str:
+    shown = table.copy()
+    for col in shown.columns:
+        if col.startswith(("live", "frozen", "best_arm", "oracle")) and col not in (
+            "best_arm_name",
+            "live_versions",
+        ):
+            shown[col] = (shown[col] * 1e4).round(2)
+    rows = "".join(
+        f"<tr><td>{t['cycle']}</td><td>{html.escape(str(t['status']))}</td>"
+        f"<td>{html.escape(json.dumps(t['models']))}</td></tr>"
+        for t in trainings
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>edgeflow replay</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:3px 6px}</style></head><body><h1>Closed-loop replay</h1>"
+        f"<p><b>{html.escape(verdict.line)}</b></p><img src='replay.png' alt='replay plot'>"
+        "<h2>Reward per decision by cycle (bps, CI in _low/_high)</h2>"
+        f"{shown.to_html(index=False, na_rep='-')}"
+        "<h2>Training runs (before cycle N)</h2><table><tr><th>before cycle</th>"
+        f"<th>status</th><th>models</th></tr>{rows}</table></body></html>"
+    )
+
+
+def _cycles_json(result: ReplayResult) -> list[dict[str, Any]]:
+    out = []
+    for c in result.cycles:
+        doc: dict[str, Any] = {
+            "cycle": c.cycle,
+            "start": c.start.isoformat(),
+            "end": c.end.isoformat(),
+            "decisions": c.n_decisions,
+            "best_arm": c.best_arm,
+            "live_versions": c.live_versions,
+            "frozen_versions": c.frozen_versions,
+        }
+        for name, est in (
+            ("live", c.live),
+            ("frozen", c.frozen),
+            ("best_arm_value", c.best_arm_value),
+            ("oracle", c.oracle),
+        ):
+            doc[name] = None if est is None else {k: float(v) for k, v in asdict(est).items()}
+        out.append(doc)
+    return out
+
+
+def run_closed_loop(
+    settings: Settings,
+    cycles: int,
+    cycle_bars: int,
+    data: Path | None = None,
+    initial_bars: int | None = None,
+) -> dict[str, Any]:
+    """Run the replay under ``settings.workdir/replay``; returns the JSON summary.
+
+    ``initial_bars`` (default: what is left before the cycles, at least 1000 bars) are the
+    first training's history. A folder that holds a previous replay is refused: its bar store
+    would hand the first training bars from the later cycles.
+    """
+    from flows.training import run_training
+
+    root = Path(settings.workdir) / "replay"
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(
+            f"{root}: holds a previous replay (its bar store would leak later bars into the "
+            "first training); use another --workdir or delete that folder"
+        )
+    bars = replay_bars(settings, data)
+    n_stamps = bars["ts"].nunique()
+    initial = (
+        initial_bars if initial_bars is not None else max(1000, n_stamps - cycles * cycle_bars)
+    )
+    if initial + (cycles - 1) * cycle_bars >= n_stamps:
+        raise ConfigError(
+            f"{n_stamps} bars per symbol hold no {cycles} cycles of {cycle_bars} after "
+            f"{initial} initial bars: lower --cycles/--cycle-bars or give more bars"
+        )
+    b = settings.bandit
+    try:
+        replay = ReplaySettings(
+            cycles=cycles,
+            cycle_bars=cycle_bars,
+            initial_bars=initial,
+            reward_horizon=b.reward_horizon,
+            cost_bps=b.cost_bps,
+            slippage_bps=b.slippage_bps,
+            seed=settings.seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--initial-bars {initial}: {exc}") from None
+    inner = loop_settings(settings, root)
+    feed = Path(inner.data.path or root / "feed" / "bars.parquet")
+    events_dir = root / "events"
+    events_dir.mkdir(parents=True, exist_ok=True)  # empty before the first cycle's decisions
+    trainings: list[dict[str, Any]] = []
+
+    def train(seen: pd.DataFrame, _events: Path, cycle: int) -> None:
+        _write_feed(seen, feed)
+        summary = run_training(inner, force=True)
+        models = {
+            name: {k: v for k, v in doc.items() if k in ("status", "version")}
+            for name, doc in summary.get("models", {}).items()
+        }
+        trainings.append(
+            {"cycle": cycle, "bars": len(seen), "status": summary.get("status"), "models": models}
+        )
+
+    keyring = keyring_from_env(os.environ, inner, inner.workdir)
+    store = open_store(store_uri(inner), endpoint_url=inner.registry.s3_endpoint_url)
+    config = EngineConfig.from_settings(
+        settings, bot_id=BOT_ID, epsilon=settings.events.exploration_epsilon
+    )
+    live = DecisionEngine.from_store(
+        store, keyring, root / "client-live", config, EventLog(events_dir, BOT_ID)
+    )
+    frozen = DecisionEngine.from_store(store, keyring, root / "client-frozen", config)
+    try:
+        result = run_replay(bars, live, frozen, train, events_dir, replay)
+    finally:
+        live.close()
+        frozen.close()
+    verdict = loop_verdict(result, replay)
+    table = result.table()
+    plot = plot_replay(result, root / "replay.png")
+    table.to_csv(root / "replay_cycles.csv", index=False)
+    result.decisions.to_parquet(root / "replay_decisions.parquet", index=False)
+    page = root / "replay.html"
+    page.write_text(_html(table, verdict, trainings), encoding="utf-8")
+    return {
+        "status": "ok",
+        "verdict": verdict.line,
+        "beats_frozen": verdict.beats_frozen,
+        "live_minus_frozen": {k: float(v) for k, v in asdict(verdict.difference).items()},
+        "source": "synthetic" if data is None else str(data),
+        "bars_per_symbol": int(n_stamps),
+        "initial_bars": initial,
+        "cycle_bars": cycle_bars,
+        "units": "net reward per decision (fraction; x1e4 = bps)",
+        "cycles": _cycles_json(result),
+        "trainings": trainings,
+        "plot": str(plot),
+        "report": str(page),
+        "table": str(root / "replay_cycles.csv"),
+        "events": str(events_dir),
+        "training_workdir": str(inner.workdir),
+    }
