@@ -423,8 +423,6 @@ def _check_models(chk: _Checker, col: list[Any]) -> np.ndarray:
             return None
         if type(v) is not dict:
             return "not an object"
-        if not v:
-            return "needs at least one model"
         for k, ver in v.items():
             if k not in names:
                 return f"unknown model {k!r}"

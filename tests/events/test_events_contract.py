@@ -77,7 +77,7 @@ def _mutations(dec: dict[str, Any], out: dict[str, Any]) -> list[tuple[Any, str 
                 r = copy.deepcopy(base)
                 r[f] = v
                 # a null regime (the classifier fell back) and an empty engine note are valid
-                valid = (f, v) in (("regime", None),) or (f == "engine" and v == {})
+                valid = (f, v) in (("regime", None),) or (f in ("engine", "models") and v == {})
                 cases.append((r, None if valid else "?"))
         r = copy.deepcopy(base)
         r["unexpected"] = 1
@@ -111,7 +111,7 @@ def _mutations(dec: dict[str, Any], out: dict[str, Any]) -> list[tuple[Any, str 
         ("action_distribution", [1.5] + [0.0] * 11, "action_distribution"),
         ("action_distribution", [-0.1, 0.2] + [0.09] * 10, "action_distribution"),
         ("action_distribution", None, None),
-        ("models", {}, "models"),
+        ("models", {}, None),  # every model fell back: nothing consulted
         ("models", {"regime": "v000001"}, None),  # the bandit fell back: not consulted
         ("models", {"bandit": "v1"}, "models"),
         ("models", {"bandit": "v000001", "oracle": "v000001"}, "models"),
