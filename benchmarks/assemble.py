@@ -5,7 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["features", "data", "regime", "bandit", "sizer", "registry", "flow"]
+ORDER = [
+    "real",
+    "null",
+    "flow",
+    "refusal",
+    "features",
+    "onnx",
+    "scaling",
+    "cli",
+    "engine",
+    "events",
+    "generator",
+    "data",
+    "registry",
+    "registry_faults",
+    "regime",
+    "bandit",
+    "sizer",
+]
 HEADER = """# Benchmarks
 
 Every figure below was produced by the command shown with it, on the machine named with it.
