@@ -9,6 +9,7 @@ ORDER = [
     "real",
     "null",
     "flow",
+    "concurrency",
     "refusal",
     "features",
     "onnx",
