@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 WORK = Path(tempfile.mkdtemp(prefix="edgeflow-bench-flow-"))
 from flows.runtime import prepare_environment  # noqa: E402
 
-prepare_environment(WORK / "flow")
+prepare_environment(WORK / "flow", flows=True)
 
 from configs import load_config  # noqa: E402
 from pipelines.data.checks import check_bars  # noqa: E402

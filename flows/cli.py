@@ -272,11 +272,13 @@ def _check_store_uri(settings: Settings) -> None:
         raise typer.BadParameter(str(exc), param_hint="--store / registry.store") from None
 
 
-def _prepare(settings: Settings) -> None:
-    """Point Prefect & co. at the workdir; call before importing anything that imports Prefect."""
+def _prepare(settings: Settings, *, flows: bool = True) -> None:
+    """Point Prefect & co. at the workdir; call before importing anything that imports Prefect.
+
+    ``flows=False`` for a command that runs no flow (no Prefect database is seeded)."""
     from flows.runtime import prepare_environment
 
-    prepare_environment(settings.workdir)
+    prepare_environment(settings.workdir, flows=flows)
 
 
 # --------------------------------------------------------------------------- root options
@@ -453,7 +455,7 @@ def health_cmd(
     """Check freshness, disk and the store; JSON out; exit 1 when unhealthy. Read-only: it
     signs nothing (a rollback is an operator's `edgeflow rollback`)."""
     settings = settings_from_cli(config, workdir)
-    _prepare(settings)  # flows.health imports Prefect (for its deployment); no server starts
+    _prepare(settings, flows=False)  # flows.health imports Prefect (for its deployment); no server starts
     from flows.health import check_health
 
     limits = {

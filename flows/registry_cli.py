@@ -12,15 +12,12 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from configs.settings import ConfigError, Settings, load_config
 from pipelines.registry import (
     BadKeyError,
-    ClientState,
-    ClientStateError,
     KeyRing,
     PointerMismatchError,
     RegistryError,
@@ -33,13 +30,16 @@ from pipelines.registry import (
     list_versions,
     open_store,
     publish_model,
-    read_client_state,
     read_pointer,
     rollback,
     verify_model,
     verify_version,
 )
 from pipelines.registry.keys import SIGNING_KEY_ENV, keyring_from_env
+
+if TYPE_CHECKING:  # imported where used: pydantic and numpy would slow every --help
+    from configs.settings import Settings
+    from pipelines.registry.client import ClientState
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class _UserError(Exception):
 
 def _settings(config: str | None, workdir: Path | None = None) -> Settings:
     """The config, with ``--workdir`` applied (so the dev key is that workdir's)."""
+    from configs.settings import ConfigError, load_config
+
     try:
         return load_config(config, overrides={"workdir": str(workdir)} if workdir else None)
     except ConfigError as exc:
@@ -157,6 +159,8 @@ def verify_cmd(
 ) -> None:
     """Check pointer, manifest signature, every file's sha256 and size, and that the pointer
     has not expired; 0 only if all pass."""
+    from pipelines.registry.client import ClientStateError, read_client_state
+
     accepted = None
     try:
         cfg = _settings(config, workdir)

@@ -56,7 +56,9 @@ class RunContext:
         keyring = keyring_from_env(os.environ, settings, settings.workdir)
         store = open_store(store_uri(settings), endpoint_url=settings.registry.s3_endpoint_url)
         uri = settings.mlflow.tracking_uri or default_tracking_uri(settings.workdir)
-        tracker = Tracker(uri, settings.mlflow.experiment, artifact_root=layout.mlartifacts)
+        tracker = Tracker(
+            uri, settings.mlflow.experiment, artifact_root=layout.mlartifacts, background=True
+        )
         return cls(
             settings=settings,
             run_id=run_id or new_run_id(),

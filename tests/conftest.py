@@ -23,6 +23,11 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+# Start from the environment's migrated Prefect template (if built) as every workdir does.
+from flows.runtime import seed_prefect_database  # noqa: E402
+
+seed_prefect_database(Path(os.environ["PREFECT_HOME"]))
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:

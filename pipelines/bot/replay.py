@@ -33,7 +33,7 @@ import pandas as pd
 
 from pipelines.bot.engine import Decision, DecisionEngine
 from pipelines.data.schema import TRUE_REGIME_COLUMN
-from pipelines.evaluation.ope import Estimate, block_bootstrap_indices
+from pipelines.evaluation.ope import Estimate, block_bootstrap_starts, resample_means
 from pipelines.features.names import WARMUP_BARS
 from pipelines.strategies import ARM_NAMES, arm_rewards, compute_signals
 
@@ -123,7 +123,7 @@ def mean_ci(
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return Estimate(np.nan, np.nan, np.nan)
-    means = v[block_bootstrap_indices(len(v), block, n_boot, rng)].mean(axis=1)
+    means = resample_means(v, block_bootstrap_starts(len(v), block, n_boot, rng), block)
     tail = (1.0 - level) / 2.0
     return Estimate(
         float(v.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))

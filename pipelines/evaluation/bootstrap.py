@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import norm
 
-from pipelines.evaluation.ope import block_bootstrap_indices
+from pipelines.evaluation.ope import block_bootstrap_starts, resample_indices
 
 PairedStat = Callable[[np.ndarray, np.ndarray], float]
 
@@ -67,8 +67,10 @@ def paired_bootstrap(
 ) -> np.ndarray:
     """``n`` replicates of ``stat(a*, b*)`` on moving-block resamples shared by ``a`` and ``b``."""
     x, y = _pair(a, b)
-    idx = block_bootstrap_indices(x.size, block, n, np.random.default_rng(seed))
-    return np.array([stat(x[i], y[i]) for i in idx], dtype=np.float64)
+    starts = block_bootstrap_starts(x.size, block, n, np.random.default_rng(seed))
+    return np.array(
+        [stat(x[i], y[i]) for i in resample_indices(starts, block, x.size)], dtype=np.float64
+    )
 
 
 def paired_ci(

@@ -30,10 +30,29 @@ __all__ = [
 ]
 
 
-def run(session: ort.InferenceSession, x: npt.ArrayLike) -> list[np.ndarray]:
-    """Every output of a single-input graph, for float32 rows ``x``."""
-    feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
-    return [np.asarray(o) for o in session.run(None, feed)]
+#: Rows per ``session.run`` in :func:`run`: scoring a whole span at once makes onnxruntime's
+#: arena grow to the span's intermediate tensors (hundreds of MB for the bandit's posterior).
+RUN_CHUNK = 4096
+
+
+def run(
+    session: ort.InferenceSession, x: npt.ArrayLike, chunk: int = RUN_CHUNK
+) -> list[np.ndarray]:
+    """Every output of a single-input, row-wise graph for float32 rows ``x``, ``chunk`` rows
+    per call; every output must have one row per input row."""
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    name = session.get_inputs()[0].name
+    if len(x32) <= chunk:
+        return [np.asarray(o) for o in session.run(None, {name: x32})]
+    parts: list[list[np.ndarray]] = []
+    for start in range(0, len(x32), chunk):
+        rows = x32[start : start + chunk]
+        outs = [np.asarray(o) for o in session.run(None, {name: rows})]
+        bad = [o.shape for o in outs if o.ndim == 0 or o.shape[0] != len(rows)]
+        if bad:
+            raise ValueError(f"graph outputs {bad} are not one row per input row: run it whole")
+        parts.append(outs)
+    return [np.concatenate(col) for col in zip(*parts, strict=True)]
 
 
 def max_abs_diff(got: npt.ArrayLike, want: npt.ArrayLike) -> float:

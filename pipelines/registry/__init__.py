@@ -4,14 +4,8 @@ The flow calls :func:`open_store`, :func:`publish_model` and :func:`verify_model
 bot embeds :class:`ModelClient`. Keys arrive as a :class:`KeyRing` built by the entry point.
 """
 
-from pipelines.registry.client import (
-    ClientState,
-    ClientStateError,
-    ModelClient,
-    Prediction,
-    read_client_state,
-    state_path,
-)
+from typing import TYPE_CHECKING, Any
+
 from pipelines.registry.errors import (
     BadKeyError,
     ConcurrentPublishError,
@@ -67,6 +61,38 @@ from pipelines.registry.verify import (
     verify_model,
     verify_version,
 )
+
+if TYPE_CHECKING:
+    from pipelines.registry.client import (
+        ClientState,
+        ClientStateError,
+        ModelClient,
+        Prediction,
+        read_client_state,
+        state_path,
+    )
+
+#: The consumer side loads numpy and onnxruntime; imported on first use, so the store
+#: commands (and their ``--help``) start without them.
+_CLIENT_NAMES = frozenset(
+    {
+        "ClientState",
+        "ClientStateError",
+        "ModelClient",
+        "Prediction",
+        "read_client_state",
+        "state_path",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from pipelines.registry import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BadKeyError",

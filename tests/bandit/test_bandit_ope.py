@@ -5,11 +5,13 @@ import pytest
 
 from pipelines.evaluation.ope import (
     block_bootstrap_indices,
+    block_bootstrap_starts,
     estimate_dr,
     estimate_ips,
     estimate_snips,
     evaluate_policies,
     fit_reward_model,
+    resample_means,
 )
 
 # Three decisions, two arms: small enough to work out by hand.
@@ -96,3 +98,16 @@ def test_evaluate_policies_cis_cover_and_lift_is_paired() -> None:
         reward, action, np.full(n, 1 / k), q, pols, "bad", 300, 10, 0.9, seed=3
     )
     assert again == out
+
+
+def test_resample_means_equal_gathered_means() -> None:
+    """The cumulative-sum means are the gathered resamples' means (last block cut)."""
+    for n, block in ((10, 4), (97, 8), (50, 50), (5, 9)):
+        rng = np.random.default_rng(n)
+        values = rng.normal(size=(n, 3))
+        starts = block_bootstrap_starts(n, block, 40, np.random.default_rng(1))
+        idx = block_bootstrap_indices(n, block, 40, np.random.default_rng(1))
+        assert idx.shape == (40, n)
+        want = values[idx].mean(axis=1)
+        np.testing.assert_allclose(resample_means(values, starts, block), want, atol=1e-12)
+        np.testing.assert_allclose(resample_means(values[:, 0], starts, block), want[:, 0])

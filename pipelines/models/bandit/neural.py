@@ -134,6 +134,23 @@ class SafeScoringNet(nn.Module):
         return self.mean_head(emb) - torch.sqrt((proj * proj).sum(dim=2))
 
 
+#: Rows per forward pass when scoring a whole span: the posterior projection is
+#: rows x arms x (embedding + 1) floats, ~120 MB at once for the demo's 40,000 rows.
+SCORE_CHUNK = 4096
+
+
+def score_rows(module: nn.Module, x: np.ndarray, chunk: int = SCORE_CHUNK) -> np.ndarray:
+    """``module(x)`` in eval mode, ``chunk`` rows at a time, as float32 numpy."""
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    module = module.eval()
+    with torch.no_grad():
+        parts = [
+            module(torch.from_numpy(x32[i : i + chunk])).numpy()
+            for i in range(0, max(len(x32), 1), chunk)
+        ]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 def _folded_body(net: RewardNet) -> nn.Sequential:
     """``net.body`` in eval form for centred input ``x - x_mean``: the division by ``x_std``
     folded into its first Linear (``W' = W / std`` in float64) and Dropout removed."""
@@ -508,9 +525,7 @@ class NeuralBandit:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """[N, K] expected reward of each arm (posterior mean), float32."""
         self._check_fitted()
-        module = self.scoring_module()
-        with torch.no_grad():
-            return module(torch.from_numpy(np.array(X, dtype=np.float32))).numpy()
+        return score_rows(self.scoring_module(), np.asarray(X))
 
     def _posterior_moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, K] posterior mean and std of each arm's (scaled) value per row."""

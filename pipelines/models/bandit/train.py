@@ -32,7 +32,7 @@ from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fi
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.models.bandit.export import export_onnx
 from pipelines.models.bandit.logged import LoggedSplit, evaluate_logged, fit_logged, logged_split
-from pipelines.models.bandit.neural import NeuralBandit
+from pipelines.models.bandit.neural import NeuralBandit, score_rows
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
 from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
@@ -440,8 +440,7 @@ class BanditTrainer:
     ) -> OnnxExport:
         x_ho = split.x(split.hold)
         path = export_onnx(fitted.module, x_ho.shape[1], out_dir / "model.onnx", cfg.onnx_opset)
-        with torch.no_grad():
-            want = fitted.module.eval()(torch.from_numpy(x_ho.copy())).numpy()
+        want = score_rows(fitted.module, x_ho)
         (got,) = run(make_session(path), x_ho)
         return OnnxExport.checked(path, got, want)
 
@@ -454,9 +453,7 @@ class BanditTrainer:
 
 
 def _greedy(module: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        values = module.eval()(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-    return np.argmax(values, axis=1)
+    return np.argmax(score_rows(module, x), axis=1)
 
 
 def _ground_truth(

@@ -33,7 +33,7 @@ from pipelines.evaluation.calibration import (
     plot_reliability,
     reliability_curve,
 )
-from pipelines.evaluation.ope import block_bootstrap_indices
+from pipelines.evaluation.ope import block_bootstrap_starts, resample_indices
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES
 from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
@@ -202,7 +202,8 @@ def bootstrap_lifts(
     """Precision lift and net P&L per bar lift of filtering, with moving-block bootstrap CIs
     over the time-ordered trades (blocks keep overlapping trades' dependence)."""
     prec, pnl = _filter_lifts(p, y, reward, threshold, per_bar)
-    idx = block_bootstrap_indices(len(p), cfg.bootstrap_block, cfg.n_bootstrap, rng)
+    starts = block_bootstrap_starts(len(p), cfg.bootstrap_block, cfg.n_bootstrap, rng)
+    idx = resample_indices(starts, cfg.bootstrap_block, len(p))
     draws = np.array([_filter_lifts(p[i], y[i], reward[i], threshold, per_bar) for i in idx])
     lo, hi = (1 - cfg.ci_level) / 2, (1 + cfg.ci_level) / 2
     out: dict[str, float] = {}

@@ -1,0 +1,74 @@
+"""A fresh workdir's Prefect database starts from the environment's migrated template."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flows.runtime import prepare_environment, seed_prefect_database, template_path
+
+
+@pytest.fixture()
+def template(tmp_path: Path) -> Path:
+    path = tmp_path / "template.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        con.execute("INSERT INTO alembic_version VALUES ('head')")
+    return path
+
+
+def _clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in (
+        "PREFECT_API_URL",
+        "PREFECT_API_DATABASE_CONNECTION_URL",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+    ):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_seeds_a_fresh_home_once_and_keeps_an_existing_database(
+    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clear(monkeypatch)
+    home = tmp_path / "home"
+    assert seed_prefect_database(home, template) is True
+    assert (home / "prefect.db").read_bytes() == template.read_bytes()
+    assert [p.name for p in home.iterdir()] == ["prefect.db"]  # no temporary file left
+    (home / "prefect.db").write_bytes(b"runs of this workdir")
+    assert seed_prefect_database(home, template) is False  # never overwrites
+    assert (home / "prefect.db").read_bytes() == b"runs of this workdir"
+
+
+@pytest.mark.parametrize("key", ["PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL"])
+def test_no_seed_when_another_server_or_database_is_configured(
+    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    _clear(monkeypatch)
+    monkeypatch.setenv(key, "http://127.0.0.1:4200/api")
+    assert seed_prefect_database(tmp_path / "home", template) is False
+    assert not (tmp_path / "home").exists()
+
+
+def test_no_template_no_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear(monkeypatch)
+    assert seed_prefect_database(tmp_path / "home", tmp_path / "missing.db") is False
+    assert not (tmp_path / "home" / "prefect.db").exists()
+
+
+def test_template_is_per_prefect_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    path = template_path(tmp_path)
+    assert path.parent == tmp_path / "share" / "edgeflow"
+    assert version("prefect") in path.name
+
+
+def test_commands_without_a_flow_do_not_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH", "TMPDIR"):
+        monkeypatch.delenv(key, raising=False)
+    prepare_environment(tmp_path / "wd")
+    assert not (tmp_path / "wd" / "prefect" / "prefect.db").exists()
