@@ -455,7 +455,7 @@ def health_cmd(
     """Check freshness, disk and the store; JSON out; exit 1 when unhealthy. Read-only: it
     signs nothing (a rollback is an operator's `edgeflow rollback`)."""
     settings = settings_from_cli(config, workdir)
-    _prepare(settings, flows=False)  # flows.health imports Prefect (for its deployment); no server starts
+    _prepare(settings, flows=False)  # flows.health imports Prefect; no server starts
     from flows.health import check_health
 
     limits = {

@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from configs import Settings
@@ -40,6 +41,7 @@ from pipelines.bot.replay import (
 from pipelines.data.checks import check_bars
 from pipelines.data.sources import read_files
 from pipelines.data.synthetic import generate_bars
+from pipelines.models.regime.train import bocd_prior_variance
 from pipelines.registry import open_store
 from pipelines.registry.keys import keyring_from_env
 from tasks.context import store_uri
@@ -188,8 +190,13 @@ def run_closed_loop(
 
     keyring = keyring_from_env(os.environ, inner, inner.workdir)
     store = open_store(store_uri(inner), endpoint_url=inner.registry.s3_endpoint_url)
+    # The online changepoint detector with the prior the first training used (its bars).
+    first = bars[bars["ts"] <= np.sort(bars["ts"].unique())[initial - 1]]
     config = EngineConfig.from_settings(
-        settings, bot_id=BOT_ID, epsilon=settings.events.exploration_epsilon
+        settings,
+        bot_id=BOT_ID,
+        epsilon=settings.events.exploration_epsilon,
+        prior_var=bocd_prior_variance(first, settings.regime.holdout_fraction),
     )
     live = DecisionEngine.from_store(
         store, keyring, root / "client-live", config, EventLog(events_dir, BOT_ID)

@@ -5,7 +5,10 @@ and the online changepoint detector, then ask the verified models in turn:
 
 1. ``regime`` -> P(TREND_UP, TREND_DOWN, RANGE, PANIC), the regime logged with the decision;
 2. ``bandit`` -> arm values -> epsilon-greedy action distribution -> one seeded draw; the
-   drawn arm's probability is the logged propensity;
+   drawn arm's probability is the logged propensity. Without a bandit the same rule explores
+   around the default arm, so the logs support every arm from the first decision on and the
+   first bandit can be trained on them (a fallback that always played one arm would log
+   propensity 1 for it and teach nothing about the others);
 3. ``metalabel`` (optional) -> P(win) of the drawn arm; below its threshold the trade is sized
    at the safe minimum;
 4. ``sizer`` -> a multiplier on the arm's signal, clamped to [0.1, 2.0];
@@ -20,8 +23,10 @@ a documented fallback, and the decision event says which one and why (``docs/bot
 model      fallback
 =========  ========================================================================
 regime     regime ``null``, probabilities ``null`` (nothing else depends on it)
-bandit     the default arm (the last served bandit's ``train/default_arm_index``,
-           else ``EngineConfig.default_arm``), propensity 1
+bandit     epsilon-greedy around the default arm (the last served bandit's
+           ``train/default_arm_index``, else ``EngineConfig.default_arm``): the
+           default with probability 1 - epsilon + epsilon/12, each other arm
+           epsilon/12, the drawn arm's probability logged as its propensity
 metalabel  skipped (no P(win), no effect on the size)
 sizer      multiplier ``fallback_multiplier`` (1.0)
 =========  ========================================================================
@@ -451,7 +456,7 @@ class DecisionEngine:
         if dist is None:
             last = self.clients["bandit"].version if self.clients["bandit"] else None
             default = self._bandit_default_arm(last) if last else self._default_arm
-            dist = one_hot(default, N_ARMS)
+            dist = action_distribution(one_hot(default, N_ARMS), cfg.epsilon)
         arm, propensity = sample_arm(dist, self.rng)
         signal = float(sig[arm])
 

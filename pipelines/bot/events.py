@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 import time
 import zlib
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+import orjson
 import pandas as pd
 
 DECISION_SCHEMA: Final = "edgeflow.decision/1"
@@ -94,6 +96,28 @@ def outcome_record(
     }
 
 
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def event_line(record: Mapping[str, Any]) -> bytes:
+    """One event as a compact JSON line, keys sorted (orjson: ~10x ``json.dumps``).
+
+    orjson writes NaN and infinities as ``null``; a record holding one is refused instead, as
+    ``json.dumps(allow_nan=False)`` would (only records that print a ``null`` are scanned).
+    """
+    line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    if b"null" in line and _non_finite(record):
+        raise ValueError("an event cannot hold NaN or infinity (JSON has no such number)")
+    return line + b"\n"
+
+
 class EventLog:
     """Appends events to ``<folder>/<bot_id>/<interval start>.jsonl.gz``, one member each.
 
@@ -143,9 +167,8 @@ class EventLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(path, "ab")  # kept open across writes; see close()
             self._path = path
-        line = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
         member = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip member
-        self._fh.write(member.compress(line.encode("utf-8") + b"\n") + member.flush())
+        self._fh.write(member.compress(event_line(record)) + member.flush())
         self._fh.flush()
         self.written += 1
         return path

@@ -35,7 +35,7 @@ def action_distribution(arm_values: np.ndarray, epsilon: float) -> np.ndarray:
 
 
 def one_hot(arm: int, n_arms: int) -> np.ndarray:
-    """The distribution that always plays ``arm`` (the fallback's: propensity 1)."""
+    """The distribution that always plays ``arm`` (as arm values: the fallback's greedy arm)."""
     if not 0 <= arm < n_arms:
         raise ValueError(f"arm {arm} is outside 0..{n_arms - 1}")
     dist = np.zeros(n_arms)

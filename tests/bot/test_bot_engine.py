@@ -138,13 +138,18 @@ def test_empty_store_falls_back_and_says_so(tmp_path: Path, bars: pd.DataFrame) 
     engine = _engine(tmp_path, FileStore(tmp_path / "empty"))
     decisions = _run(engine, bars)
     assert decisions
+    greedy = 1 - 0.1 + 0.1 / 12  # epsilon-greedy around the default arm (epsilon 0.1)
     for d in decisions:
-        assert d.arm == "ema_24_120" and d.propensity == 1.0
+        p = d.action_distribution
+        assert p[ARM_NAMES.index("ema_24_120")] == pytest.approx(greedy)
+        assert d.propensity == pytest.approx(greedy if d.arm == "ema_24_120" else 0.1 / 12)
         assert d.regime is None and d.models == {} and d.p_win is None
         if d.changepoint_action == "none":
             assert d.size_multiplier == 1.0
         assert {f.model for f in d.fallbacks} == {"regime", "bandit", "sizer"}
         assert all(f.reason == "no-model (pointer-missing)" for f in d.fallbacks)
+    played = {d.arm for d in decisions}
+    assert "ema_24_120" in played and len(played) > 3  # explores: the logs support other arms
     event = read_events(tmp_path / "events")[0]
     assert event["engine"]["fallbacks"][0] == {
         "model": "regime",
@@ -162,7 +167,7 @@ def test_tampered_bandit_is_refused_and_default_arm_used(
     onnx_path.write_bytes(bytes(blob))
     engine = _engine(tmp_path, store)
     d = _run(engine, bars)[0]
-    assert d.arm == "ema_24_120" and d.propensity == 1.0
+    assert max(d.action_distribution) == d.action_distribution[ARM_NAMES.index("ema_24_120")]
     assert [f.reason for f in d.fallbacks] == ["no-model (hash-mismatch)"]
     assert d.models == {"regime": "v000001", "sizer": "v000001"}
 
@@ -239,8 +244,8 @@ def test_bad_bandit_output_falls_back_to_its_manifest_default_arm(
     store, _ = publish_all(tmp_path / "store")
     wrong = mlp_onnx("features", "arm_values", (43, 5))  # loads and verifies, 5 values, not 12
     publish(store, "bandit", wrong, **{"train/default_arm_index": 4.0})
-    d = _run(_engine(tmp_path, store), bars)[0]
-    assert d.arm == ARM_NAMES[4] and d.propensity == 1.0
+    d = _run(_engine(tmp_path, store, epsilon=0.0), bars)[0]
+    assert d.arm == ARM_NAMES[4] and d.propensity == 1.0  # epsilon 0: the default arm only
     assert [(f.model, f.reason) for f in d.fallbacks] == [("bandit", "bad arm values (5,)")]
     assert "bandit" not in d.models
 
@@ -277,3 +282,17 @@ def test_config_from_settings_takes_the_regime_bocd_section() -> None:
         EngineConfig(default_arm="nope")
     with pytest.raises(ValueError, match="reduce_threshold"):
         EngineConfig(reduce_threshold=0.95, exit_threshold=0.9)
+
+
+def test_event_lines_are_compact_sorted_json_and_refuse_non_finite_numbers() -> None:
+    import json
+
+    from pipelines.bot.events import event_line
+
+    record = {"b": np.float64(0.25), "a": [1e-5, None], "c": "x"}
+    line = event_line(record)
+    assert line == b'{"a":[0.00001,null],"b":0.25,"c":"x"}\n'
+    assert json.loads(line) == {"a": [1e-5, None], "b": 0.25, "c": "x"}
+    for bad in ({"x": float("nan")}, {"x": [1.0, float("-inf")]}, {"x": {"y": np.float64("inf")}}):
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            event_line(bad)

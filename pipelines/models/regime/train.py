@@ -76,6 +76,19 @@ def _utc(ts: pd.Series) -> pd.Series:
     return out.dt.tz_localize("UTC") if out.dt.tz is None else out.dt.tz_convert("UTC")
 
 
+def bocd_prior_variance(bars: pd.DataFrame, holdout_fraction: float) -> float:
+    """BOCD's prior variance: that of the 1-bar log returns before the held-out span.
+
+    A bot's online detector (``pipelines.bot.OnlineBocd``) needs the same value to report the
+    changepoint probability training saw; it is published as ``train/bocd_prior_var``.
+    """
+    cut = bars["ts"].quantile(1 - holdout_fraction)
+    early = bars[bars["ts"] < cut]
+    r = early.groupby("symbol")["close"].transform(lambda c: np.log(c).diff())
+    var = float(np.nanvar(r.to_numpy())) if r.notna().sum() > 1 else 1e-4
+    return var if var > 0 else 1e-4
+
+
 def build_dataset(
     bars: pd.DataFrame,
     features: pd.DataFrame,
@@ -118,11 +131,7 @@ def build_dataset(
     known = persistence_inputs(bars, rule.to_numpy(), cfg.label_horizon).reshape(-1)
     base = bars[[*_KEYS, "close"]].assign(y=y.to_numpy(), known_label=known)
     if prior_var is None:
-        cut = bars["ts"].quantile(1 - cfg.holdout_fraction)
-        early = bars[bars["ts"] < cut]
-        r = early.groupby("symbol")["close"].transform(lambda c: np.log(c).diff())
-        prior_var = float(np.nanvar(r.to_numpy())) if r.notna().sum() > 1 else 1e-4
-        prior_var = prior_var if prior_var > 0 else 1e-4
+        prior_var = bocd_prior_variance(bars, cfg.holdout_fraction)
     cp = bocd_frame(
         bars,
         cfg.bocd.hazard,
@@ -404,6 +413,7 @@ def _evaluate(
     metrics: dict[str, float] = {f"holdout/{k}": v for k, v in held.items()}
     metrics["holdout/ece"] = ece
     metrics["holdout/n_rows"] = float(len(holdout))
+    metrics["train/bocd_prior_var"] = float(data.prior_var)  # for the bot's online BOCD
     pred_hold = proba_hold.argmax(axis=1)
     for c, name in enumerate(REGIMES):
         mask = y_hold == c
