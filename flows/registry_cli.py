@@ -176,6 +176,9 @@ def verify_cmd(
         exit_code = EXIT_FAILED if isinstance(exc, ClientStateError) else EXIT_USAGE
         raise _fail(str(exc), exit_code) from None
     if not models:
+        root = getattr(st, "root", None)
+        if isinstance(root, Path) and not root.is_dir():
+            raise _fail(f"{st.uri}: no such store (folder {root} does not exist)", EXIT_USAGE)
         raise _fail(f"{st.uri}: no models found", EXIT_FAILED)
     if version is not None and model is None:
         raise _fail("--version needs --model")

@@ -39,7 +39,7 @@ from pipelines.bot.replay import (
     run_replay,
 )
 from pipelines.data.checks import check_bars
-from pipelines.data.sources import read_files
+from pipelines.data.sources import load_source, read_files
 from pipelines.data.synthetic import generate_bars
 from pipelines.models.regime.train import bocd_prior_variance
 from pipelines.registry import open_store
@@ -50,12 +50,16 @@ BOT_ID = "replay"
 
 
 def replay_bars(settings: Settings, data: Path | None) -> pd.DataFrame:
-    """The bar stream: the user's file/folder (checked like any input), else the config's
-    generator (which carries the true regime, so the oracle can be scored)."""
-    if data is None:
+    """The bar stream: the user's file/folder, else the config's source (``sample``, ``files``,
+    ``s3``), each checked like any input; or the config's generator, which carries the true
+    regime, so the oracle can be scored."""
+    if data is not None:
+        raws = read_files(data, settings.data.files)
+    elif settings.data.source == "synthetic":
         return generate_bars(settings.data.synthetic, settings.seed)
-    checked = check_bars(read_files(data, settings.data.files), settings.data.checks)
-    return checked.bars
+    else:
+        raws = load_source(settings.data, settings.seed)
+    return check_bars(raws, settings.data.checks, interval=settings.data.interval).bars
 
 
 def loop_settings(settings: Settings, root: Path) -> Settings:

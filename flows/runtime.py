@@ -53,6 +53,28 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
     Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
     if flows:
         seed_prefect_database(Path(os.environ["PREFECT_HOME"]))
+        limit_malloc_arenas()
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process (as ``MALLOC_ARENA_MAX`` would).
+
+    glibc gives threads their own arenas (up to 8 per core) and each keeps the memory its
+    thread freed; the four trainings on threads then hold several peaks at once. Capped at
+    2, the demo's peak RSS fell by ~190 MB (BENCHMARKS.md). Call before the threads start;
+    a value set in the environment, or a C library without ``mallopt``, is left alone.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_arena_max = -8  # glibc's malloc.h
+        return bool(libc.mallopt(m_arena_max, arenas))
+    except (OSError, AttributeError):
+        return False
 
 
 def template_path(prefix: Path | None = None) -> Path:

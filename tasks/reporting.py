@@ -174,8 +174,10 @@ def close_run(
     """The run summary, the report, the last-training record, MLflow's parent run closed and
     the Prefect artifacts; returns the summary."""
     failed = any(o.status == "failed" for o in outcomes.values())
+    # every model skipped (too little history for each): nothing was judged, say so
+    idle = bool(outcomes) and all(o.status == "skipped" for o in outcomes.values())
     summary: dict[str, Any] = {
-        "status": "failed" if failed else "ok",
+        "status": "failed" if failed else "skipped" if idle else "ok",
         "run_id": ctx.run_id,
         "started_at": ctx.started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
@@ -199,7 +201,8 @@ def close_run(
 
 
 def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -> State[Any]:
-    """Failed when a model failed, else Completed with the counts in its message."""
+    """Failed when a model failed, Completed named Skipped when every model was skipped,
+    else Completed with the counts in its message."""
     counts = ", ".join(
         f"{sum(o.status == s for o in outcomes.values())} {s}"
         for s in ("published", "blocked", "skipped", "failed")
@@ -207,4 +210,6 @@ def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -
     if summary["status"] == "failed":
         failed = [n for n, o in outcomes.items() if o.status == "failed"]
         return Failed(message=f"{', '.join(failed)} failed ({counts})", data=summary)
+    if summary["status"] == "skipped":
+        return Completed(name="Skipped", message=f"every model skipped ({counts})", data=summary)
     return Completed(message=counts, data=summary)

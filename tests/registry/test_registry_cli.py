@@ -73,7 +73,11 @@ def test_verify_fails_on_tampering_and_user_errors(app: typer.Typer, tmp_path: P
     assert code == 1
     assert "OK    regime" in out and "FAIL  bandit: [size-mismatch]" in out
     assert "1/2 model(s) verified" in out
-    assert _run(app, ["verify", f"file://{tmp_path / 'empty'}"])[0] == 1
+    code, out = _run(app, ["verify", f"file://{tmp_path / 'empty'}"])  # a mistyped path
+    assert code == 2 and "no such store" in out and not (tmp_path / "empty").exists()
+    (tmp_path / "bare").mkdir()
+    code, out = _run(app, ["verify", f"file://{tmp_path / 'bare'}"])
+    assert code == 1 and "no models found" in out
     code, out = _run(app, ["verify", "ftp://x"])
     assert code == 2 and "unsupported store scheme" in out and "Traceback" not in out
     code, out = _run(app, ["publish", uri, "-m", "regime", str(tmp_path / "nope.onnx")])
