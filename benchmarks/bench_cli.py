@@ -123,9 +123,9 @@ def main() -> None:
         "commands (`flows/registry_cli.py`) are loaded only when one of them is used (the "
         "top-level help lists them from one-liners). Before, `main()` imported Prefect (via "
         "`flows.health`) and the registry for every invocation, `--help` included. The store "
-        "commands' own `--help` needs their signatures, so it imports the settings (pydantic) "
-        "and the registry (numpy): about 0.4 s of CPU, which is over the goal in wall time on "
-        "a busy machine.",
+        "commands' module imports neither the settings (pydantic) nor the consumer side of "
+        "the registry (numpy, onnxruntime) until a command runs: `pipelines.registry` loads "
+        "`ModelClient` and its kin on first use.",
         "",
     ]
     out = ROOT / "benchmarks" / "results" / "cli.md"

@@ -210,10 +210,11 @@ def test_too_little_history_skips_every_model_with_one_line(
     tmp_path: Path, prefect_api: None
 ) -> None:
     """A few hundred bars: each model is skipped naming its minimum and what it had; nothing
-    is published, the run is not a failure, and no model's trainer ran."""
+    is published, the run is not a failure but says it skipped (as the CLI's pre-check does),
+    and no model's trainer ran."""
     settings = _settings(tmp_path, **{"data.synthetic.n_bars": 400})
     summary = run_training(settings)
-    assert summary["status"] == "ok"
+    assert summary["status"] == "skipped"
     models = summary["models"]
     assert set(models) == set(MODEL_NAMES)
     for name, outcome in models.items():

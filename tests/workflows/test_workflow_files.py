@@ -266,6 +266,13 @@ def test_gather_after_a_skipped_run_or_a_crash(tmp_path: Path) -> None:
     assert code == 0, out
     assert _uploaded(files) == [".edgeflow/run-output.json", str(run_dir.relative_to(tmp_path))]
 
+    # skipped by the CLI's pre-check (too little history): no run id, no run folder
+    precheck = {"status": "skipped", "reason": "too little history", "models": {}}
+    (tmp_path / layout.root / "run-output.json").write_text(json.dumps(precheck) + "\n")
+    code, out, files = _run_step(step, tmp_path, env)
+    assert code == 0, out
+    assert _uploaded(files) == [".edgeflow/run-output.json"]
+
     (tmp_path / layout.root / "run-output.json").write_text("Traceback (most recent call last)\n")
     code, out, files = _run_step(step, tmp_path, env)
     assert code == 0, out  # the crash itself already failed the job; the workdir is uploaded
