@@ -411,7 +411,10 @@ def replay(
     cycles: Annotated[int, typer.Option(min=1, help="Training cycles to replay.")] = 3,
     data: Annotated[
         Path | None,
-        typer.Option(help="Your own bars (file or folder); default: the config's generator."),
+        typer.Option(
+            help="Your own bars (file or folder); default: the config's data.source "
+            "(its generator when synthetic)."
+        ),
     ] = None,
     cycle_bars: Annotated[
         int, typer.Option(min=1, help="Bars (per symbol) traded between two trainings.")

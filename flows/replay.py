@@ -223,7 +223,7 @@ def run_closed_loop(
         "verdict": verdict.line,
         "beats_frozen": verdict.beats_frozen,
         "live_minus_frozen": {k: float(v) for k, v in asdict(verdict.difference).items()},
-        "source": "synthetic" if data is None else str(data),
+        "source": str(data) if data is not None else settings.data.source,
         "bars_per_symbol": int(n_stamps),
         "initial_bars": initial,
         "cycle_bars": cycle_bars,

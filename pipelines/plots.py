@@ -108,6 +108,8 @@ ATR: Final = Unit("ATR", 1.0, 3)
 # (glob over a metric key, CSV column or gate name, unit); the first match wins. Stored
 # values are fractions of capital (rewards, returns, risks), probabilities and plain counts.
 QUANTITY_UNITS: Final[tuple[tuple[str, Unit], ...]] = (
+    # stored in bps already (named so): shown as they are
+    ("*_bps", Unit("bps", 1.0, 2)),
     # bandit: reward per decision and its differences
     ("*lift*", BPS),
     ("ope/*", BPS),

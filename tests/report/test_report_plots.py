@@ -123,3 +123,13 @@ def test_rewards_read_in_bps_and_returns_per_year(name: str, unit: object) -> No
 def test_quantities_without_a_known_unit_say_so() -> None:
     assert unit_for("train/safety_z") is None
     assert unit_for("conformal/qhat") is None
+
+
+def test_metrics_stored_in_bps_are_not_scaled_again() -> None:
+    from pipelines.plots import unit_for
+
+    for name in ("power/dr_lift_sd_bps", "power/mde_bps"):
+        unit = unit_for(name)
+        assert unit is not None and unit.label == "bps" and unit.scale == 1.0, name
+    lift = unit_for("lift/dr")  # a fraction of capital: x1e4
+    assert lift is not None and lift.scale == 1e4
