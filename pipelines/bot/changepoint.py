@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy.special import gammaln
 
-from pipelines.models.regime.bocd import _logsumexp
+from pipelines.models.regime.bocd import _logsumexp, check_bocd_params
 
 
 class OnlineBocd:
@@ -35,14 +35,7 @@ class OnlineBocd:
         kappa0: float = 1.0,
         alpha0: float = 2.0,
     ) -> None:
-        if not 0.0 < hazard < 1.0:
-            raise ValueError(f"hazard must be in (0, 1), got {hazard}")
-        if max_run_length < 2:
-            raise ValueError(f"max_run_length must be >= 2, got {max_run_length}")
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
-        if prior_var <= 0 or kappa0 <= 0 or alpha0 <= 0:
-            raise ValueError("prior_var, kappa0 and alpha0 must be > 0")
+        check_bocd_params(hazard, max_run_length, window, prior_var, kappa0, alpha0)
         size = max_run_length
         self._size = size
         self._mu0, self._kappa0, self._alpha0 = mu0, kappa0, alpha0

@@ -35,6 +35,20 @@ def _logsumexp(v: np.ndarray) -> float:
     return m + math.log(float(np.exp(v - m).sum()))
 
 
+def check_bocd_params(
+    hazard: float, max_run_length: int, window: int, prior_var: float, kappa0: float, alpha0: float
+) -> None:
+    """The detector's parameter ranges, shared by the batch detector and the bot's online one."""
+    if not 0.0 < hazard < 1.0:
+        raise ValueError(f"hazard must be in (0, 1), got {hazard}")
+    if max_run_length < 2:
+        raise ValueError(f"max_run_length must be >= 2, got {max_run_length}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if prior_var <= 0 or kappa0 <= 0 or alpha0 <= 0:
+        raise ValueError("prior_var, kappa0 and alpha0 must be > 0")
+
+
 def bocd_changepoint_prob(
     returns: np.ndarray | Sequence[float],
     hazard: float,
@@ -73,14 +87,7 @@ def bocd_changepoint_prob(
     x = np.asarray(returns, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"returns must be 1-D, got shape {x.shape}")
-    if not 0.0 < hazard < 1.0:
-        raise ValueError(f"hazard must be in (0, 1), got {hazard}")
-    if max_run_length < 2:
-        raise ValueError(f"max_run_length must be >= 2, got {max_run_length}")
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    if prior_var <= 0 or kappa0 <= 0 or alpha0 <= 0:
-        raise ValueError("prior_var, kappa0 and alpha0 must be > 0")
+    check_bocd_params(hazard, max_run_length, window, prior_var, kappa0, alpha0)
     if np.isinf(x).any():
         raise ValueError("returns contain inf")
 
