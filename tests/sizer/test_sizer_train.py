@@ -156,3 +156,18 @@ def test_bandit_choice_picks_the_chosen_arms_signal() -> None:
     sig = _apply_bandit_choice(t.assign(**{SIGNAL_COLUMN: t["a"].astype(np.float32)}), choice)
     # rows without a choice keep the default arm's signal; row 1 follows arm b
     np.testing.assert_array_equal(sig.to_numpy(), [1, -1, 1, 1])
+
+
+def test_the_envs_of_a_rollout_share_one_observation_array(
+    demo_inputs: tuple[pd.DataFrame, ...],
+) -> None:
+    """n_envs copies of the training span per PPO run were 150 MB on the demo."""
+    from pipelines.models.sizer.train import make_env, prepare_data
+
+    bars, features, signals = demo_inputs
+    cfg = SizerConfig.model_validate(TINY)
+    data = prepare_data(bars, features, signals, cfg)
+    envs = make_env(data, cfg).envs
+    first = envs[0].unwrapped._obs
+    assert first.dtype == np.float32 and first.flags.c_contiguous
+    assert all(e.unwrapped._obs is first for e in envs[1:])
