@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow
 
 from configs import Settings, load_config
+from pipelines.memory import release_memory
 from pipelines.workdir import WorkdirLayout, new_run_id
 from tasks.data import (
     CollectResult,
@@ -45,6 +46,7 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
     bars, data_hash = load_bars(layout.bars)
     features = featurize_bars(bars, data_hash)
     events = ingest_bot_events(settings.events, layout.events)
+    release_memory()  # the reads' and featurize's temporaries, before the trainings start
     return CollectResult(
         run_dir=run_dir,
         bars=bars,

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
 from pipelines.evaluation.gates import Gate, blocked_reason
+from pipelines.memory import release_memory
 from pipelines.models.base import ModelResult
 from pipelines.registry.errors import PublishError, VerificationError
 from pipelines.registry.publish import PublishedVersion, heartbeat, publish_model
@@ -150,6 +151,7 @@ def settle_trained(
         return ModelOutcome(name, "failed", f"training failed: {state.message}"), None
     result: ModelResult = future.result()
     outcome = settle_model(ctx, parent, result, return_state=True).result(raise_on_failure=False)
+    release_memory()
     if isinstance(outcome, BaseException):
         log.error("%s could not be logged or published: %s", name, outcome)
         outcome = ModelOutcome(name, "failed", f"logging or publishing failed: {outcome}")

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from configs import Settings
+from pipelines.memory import release_memory
 from pipelines.models.base import ModelResult, NotTrainable, TrainInputs, run_trainer
 from pipelines.models.registry import SPECS
 from pipelines.seeding import Streams
@@ -55,6 +56,8 @@ def train_model(
     except NotTrainable as exc:
         log.warning("%s skipped: %s", model, exc)
         return Completed(name="Skipped", message=f"{model}: {exc}")  # type: ignore[return-value]
+    finally:
+        release_memory(collect=True)
     for gate in result.gates:
         log.info("%s gate %s -> %s", model, gate.reason, "pass" if gate.passed else "FAIL")
     return result
