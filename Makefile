@@ -21,12 +21,12 @@ $(BIN)/edgeflow: pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	@touch $@
 
-# A migrated, empty Prefect database that a fresh workdir starts from (flows/runtime.py).
-$(VENV)/share/edgeflow/prefect.stamp: $(BIN)/edgeflow
+# Migrated, empty Prefect and MLflow databases a fresh workdir starts from (flows/runtime.py).
+$(VENV)/share/edgeflow/templates.stamp: $(BIN)/edgeflow
 	$(BIN)/python -m flows.runtime
 	@touch $@
 
-setup: $(BIN)/edgeflow $(VENV)/share/edgeflow/prefect.stamp  ## create .venv and install edgeflow with its dev extras
+setup: $(BIN)/edgeflow $(VENV)/share/edgeflow/templates.stamp  ## create .venv and install edgeflow with its dev extras
 
 demo: setup  ## run the pipeline end to end on the embedded synthetic default
 	$(BIN)/edgeflow run --config $(CONFIG) --workdir $(WORKDIR)

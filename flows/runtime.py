@@ -14,6 +14,7 @@ workdir's own database as before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -22,6 +23,8 @@ import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+
+from pipelines.memory import tune_malloc
 
 #: The settings that point Prefect's server at a database other than ``PREFECT_HOME``'s.
 _DATABASE_URL_SETTINGS = (
@@ -45,6 +48,9 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
         "MPLBACKEND": "Agg",
+        # Arrow's mimalloc pool keeps what it freed (~30 MB after a collect); the system
+        # allocator gives it back with the rest (pipelines.memory.release_memory).
+        "ARROW_DEFAULT_MEMORY_POOL": "system",
         "PYTHONHASHSEED": "0",
         "TMPDIR": os.environ.get("TMPDIR", str(workdir / "tmp")),
     }
@@ -53,34 +59,22 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
     Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
     if flows:
         seed_prefect_database(Path(os.environ["PREFECT_HOME"]))
-        limit_malloc_arenas()
+        tune_malloc()
 
 
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas for this process (as ``MALLOC_ARENA_MAX`` would).
-
-    glibc gives threads their own arenas (up to 8 per core) and each keeps the memory its
-    thread freed; the four trainings on threads then hold several peaks at once. Capped at
-    2, the demo's peak RSS fell by ~190 MB (BENCHMARKS.md). Call before the threads start;
-    a value set in the environment, or a C library without ``mallopt``, is left alone.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_arena_max = -8  # glibc's malloc.h
-        return bool(libc.mallopt(m_arena_max, arenas))
-    except (OSError, AttributeError):
-        return False
-
-
-def template_path(prefix: Path | None = None) -> Path:
-    """Where this environment keeps the migrated template for the installed Prefect."""
+def template_path(prefix: Path | None = None, package: str = "prefect") -> Path:
+    """Where this environment keeps the migrated template for the installed ``package``
+    (``prefect`` or ``mlflow``: each template is only valid for the version that made it)."""
     base = Path(sys.prefix if prefix is None else prefix)
-    return base / "share" / "edgeflow" / f"prefect-{version('prefect')}.db"
+    return base / "share" / "edgeflow" / f"{package}-{version(package)}.db"
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Copy under a temporary name, then rename: a crash leaves no half file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def seed_prefect_database(home: Path, template: Path | None = None) -> bool:
@@ -88,7 +82,6 @@ def seed_prefect_database(home: Path, template: Path | None = None) -> bool:
 
     Only the default local database is seeded: nothing happens when a server URL or another
     database is configured, or when ``home`` already holds a database (its runs are kept).
-    The copy lands under a temporary name and is renamed, so a crash leaves no half file.
     Returns whether it copied.
     """
     configured = ("PREFECT_API_URL", *_DATABASE_URL_SETTINGS)
@@ -98,21 +91,50 @@ def seed_prefect_database(home: Path, template: Path | None = None) -> bool:
     source = template_path() if template is None else template
     if target.exists() or not source.is_file():
         return False
-    home.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".prefect.db.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    _copy_atomically(source, target)
     return True
 
 
-def build_template(target: Path | None = None) -> Path:
-    """Migrate an empty Prefect database by starting Prefect's API on it; keep it as the template.
+def seed_mlflow_database(db: Path, artifact_root: Path, template: Path | None = None) -> bool:
+    """Start a workdir's own MLflow store (``db``) from the migrated template, once.
 
-    The migrated file is compacted into one self-contained sqlite file (``VACUUM INTO``: no
-    WAL beside it) and checked to carry Alembic's version row before it replaces the old one.
+    MLflow creates and migrates a new sqlite store on first open (~1.5 s and 9 MB more on
+    the 2-core machine than opening a migrated one). The template's ``Default`` experiment
+    is pointed at ``artifact_root``. An existing store is never touched. Returns whether it
+    copied.
     """
+    source = template_path(package="mlflow") if template is None else template
+    if db.exists() or not source.is_file():
+        return False
+    staged = db.with_name(f".{db.name}.{os.getpid()}.seed")
+    _copy_atomically(source, staged)
+    with contextlib.closing(sqlite3.connect(staged)) as con, con:
+        location = (artifact_root.resolve() / "0").as_uri()
+        con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (location,)
+        )
+    os.replace(staged, db)
+    return True
+
+
+def _pack(db: Path, target: Path) -> Path:
+    """Compact ``db`` into one self-contained file (``VACUUM INTO``: no WAL beside it), check
+    it carries its Alembic head (both Prefect and MLflow migrate with Alembic), and move it to
+    ``target``."""
+    packed = db.with_name("packed.db")
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        con.execute("VACUUM INTO ?", (str(packed),))
+    with contextlib.closing(sqlite3.connect(packed)) as con:
+        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    if not row or not row[0]:
+        raise RuntimeError(f"the migrated database {db} has no migration version")
+    _copy_atomically(packed, target)
+    return target
+
+
+def build_template(target: Path | None = None) -> Path:
+    """Migrate an empty Prefect database by starting Prefect's API on it: the template."""
     target = template_path() if target is None else target
-    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgeflow-prefect-template-") as tmp:
         env = {
             **os.environ,
@@ -130,18 +152,25 @@ def build_template(target: Path | None = None) -> Path:
             "s = S(); s.start(); s.stop()\n"
         )
         subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        packed = Path(tmp) / "packed.db"
-        with sqlite3.connect(Path(tmp) / "prefect.db") as con:
-            con.execute("VACUUM INTO ?", (str(packed),))
-        with sqlite3.connect(packed) as con:
-            (head,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
-        if not head:
-            raise RuntimeError("the migrated Prefect database has no Alembic version")
-        staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(packed, staged)
-        os.replace(staged, target)
-    return target
+        return _pack(Path(tmp) / "prefect.db", target)
+
+
+def build_mlflow_template(target: Path | None = None) -> Path:
+    """Create and migrate an empty MLflow sqlite store (as MLflow's first open does)."""
+    target = template_path(package="mlflow") if target is None else target
+    with tempfile.TemporaryDirectory(prefix="edgeflow-mlflow-template-") as tmp:
+        db = Path(tmp) / "mlflow.db"
+        code = (
+            "import sys\n"
+            "from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore\n"
+            "SqlAlchemyStore(sys.argv[1], sys.argv[2]).engine.dispose()\n"
+        )
+        uri, root = f"sqlite:///{db}", (Path(tmp) / "mlartifacts").as_uri()
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+        subprocess.run([sys.executable, "-c", code, uri, root], env=env, check=True)
+        return _pack(db, target)
 
 
 if __name__ == "__main__":
     print(f"Prefect database template: {build_template()}")
+    print(f"MLflow store template: {build_mlflow_template()}")

@@ -38,6 +38,11 @@ class WorkdirLayout:
     def mlartifacts(self) -> Path:
         return self.root / "mlartifacts"
 
+    @property
+    def mlflow_db(self) -> Path:
+        """The local MLflow store (sqlite) when no tracking URI is configured."""
+        return self.root / "mlflow.db"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs / run_id
 

@@ -27,6 +27,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines.export.onnx import make_session
 from pipelines.models.base import ModelResult
+from pipelines.workdir import WorkdirLayout
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ _BATCH_METRICS = 1000
 
 def default_tracking_uri(workdir: Path) -> str:
     """The local default: a sqlite store under the workdir (MLflow's file store is deprecated)."""
-    return f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+    return f"sqlite:///{WorkdirLayout(workdir).mlflow_db.resolve()}"
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

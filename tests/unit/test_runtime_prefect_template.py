@@ -72,3 +72,43 @@ def test_commands_without_a_flow_do_not_seed(
         monkeypatch.delenv(key, raising=False)
     prepare_environment(tmp_path / "wd")
     assert not (tmp_path / "wd" / "prefect" / "prefect.db").exists()
+
+
+# --------------------------------------------------------------------------- MLflow's store
+
+
+@pytest.fixture(scope="module")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from flows.runtime import build_mlflow_template
+
+    return build_mlflow_template(tmp_path_factory.mktemp("tpl") / "mlflow.db")
+
+
+def test_a_seeded_mlflow_store_opens_as_a_migrated_one(
+    tmp_path: Path, mlflow_template: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from flows.runtime import seed_mlflow_database
+
+    db, root = tmp_path / "wd" / "mlflow.db", tmp_path / "wd" / "mlartifacts"
+    assert seed_mlflow_database(db, root, mlflow_template) is True
+    assert [p.name for p in db.parent.iterdir()] == ["mlflow.db"]  # no staging file left
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    (default,) = client.search_experiments()
+    assert default.name == "Default"
+    assert default.artifact_location == (root.resolve() / "0").as_uri()  # this workdir's
+    run = client.create_run(client.create_experiment("x"))
+    client.log_metric(run.info.run_id, "m", 1.0)
+    assert client.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+
+
+def test_an_existing_mlflow_store_is_never_touched(tmp_path: Path, mlflow_template: Path) -> None:
+    from flows.runtime import seed_mlflow_database
+
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"this workdir's runs")
+    assert seed_mlflow_database(db, tmp_path / "a", mlflow_template) is False
+    assert db.read_bytes() == b"this workdir's runs"
+    assert seed_mlflow_database(tmp_path / "new.db", tmp_path / "a", tmp_path / "none") is False
+    assert not (tmp_path / "new.db").exists()
