@@ -13,10 +13,9 @@ exit 2, never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -232,32 +231,19 @@ def _precheck(settings: Settings) -> dict[str, Any] | None:
     }
 
 
-def _start_local_api() -> Callable[[], None]:
-    """Start Prefect's local (ephemeral) API server now, in the background; return a wait.
+def _start_local_api() -> AbstractContextManager[None]:
+    """Start Prefect's local API now, as a subprocess; the returned context waits for it and
+    runs the flows inside against it (``flows.local_api.serving``).
 
-    With no ``PREFECT_API_URL`` a flow's first API call starts a server subprocess and waits
-    for it (on a fresh workdir it also creates and migrates the database): tens of seconds
-    on a loaded 2-core machine. Started here, the subprocess comes up while this process
-    imports the training code (torch, SB3, LightGBM, MLflow). The returned function waits
-    for the start; the flow then finds the server running (Prefect keeps one per process).
-    A failed start is left to the flow, which starts the server again and reports the error.
+    The subprocess comes up on the other core while this process imports the training code
+    (torch, SB3, LightGBM, MLflow); on a fresh workdir its database is the migrated template.
+    Nothing starts when a server is configured (``PREFECT_API_URL``) or ephemeral mode is off.
     """
-    import threading
+    import os
 
-    from prefect.settings import get_current_settings
+    from flows.local_api import serving, start_local_api
 
-    current = get_current_settings()
-    if current.api.url or not current.server.ephemeral.enabled:
-        return lambda: None
-    from prefect.server.api.server import SubprocessASGIServer
-
-    def start() -> None:
-        with contextlib.suppress(Exception):  # the flow's own start raises it with context
-            SubprocessASGIServer().start()
-
-    thread = threading.Thread(target=start, name="prefect-api-start", daemon=True)
-    thread.start()
-    return thread.join
+    return serving(start_local_api(Path(os.environ["PREFECT_HOME"])))
 
 
 def _check_store_uri(settings: Settings) -> None:
@@ -276,9 +262,14 @@ def _prepare(settings: Settings, *, flows: bool = True) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect.
 
     ``flows=False`` for a command that runs no flow (no Prefect database is seeded)."""
-    from flows.runtime import prepare_environment
+    from flows.runtime import prepare_environment, seed_mlflow_database
 
     prepare_environment(settings.workdir, flows=flows)
+    if flows and settings.mlflow.tracking_uri is None:  # the workdir's own store
+        from pipelines.workdir import WorkdirLayout
+
+        layout = WorkdirLayout(settings.workdir)
+        seed_mlflow_database(layout.mlflow_db, layout.mlartifacts)
 
 
 # --------------------------------------------------------------------------- root options
@@ -343,11 +334,11 @@ def run(
         typer.echo(json.dumps(skipped, indent=2, default=str))
         return
     _prepare(settings)
-    api_started = _start_local_api()
+    api = _start_local_api()
     from flows.training import run_training
 
-    api_started()
-    summary = run_training(settings, force=force)
+    with api:
+        summary = run_training(settings, force=force)
     if summary.get("status") == "rejected":
         from tasks.data import RejectedInputError
 
@@ -368,9 +359,12 @@ def collect(
     settings = settings_from_cli(config, workdir, data, None, sets)
     _refuse_mixed_sources(settings)
     _prepare(settings)
+    api = _start_local_api()
     from flows.collect import run_collect
 
-    typer.echo(json.dumps(run_collect(settings), indent=2, default=str))
+    with api:
+        summary = run_collect(settings)
+    typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 @app.command("reset-data")
@@ -432,9 +426,11 @@ def replay(
     and HTML page under <workdir>/replay."""
     settings = settings_from_cli(config, workdir, None, None, sets)
     _prepare(settings)
+    api = _start_local_api()
     from flows.replay import run_closed_loop
 
-    summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars)
+    with api:
+        summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars)
     typer.echo(summary["verdict"], err=True)
     typer.echo(json.dumps(summary, indent=2, default=str))
 

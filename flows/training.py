@@ -50,7 +50,10 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
     """
     log = get_run_logger()
     ctx = RunContext.open(settings)
-    data = collect_stage(settings, ctx.run_id)
+    # The collect stage's tasks run as this flow's own, not as a subflow: a subflow run costs
+    # its own state round trips and, on the local SQLite API, a "database is locked" retry
+    # now and then (2 s of backoff; BENCHMARKS.md). ``edgeflow collect`` runs it as a flow.
+    data = collect_stage.fn(settings, ctx.run_id)
     if data.rejected is not None or data.features is None:
         summary: dict[str, Any] = {
             "status": "rejected",

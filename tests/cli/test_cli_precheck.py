@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
@@ -57,27 +61,35 @@ def test_too_little_history_stops_with_the_reason(tmp_path: Path) -> None:
 
 
 API_PROBE = """
-import sys
+import os, sys
 from pathlib import Path
 from flows.runtime import prepare_environment
-prepare_environment(Path(sys.argv[1]))
+prepare_environment(Path(sys.argv[1]), flows=True)
 from flows.cli import _start_local_api
-wait = _start_local_api()
-wait()
-from prefect.server.api.server import SubprocessASGIServer
+from prefect import flow
 from prefect.client.orchestration import get_client
-server = SubprocessASGIServer()
-assert server.running and server.server_process is not None
+from prefect.settings import get_current_settings
+
+@flow(name="probe")
+def probe() -> int:
+    assert get_current_settings().flows.heartbeat_frequency is None  # a local server's runs
+    return 7
+
+with _start_local_api():
+    assert probe() == 7
 with get_client(sync_client=True) as client:
-    assert str(client.api_url).rstrip('/') == server.api_url.rstrip('/'), client.api_url
+    assert str(client.api_url).rstrip("/") == os.environ["PREFECT_API_URL"].rstrip("/")
     assert client.api_healthcheck() is None
-print('PID', server.server_process.pid)
+    (run,) = client.read_flow_runs()
+    assert run.state.is_completed(), run.state
+print("URL", os.environ["PREFECT_API_URL"])
+print("SERVER-IMPORTED", "prefect.server.api.server" in sys.modules)
 """
 
 
 def test_local_api_started_early_is_the_one_the_flow_uses(tmp_path: Path) -> None:
-    """The early start leaves Prefect's per-process server running; a client finds it rather
-    than starting a second one."""
+    """The early start's server is the one the flow reports to, with the run in the workdir's
+    database, and the flow's process never imports Prefect's server package (its memory)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
     env.pop("TMPDIR", None)
     env["PYTHONPATH"] = str(ROOT)
@@ -90,17 +102,34 @@ def test_local_api_started_early_is_the_one_the_flow_uses(tmp_path: Path) -> Non
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "PID" in out.stdout
-    assert (tmp_path / "wd" / "prefect" / "prefect.db").is_file()  # the workdir's database
+    assert "URL http://127.0.0.1:" in out.stdout
+    assert "SERVER-IMPORTED False" in out.stdout
+    db = tmp_path / "wd" / "prefect" / "prefect.db"
+    with sqlite3.connect(db) as con:  # the run is in the workdir's own database
+        assert con.execute("SELECT count(*) FROM flow_run").fetchone() == (1,)
+    port = int(out.stdout.split("URL http://127.0.0.1:")[1].split("/")[0])
+    with socket.socket() as sock:  # stopped with the process: the port is free again
+        sock.bind(("127.0.0.1", port))
 
 
-def test_no_local_api_when_a_server_is_configured() -> None:
-    from prefect.server.api.server import SubprocessASGIServer
+def test_no_local_api_when_a_server_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.cli import _start_local_api
+    from flows import local_api
 
-    before = dict(SubprocessASGIServer._instances)
+    spawned: list[object] = []
+    monkeypatch.setattr(local_api, "_spawn", lambda *a: spawned.append(a))
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-        _start_local_api()()
-    assert SubprocessASGIServer._instances == before  # nothing started
+        assert local_api.start_local_api(Path("/nonexistent")) is None
+    assert spawned == []  # nothing started
+
+
+def test_a_server_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
+    from flows.local_api import LocalApi
+
+    log = tmp_path / "local-api.log"
+    log.write_text("ERROR: the reason it died\n")
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    process.wait()
+    with pytest.raises(RuntimeError, match=r"exited with code 3(?s:.)*the reason it died"):
+        LocalApi(1, process, log).wait(timeout=5)
