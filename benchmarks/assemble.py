@@ -9,6 +9,7 @@ ORDER = [
     "real",
     "null",
     "flow",
+    "demo",
     "concurrency",
     "refusal",
     "features",

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,8 +170,28 @@ def _spawn(env: dict[str, str], log: Path) -> LocalApi:
         "on",
     ]
     with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent()
+        )
     return LocalApi(port, process, log)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child runs before exec on Linux: ask for SIGTERM when the spawning thread
+    dies, so a killed CLI (``kill -9``, the OOM killer) leaves no orphaned server. Resolved
+    here, in the parent, so the child only makes the call. Elsewhere atexit's stop is all."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1  # linux/prctl.h
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return set_death_signal
 
 
 def _free_port() -> int:

@@ -133,3 +133,46 @@ def test_a_server_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
     process.wait()
     with pytest.raises(RuntimeError, match=r"exited with code 3(?s:.)*the reason it died"):
         LocalApi(1, process, log).wait(timeout=5)
+
+
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+from flows.runtime import prepare_environment
+prepare_environment(Path(sys.argv[1]), flows=True)
+from flows.local_api import start_local_api, wait_for_api
+api = start_local_api(Path(os.environ["PREFECT_HOME"]))
+wait_for_api(api)
+print(api.process.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no cleanup
+"""
+
+
+def test_a_killed_cli_leaves_no_server_behind(tmp_path: Path) -> None:
+    import time
+
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
+    env.pop("TMPDIR", None)
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", KILLED, str(tmp_path / "wd")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == -9, out.stderr[-3000:]
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.2)
+    os.kill(pid, 9)
+    raise AssertionError(f"the local API (pid {pid}) outlived its killed parent")
