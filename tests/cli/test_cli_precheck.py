@@ -87,20 +87,25 @@ print("SERVER-IMPORTED", "prefect.server.api.server" in sys.modules)
 """
 
 
-def test_local_api_started_early_is_the_one_the_flow_uses(tmp_path: Path) -> None:
-    """The early start's server is the one the flow reports to, with the run in the workdir's
-    database, and the flow's process never imports Prefect's server package (its memory)."""
+def _python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter, as the CLI starts: no Prefect settings inherited."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
     env.pop("TMPDIR", None)
     env["PYTHONPATH"] = str(ROOT)
-    out = subprocess.run(
-        [sys.executable, "-c", API_PROBE, str(tmp_path / "wd")],
+    return subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "wd")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_local_api_started_early_is_the_one_the_flow_uses(tmp_path: Path) -> None:
+    """The early start's server is the one the flow reports to, with the run in the workdir's
+    database, and the flow's process never imports Prefect's server package (its memory)."""
+    out = _python(API_PROBE, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "URL http://127.0.0.1:" in out.stdout
     assert "SERVER-IMPORTED False" in out.stdout
@@ -153,17 +158,7 @@ def test_a_killed_cli_leaves_no_server_behind(tmp_path: Path) -> None:
 
     import psutil
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
-    env.pop("TMPDIR", None)
-    env["PYTHONPATH"] = str(ROOT)
-    out = subprocess.run(
-        [sys.executable, "-c", KILLED, str(tmp_path / "wd")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = _python(KILLED, tmp_path)
     assert out.returncode == -9, out.stderr[-3000:]
     pid = int(out.stdout.split()[0])
     deadline = time.monotonic() + 20
