@@ -258,14 +258,15 @@ def _check_store_uri(settings: Settings) -> None:
         raise typer.BadParameter(str(exc), param_hint="--store / registry.store") from None
 
 
-def _prepare(settings: Settings, *, flows: bool = True) -> None:
+def _prepare(settings: Settings, *, flows: bool = True, tracks: bool = True) -> None:
     """Point Prefect & co. at the workdir; call before importing anything that imports Prefect.
 
-    ``flows=False`` for a command that runs no flow (no Prefect database is seeded)."""
+    ``flows=False`` for a command that runs no flow (no Prefect database is seeded);
+    ``tracks=False`` for one that logs nothing to MLflow (no MLflow store is seeded)."""
     from flows.runtime import prepare_environment, seed_mlflow_database
 
     prepare_environment(settings.workdir, flows=flows)
-    if flows and settings.mlflow.tracking_uri is None:  # the workdir's own store
+    if flows and tracks and settings.mlflow.tracking_uri is None:  # the workdir's own store
         from pipelines.workdir import WorkdirLayout
 
         layout = WorkdirLayout(settings.workdir)
@@ -358,7 +359,7 @@ def collect(
     """Collect new bars incrementally, check them and update the features (no training)."""
     settings = settings_from_cli(config, workdir, data, None, sets)
     _refuse_mixed_sources(settings)
-    _prepare(settings)
+    _prepare(settings, tracks=False)  # collect logs nothing to MLflow
     api = _start_local_api()
     from flows.collect import run_collect
 
