@@ -36,6 +36,7 @@ class LocalApi:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str]  # the server's environment, for a restart on another port
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -112,7 +113,7 @@ def serving(api: LocalApi | None) -> Iterator[None]:
     Heartbeats let a long-lived server mark the runs of a vanished process Crashed; this
     server lives and dies with the process, so they would only cost time: the engine joins
     its heartbeat thread at the end of every flow and subflow run, and that thread sleeps in
-    one-second steps (up to 1 s per flow run, ~1.5 s of the demo). A configured server
+    one-second steps (an empty flow run: 1,087 ms with them, 88 ms without). A configured server
     (``api`` None) keeps Prefect's settings as they are.
     """
     if api is None:
@@ -137,7 +138,7 @@ def wait_for_api(api: LocalApi | None) -> None:
     except RuntimeError as exc:
         if _PORT_TAKEN not in str(exc).lower():
             raise
-        retry = _spawn(dict(os.environ), api.log)
+        retry = _spawn(api.env, api.log)
         api.port, api.process, api.started = retry.port, retry.process, retry.started
         os.environ["PREFECT_API_URL"] = api.url
         from prefect.context import refresh_global_settings_context
@@ -173,7 +174,7 @@ def _spawn(env: dict[str, str], log: Path) -> LocalApi:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent()
         )
-    return LocalApi(port, process, log)
+    return LocalApi(port, process, log, env)
 
 
 def _die_with_parent() -> Callable[[], None] | None:

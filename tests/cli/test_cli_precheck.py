@@ -137,7 +137,7 @@ def test_a_server_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     process.wait()
     with pytest.raises(RuntimeError, match=r"exited with code 3(?s:.)*the reason it died"):
-        LocalApi(1, process, log).wait(timeout=5)
+        LocalApi(1, process, log, {}).wait(timeout=5)
 
 
 KILLED = """
@@ -171,3 +171,30 @@ def test_a_killed_cli_leaves_no_server_behind(tmp_path: Path) -> None:
         time.sleep(0.2)
     os.kill(pid, 9)
     raise AssertionError(f"the local API (pid {pid}) outlived its killed parent")
+
+
+RETRY = """
+import os, socket, sys
+from pathlib import Path
+from flows.runtime import prepare_environment
+prepare_environment(Path(sys.argv[1]), flows=True)
+from flows import local_api
+taken = socket.socket()
+taken.bind(("127.0.0.1", 0))
+taken.listen()
+ports = [taken.getsockname()[1]]  # the first port chosen is taken by the time uvicorn binds
+real = local_api._free_port
+local_api._free_port = lambda: ports.pop() if ports else real()
+api = local_api.start_local_api(Path(os.environ["PREFECT_HOME"]))
+first = api.port
+local_api.wait_for_api(api)
+assert api.port != first and os.environ["PREFECT_API_URL"] == api.url
+assert api.env["PREFECT_UI_ENABLED"] == "0"  # the restart is the same ephemeral server
+print("RESTARTED", first, api.port)
+"""
+
+
+def test_a_port_taken_meanwhile_restarts_the_server_on_another(tmp_path: Path) -> None:
+    out = _python(RETRY, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "RESTARTED" in out.stdout
