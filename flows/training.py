@@ -8,6 +8,7 @@ published and its last good version stays live; the other models still publish.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prefect import allow_failure, flow, get_run_logger
@@ -20,7 +21,7 @@ from flows.collect import collect_stage
 from pipelines.models.base import TrainInputs
 from pipelines.models.registry import SPECS
 from tasks.context import ModelOutcome, RunContext, store_uri
-from tasks.data import pull_cloud_state, push_cloud_state
+from tasks.data import CollectResult, pull_cloud_state, push_cloud_state
 from tasks.publish import heartbeat_pointers, settle_trained
 from tasks.recommend import publish_recommendation
 from tasks.reporting import close_run, decide_training, final_state
@@ -70,6 +71,21 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
     lineage = {**ctx.lineage, "data_hash": data.data_hash}
     ctx = RunContext(**{**ctx.__dict__, "lineage": lineage})
     parent = start_parent_run(ctx.tracker, ctx.run_id, settings, lineage, data.checks)
+    try:
+        return _train_and_settle(settings, ctx, parent, data)
+    except BaseException:
+        # a crash or Ctrl-C: MLflow's parent run says FAILED instead of staying RUNNING
+        with contextlib.suppress(Exception):
+            ctx.tracker.end_run(parent, ok=False)
+        raise
+
+
+def _train_and_settle(
+    settings: Settings, ctx: RunContext, parent: str, data: CollectResult
+) -> State[dict[str, Any]]:
+    """Every model trained concurrently, each settled as it finishes, then the report."""
+    log = get_run_logger()
+    assert data.features is not None  # checked by the caller
     features = data.features.frame
     inputs = TrainInputs(
         data.bars, features, compute_arm_signals(data.bars), events=data.joined_events

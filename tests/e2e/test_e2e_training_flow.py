@@ -221,3 +221,22 @@ def test_too_little_history_skips_every_model_with_one_line(
         assert outcome["status"] == "skipped", outcome
         assert outcome["detail"].startswith(f"{name}: needs >= ") and "got " in outcome["detail"]
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("LATEST"))
+
+
+def test_a_crash_mid_run_leaves_the_mlflow_run_failed_not_running(
+    tmp_path: Path, prefect_api: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception (or Ctrl-C) after MLflow's parent run started ends it FAILED."""
+    import flows.training
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the machine fell over")
+
+    monkeypatch.setattr(flows.training, "compute_arm_signals", crash)
+    settings = _settings(tmp_path / "wd")
+    with pytest.raises(RuntimeError, match="the machine fell over"):
+        run_training(settings)
+    client = MlflowClient(tracking_uri=f"sqlite:///{WorkdirLayout(settings.workdir).mlflow_db}")
+    (experiment,) = [e for e in client.search_experiments() if e.name != "Default"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FAILED"
