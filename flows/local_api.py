@@ -3,8 +3,8 @@
 With no ``PREFECT_API_URL`` Prefect starts a temporary API itself (``SubprocessASGIServer``),
 but importing that class imports the whole server package into the flow's process (FastAPI
 routes, SQLAlchemy models, Alembic, Docket): +67 MB of peak RSS and ~1.5 s of CPU on the
-2-core machine (BENCHMARKS.md), only to spawn a subprocess. Here the same subprocess is spawned
-the way Prefect's own launchers spawn it (``uvicorn --factory
+2-core machine (docs/performance.md), only to spawn a subprocess. Here the same subprocess
+is spawned the way Prefect's own launchers spawn it (``uvicorn --factory
 prefect.server.api.server:create_app``, UI off, ephemeral services), its URL goes into
 ``PREFECT_API_URL`` for this process and its children, and it stops when the process exits.
 The flow's runs are real runs in the workdir's database, visible in ``prefect server start``.

@@ -6,7 +6,7 @@ phone home from an offline machine.
 
 A fresh workdir's Prefect database also starts as a copy of a migrated, empty template, when
 one exists for the installed Prefect: creating and migrating the sqlite database is most of
-the local API's start (11 s of its ~15 s on the 2-core machine, BENCHMARKS.md), and the
+the local API's start (11 s of its ~15 s on the 2-core machine when measured), and the
 migrations are the same for every workdir. The workdir's MLflow store starts the same way
 (its first open otherwise runs MLflow's migrations: 2.1 s against 0.6 s). ``make setup``
 builds both templates once per virtual environment (``python -m flows.runtime``); without

@@ -53,7 +53,7 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
     ctx = RunContext.open(settings)
     # The collect stage's tasks run as this flow's own, not as a subflow: a subflow run costs
     # its own state round trips and, on the local SQLite API, a "database is locked" retry
-    # now and then (2 s of backoff; BENCHMARKS.md). ``edgeflow collect`` runs it as a flow.
+    # now and then (2 s of backoff; docs/performance.md). ``edgeflow collect`` runs it as a flow.
     data = collect_stage.fn(settings, ctx.run_id)
     if data.rejected is not None or data.features is None:
         summary: dict[str, Any] = {

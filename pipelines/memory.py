@@ -1,7 +1,7 @@
 """glibc's malloc, told how to behave in a process that trains several models on threads.
 
 glibc gives threads their own arenas (up to 8 per core) and keeps the pages they free for
-reuse, so four trainings on threads held several peaks at once (BENCHMARKS.md). Both calls
+reuse, so four trainings on threads held several peaks at once (docs/performance.md). Both calls
 are no-ops where the C library is not glibc.
 """
 
@@ -38,7 +38,7 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> bool:
     torch buffers) get their own mapping, returned to the system the moment they are freed.
     glibc otherwise raises the threshold after each large free (up to 32 MiB), so later
     arrays land in the heap and stay there as fragments: 40-50 MB of the demo's peak, for
-    ~1.8 s more wall time (fresh pages for each large block; BENCHMARKS.md). Call
+    ~1.8 s more wall time (fresh pages for each large block; docs/performance.md). Call
     before the threads start; a value set in the environment wins, and a C library without
     ``mallopt`` is left alone. Returns whether both were set.
     """
