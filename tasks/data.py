@@ -25,7 +25,8 @@ from pipelines.data.sources import RawFrame, load_source
 from pipelines.data.store import AppendResult, append_bars, read_bars
 from pipelines.events import ingest_events, read_dataset
 from pipelines.events.storage import open_source, open_state
-from pipelines.features import FeatureSet, featurize
+from pipelines.features import FeatureSet
+from pipelines.features.isolated import featurize_isolated
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,12 @@ def load_bars(root: Path) -> tuple[pd.DataFrame, str]:
 def featurize_bars(
     bars: pd.DataFrame, data_hash: str, code_hash: str = FEATURES_CODE_HASH
 ) -> FeatureSet:
-    """The 43 features; cached across runs on (data hash, feature code hash)."""
-    features = featurize(bars)
+    """The 43 features; cached across runs on (data hash, feature code hash).
+
+    Computed in a child process (:mod:`pipelines.features.isolated`): numba stays out of the
+    process that trains next.
+    """
+    features = featurize_isolated(bars)
     get_run_logger().info(
         "featurized %d rows x %d features (%d warm-up rows dropped)",
         len(features.frame),

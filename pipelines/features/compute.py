@@ -8,13 +8,13 @@ Each symbol is computed on its own arrays, so no value ever leaks across symbols
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from pipelines.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS
 from pipelines.features import kernels as k
+from pipelines.features.featureset import FeatureSet
 from pipelines.features.names import FEATURE_NAMES, WARMUP_BARS
 
 logger = logging.getLogger(__name__)
@@ -31,28 +31,6 @@ _VOLUME_BASELINE_HALFLIFE = 1000.0
 _JUMP_BASELINE_HALFLIFE = 500.0
 _JUMP_SIGMAS = 3.0
 _WEEK_SECONDS = 7 * 86400
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """Features ready for training: warm-up rows already removed.
-
-    Attributes
-    ----------
-    frame:
-        Columns ``ts``, ``symbol`` and the 43 :data:`FEATURE_NAMES` (float32, finite), sorted by
-        (symbol, ts), index ``0..n-1``.
-    warmup_dropped:
-        Rows removed in total (``min(len, WARMUP_BARS)`` per symbol).
-    """
-
-    frame: pd.DataFrame
-    warmup_dropped: int
-
-    @property
-    def X(self) -> np.ndarray:
-        """The feature matrix ``[n, 43]`` float32, columns in :data:`FEATURE_NAMES` order."""
-        return self.frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
 
 
 def _div(a: np.ndarray, b: np.ndarray, fill: float = 0.0) -> np.ndarray:

@@ -1,0 +1,83 @@
+"""``featurize`` in a child process, so numba and LLVM never load into the training process.
+
+The kernels are numba-compiled. Loading them, even from the on-disk cache, costs the process
+that calls them about 110 MB it keeps for life: numba's typing machinery (~52 MB) and the
+pages of LLVM's library that linking touches (~60 MB). The training flow featurizes once,
+then trains for a minute with that memory idle, at the very point where its peak is measured
+(docs/performance.md). A child that imports numba, featurizes and exits takes it with it,
+for about 0.8 s of start-up.
+
+Bars go to the child and features come back as Arrow IPC files in a private temporary
+directory: columns, dtypes and values round-trip exactly, so the result equals
+``featurize(bars)`` (tested). A ``ValueError`` from ``featurize`` (bad bars, a non-finite
+feature) is raised again in the parent with the child's message; anything else is a
+``RuntimeError`` that carries the child's last lines of output.
+
+    python -m pipelines.features.isolated BARS.arrow OUT.arrow
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+
+from pipelines.features.featureset import FeatureSet
+
+#: Schema metadata key that carries ``FeatureSet.warmup_dropped`` back to the parent.
+_WARMUP_KEY = b"edgeflow.warmup_dropped"
+#: Exit status for a ``ValueError`` from ``featurize``; its message is the child's stdout.
+_REFUSED = 3
+
+
+def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
+    """``featurize(bars)`` computed by a fresh interpreter; returns the same ``FeatureSet``.
+
+    The bars are not modified. The child inherits this process's environment (numba's cache
+    settings included) and runs the installed ``pipelines`` package.
+    """
+    with tempfile.TemporaryDirectory(prefix="edgeflow-featurize-") as tmp:
+        src, out = Path(tmp) / "bars.arrow", Path(tmp) / "features.arrow"
+        feather.write_feather(bars, src, compression="uncompressed")
+        proc = subprocess.run(
+            [sys.executable, "-m", __name__, str(src), str(out)],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            check=False,
+        )
+        if proc.returncode == _REFUSED:
+            raise ValueError(proc.stdout.strip())
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
+            raise RuntimeError(f"featurize child process exited {proc.returncode}:\n{tail}")
+        table = feather.read_table(out, memory_map=False)
+        dropped = int(json.loads((table.schema.metadata or {})[_WARMUP_KEY]))
+        frame = table.to_pandas()
+    return FeatureSet(frame=frame, warmup_dropped=dropped)
+
+
+def _main(src: str, out: str) -> int:
+    from pipelines.features.compute import featurize
+
+    bars = feather.read_feather(src, memory_map=False)
+    try:
+        features = featurize(bars)
+    except ValueError as exc:
+        print(exc)
+        return _REFUSED
+    table = pa.Table.from_pandas(features.frame, preserve_index=None)
+    meta = {**(table.schema.metadata or {}), _WARMUP_KEY: json.dumps(features.warmup_dropped)}
+    feather.write_feather(table.replace_schema_metadata(meta), out, compression="uncompressed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(*sys.argv[1:3]))

@@ -1,0 +1,82 @@
+"""``featurize`` in a child process: the same features, the same errors, no numba in the caller."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from configs.settings import load_config
+from pipelines.data.fingerprint import frame_hash
+from pipelines.data.synthetic import generate_bars
+from pipelines.features import WARMUP_BARS, featurize
+from pipelines.features import isolated as iso
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bars(n: int, symbols: list[str], seed: int = 11) -> pd.DataFrame:
+    cfg = load_config().data.synthetic.model_copy(update={"n_bars": n, "symbols": symbols})
+    return generate_bars(cfg, seed)
+
+
+def test_child_features_equal_in_process_features() -> None:
+    # a second symbol too short for its warm-up contributes no rows: the edge of the concat
+    long, short = _bars(900, ["AAA", "BBB"]), _bars(WARMUP_BARS - 5, ["CCC"], seed=3)
+    bars = pd.concat([long, short], ignore_index=True)
+    before = bars.copy(deep=True)
+    got, want = iso.featurize_isolated(bars), featurize(bars)
+    pd.testing.assert_frame_equal(got.frame, want.frame, check_exact=True, check_index_type=True)
+    assert type(got.frame.index) is type(want.frame.index)
+    assert got.warmup_dropped == want.warmup_dropped == 2 * WARMUP_BARS + len(short)
+    assert frame_hash(got.frame) == frame_hash(want.frame)
+    pd.testing.assert_frame_equal(bars, before)  # the input is not touched
+
+
+def test_bad_bars_raise_the_childs_value_error_in_the_parent() -> None:
+    bars = _bars(300, ["AAA"])
+    bars.loc[17, "close"] = -1.0
+    with pytest.raises(ValueError) as in_process:
+        featurize(bars)
+    with pytest.raises(ValueError) as isolated:
+        iso.featurize_isolated(bars)
+    assert str(isolated.value) == str(in_process.value) and str(isolated.value)
+
+
+def test_a_child_that_crashes_is_a_runtime_error_with_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'numba: segmentation fault in the cache' >&2\nexit 9\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(iso.sys, "executable", str(fake))
+    with pytest.raises(RuntimeError, match=r"exited 9:\nnumba: segmentation fault"):
+        iso.featurize_isolated(_bars(300, ["AAA"]))
+
+
+def test_the_training_flow_never_imports_numba() -> None:
+    """The flow, its tasks and every trainer import without numba: only the child loads it."""
+    code = (
+        "import sys, flows.training, flows.collect, tasks.data, tasks.train, flows.cli\n"
+        "import pipelines.models.bandit.train, pipelines.models.regime.train\n"
+        "import pipelines.models.sizer.train, pipelines.models.metalabel.train\n"
+        "from pipelines.features import FEATURE_NAMES, FeatureSet\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite'))\n"
+        "assert not bad, bad[:5]\n"
+        "assert 'pipelines.features.kernels' not in sys.modules\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # and the lazy names still resolve to the real transforms
+    import pipelines.features as pf
+
+    assert (
+        pf.featurize is featurize
+        and np.isfinite(pf.compute_features(_bars(300, ["A"])).iloc[-1]).all()
+    )
