@@ -136,7 +136,7 @@ class SafeScoringNet(nn.Module):
 
 #: Rows per forward pass when scoring a whole span: the posterior projection is
 #: rows x arms x (embedding + 1) floats, ~120 MB at once for the demo's 40,000 rows.
-SCORE_CHUNK = 4096
+SCORE_CHUNK = 1024
 
 
 def score_rows(module: nn.Module, x: np.ndarray, chunk: int = SCORE_CHUNK) -> np.ndarray:
@@ -433,10 +433,18 @@ class NeuralBandit:
         )
 
     def _features(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
-        xt = torch.from_numpy(np.array(X, dtype=np.float32))
+        """``phi = [embedding, 1]`` in float64, written into one array (no float64 copy of
+        the embedding and no stacked copy: the posterior's peak over all rows)."""
+        if isinstance(X, torch.Tensor):
+            xt = X.to(torch.float32)
+        else:
+            xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
         with torch.no_grad():
-            emb = self.net_.embed(xt).double().numpy()
-        return np.hstack([emb, np.ones((len(emb), 1))])
+            emb = self.net_.embed(xt).numpy()
+        phi = np.empty((len(emb), emb.shape[1] + 1))
+        phi[:, :-1] = emb
+        phi[:, -1] = 1.0
+        return phi
 
     def _fit_posterior(
         self, xt: torch.Tensor, action: np.ndarray, y: np.ndarray, weight: np.ndarray
