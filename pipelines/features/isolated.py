@@ -41,7 +41,7 @@ def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
     """``featurize(bars)`` computed by a fresh interpreter; returns the same ``FeatureSet``.
 
     The bars are not modified. The child inherits this process's environment (numba's cache
-    settings included) and runs the installed ``pipelines`` package.
+    settings included) and imports ``pipelines`` from where this process did.
     """
     with tempfile.TemporaryDirectory(prefix="edgeflow-featurize-") as tmp:
         src, out = Path(tmp) / "bars.arrow", Path(tmp) / "features.arrow"
@@ -50,7 +50,7 @@ def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
             [sys.executable, "-m", __name__, str(src), str(out)],
             capture_output=True,
             text=True,
-            env=os.environ.copy(),
+            env=_child_env(),
             check=False,
         )
         if proc.returncode == _REFUSED:
@@ -62,6 +62,16 @@ def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
         dropped = int(json.loads((table.schema.metadata or {})[_WARMUP_KEY]))
         frame = table.to_pandas()
     return FeatureSet(frame=frame, warmup_dropped=dropped)
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with the directory this ``pipelines`` package was imported from
+    first on the child's path: the child runs the parent's code even where the package is
+    not installed (a checkout put on ``sys.path`` by hand, as the benchmarks do)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _main(src: str, out: str) -> int:

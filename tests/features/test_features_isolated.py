@@ -80,3 +80,38 @@ def test_the_training_flow_never_imports_numba() -> None:
         pf.featurize is featurize
         and np.isfinite(pf.compute_features(_bars(300, ["A"])).iloc[-1]).all()
     )
+
+
+def test_the_child_runs_the_parents_checkout_even_when_it_is_not_installed(
+    tmp_path: Path,
+) -> None:
+    """A copy of the package on ``sys.path`` only (not installed): the child imports the copy.
+
+    The copy's ``names`` module leaves a file per process that imports it: two (parent and
+    child) when the child runs the copy, one if it fell back to the installed package.
+    """
+    import shutil
+
+    copy, marks = tmp_path / "checkout", tmp_path / "marks"
+    marks.mkdir()
+    for pkg in ("pipelines", "configs"):
+        shutil.copytree(ROOT / pkg, copy / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    names = copy / "pipelines" / "features" / "names.py"
+    names.write_text(
+        names.read_text()
+        + f"\nimport os as _os\nopen({str(marks)!r} + f'/{{_os.getpid()}}', 'w')\n"
+    )
+    code = (
+        f"import sys; sys.path.insert(0, {str(copy)!r})\n"
+        "from pipelines.data.synthetic import generate_bars\n"
+        "from configs.settings import load_config\n"
+        "from pipelines.features.isolated import featurize_isolated\n"
+        "cfg = load_config().data.synthetic.model_copy(update={'n_bars': 400, 'symbols': ['A']})\n"
+        "print(len(featurize_isolated(generate_bars(cfg, 1)).frame))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(400 - WARMUP_BARS)]
+    assert len(list(marks.iterdir())) == 2
