@@ -25,6 +25,7 @@ from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     from configs.settings import Settings
+    from pipelines.data.precheck import Precheck
 
 #: The store commands live in flows.registry_cli, which imports the registry and the settings
 #: (numpy, pydantic: a quarter of a second); they are loaded when one of them is used, and the
@@ -193,18 +194,17 @@ def _refuse_mixed_sources(settings: Settings) -> None:
     claim_store(bars, fp, workdir=settings.workdir, record=False)
 
 
-def _precheck(settings: Settings) -> dict[str, Any] | None:
-    """Refuse bad input, and stop a run that every model would skip, before Prefect starts.
+def _check_input(settings: Settings) -> Precheck | None:
+    """Refuse bad input before Prefect starts and the heavy imports load.
 
     The checks that need no model (provenance, read, schema and values, history per symbol)
     take a second or two; the flow repeats them (a scheduled run has no command line). A bad
-    input raises DataError (one line, exit 2); a run with too little history for every model
-    returns its summary (status ``skipped``, exit 0: the input is fine, there is just not
-    enough of it yet). Returns None when the flow should run.
+    input raises DataError (one line, exit 2). Returns None for a source only the flow reads
+    (S3), after refusing a store that holds another source's bars.
     """
     from datetime import UTC, datetime
 
-    from pipelines.data.precheck import MIN_FEATURE_ROWS, precheck_input
+    from pipelines.data.precheck import precheck_input
     from pipelines.workdir import WorkdirLayout, new_run_id
 
     layout = WorkdirLayout(settings.workdir)
@@ -220,8 +220,20 @@ def _precheck(settings: Settings) -> dict[str, Any] | None:
     )
     if found is None:  # a source only the flow reads (S3): still refuse a mixed store now
         _refuse_mixed_sources(settings)
-        return None
-    if found.skip_reason is None:
+    return found
+
+
+def _precheck(settings: Settings) -> dict[str, Any] | None:
+    """:func:`_check_input`, then stop a run that every model would skip.
+
+    A run with too little history for every model returns its summary (status ``skipped``,
+    exit 0: the input is fine, there is just not enough of it yet). Returns None when the
+    flow should run.
+    """
+    from pipelines.data.precheck import MIN_FEATURE_ROWS
+
+    found = _check_input(settings)
+    if found is None or found.skip_reason is None:
         return None
     return {
         "status": "skipped",
@@ -358,7 +370,7 @@ def collect(
 ) -> None:
     """Collect new bars incrementally, check them and update the features (no training)."""
     settings = settings_from_cli(config, workdir, data, None, sets)
-    _refuse_mixed_sources(settings)
+    _check_input(settings)  # bad input refused in seconds, as by `run`
     _prepare(settings, tracks=False)  # collect logs nothing to MLflow
     api = _start_local_api()
     from flows.collect import run_collect

@@ -1,4 +1,5 @@
-"""``edgeflow run`` refuses bad input, and stops on too little history, before Prefect starts."""
+"""``edgeflow run`` and ``collect`` refuse bad input, and ``run`` stops on too little history,
+before Prefect starts."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ PROBE = (
 )
 
 
-def _run(tmp_path: Path, data: Path) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, data: Path, command: str = "run") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
     env.pop("TMPDIR", None)
     env["PYTHONPATH"] = str(ROOT)
-    args = ["run", "--config", str(ROOT / "configs" / "demo.yaml"), "--data", str(data)]
+    args = [command, "--config", str(ROOT / "configs" / "demo.yaml"), "--data", str(data)]
     args += ["--workdir", str(tmp_path / "wd")]
     return subprocess.run(
         [sys.executable, "-c", PROBE, *args],
@@ -36,8 +37,9 @@ def _run(tmp_path: Path, data: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_bad_input_is_one_line_exit_2_without_prefect(tmp_path: Path) -> None:
-    out = _run(tmp_path, ROOT / "tests" / "data" / "bad" / "nan_value.csv")
+@pytest.mark.parametrize("command", ["run", "collect"])
+def test_bad_input_is_one_line_exit_2_without_prefect(tmp_path: Path, command: str) -> None:
+    out = _run(tmp_path, ROOT / "tests" / "data" / "bad" / "nan_value.csv", command)
     assert out.returncode == 2, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
