@@ -438,12 +438,16 @@ def replay(
     first-cycle policy, the best single arm and (synthetic data) the oracle. JSON out; plot
     and HTML page under <workdir>/replay."""
     settings = settings_from_cli(config, workdir, None, None, sets)
+    from flows.replay_input import replay_input
+
+    # the folder, the bars and the plan, refused in seconds rather than after Prefect starts
+    checked = replay_input(settings, cycles, cycle_bars, data, initial_bars)
     _prepare(settings)
     api = _start_local_api()
     from flows.replay import run_closed_loop
 
     with api:
-        summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars)
+        summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars, checked)
     typer.echo(summary["verdict"], err=True)
     typer.echo(json.dumps(summary, indent=2, default=str))
 

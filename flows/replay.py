@@ -29,6 +29,7 @@ import pandas as pd
 
 from configs import Settings
 from configs.settings import ConfigError
+from flows.replay_input import ReplayInput, replay_input
 from pipelines.bot import DecisionEngine, EngineConfig, EventLog
 from pipelines.bot.replay import (
     ReplayResult,
@@ -38,28 +39,12 @@ from pipelines.bot.replay import (
     plot_replay,
     run_replay,
 )
-from pipelines.data.checks import check_bars
-from pipelines.data.sources import load_source, read_files
-from pipelines.data.synthetic import generate_bars
 from pipelines.models.regime.train import bocd_prior_variance
 from pipelines.registry import open_store
 from pipelines.registry.keys import keyring_from_env
 from tasks.context import store_uri
 
 BOT_ID = "replay"
-
-
-def replay_bars(settings: Settings, data: Path | None) -> pd.DataFrame:
-    """The bar stream: the user's file/folder, else the config's source (``sample``, ``files``,
-    ``s3``), each checked like any input; or the config's generator, which carries the true
-    regime, so the oracle can be scored."""
-    if data is not None:
-        raws = read_files(data, settings.data.files)
-    elif settings.data.source == "synthetic":
-        return generate_bars(settings.data.synthetic, settings.seed)
-    else:
-        raws = load_source(settings.data, settings.seed)
-    return check_bars(raws, settings.data.checks, interval=settings.data.interval).bars
 
 
 def loop_settings(settings: Settings, root: Path) -> Settings:
@@ -137,31 +122,22 @@ def run_closed_loop(
     cycle_bars: int,
     data: Path | None = None,
     initial_bars: int | None = None,
+    checked: ReplayInput | None = None,
 ) -> dict[str, Any]:
     """Run the replay under ``settings.workdir/replay``; returns the JSON summary.
 
     ``initial_bars`` (default: what is left before the cycles, at least 1000 bars) are the
     first training's history. A folder that holds a previous replay is refused: its bar store
-    would hand the first training bars from the later cycles.
+    would hand the first training bars from the later cycles. ``checked`` is
+    :func:`flows.replay_input.replay_input` of the same arguments, when the caller has run
+    it already (the CLI does, before Prefect starts).
     """
     from flows.training import run_training
 
-    root = Path(settings.workdir) / "replay"
-    if root.exists() and any(root.iterdir()):
-        raise ConfigError(
-            f"{root}: holds a previous replay (its bar store would leak later bars into the "
-            "first training); use another --workdir or delete that folder"
-        )
-    bars = replay_bars(settings, data)
+    if checked is None:
+        checked = replay_input(settings, cycles, cycle_bars, data, initial_bars)
+    root, bars, initial = checked.root, checked.bars, checked.initial_bars
     n_stamps = bars["ts"].nunique()
-    initial = (
-        initial_bars if initial_bars is not None else max(1000, n_stamps - cycles * cycle_bars)
-    )
-    if initial + (cycles - 1) * cycle_bars >= n_stamps:
-        raise ConfigError(
-            f"{n_stamps} bars per symbol hold no {cycles} cycles of {cycle_bars} after "
-            f"{initial} initial bars: lower --cycles/--cycle-bars or give more bars"
-        )
     b = settings.bandit
     try:
         replay = ReplaySettings(

@@ -1,5 +1,5 @@
-"""``edgeflow run`` and ``collect`` refuse bad input, and ``run`` stops on too little history,
-before Prefect starts."""
+"""``edgeflow run``, ``collect`` and ``replay`` refuse bad input, and ``run`` stops on too little
+history, before Prefect starts."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _run(tmp_path: Path, data: Path, command: str = "run") -> subprocess.Complet
     )
 
 
-@pytest.mark.parametrize("command", ["run", "collect"])
+@pytest.mark.parametrize("command", ["run", "collect", "replay"])
 def test_bad_input_is_one_line_exit_2_without_prefect(tmp_path: Path, command: str) -> None:
     out = _run(tmp_path, ROOT / "tests" / "data" / "bad" / "nan_value.csv", command)
     assert out.returncode == 2, out.stderr[-2000:]
@@ -46,6 +46,9 @@ def test_bad_input_is_one_line_exit_2_without_prefect(tmp_path: Path, command: s
     assert "nan_value.csv: column 'close', row 5" in lines[0]
     assert "HEAVY=\n" in out.stdout  # refused before Prefect, MLflow and the trainers load
     assert not (tmp_path / "wd" / "prefect").exists()
+    if command == "replay":  # replays read their bars into their own folder: nothing written
+        assert not (tmp_path / "wd" / "replay").exists()
+        return
     (run_dir,) = (tmp_path / "wd" / "runs").iterdir()
     assert (run_dir / "quarantine" / "quarantine.csv").is_file()  # the bad row, for the user
 
