@@ -243,6 +243,14 @@ def _precheck(settings: Settings) -> dict[str, Any] | None:
     }
 
 
+def _limit_threads() -> None:
+    """One thread per numeric library pool, set before anything imports numpy or torch
+    (``flows.runtime.limit_threads``: the flow runs one training per core already)."""
+    from flows.runtime import limit_threads
+
+    limit_threads()
+
+
 def _start_local_api() -> AbstractContextManager[None]:
     """Start Prefect's local API now, as a subprocess; the returned context waits for it and
     runs the flows inside against it (``flows.local_api.serving``).
@@ -340,6 +348,7 @@ def run(
     sets: SetOpt = None,
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
+    _limit_threads()
     settings = settings_from_cli(config, workdir, data, store, sets)
     _check_store_uri(settings)
     skipped = _precheck(settings)  # provenance, the input itself, history per symbol
@@ -369,6 +378,7 @@ def collect(
     sets: SetOpt = None,
 ) -> None:
     """Collect new bars incrementally, check them and update the features (no training)."""
+    _limit_threads()
     settings = settings_from_cli(config, workdir, data, None, sets)
     _check_input(settings)  # bad input refused in seconds, as by `run`
     _prepare(settings, tracks=False)  # collect logs nothing to MLflow
@@ -437,6 +447,7 @@ def replay(
     on its bars and logs after each cycle and the bot hot-reloads; reward per cycle vs a frozen
     first-cycle policy, the best single arm and (synthetic data) the oracle. JSON out; plot
     and HTML page under <workdir>/replay."""
+    _limit_threads()
     settings = settings_from_cli(config, workdir, None, None, sets)
     from flows.replay_input import replay_input
 

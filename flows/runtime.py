@@ -34,6 +34,21 @@ _DATABASE_URL_SETTINGS = (
 )
 
 
+#: Thread pools of the numeric libraries (OpenMP for torch and LightGBM, OpenBLAS, MKL), one
+#: thread each: the flow already runs one training per core, and pools sized to the machine
+#: on top of that oversubscribe it. On the 2-core machine the demo took 47.5 and 46.6 s
+#: instead of 50.2 and 54.4 s, and 69-70 s of user CPU instead of 74-80 s (interleaved),
+#: with every gate value equal (docs/performance.md). Set in the environment to override.
+THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1"}
+
+
+def limit_threads() -> None:
+    """Apply :data:`THREAD_DEFAULTS` where unset. Libraries read them when they load, so call
+    this before numpy and torch are imported (the CLI's training commands do it first)."""
+    for key, value in THREAD_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
 def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
     """Set library environment defaults for this process; values already set win.
 
@@ -59,6 +74,7 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
         os.environ.setdefault(key, value)
     Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
     if flows:
+        limit_threads()
         seed_prefect_database(Path(os.environ["PREFECT_HOME"]))
         tune_malloc()
 

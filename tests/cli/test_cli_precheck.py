@@ -17,13 +17,19 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import sys; from flows.cli import main; code = main(sys.argv[1:]); "
     "heavy = sorted(m for m in ('prefect', 'mlflow', 'torch', 'lightgbm') if m in sys.modules); "
-    "print('HEAVY=' + ','.join(heavy)); sys.exit(code)"
+    "print('HEAVY=' + ','.join(heavy)); "
+    "from threadpoolctl import threadpool_info; "
+    "print('BLAS=' + ','.join(str(p['num_threads']) for p in threadpool_info())); sys.exit(code)"
 )
 
 
-def _run(tmp_path: Path, data: Path, command: str = "run") -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, data: Path, command: str = "run", **extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
     env.pop("TMPDIR", None)
+    env.pop("OMP_NUM_THREADS", None)
+    env.update(extra)
     env["PYTHONPATH"] = str(ROOT)
     args = [command, "--config", str(ROOT / "configs" / "demo.yaml"), "--data", str(data)]
     args += ["--workdir", str(tmp_path / "wd")]
@@ -37,6 +43,12 @@ def _run(tmp_path: Path, data: Path, command: str = "run") -> subprocess.Complet
     )
 
 
+def _pools(stdout: str) -> set[int]:
+    """Thread counts of the native thread pools the probe found loaded (threadpoolctl)."""
+    (line,) = [ln for ln in stdout.splitlines() if ln.startswith("BLAS=")]
+    return {int(n) for n in line.removeprefix("BLAS=").split(",") if n}
+
+
 @pytest.mark.parametrize("command", ["run", "collect", "replay"])
 def test_bad_input_is_one_line_exit_2_without_prefect(tmp_path: Path, command: str) -> None:
     out = _run(tmp_path, ROOT / "tests" / "data" / "bad" / "nan_value.csv", command)
@@ -45,6 +57,8 @@ def test_bad_input_is_one_line_exit_2_without_prefect(tmp_path: Path, command: s
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     assert "nan_value.csv: column 'close', row 5" in lines[0]
     assert "HEAVY=\n" in out.stdout  # refused before Prefect, MLflow and the trainers load
+    # numpy's BLAS was loaded after the CLI set one thread per pool (flows.runtime)
+    assert _pools(out.stdout) == {1}, out.stdout
     assert not (tmp_path / "wd" / "prefect").exists()
     if command == "replay":  # replays read their bars into their own folder: nothing written
         assert not (tmp_path / "wd" / "replay").exists()
@@ -61,8 +75,13 @@ def test_too_little_history_stops_with_the_reason(tmp_path: Path) -> None:
     assert summary["status"] == "skipped"
     assert summary["reason"].startswith("too little history for every model: ")
     assert {m["status"] for m in summary["models"].values()} == {"skipped"}
-    assert heavy.strip() == ""
+    assert heavy.splitlines()[0] == ""
     assert not (tmp_path / "wd" / "prefect").exists()
+
+
+def test_a_thread_count_set_by_the_user_wins(tmp_path: Path) -> None:
+    out = _run(tmp_path, ROOT / "tests" / "data" / "bad" / "nan_value.csv", OMP_NUM_THREADS="2")
+    assert out.returncode == 2 and _pools(out.stdout) == {2}, out.stdout + out.stderr[-500:]
 
 
 API_PROBE = """
