@@ -122,7 +122,7 @@ def main() -> None:
         ],
         "",
         f"Wall {min(walls):.1f}-{max(walls):.1f} s, peak RSS {min(rss):.0f}-{max(rss):.0f} MiB "
-        f"({min(rss) * MIB / 1e9:.2f}-{max(rss) * MIB / 1e9:.2f} GB) in {len(runs)} runs. "
+        f"({min(rss) * MIB / 1e9:.3f}-{max(rss) * MIB / 1e9:.3f} GB) in {len(runs)} runs. "
         f"Every run: {outcome}. The CLI's peak is `ru_maxrss` of the process (what "
         "`/usr/bin/time -v` reports); the tree's is sampled every 0.1 s.",
         "",

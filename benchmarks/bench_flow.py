@@ -151,12 +151,27 @@ def bookkeeping_timers() -> Timers:
     return timers
 
 
-def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float]]:
+def _cpu() -> float:
+    """CPU seconds of this process (every thread) and of its finished children (featurize's)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _server_cpu() -> float:
+    """CPU seconds of Prefect's local API server so far."""
+    import psutil
+
+    t = psutil.Process(_API[0].process.pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float], float]:
     """The flow's stages and bookkeeping without Prefect: the same task bodies (``.fn``), the
     same trainings on threads, each model logged and published as it finishes, the report.
 
     Prefect's part is what is left out: flow and task runs, their states, the API and the
-    run logger (disabled here). Returns the wall time and the bookkeeping's split.
+    run logger (disabled here). Returns the wall time, the bookkeeping's split and the CPU
+    seconds.
     """
     from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
@@ -174,7 +189,7 @@ def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float]]:
     layout = WorkdirLayout(s.workdir)
     seed_mlflow_database(layout.mlflow_db, layout.mlartifacts)  # as the CLI does
     timers = bookkeeping_timers()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     with disable_run_logger():
         ctx = RunContext.open(s)
         run_dir = ctx.run_dir
@@ -213,9 +228,9 @@ def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float]]:
         ctx.tracker.log_artifact(parent, report.parent, "report")
         t_tracking.log_run_summary.fn(ctx.tracker, parent, outcomes)
         ctx.tracker.end_run(parent, ok=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     timers.restore()
-    return wall, timers.seconds
+    return wall, timers.seconds, cpu
 
 
 def _settle(ctx: Any, parent: str, result: Any, t_tracking: Any, t_publish: Any) -> Any:
@@ -292,8 +307,9 @@ def start_api() -> float:
     return time.perf_counter() - t0
 
 
-def orchestrated(config: str, workdir: str) -> float:
-    """The real training flow on the local API, run as the CLI runs it; its wall time."""
+def orchestrated(config: str, workdir: str) -> tuple[float, float, float]:
+    """The real training flow on the local API, run as the CLI runs it: its wall time, this
+    process's CPU seconds and the API server's."""
     from flows.local_api import serving
     from flows.training import run_training
 
@@ -301,9 +317,9 @@ def orchestrated(config: str, workdir: str) -> float:
     layout = WorkdirLayout(s.workdir)
     seed_mlflow_database(layout.mlflow_db, layout.mlartifacts)  # as the CLI does
     with serving(_API[0]):
-        t0 = time.perf_counter()
+        t0, c0, s0 = time.perf_counter(), _cpu(), _server_cpu()
         run_training(s, force=True)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, _cpu() - c0, _server_cpu() - s0
 
 
 def main() -> None:
@@ -318,15 +334,19 @@ def main() -> None:
     # first log_model) and is not counted; then B and C alternate, so drift in the machine's
     # load falls on both, and the pairs are reported one by one.
     starts = cli_start()
-    book_cold, _ = bookkept(args.config, "book-cold")
+    book_cold, _, _ = bookkept(args.config, "book-cold")
     api_start = start_api()
     pairs: list[tuple[float, float]] = []
+    cpus: list[tuple[float, float, float]] = []  # B's CPU, C's (this process), C's server's
     for i in range(args.pairs):
-        flow_i = orchestrated(args.config, f"flow-{i}")
-        book_i, split = bookkept(args.config, f"book-{i}")
+        flow_i, flow_cpu, server_cpu = orchestrated(args.config, f"flow-{i}")
+        book_i, split, book_cpu = bookkept(args.config, f"book-{i}")
         pairs.append((book_i, flow_i))
+        cpus.append((book_cpu, flow_cpu, server_cpu))
     book = sum(b for b, _ in pairs) / len(pairs)
     flow = sum(c for _, c in pairs) / len(pairs)
+    cpu_b = sum(b for b, _, _ in cpus) / len(cpus)
+    cpu_c = sum(c + srv for _, c, srv in cpus) / len(cpus)
     plain_total = sum(p.values())
     train_seq = sum(v for k, v in p.items() if k.startswith("train "))
     plain_par = plain_total - train_seq + concurrent
@@ -336,7 +356,8 @@ def main() -> None:
     lines = [
         "## Training flow: wall time by stage and orchestration overhead",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_flow.py --config {args.config}`  ",
+        f"Command: `.venv/bin/python benchmarks/bench_flow.py --config {args.config} "
+        f"--pairs {args.pairs}`  ",
         f"Machine: {os.cpu_count()}-core {platform.machine()} CPU, no GPU "
         f"(load average {load[0]:.1f} at start)  ",
         f"Date: {datetime.now(UTC).date().isoformat()}",
@@ -368,6 +389,14 @@ def main() -> None:
         "|---|---:|---:|",
         *[f"| run {i + 1} | {imp:.2f} | {wait:.2f} |" for i, (imp, wait) in enumerate(starts)],
         "",
+        "| CPU seconds, pair by pair | B | C: the flow's process | C: the API server | "
+        "C against B |",
+        "|---|---:|---:|---:|---:|",
+        *[
+            f"| pair {i + 1} | {b:.1f} | {c:.1f} | {srv:.1f} | {(c + srv) / b - 1:+.1%} |"
+            for i, (b, c, srv) in enumerate(cpus)
+        ],
+        "",
         "| bookkeeping in the last run B, by call (summed over threads) | seconds |",
         "|---|---:|",
         *[f"| {k} | {v:.2f} |" for k, v in split.items()],
@@ -380,6 +409,8 @@ def main() -> None:
         "s of it (the table above; the start's CPU still competes with the imports on the 2 "
         "cores); pair by pair "
         f"{', '.join(f'{c - b:+.2f}' for b, c in pairs)} s. "
+        f"In CPU seconds (the process, its featurize child and, for C, the API server): "
+        f"{cpu_c - cpu_b:+.1f} s ({cpu_c / cpu_b - 1:+.1%}) on average. "
         f"Bookkeeping (B against A): {book - plain_par:+.2f} s. "
         "All three share the machine's 2 cores, run the same DAG (the sizer starts when the "
         "bandit it trades is trained) on the same number of threads, and follow the plain "
