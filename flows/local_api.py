@@ -37,6 +37,7 @@ class LocalApi:
     process: subprocess.Popen[bytes]
     log: Path
     env: dict[str, str]  # the server's environment, for a restart on another port
+    log_offset: int = 0  # where this start's output begins in the (appended) log
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -70,8 +71,24 @@ class LocalApi:
                 self.process.kill()
                 self.process.wait()
 
+    def output(self) -> str:
+        """What this start of the server wrote to its log (earlier starts' lines excluded)."""
+        if not self.log.is_file():
+            return ""
+        with self.log.open("rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
+
+    def port_was_taken(self) -> bool:
+        """Whether this start exited because its port was taken before it could bind it.
+
+        Searched in the whole of this start's output: under load the server's shutdown
+        tracebacks can follow uvicorn's one-line bind error by several kilobytes.
+        """
+        return self.process.poll() is not None and _PORT_TAKEN in self.output().lower()
+
     def _failure(self, what: str) -> str:
-        tail = self.log.read_text(errors="replace")[-2000:] if self.log.is_file() else ""
+        tail = self.output()[-2000:]
         return f"Prefect's local API on {self.url} {what}; its log ({self.log}):\n{tail}"
 
 
@@ -135,8 +152,8 @@ def wait_for_api(api: LocalApi | None) -> None:
     timeout = float(get_current_settings().server.ephemeral.startup_timeout_seconds)
     try:
         api.wait(timeout)
-    except RuntimeError as exc:
-        if _PORT_TAKEN not in str(exc).lower():
+    except RuntimeError:
+        if not api.port_was_taken():
             raise
         retry = _spawn(api.env, api.log)
         api.port, api.process, api.started = retry.port, retry.process, retry.started
@@ -171,10 +188,11 @@ def _spawn(env: dict[str, str], log: Path) -> LocalApi:
         "on",
     ]
     with log.open("ab") as out:
+        offset = out.tell()
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent()
         )
-    return LocalApi(port, process, log, env)
+    return LocalApi(port, process, log, env, offset)
 
 
 def _die_with_parent() -> Callable[[], None] | None:

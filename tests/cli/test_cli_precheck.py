@@ -164,6 +164,26 @@ def test_a_server_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
         LocalApi(1, process, log, {}).wait(timeout=5)
 
 
+def test_a_taken_port_is_found_in_this_starts_whole_output_only(tmp_path: Path) -> None:
+    """Under load uvicorn's one-line bind error was followed by kilobytes of shutdown
+    tracebacks, past the tail the failure message shows: the restart must still happen. A
+    bind error from an earlier start in the same (appended) log must not trigger one."""
+    from flows.local_api import LocalApi
+
+    log = tmp_path / "local-api.log"
+    earlier = "ERROR: [Errno 98] error while attempting to bind: address already in use\n"
+    log.write_text(earlier)
+    now = earlier + "Traceback (most recent call last):\n" + "  lifespan shutdown\n" * 400
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    process.wait()
+    with log.open("a") as f:
+        f.write(now)
+    api = LocalApi(1, process, log, {}, log_offset=len(earlier))
+    assert len(api.output()) > 2000 and api.port_was_taken()
+    log.write_text(earlier + "ERROR: Application startup failed. Exiting.\n")
+    assert not api.port_was_taken()  # this start died for another reason
+
+
 KILLED = """
 import os, signal, sys
 from pathlib import Path
