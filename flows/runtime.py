@@ -73,6 +73,9 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
+    # tempfile caches the folder it chose on first use; the CLI's input check has used it
+    # already, and SB3's log folders and featurize's scratch must follow TMPDIR from here on
+    tempfile.tempdir = None
     if flows:
         limit_threads()
         seed_prefect_database(Path(os.environ["PREFECT_HOME"]))
