@@ -21,9 +21,11 @@ $(BIN)/edgeflow: pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	@touch $@
 
-# Migrated, empty Prefect and MLflow databases a fresh workdir starts from (flows/runtime.py).
+# Migrated, empty Prefect and MLflow databases a fresh workdir starts from (flows/runtime.py),
+# and the feature kernels compiled into numba's cache (pipelines/features/isolated.py).
 $(VENV)/share/edgeflow/templates.stamp: $(BIN)/edgeflow
 	$(BIN)/python -m flows.runtime
+	$(BIN)/python -m pipelines.features.isolated --warm
 	@touch $@
 
 setup: $(BIN)/edgeflow $(VENV)/share/edgeflow/templates.stamp  ## create .venv and install edgeflow with its dev extras

@@ -115,3 +115,17 @@ def test_the_child_runs_the_parents_checkout_even_when_it_is_not_installed(
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == [str(400 - WARMUP_BARS)]
     assert len(list(marks.iterdir())) == 2
+
+
+def test_warming_compiles_every_kernel_the_features_use() -> None:
+    """``make setup`` fills numba's cache with this: every compiled kernel gets a signature."""
+    from numba.core.registry import CPUDispatcher
+
+    from pipelines.features import kernels
+
+    assert iso.warm_kernels(n_bars=WARMUP_BARS + 50) > 0
+    dispatchers = {n: f for n, f in vars(kernels).items() if isinstance(f, CPUDispatcher)}
+    assert len(dispatchers) >= 10
+    # _bin_of is compiled as part of the profile loop; featurize calls all the others
+    missing = [n for n, f in dispatchers.items() if not f.signatures and n != "_bin_of"]
+    assert not missing, missing
