@@ -171,3 +171,16 @@ def test_the_envs_of_a_rollout_share_one_observation_array(
     first = envs[0].unwrapped._obs
     assert first.dtype == np.float32 and first.flags.c_contiguous
     assert all(e.unwrapped._obs is first for e in envs[1:])
+
+
+def test_training_leaves_no_sb3_log_folders(
+    demo_inputs: tuple[pd.DataFrame, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SB3 makes an (empty) ``SB3-<timestamp>`` folder per ``learn`` unless given a logger."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    _train(demo_inputs, tmp_path / "out")
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("SB3-")] == []

@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from configs.sizer import SizerConfig
@@ -214,23 +215,36 @@ def cvar_bound(data: SizerData, cfg: SizerConfig) -> float:
     return cfg.cvar_bound_ratio * max(base, 1e-6)
 
 
+PPOType = TypeVar("PPOType", bound=PPO)
+
+
+def _quiet(model: PPOType) -> PPOType:
+    """``model`` with a logger that writes nowhere. SB3 otherwise makes a log folder under the
+    temporary directory at every ``learn`` (``SB3-<timestamp>``, empty at ``verbose=0``) and
+    never removes it: two per training. The records (``cvar/...``) still reach the logger."""
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 def fit_models(data: SizerData, cfg: SizerConfig, seed: int) -> tuple[CVaRPPO, PPO, float, float]:
     """Train CVaR-PPO and plain PPO with the same budget, seed and environment."""
     bound = cvar_bound(data, cfg)
     with torch_threads(cfg.torch_threads):
         t0 = time.perf_counter()
-        cppo = CVaRPPO(
-            "MlpPolicy",
-            make_env(data, cfg),
-            cvar_alpha=cfg.cvar_alpha,
-            cvar_bound=bound * cfg.reward_scale,
-            lambda_lr=cfg.lambda_lr,
-            lambda_init=cfg.lambda_init,
-            lambda_max=cfg.lambda_max,
-            **_ppo_kwargs(cfg, seed),
+        cppo = _quiet(
+            CVaRPPO(
+                "MlpPolicy",
+                make_env(data, cfg),
+                cvar_alpha=cfg.cvar_alpha,
+                cvar_bound=bound * cfg.reward_scale,
+                lambda_lr=cfg.lambda_lr,
+                lambda_init=cfg.lambda_init,
+                lambda_max=cfg.lambda_max,
+                **_ppo_kwargs(cfg, seed),
+            )
         ).learn(cfg.total_timesteps)
         t1 = time.perf_counter()
-        ppo = PPO("MlpPolicy", make_env(data, cfg), **_ppo_kwargs(cfg, seed)).learn(
+        ppo = _quiet(PPO("MlpPolicy", make_env(data, cfg), **_ppo_kwargs(cfg, seed))).learn(
             cfg.total_timesteps
         )
         t2 = time.perf_counter()
