@@ -527,7 +527,7 @@ def config_show(
 
 
 def _run_rows(settings: Settings) -> list[dict[str, Any]]:
-    from pipelines.workdir import WorkdirLayout
+    from pipelines.workdir import WorkdirLayout, run_id_time
 
     runs = WorkdirLayout(settings.workdir).runs
     rows: list[dict[str, Any]] = []
@@ -550,8 +550,9 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
             )
         else:
             reports = sorted(folder.glob("report/*.html")) or sorted(folder.glob("*.html"))
+            started = run_id_time(folder.name)
             row.update(
-                time=None,
+                time=started.isoformat() if started else None,
                 status="no summary (rejected, skipped or interrupted)",
                 published=[],
                 blocked=[],

@@ -51,6 +51,21 @@ class WorkdirLayout:
         return self.state / "last_training.json"
 
 
+RUN_ID_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable, human-readable run folder name."""
-    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    return (now or datetime.now(UTC)).strftime(RUN_ID_FORMAT)
+
+
+def run_id_time(run_id: str) -> datetime | None:
+    """When a run started, read back from its folder name.
+
+    A run stopped before it wrote its summary (refused, interrupted) still has its start time;
+    a folder someone named by hand has none.
+    """
+    try:
+        return datetime.strptime(run_id, RUN_ID_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None

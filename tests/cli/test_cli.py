@@ -235,9 +235,15 @@ def test_cli_runs_list_and_open(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert rows[1]["skipped"] == ["bandit"]  # a run that trained nothing does not read as "-"
     assert rows[2]["published"] == ["regime"] and rows[2]["report"] == str(old)
     assert rows[0]["status"].startswith("no summary")
+    assert rows[0]["time"] == "2026-01-03T00:00:00+00:00"  # read from the run id
     code, out, _ = _main(capsys, "runs", "-w", str(wd))
     assert code == 0 and "published=regime" in out and f"report: {new}" in out
     assert "failed=sizer skipped=bandit" in out
+    assert "20260103T000000000000Z  2026-01-03T00:00:00+00:00" in out
+    (wd / "runs" / "by-hand").mkdir()  # a folder not named by a run: no time, no crash
+    code, out, _ = _main(capsys, "runs", "-w", str(wd), "--json")
+    assert code == 0 and json.loads(out)[0]["time"] is None
+    (wd / "runs" / "by-hand").rmdir()
     code, out, _ = _main(capsys, "runs", "open", "20260101", "-w", str(wd))
     assert code == 0 and out.strip() == str(old)
     code, out, _ = _main(capsys, "runs", "open", "latest", "-w", str(wd))
