@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +38,11 @@ from pipelines.features.featureset import FeatureSet
 _WARMUP_KEY = b"edgeflow.warmup_dropped"
 #: Exit status for a ``ValueError`` from ``featurize``; its message is the child's stdout.
 _REFUSED = 3
+#: Scratch folders are ``<prefix><parent pid>-<random>`` in the temporary directory.
+_SCRATCH_PREFIX = "edgeflow-featurize-"
+#: A scratch folder whose parent is gone is removed once it is this old (seconds): a process
+#: that shares the temporary directory from another PID namespace has long finished by then.
+ORPHAN_AGE_S = 3600.0
 
 
 def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
@@ -44,7 +51,8 @@ def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
     The bars are not modified. The child inherits this process's environment (numba's cache
     settings included) and imports ``pipelines`` from where this process did.
     """
-    with tempfile.TemporaryDirectory(prefix="edgeflow-featurize-") as tmp:
+    sweep_orphans(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         src, out = Path(tmp) / "bars.arrow", Path(tmp) / "features.arrow"
         feather.write_feather(bars, src, compression="uncompressed")
         proc = subprocess.run(
@@ -63,6 +71,39 @@ def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
         dropped = int(json.loads((table.schema.metadata or {})[_WARMUP_KEY]))
         frame = table.to_pandas()
     return FeatureSet(frame=frame, warmup_dropped=dropped)
+
+
+def sweep_orphans(tmpdir: Path, min_age_s: float = ORPHAN_AGE_S) -> list[Path]:
+    """Remove the scratch folders a killed parent left behind; returns those removed.
+
+    ``TemporaryDirectory`` cleans up on every exit Python sees, but not after ``kill -9``: the
+    folder (a copy of the bars and their features) would stay in the workdir for good. One
+    is removed only when the process that made it no longer exists and it is older than
+    ``min_age_s``, so a featurize running now is never touched.
+    """
+    removed: list[Path] = []
+    for folder in tmpdir.glob(f"{_SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(_SCRATCH_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)) or not folder.is_dir():
+            continue
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age >= min_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        pass
+    return True
 
 
 def _child_env() -> dict[str, str]:

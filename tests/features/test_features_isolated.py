@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +131,40 @@ def test_warming_compiles_every_kernel_the_features_use() -> None:
     # _bin_of is compiled as part of the profile loop; featurize calls all the others
     missing = [n for n, f in dispatchers.items() if not f.signatures and n != "_bin_of"]
     assert not missing, missing
+
+
+def test_scratch_a_killed_parent_left_is_swept_and_a_live_ones_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(gone.stdout)
+    old = time.time() - iso.ORPHAN_AGE_S - 60
+
+    def scratch(pid: int, age: float | None) -> Path:
+        folder = tmp_path / f"edgeflow-featurize-{pid}-x{age is None}"
+        folder.mkdir()
+        (folder / "bars.arrow").write_bytes(b"x" * 100)
+        if age is not None:
+            os.utime(folder, (age, age))
+        return folder
+
+    orphan = scratch(dead, old)
+    fresh_orphan = scratch(dead, None)  # might be a parent in another PID namespace
+    live = scratch(os.getpid(), old)
+    other = tmp_path / "edgeflow-featurize-notapid-1"
+    other.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    features = iso.featurize_isolated(_bars(400, ["A"]))
+    assert len(features.frame)
+    assert not orphan.exists()
+    assert fresh_orphan.exists() and live.exists() and other.exists()
+    # its own scratch is gone after the call
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (fresh_orphan, live, other)
+    )
