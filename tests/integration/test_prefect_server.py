@@ -135,6 +135,11 @@ class Stack:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
 
+    def delete(self, path: str) -> None:
+        req = urllib.request.Request(self.api + path, method="DELETE")
+        with urllib.request.urlopen(req, timeout=30):
+            pass
+
     def stop(self, name: str, grace: float = 20) -> None:
         """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
         proc = self.procs.pop(name, None)
@@ -312,11 +317,18 @@ def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) ->
     assert "Traceback" not in server_log, server_log[-4000:]
 
     # Cron runs must not fire into the repository's own .edgeflow while the worker is up.
+    # Prefect's pause deletes only the runs still in the future: one already due (a cron minute
+    # passed while the test ran) stays Scheduled and the worker would pick it up, so it goes too.
     paused = st.run(PREFECT, "--no-prompt", "deployment", "schedule", "pause", "--all")
     assert paused.returncode == 0, paused.stdout + paused.stderr
+    paused_at = datetime.now(UTC)  # any run due later than this, Prefect should have deleted
     deadline = time.monotonic() + 30
-    while _scheduled_runs(st, [d["id"] for d in deps.values()]):
+    while left := _scheduled_runs(st, [d["id"] for d in deps.values()]):
         assert time.monotonic() < deadline, "paused schedules kept their scheduled runs"
+        for run in left:
+            if datetime.fromisoformat(run["expected_start_time"]) <= paused_at:
+                st.delete(f"/flow_runs/{run['id']}")
+                st.note(f"deleted run due at {run['expected_start_time']} (before the pause)")
         time.sleep(1)
     st.note("schedules paused; no scheduled run left")
 
