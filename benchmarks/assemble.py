@@ -12,6 +12,7 @@ ORDER = [
     "demo",
     "concurrency",
     "refusal",
+    "interrupt",
     "features",
     "onnx",
     "scaling",

@@ -358,8 +358,9 @@ def run(
     _prepare(settings)
     api = _start_local_api()
     from flows.training import run_training
+    from pipelines.interrupt import stop_on_sigint
 
-    with api:
+    with api, stop_on_sigint():  # Ctrl-C stops the trainings at their next step
         summary = run_training(settings, force=force)
     if summary.get("status") == "rejected":
         from tasks.data import RejectedInputError
@@ -456,8 +457,9 @@ def replay(
     _prepare(settings)
     api = _start_local_api()
     from flows.replay import run_closed_loop
+    from pipelines.interrupt import stop_on_sigint
 
-    with api:
+    with api, stop_on_sigint():
         summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars, checked)
     typer.echo(summary["verdict"], err=True)
     typer.echo(json.dumps(summary, indent=2, default=str))

@@ -172,3 +172,23 @@ def test_trainers_never_touch_torchs_global_generator(
     before = torch.get_rng_state()
     _train(name, inputs, settings, tmp_path)
     assert torch.equal(before, torch.get_rng_state())
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_an_interrupt_stops_each_training_inside_its_fit(
+    name: str, inputs: TrainInputs, settings: Settings
+) -> None:
+    """Ctrl-C sets ``STOP``; every trainer's own loop (epochs, PPO steps, walk-forward folds)
+    must raise at its next step instead of training to the end on its thread."""
+    from pipelines.interrupt import STOP, StopRequested
+
+    spec = SPECS[name]
+    cfg, streams = spec.config(settings), Streams(settings.seed).child(name)
+    trainer = spec.make_trainer()
+    data = trainer.prepare(inputs, cfg, streams)
+    STOP.set()
+    try:
+        with pytest.raises(StopRequested):
+            trainer.fit(data, cfg, streams)
+    finally:
+        STOP.clear()

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
+from pipelines.interrupt import checkpoint
+
 logger = logging.getLogger(__name__)
 
 
@@ -385,6 +387,7 @@ class NeuralBandit:
             net.train()
             perm = torch.randperm(n_tr, generator=gen)
             for start in range(0, n_tr, self.batch_size):
+                checkpoint()
                 opt.zero_grad()
                 loss = loss_of(perm[start : start + self.batch_size])
                 loss.backward()

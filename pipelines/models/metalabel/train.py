@@ -36,6 +36,7 @@ from pipelines.evaluation.calibration import (
 from pipelines.evaluation.ope import block_bootstrap_starts, resample_indices
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES
+from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
 from pipelines.models.metalabel.export import INPUT_COLUMNS, export_onnx
 from pipelines.seeding import Streams
@@ -254,6 +255,7 @@ class MetaLabelTrainer:
         ts = fit["ts"].astype("int64").to_numpy()
         gap = cfg.horizon + cfg.embargo
         for k in range(1, cfg.n_folds):
+            checkpoint()
             cut = pd.Timestamp(int(edges[k]), tz="UTC")
             test = (ts >= edges[k]) & (ts < edges[k + 1] if k + 1 < cfg.n_folds else True)
             train = purged_before(fit, cut, gap)

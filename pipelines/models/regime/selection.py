@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score
 
+from pipelines.interrupt import checkpoint
 from pipelines.models.base import NotTrainable
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def walk_forward_compare(
     for c in contenders:
         X = matrices[c.inputs]
         for fold in usable:
+            checkpoint()
             model = c.factory()
             t0 = time.perf_counter()
             model.fit(X[fold.train], y[fold.train])

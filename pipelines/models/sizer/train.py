@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -26,6 +27,7 @@ from configs.sizer import SizerConfig
 from pipelines.evaluation import risk
 from pipelines.evaluation.bootstrap import paired_ci
 from pipelines.export.onnx import OnnxExport, make_session, run
+from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
 from pipelines.models.common import time_split
 from pipelines.models.sizer.baselines import baseline_multipliers, vol_target_multipliers
@@ -226,6 +228,16 @@ def _quiet(model: PPOType) -> PPOType:
     return model
 
 
+class _StopOnInterrupt(BaseCallback):
+    """Ends ``learn`` at the next environment step once the run is interrupted (it raises;
+    returning False would end training quietly and go on to evaluate a half-trained model).
+    It draws no random numbers, so a full run's results are unchanged."""
+
+    def _on_step(self) -> bool:
+        checkpoint()
+        return True
+
+
 def fit_models(data: SizerData, cfg: SizerConfig, seed: int) -> tuple[CVaRPPO, PPO, float, float]:
     """Train CVaR-PPO and plain PPO with the same budget, seed and environment."""
     bound = cvar_bound(data, cfg)
@@ -242,10 +254,10 @@ def fit_models(data: SizerData, cfg: SizerConfig, seed: int) -> tuple[CVaRPPO, P
                 lambda_max=cfg.lambda_max,
                 **_ppo_kwargs(cfg, seed),
             )
-        ).learn(cfg.total_timesteps)
+        ).learn(cfg.total_timesteps, callback=_StopOnInterrupt())
         t1 = time.perf_counter()
         ppo = _quiet(PPO("MlpPolicy", make_env(data, cfg), **_ppo_kwargs(cfg, seed))).learn(
-            cfg.total_timesteps
+            cfg.total_timesteps, callback=_StopOnInterrupt()
         )
         t2 = time.perf_counter()
     steps = float(cppo.num_timesteps + ppo.num_timesteps)
