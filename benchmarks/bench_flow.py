@@ -322,6 +322,21 @@ def orchestrated(config: str, workdir: str) -> tuple[float, float, float]:
         return time.perf_counter() - t0, _cpu() - c0, _server_cpu() - s0
 
 
+def _paired_interval(diffs: list[float], base: float) -> str:
+    """``mean [lo, hi] s ([lo, hi] % of base)``: Student's t on the pair differences, which
+    keeps the run-to-run drift that falls on both halves of a pair out of the interval."""
+    from statistics import mean, stdev
+
+    from scipy.stats import t
+
+    if len(diffs) < 2:
+        return f"{mean(diffs):+.2f} s (one pair: no interval)"
+    m = mean(diffs)
+    half = float(t.ppf(0.975, len(diffs) - 1)) * stdev(diffs) / len(diffs) ** 0.5
+    lo, hi = m - half, m + half
+    return f"{m:+.2f} s [{lo:+.2f}, {hi:+.2f}] ({lo / base:+.1%} to {hi / base:+.1%} of B)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="configs/demo.yaml")
@@ -347,6 +362,8 @@ def main() -> None:
     flow = sum(c for _, c in pairs) / len(pairs)
     cpu_b = sum(b for b, _, _ in cpus) / len(cpus)
     cpu_c = sum(c + srv for _, c, srv in cpus) / len(cpus)
+    wall_ci = _paired_interval([c - b for b, c in pairs], book)
+    cpu_ci = _paired_interval([c + srv - b for b, c, srv in cpus], cpu_b)
     plain_total = sum(p.values())
     train_seq = sum(v for k, v in p.items() if k.startswith("train "))
     plain_par = plain_total - train_seq + concurrent
@@ -411,6 +428,8 @@ def main() -> None:
         f"{', '.join(f'{c - b:+.2f}' for b, c in pairs)} s. "
         f"In CPU seconds (the process, its featurize child and, for C, the API server): "
         f"{cpu_c - cpu_b:+.1f} s ({cpu_c / cpu_b - 1:+.1%}) on average. "
+        f"Over the {len(pairs)} pairs, a 95 % t-interval on the mean of C - B: wall {wall_ci}; "
+        f"CPU {cpu_ci}. "
         f"Bookkeeping (B against A): {book - plain_par:+.2f} s. "
         "All three share the machine's 2 cores, run the same DAG (the sizer starts when the "
         "bandit it trades is trained) on the same number of threads, and follow the plain "
