@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gitref import export_ref
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = (
     ["--help"],
@@ -62,14 +64,6 @@ def _time(tree: Path, args: list[str], repeats: int) -> tuple[float, float, floa
     return statistics.median(times), min(times), statistics.median(cpus), code
 
 
-def _export(ref: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -78,7 +72,7 @@ def main() -> None:
     load = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        before = _export(args.before, Path(tmp)) if args.before else None
+        before = export_ref(args.before, Path(tmp)) if args.before else None
         for command in COMMANDS:
             after = _time(ROOT, list(command), args.repeats)
             old = _time(before, list(command), args.repeats) if before else None

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gitref import export_ref
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
 TRAINING_STARTS = "Task run 'compute_signals"
@@ -61,12 +63,6 @@ def _interrupt(tree: Path, delay: float) -> tuple[float, int, str]:
     return wall, code, ended
 
 
-def _export(ref: str, dest: Path) -> Path:
-    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", help="git ref of the code before the change")
@@ -76,7 +72,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        before_tree = _export(args.before, Path(tmp)) if args.before else None
+        before_tree = export_ref(args.before, Path(tmp)) if args.before else None
         for delay in delays:
             before = _interrupt(before_tree, delay) if before_tree else None
             after = _interrupt(ROOT, delay)

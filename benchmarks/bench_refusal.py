@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gitref import export_ref
+
 ROOT = Path(__file__).resolve().parents[1]
 CASES = (
     ("run", "tests/data/bad/missing_column.csv", "missing column (fatal on read)"),
@@ -58,12 +60,6 @@ def _run(tree: Path, command: str, data: str) -> tuple[float, int, str]:
     return wall, out.returncode, first[:110]
 
 
-def _export(ref: str, dest: Path) -> Path:
-    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", help="git ref of the code before the change")
@@ -71,7 +67,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        before_tree = _export(args.before, Path(tmp)) if args.before else None
+        before_tree = export_ref(args.before, Path(tmp)) if args.before else None
         for command, data, what in CASES:
             after = _run(ROOT, command, data)
             before = _run(before_tree, command, data) if before_tree else None
