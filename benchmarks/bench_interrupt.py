@@ -4,10 +4,11 @@ Run: ``.venv/bin/python benchmarks/bench_interrupt.py [--before REF] [--delays 1
 
 Each case starts ``edgeflow run`` on the demo config in a fresh workdir, waits until the flow
 submits the four trainings (its ``compute_signals`` task finished), waits DELAY more seconds,
-sends SIGINT as a terminal does, and records the seconds until the process exits, its exit
-code, and how each training task ended. With ``--before REF`` the same cases also run against
-the code at git ref ``REF`` (exported with ``git archive``), interleaved, so both columns come
-from one machine and one session. Writes benchmarks/results/interrupt.md.
+sends SIGINT to the run's process group as a terminal's Ctrl-C does, and records the seconds
+until the process exits, its exit code, and how each training task ended. With ``--before
+REF`` the same cases also run against the code at git ref ``REF`` (exported with ``git
+archive``), interleaved, so both columns come from one machine and one session. Writes
+benchmarks/results/interrupt.md.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from gitref import export_ref
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
 TRAINING_STARTS = "Task run 'compute_signals"
-ENDED = re.compile(r"Task run 'train_(\w+)' - Finished in state (\w+)")
+#: ``train_<model>`` once running; a training still waiting for its upstream is ``train-<id>``
+ENDED = re.compile(r"Task run '(train[_-]\w+)' - Finished in state (\w+)")
 
 
 def _interrupt(tree: Path, delay: float) -> tuple[float, int, str]:
@@ -46,6 +48,7 @@ def _interrupt(tree: Path, delay: float) -> tuple[float, int, str]:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # a job of its own, as a shell starts one
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
         deadline = time.monotonic() + 300
@@ -56,7 +59,7 @@ def _interrupt(tree: Path, delay: float) -> tuple[float, int, str]:
             time.sleep(0.1)
         time.sleep(delay)
         t0 = time.perf_counter()
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         code = proc.wait(timeout=600)
         wall = time.perf_counter() - t0
         ended = " ".join(f"{m}:{s}" for m, s in ENDED.findall(log.read_text(errors="replace")))
@@ -87,7 +90,8 @@ def main() -> None:
         f"Machine: {os.cpu_count()}-core {platform.machine()} CPU, shared and noisy "
         f"(load average {load:.1f} at start)  ",
         f"Date: {dt.datetime.now(dt.UTC).date().isoformat()}. SIGINT goes DELAY seconds after "
-        "the flow submitted the trainings; each training's final state is from the run's log.",
+        "the flow submitted the trainings, to the run's process group (as a terminal's Ctrl-C); "
+        "each training's final state is from the run's log.",
         "",
         "| delay s | " + ("before: s (exit) | " if args.before else "") + "after: s (exit) |",
         "|---:|" + ("---:|" if args.before else "") + "---:|",

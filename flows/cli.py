@@ -358,9 +358,8 @@ def run(
     _prepare(settings)
     api = _start_local_api()
     from flows.training import run_training
-    from pipelines.interrupt import stop_on_sigint
 
-    with api, stop_on_sigint():  # Ctrl-C stops the trainings at their next step
+    with api:
         summary = run_training(settings, force=force)
     if summary.get("status") == "rejected":
         from tasks.data import RejectedInputError
@@ -457,9 +456,8 @@ def replay(
     _prepare(settings)
     api = _start_local_api()
     from flows.replay import run_closed_loop
-    from pipelines.interrupt import stop_on_sigint
 
-    with api, stop_on_sigint():
+    with api:
         summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars, checked)
     typer.echo(summary["verdict"], err=True)
     typer.echo(json.dumps(summary, indent=2, default=str))
@@ -535,11 +533,18 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if not runs.is_dir():
         return rows
-    for folder in sorted((p for p in runs.iterdir() if p.is_dir()), reverse=True):
+    # only folders named by a run id: a folder of notes would sort first and pose as "latest"
+    folders = (p for p in runs.iterdir() if p.is_dir() and run_id_time(p.name) is not None)
+    for folder in sorted(folders, reverse=True):
         row: dict[str, Any] = {"id": folder.name, "path": str(folder)}
         summary = folder / "summary.json"
+        doc, unreadable = None, ""
         if summary.is_file():
-            doc = json.loads(summary.read_text(encoding="utf-8"))
+            try:
+                doc = json.loads(summary.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                unreadable = f"summary.json unreadable ({type(exc).__name__}: {exc})"
+        if isinstance(doc, dict):
             models = doc.get("models", {})
             row.update(
                 time=doc.get("started_at"),
@@ -555,7 +560,7 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
             started = run_id_time(folder.name)
             row.update(
                 time=started.isoformat() if started else None,
-                status="no summary (rejected, skipped or interrupted)",
+                status=unreadable or "no summary (rejected, skipped or interrupted)",
                 published=[],
                 blocked=[],
                 failed=[],
@@ -677,10 +682,31 @@ def _usage_line(exc: Exception, args: list[str] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry: user errors print one clear line, never a traceback."""
-    from typer._click import exceptions as click_exc
+    """Console-script entry: user errors print one clear line, never a traceback.
+
+    Ctrl-C also sets ``pipelines.interrupt.STOP``, so the trainings on their threads stop at
+    their next step. Whatever the interrupt surfaces as (a library may wrap it in an error of
+    its own) ends as one line and exit 130.
+    """
+    from pipelines.interrupt import STOP, stop_on_sigint
 
     args = sys.argv[1:] if argv is None else argv
+    try:
+        with stop_on_sigint():
+            code = _dispatch(args)
+    except BaseException:
+        if not STOP.is_set():
+            raise
+        code = 130
+    if code == 130 and STOP.is_set():
+        typer.echo("interrupted: the run stopped at Ctrl-C and wrote no summary", err=True)
+    return code
+
+
+def _dispatch(args: list[str]) -> int:
+    """Run the command; a usage error, a bad config or bad input is one line and exit 2."""
+    from typer._click import exceptions as click_exc
+
     try:
         code = app(args=args, prog_name="edgeflow", standalone_mode=False)
         if isinstance(code, int):  # click returns Exit codes instead of raising them here
@@ -693,7 +719,10 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(_usage_line(exc, args), err=True)
         return 2
     except typer.Abort:
-        typer.echo("aborted", err=True)
+        from pipelines.interrupt import STOP
+
+        if not STOP.is_set():  # a prompt answered "no"; main() words an interrupt itself
+            typer.echo("aborted", err=True)
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code)

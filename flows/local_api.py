@@ -189,8 +189,16 @@ def _spawn(env: dict[str, str], log: Path) -> LocalApi:
     ]
     with log.open("ab") as out:
         offset = out.tell()
+        # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and
+        # a server killed by it under the running flow left the CLI retrying a dead API for
+        # minutes (exit 1, the flow run stuck Running). The CLI stops it itself on the way out.
         process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent()
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent(),
+            start_new_session=True,
         )
     return LocalApi(port, process, log, env, offset)
 

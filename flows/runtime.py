@@ -77,7 +77,10 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
     # already, and SB3's log folders and featurize's scratch must follow TMPDIR from here on
     tempfile.tempdir = None
     if flows:
+        from pipelines.scratch import sweep_orphans
+
         limit_threads()
+        sweep_orphans(Path(os.environ["TMPDIR"]))  # what a killed run left; featurize may be cached
         seed_prefect_database(Path(os.environ["PREFECT_HOME"]))
         tune_malloc()
 

@@ -3,10 +3,10 @@
 The training flow runs its models on threads. Ctrl-C raises ``KeyboardInterrupt`` in the main
 thread only: Python cannot stop another thread, and the flow's task runner waits for the
 running ones before it lets the interrupt out, so a run kept training for 20-30 s after
-Ctrl-C. :func:`stop_on_sigint` (the CLI's ``run`` and ``replay``) makes SIGINT also set
-:data:`STOP`, and the trainers' loops call :func:`checkpoint` between steps: each training
-raises :class:`StopRequested` at its next step, the threads end, and the interrupt reaches the
-CLI (exit 130, the flow run Crashed, as before).
+Ctrl-C. :func:`stop_on_sigint` (around every CLI command, in ``flows.cli.main``) makes SIGINT
+also set :data:`STOP`, and the trainers' loops call :func:`checkpoint` between steps: each
+training raises :class:`StopRequested` at its next step, the threads end, and the interrupt
+reaches the CLI (exit 130, the flow run Crashed).
 
 ``StopRequested`` is a ``KeyboardInterrupt``, so ``except Exception`` in a trainer or a
 library does not swallow it and Prefect records the task as interrupted, not failed.
@@ -40,7 +40,9 @@ def stop_on_sigint() -> Iterator[None]:
 
     Only in the main thread (where signal handlers live) and only when SIGINT is not ignored:
     a process started in the background by a shell keeps ignoring it. :data:`STOP` is cleared
-    on the way out, so a later run in the same process trains normally.
+    on the way in and left as it is on the way out: after an interrupt it stays set, because
+    a second Ctrl-C can end the task runner's wait while training threads are still alive,
+    and they must still stop at their next step. The caller reads it to word the exit.
     """
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
@@ -54,9 +56,9 @@ def stop_on_sigint() -> Iterator[None]:
         else:
             raise KeyboardInterrupt
 
+    STOP.clear()
     signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        STOP.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,3 +70,14 @@ def run_id_time(run_id: str) -> datetime | None:
         return datetime.strptime(run_id, RUN_ID_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a temporary sibling, flush it to disk, then ``os.replace`` it over ``path``:
+    a reader sees the old file or the new one, never half of one (a run killed mid-write)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -17,7 +17,7 @@ from prefect.states import Completed, Failed, State
 from pipelines.models.base import ModelResult
 from pipelines.plots import plot_bars_overview
 from pipelines.report import ModelSection, write_report
-from pipelines.workdir import WorkdirLayout
+from pipelines.workdir import WorkdirLayout, atomic_write_text
 from tasks.context import ModelOutcome, RunContext, store_uri
 from tasks.data import CollectResult
 from tasks.tracking import log_run_summary
@@ -191,7 +191,7 @@ def close_run(
     report = write_run_report(data.run_dir, summary, outcomes, results, data.checks, data.bars)
     ctx.tracker.log_artifact(parent, report.parent, "report")
     summary["report"] = str(report)
-    (data.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_text(data.run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     if any(o.status == "published" for o in outcomes.values()):
         record_training(ctx.layout, summary, len(data.bars))
     log_run_summary(ctx.tracker, parent, outcomes)

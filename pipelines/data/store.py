@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.data.schema import BAR_COLUMNS, TRUE_REGIME_COLUMN
+from pipelines.workdir import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +82,8 @@ def _load_state(root: Path) -> dict[str, Any]:
     return state
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write a temporary sibling, flush it to disk, then ``os.replace`` it over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _write_state(root: Path, state: dict[str, Any]) -> None:
-    _atomic_write_text(root / WATERMARK_FILE, json.dumps(state, sort_keys=True, indent=1))
+    atomic_write_text(root / WATERMARK_FILE, json.dumps(state, sort_keys=True, indent=1))
 
 
 def watermarks(root: Path | str) -> dict[str, pd.Timestamp]:

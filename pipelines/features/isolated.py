@@ -13,7 +13,7 @@ directory: columns, dtypes and values round-trip exactly, so the result equals
 feature) is raised again in the parent with the child's message; anything else is a
 ``RuntimeError`` that carries the child's last lines of output.
 
-    python -m pipelines.features.isolated BARS.arrow OUT.arrow
+    python -m pipelines.features.isolated BARS.arrow OUT.arrow [PARENT_PID]
     python -m pipelines.features.isolated --warm     # fill numba's cache (make setup)
 """
 
@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -33,16 +31,12 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from pipelines.features.featureset import FeatureSet
+from pipelines.scratch import scratch_prefix, sweep_orphans
 
 #: Schema metadata key that carries ``FeatureSet.warmup_dropped`` back to the parent.
 _WARMUP_KEY = b"edgeflow.warmup_dropped"
 #: Exit status for a ``ValueError`` from ``featurize``; its message is the child's stdout.
 _REFUSED = 3
-#: Scratch folders are ``<prefix><parent pid>-<random>`` in the temporary directory.
-_SCRATCH_PREFIX = "edgeflow-featurize-"
-#: A scratch folder whose parent is gone is removed once it is this old (seconds): a process
-#: that shares the temporary directory from another PID namespace has long finished by then.
-ORPHAN_AGE_S = 3600.0
 
 
 def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
@@ -52,15 +46,19 @@ def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
     settings included) and imports ``pipelines`` from where this process did.
     """
     sweep_orphans(Path(tempfile.gettempdir()))
-    with tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix()) as tmp:
         src, out = Path(tmp) / "bars.arrow", Path(tmp) / "features.arrow"
         feather.write_feather(bars, src, compression="uncompressed")
         proc = subprocess.run(
-            [sys.executable, "-m", __name__, str(src), str(out)],
+            [sys.executable, "-m", __name__, str(src), str(out), str(os.getpid())],
             capture_output=True,
             text=True,
             env=_child_env(),
             check=False,
+            # A terminal's Ctrl-C reaches the whole foreground group: the parent handles it
+            # (``subprocess.run`` kills the child on the way out) and the child does not
+            # print a traceback of its own.
+            start_new_session=True,
         )
         if proc.returncode == _REFUSED:
             raise ValueError(proc.stdout.strip())
@@ -73,39 +71,6 @@ def featurize_isolated(bars: pd.DataFrame) -> FeatureSet:
     return FeatureSet(frame=frame, warmup_dropped=dropped)
 
 
-def sweep_orphans(tmpdir: Path, min_age_s: float = ORPHAN_AGE_S) -> list[Path]:
-    """Remove the scratch folders a killed parent left behind; returns those removed.
-
-    ``TemporaryDirectory`` cleans up on every exit Python sees, but not after ``kill -9``: the
-    folder (a copy of the bars and their features) would stay in the workdir for good. One
-    is removed only when the process that made it no longer exists and it is older than
-    ``min_age_s``, so a featurize running now is never touched.
-    """
-    removed: list[Path] = []
-    for folder in tmpdir.glob(f"{_SCRATCH_PREFIX}*-*"):
-        pid = folder.name[len(_SCRATCH_PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)) or not folder.is_dir():
-            continue
-        try:
-            age = time.time() - folder.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        if age >= min_age_s:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by someone else
-        pass
-    return True
-
-
 def _child_env() -> dict[str, str]:
     """This environment, with the directory this ``pipelines`` package was imported from
     first on the child's path: the child runs the parent's code even where the package is
@@ -116,7 +81,25 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _main(src: str, out: str) -> int:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux for SIGTERM when the parent dies (``kill -9`` of the run), then check it
+    did not die before the request. Done here, after exec: a ``preexec_fn`` is not safe in
+    the parent, whose other threads are training. Elsewhere the child just finishes."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:
+        sys.exit(f"featurize: the process that started this one ({parent}) is gone")
+
+
+def _main(src: str, out: str, parent: str | None = None) -> int:
+    if parent is not None:
+        _die_with_parent(int(parent))
     from pipelines.features.compute import featurize
 
     bars = feather.read_feather(src, memory_map=False)
@@ -151,4 +134,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--warm"]:
         print(f"feature kernels compiled or loaded in {warm_kernels():.1f} s")
         sys.exit(0)
-    sys.exit(_main(*sys.argv[1:3]))
+    sys.exit(_main(*sys.argv[1:4]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -240,10 +241,24 @@ def test_cli_runs_list_and_open(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert code == 0 and "published=regime" in out and f"report: {new}" in out
     assert "failed=sizer skipped=bandit" in out
     assert "20260103T000000000000Z  2026-01-03T00:00:00+00:00" in out
-    (wd / "runs" / "by-hand").mkdir()  # a folder not named by a run: no time, no crash
+    (wd / "runs" / "notes").mkdir()  # not a run: not listed, and never "latest"
+    (wd / "runs" / "notes" / "README.txt").write_text("mine")
     code, out, _ = _main(capsys, "runs", "-w", str(wd), "--json")
-    assert code == 0 and json.loads(out)[0]["time"] is None
-    (wd / "runs" / "by-hand").rmdir()
+    assert code == 0 and [r["id"][:8] for r in json.loads(out)] == [
+        "20260103",
+        "20260102",
+        "20260101",
+    ]
+    torn = wd / "runs" / "20260104T000000000000Z"
+    torn.mkdir()
+    (torn / "summary.json").write_text('{"status": "ok", "mod')  # a run killed mid-write
+    code, out, _ = _main(capsys, "runs", "-w", str(wd), "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 4 and rows[0]["status"].startswith("summary.json unreadable")
+    code, out, _ = _main(capsys, "runs", "-w", str(wd))
+    assert code == 0 and "summary.json unreadable (JSONDecodeError" in out
+    shutil.rmtree(torn)
+    shutil.rmtree(wd / "runs" / "notes")
     code, out, _ = _main(capsys, "runs", "open", "20260101", "-w", str(wd))
     assert code == 0 and out.strip() == str(old)
     code, out, _ = _main(capsys, "runs", "open", "latest", "-w", str(wd))
@@ -267,3 +282,31 @@ def test_cli_reset_data_needs_yes_when_not_interactive(
     code, out, _ = _main(capsys, "reset-data", "-w", str(wd), "--yes")
     assert code == 0 and "synthetic(seed=7, n_bars=30" in out
     assert not (wd / "data" / "bars").exists()
+
+
+def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic's serializer once turned Ctrl-C into a PydanticSerializationError: a 61-line
+    traceback and exit 1. After a Ctrl-C any error is the interrupt's."""
+    from flows import cli
+    from pipelines.interrupt import STOP
+
+    def interrupted(args: list[str]) -> int:
+        STOP.set()  # what the SIGINT handler does
+        raise RuntimeError("Error calling function '_ser_model': KeyboardInterrupt")
+
+    monkeypatch.setattr(cli, "_dispatch", interrupted)
+    try:
+        assert cli.main(["run"]) == 130
+    finally:
+        STOP.clear()
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted: the run stopped at Ctrl-C and wrote no summary"
+
+    def broken(args: list[str]) -> int:
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(cli, "_dispatch", broken)
+    with pytest.raises(RuntimeError, match="a real bug"):  # no Ctrl-C: not hidden
+        cli.main(["run"])

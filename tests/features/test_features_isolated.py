@@ -17,6 +17,7 @@ from pipelines.data.fingerprint import frame_hash
 from pipelines.data.synthetic import generate_bars
 from pipelines.features import WARMUP_BARS, featurize
 from pipelines.features import isolated as iso
+from pipelines.scratch import ORPHAN_AGE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,7 +144,7 @@ def test_scratch_a_killed_parent_left_is_swept_and_a_live_ones_is_not(
         check=True,
     )
     dead = int(gone.stdout)
-    old = time.time() - iso.ORPHAN_AGE_S - 60
+    old = time.time() - ORPHAN_AGE_S - 60
 
     def scratch(pid: int, age: float | None) -> Path:
         folder = tmp_path / f"edgeflow-featurize-{pid}-x{age is None}"
@@ -168,3 +169,55 @@ def test_scratch_a_killed_parent_left_is_swept_and_a_live_ones_is_not(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         p.name for p in (fresh_orphan, live, other)
     )
+
+
+ORPHANED = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", (
+    "import os, time; from pipelines.features.isolated import _die_with_parent; "
+    "_die_with_parent(os.getppid()); time.sleep(120)")])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_child_dies_with_a_killed_parent() -> None:
+    """``kill -9`` of the run left the featurize child running on as an orphan; it now asks
+    for SIGTERM when its parent dies."""
+    import psutil
+
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHANED],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert parent.stdout is not None
+    child = psutil.Process(int(parent.stdout.readline()))
+    time.sleep(1.0)  # past its _die_with_parent
+    assert child.is_running()
+    parent.kill()
+    parent.wait()
+    try:
+        child.wait(timeout=15)
+    except psutil.TimeoutExpired:
+        child.kill()
+        pytest.fail("the child outlived its killed parent")
+
+
+def test_a_child_whose_parent_is_already_gone_exits() -> None:
+    """The parent died before the child asked for the signal: the child must not run on."""
+    root = Path(__file__).resolve().parents[2]
+    code = "from pipelines.features.isolated import _die_with_parent; _die_with_parent(1)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert done.returncode == 1 and "(1) is gone" in done.stderr

@@ -15,15 +15,55 @@ from pipelines.interrupt import STOP, StopRequested, checkpoint, stop_on_sigint
 def test_sigint_sets_stop_and_still_interrupts_the_main_thread() -> None:
     before = signal.getsignal(signal.SIGINT)
     seen: list[bool] = []
-    with pytest.raises(KeyboardInterrupt), stop_on_sigint():
+    try:
+        with pytest.raises(KeyboardInterrupt), stop_on_sigint():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                threading.Event().wait(5)  # the handler runs here
+            finally:
+                seen.append(STOP.is_set())
+        assert seen == [True]
+        assert signal.getsignal(signal.SIGINT) is before
+        assert STOP.is_set()  # threads still training must stop too
+        with stop_on_sigint():  # the next command in this process trains normally
+            assert not STOP.is_set()
+            checkpoint()
+        assert not STOP.is_set()
+    finally:
+        STOP.clear()
+
+
+def test_a_second_ctrl_c_still_stops_a_training_thread() -> None:
+    """The second Ctrl-C can end the task runner's wait early; the thread still training must
+    stop at its next checkpoint, not run on to the end."""
+    steps: list[int] = []
+    outcome: list[str] = []
+
+    def train() -> None:
         try:
-            os.kill(os.getpid(), signal.SIGINT)
-            threading.Event().wait(5)  # the handler runs here
-        finally:
-            seen.append(STOP.is_set())
-    assert seen == [True]
-    assert not STOP.is_set()  # a later run in this process trains normally
-    assert signal.getsignal(signal.SIGINT) is before
+            for i in range(50):
+                checkpoint()
+                steps.append(i)
+                threading.Event().wait(0.1)
+            outcome.append("ran to the end")
+        except StopRequested:
+            outcome.append("stopped")
+
+    worker = threading.Thread(target=train)
+    try:
+        with pytest.raises(KeyboardInterrupt), stop_on_sigint():
+            worker.start()
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                threading.Event().wait(5)
+            except KeyboardInterrupt:
+                os.kill(os.getpid(), signal.SIGINT)  # the second one, while "waiting"
+                threading.Event().wait(5)
+        worker.join(timeout=30)
+        assert outcome == ["stopped"] and len(steps) < 50
+    finally:
+        STOP.clear()
+        worker.join(timeout=30)
 
 
 def test_a_checkpoint_raises_only_once_stop_is_set_and_exception_handlers_miss_it() -> None:
