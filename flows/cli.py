@@ -699,7 +699,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code = 130
     if code == 130 and STOP.is_set():
-        typer.echo("interrupted: the run stopped at Ctrl-C and wrote no summary", err=True)
+        runs = bool(args) and args[0] in {"run", "replay"}
+        typer.echo(f"interrupted: stopped at Ctrl-C{'; the run wrote no summary' * runs}", err=True)
     return code
 
 

@@ -302,7 +302,13 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_13
     finally:
         STOP.clear()
     err = capsys.readouterr().err
-    assert err.strip() == "interrupted: the run stopped at Ctrl-C and wrote no summary"
+    assert err.strip() == "interrupted: stopped at Ctrl-C; the run wrote no summary"
+    STOP.clear()
+    try:
+        assert cli.main(["verify"]) == 130
+    finally:
+        STOP.clear()
+    assert capsys.readouterr().err.strip() == "interrupted: stopped at Ctrl-C"
 
     def broken(args: list[str]) -> int:
         raise RuntimeError("a real bug")
