@@ -14,6 +14,7 @@ exit 2, never a traceback.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -688,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     their next step. Whatever the interrupt surfaces as (a library may wrap it in an error of
     its own) ends as one line and exit 130.
     """
-    from pipelines.interrupt import STOP, stop_on_sigint
+    from pipelines.interrupt import STOP, join_trainings, stop_on_sigint
 
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -699,6 +700,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code = 130
     if code == 130 and STOP.is_set():
+        try:  # after a second Ctrl-C the trainings may still be reaching their checkpoint
+            join_trainings(timeout=20)
+        except KeyboardInterrupt:  # a third: leave now
+            pass
+        # Threads still winding down (a task that was waiting for its upstream) may log against
+        # an interpreter that is shutting down; their handlers' failures are not news.
+        logging.raiseExceptions = False
         runs = bool(args) and args[0] in {"run", "replay"}
         typer.echo(f"interrupted: stopped at Ctrl-C{'; the run wrote no summary' * runs}", err=True)
     return code

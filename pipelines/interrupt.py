@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 #: Set by SIGINT inside :func:`stop_on_sigint`; the trainings stop at their next checkpoint.
 STOP = threading.Event()
+#: Threads that have run a training (:func:`training`), for :func:`join_trainings`.
+_TRAINERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
 
 class StopRequested(KeyboardInterrupt):
@@ -32,6 +36,26 @@ def checkpoint() -> None:
     """Raise :class:`StopRequested` when the run was interrupted; costs ~0.1 µs otherwise."""
     if STOP.is_set():
         raise StopRequested("interrupted")
+
+
+@contextmanager
+def training() -> Iterator[None]:
+    """Mark the calling thread as one that trains (``run_trainer`` does), so an interrupted
+    CLI can wait for it to reach its checkpoint before the interpreter shuts down."""
+    _TRAINERS.add(threading.current_thread())
+    yield
+
+
+def join_trainings(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the threads that trained to end; returns whether
+    they did. A second Ctrl-C ends the task runner's wait early: without this the CLI
+    returned while those threads were still stopping, and their logging then failed against
+    a shutting-down interpreter (pages of tracebacks after the exit line)."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_TRAINERS):
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in list(_TRAINERS) if t is not threading.current_thread())
 
 
 @contextmanager

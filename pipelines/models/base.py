@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipelines.evaluation.gates import Gate, GateRule, evaluate
 from pipelines.export.onnx import OnnxExport
-from pipelines.interrupt import checkpoint
+from pipelines.interrupt import checkpoint, training
 from pipelines.seeding import Streams
 
 logger = logging.getLogger(__name__)
@@ -201,19 +201,20 @@ def run_trainer(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trainer = spec.make_trainer()
-    t0 = time.perf_counter()
-    checkpoint()
-    data = trainer.prepare(inputs, cfg, streams)
-    t1 = time.perf_counter()
-    checkpoint()
-    fitted = trainer.fit(data, cfg, streams)
-    t2 = time.perf_counter()
-    checkpoint()
-    evaluation = trainer.evaluate(data, fitted, cfg, streams, out_dir)
-    t3 = time.perf_counter()
-    checkpoint()
-    export = trainer.export(data, fitted, cfg, out_dir)
-    t4 = time.perf_counter()
+    with training():
+        t0 = time.perf_counter()
+        checkpoint()
+        data = trainer.prepare(inputs, cfg, streams)
+        t1 = time.perf_counter()
+        checkpoint()
+        fitted = trainer.fit(data, cfg, streams)
+        t2 = time.perf_counter()
+        checkpoint()
+        evaluation = trainer.evaluate(data, fitted, cfg, streams, out_dir)
+        t3 = time.perf_counter()
+        checkpoint()
+        export = trainer.export(data, fitted, cfg, out_dir)
+        t4 = time.perf_counter()
     metrics = dict(evaluation.metrics)
     metrics["onnx_max_abs_diff"] = export.max_abs_diff
     metrics.update(

@@ -289,8 +289,14 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_13
 ) -> None:
     """pydantic's serializer once turned Ctrl-C into a PydanticSerializationError: a 61-line
     traceback and exit 1. After a Ctrl-C any error is the interrupt's."""
+    import weakref
+
     from flows import cli
+    from pipelines import interrupt
     from pipelines.interrupt import STOP
+
+    monkeypatch.setattr(interrupt, "_TRAINERS", weakref.WeakSet())  # no trainings to wait for
+    monkeypatch.setattr("logging.raiseExceptions", True)  # main() turns it off after Ctrl-C
 
     def interrupted(args: list[str]) -> int:
         STOP.set()  # what the SIGINT handler does

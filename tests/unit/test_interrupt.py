@@ -104,3 +104,28 @@ def test_outside_the_main_thread_nothing_is_installed() -> None:
     worker.start()
     worker.join()
     assert inside == [before]
+
+
+def test_the_cli_can_wait_for_the_threads_that_trained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a second Ctrl-C the CLI waits for the trainings to reach their checkpoint, so
+    they do not log against an interpreter that is shutting down."""
+    import weakref
+
+    from pipelines import interrupt
+    from pipelines.interrupt import join_trainings, training
+
+    monkeypatch.setattr(interrupt, "_TRAINERS", weakref.WeakSet())  # not other tests' threads
+
+    release = threading.Event()
+
+    def train() -> None:
+        with training():
+            release.wait(10)
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    try:
+        assert not join_trainings(timeout=0.2)  # still training
+    finally:
+        release.set()
+    assert join_trainings(timeout=10) and not worker.is_alive()
