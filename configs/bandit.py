@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from configs.base import Section
+from configs.base import Section, confirm_fraction_field
 
 
 class LoggedFeedbackConfig(Section):
@@ -53,6 +53,7 @@ class BanditConfig(Section):
     reward_horizon: int = Field(default=6, gt=0, description="Bars over which an arm's P&L counts.")
     cost_bps: float = Field(default=1.0, ge=0, description="Cost per unit turnover, basis points.")
     slippage_bps: float = Field(default=0.5, ge=0, description="Slippage per unit turnover, bps.")
+    confirm_fraction: float = confirm_fraction_field()
     holdout_fraction: float = Field(
         default=0.3, gt=0, lt=1, description="Later share of the span held out for OPE."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from configs.base import Section
+from configs.base import Section, confirm_fraction_field
 
 
 class MetaLabelConfig(Section):
@@ -13,6 +13,7 @@ class MetaLabelConfig(Section):
     horizon: int = Field(default=6, gt=0, description="Bars a trade is held after its entry.")
     cost_bps: float = Field(default=1.0, ge=0, description="Cost per unit turnover, bps.")
     slippage_bps: float = Field(default=0.5, ge=0, description="Slippage per unit turnover, bps.")
+    confirm_fraction: float = confirm_fraction_field()
     holdout_fraction: float = Field(
         default=0.3, gt=0, lt=1, description="Later share of the span held out for the gates."
     )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from configs.base import Section
+from configs.base import Section, confirm_fraction_field
 
 CandidateName = Literal["lightgbm", "random_forest", "logistic"]
 
@@ -120,6 +120,7 @@ class RegimeConfig(Section):
         ge=0,
         description="Extra bars skipped between training and validation; default: label_horizon.",
     )
+    confirm_fraction: float = confirm_fraction_field()
     holdout_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Later span held out for the final evaluation."
     )

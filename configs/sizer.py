@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from configs.base import Section
+from configs.base import Section, confirm_fraction_field
 
 
 class SizerConfig(Section):
@@ -87,6 +87,7 @@ class SizerConfig(Section):
         default=None,
         description="Strategy arm to size; None: best train-span Sharpe (chosen on train only).",
     )
+    confirm_fraction: float = confirm_fraction_field()
     holdout_fraction: float = Field(
         default=0.3, gt=0, lt=1, description="Later share of the bars held out for evaluation."
     )

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipelines.evaluation.spans import confirm_key
+
 Direction = Literal[">=", "<=", ">", "<"]
 PARITY_GATE = "onnx_max_abs_diff"
 
@@ -31,8 +33,11 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 class Gate:
     """One publish gate's verdict: ``value direction threshold`` decides ``passed``.
 
-    ``ci_low``/``ci_high`` carry the block-bootstrap interval of ``value`` when it has one;
-    ``description`` says in words what the gate asks, for the report's one-line reason.
+    ``ci_low``/``ci_high`` carry the block-bootstrap interval of the estimate when it has
+    one and ``estimate`` its point value (a lower-bound gate's ``value`` is the interval's low
+    end, so the report shows ``estimate [ci_low, ci_high]`` beside it); ``span`` says which
+    span judged it (``test`` or ``confirm``, docs/models.md); ``description`` says in words what
+    the gate asks, for the report's one-line reason.
     """
 
     name: str
@@ -44,6 +49,8 @@ class Gate:
     ci_low: float | None = None
     ci_high: float | None = None
     description: str = ""
+    estimate: float | None = None
+    span: str = "test"
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -54,7 +61,10 @@ class Gate:
             "direction": self.direction,
             "unit": self.unit,
             "description": self.description,
+            "span": self.span,
         }
+        if self.estimate is not None:
+            out["estimate"] = float(self.estimate)
         if self.ci_low is not None and self.ci_high is not None:
             out["ci_low"], out["ci_high"] = float(self.ci_low), float(self.ci_high)
         return out
@@ -80,12 +90,17 @@ def check(
     unit: str = "",
     ci: tuple[float, float] | None = None,
     description: str = "",
+    estimate: float | None = None,
+    span: str = "test",
 ) -> Gate:
     """Judge ``value direction threshold``; NaN or inf values fail."""
     value, threshold = float(value), float(threshold)
     passed = math.isfinite(value) and _COMPARE[direction](value, threshold)
     low, high = (float(ci[0]), float(ci[1])) if ci is not None else (None, None)
-    return Gate(name, value, threshold, bool(passed), direction, unit, low, high, description)
+    est = float(estimate) if estimate is not None else None
+    return Gate(
+        name, value, threshold, bool(passed), direction, unit, low, high, description, est, span
+    )
 
 
 def parity_gate(max_abs_diff: float, tolerance: float) -> Gate:
@@ -131,6 +146,7 @@ def lower_bound_gate(
     *,
     scale: float = 1.0,
     unit: str = "",
+    span: str = "test",
 ) -> Gate:
     """``<key>_ci_low > threshold``: the one-sided bound of a lift with its CI, in ``unit``
     (``scale`` converts the metric, e.g. 1e4 for fractions to bps)."""
@@ -143,7 +159,38 @@ def lower_bound_gate(
         unit=unit,
         ci=(ci[0] * scale, ci[1] * scale) if ci else None,
         description=description,
+        estimate=_get(metrics, key) * scale,
+        span=span,
     )
+
+
+def lower_bound_gates(
+    name: str,
+    metrics: Mapping[str, float],
+    key: str,
+    threshold: float,
+    description: str,
+    *,
+    scale: float = 1.0,
+    unit: str = "",
+) -> list[Gate]:
+    """The lower-bound gate on the test span (``key``) and again on the confirmation span
+    (``confirm/key``, named ``<name>_confirmation``): a lift that the test span alone shows
+    may be the winner's curse; the later span nothing looked at must show it too. A trainer
+    that reports no confirmation estimate fails the second gate (NaN never publishes)."""
+    return [
+        lower_bound_gate(name, metrics, key, threshold, description, scale=scale, unit=unit),
+        lower_bound_gate(
+            f"{name}_confirmation",
+            metrics,
+            confirm_key(key),
+            threshold,
+            f"{description}; on the confirmation span, which nothing saw before this decision",
+            scale=scale,
+            unit=unit,
+            span="confirm",
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------- regime
