@@ -1,9 +1,15 @@
 """Real-data scorecard: every trainer on real bars, its metric next to each baseline, gate verdicts.
 
-Run: ``.venv/bin/python benchmarks/bench_real.py [--config demo] [--seeds 7 8] [--data PATH ...]
-[--models regime bandit sizer] [--budget small|config]``
+Run: ``.venv/bin/python benchmarks/bench_real.py [--config demo] [--seeds 7 8 9] [--data PATH ...]
+[--arch sp500 nasdaq] [--models regime bandit sizer] [--budget config|small] [--train-share 0.8]``
 
-Datasets: the ``backtesting`` package's GOOG daily and EURUSD hourly samples (offline), plus
+"Was it right": each slot trains on the first 80 % of each set and is judged by its own gates
+there; the same fit is then scored on the last 20 %, which no training, selection or gate saw
+(``benchmarks/forward.py``), and the card puts the gate's bounds and the later truth side by
+side.
+
+Datasets: the ``backtesting`` package's GOOG daily and EURUSD hourly samples (offline), the
+``arch`` package's S&P 500 and NASDAQ daily 1999-2018 (offline, a dev extra), plus
 any ``--data`` file or folder (CSV/Parquet in the bar contract), each loaded and checked the
 way the flow does (``check_bars``), featurized with ``featurize``. Every model is trained by
 the model registry (``pipelines.models.registry.train_one``, the sizer after the bandit),
@@ -94,13 +100,43 @@ class ModelResult:
         return self.error is None and all(g["passed"] for g in self.gates)
 
 
-def load_datasets(sample: Iterable[str], paths: Iterable[str], settings: Settings) -> list[Dataset]:
-    """Sample bar sets and ``--data`` paths, read and checked as the flow does."""
+#: 20-year daily equity indexes that the ``arch`` package ships offline (dev extra).
+ARCH_SETS: tuple[str, ...] = ("sp500", "nasdaq")
+
+
+def read_arch(name: str) -> Any:
+    """One of ``arch``'s bundled daily index series as a raw bar table (UTC session dates)."""
+    import importlib
+
+    from pipelines.data.sources import RawFrame
+
+    module = importlib.import_module(f"arch.data.{name}")
+    frame = module.load()
+    ts = pd.DatetimeIndex(frame.index).tz_localize("UTC")
+    table = pd.DataFrame(
+        {
+            "ts": ts,
+            "open": frame["Open"].to_numpy(),
+            "high": frame["High"].to_numpy(),
+            "low": frame["Low"].to_numpy(),
+            "close": frame["Close"].to_numpy(),
+            "volume": frame["Volume"].to_numpy(),
+        }
+    )
+    return RawFrame(origin=f"arch.data.{name}", frame=table, symbol=name.upper())
+
+
+def load_datasets(
+    sample: Iterable[str], paths: Iterable[str], settings: Settings, arch_sets: Iterable[str] = ()
+) -> list[Dataset]:
+    """Sample bar sets, ``arch``'s indexes and ``--data`` paths, read and checked as the flow
+    does."""
     from pipelines.data.checks import check_bars
     from pipelines.data.sources import read_files, read_sample
     from pipelines.features import featurize
 
     sources = [(f"{name} (backtesting)", read_sample([name])) for name in sample]
+    sources += [(f"{name.upper()} (arch)", [read_arch(name)]) for name in arch_sets]
     sources += [(Path(p).name, read_files(p)) for p in paths]
     out = []
     for name, raws in sources:
@@ -110,6 +146,22 @@ def load_datasets(sample: Iterable[str], paths: Iterable[str], settings: Setting
     return out
 
 
+@dataclass
+class Truth:
+    """One slot on one set and seed: its gate bounds on the first part, the later truth."""
+
+    model: str
+    dataset: str
+    seed: int
+    gate: str = ""
+    test: str = "-"
+    confirm: str = "-"
+    published: bool = False
+    later: str = "-"
+    right: str = "n/a"
+    error: str | None = None
+
+
 def run_model(
     model: str,
     data: Dataset,
@@ -117,42 +169,108 @@ def run_model(
     seed: int,
     root: Path,
     upstream: dict[str, Any] | None = None,
-) -> ModelResult:
-    """Train one model of the registry exactly as the flow's training task does (same named
-    random streams, same parity tolerance, its upstream results); keep metrics and gates."""
-    from pipelines.models.registry import SPECS, train_one
+    train_share: float = 0.8,
+) -> tuple[ModelResult, Truth]:
+    """Train one model of the registry on the first ``train_share`` of the set through its own
+    stages (same named random streams, same parity tolerance, its upstream results), judge it
+    with its gates, and score the same fit on the rest of the set (``benchmarks/forward.py``)."""
+    from benchmarks.forward import cut_inputs, fit_forward, format_gate, verdict
+    from pipelines.models.base import TrainInputs
+    from pipelines.models.registry import SPECS
+    from pipelines.strategies import compute_signals
 
     spec = SPECS[model]
     out_dir = root / data.name.split()[0] / str(seed) / model
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    upstream = upstream if upstream is not None else {}
+    signals = compute_signals(data.bars)
+    earlier, _ = cut_inputs(data.bars, data.features, signals, train_share)
+    before = {u: upstream[u].result for u in spec.after if u in upstream}
+    after = {u: upstream[u].forward_result for u in spec.after if u in upstream}
+    earlier = TrainInputs(earlier.bars, earlier.features, earlier.signals, before)
+    later = TrainInputs(data.bars, data.features, signals, after)
+    cfg = spec.config(settings)
+    # held-out rows of the later run: the last (1 - train_share) of the set, a little less
+    # so no held-out row precedes the cut; nearly all of it on the "test" key
+    later_cfg = cfg.model_copy(
+        update={"holdout_fraction": 0.95 * (1.0 - train_share), "confirm_fraction": 0.02}
+    )
     try:
-        outcome = train_one(
+        fwd = fit_forward(
             spec,
-            data.bars,
-            data.features,
-            spec.config(settings),
+            earlier,
+            later,
+            cfg,
+            later_cfg,
             seed,
+            settings.training.parity_tolerance,
             out_dir,
-            parity_tolerance=settings.training.parity_tolerance,
-            upstream={u: upstream[u] for u in spec.after if upstream and u in upstream},
         )
-        if upstream is not None:
-            upstream[model] = outcome
+        upstream[model] = fwd
     except Exception as exc:  # a scorecard records a failure and goes on to the next model
         last = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{Path(last.filename).name}:{last.lineno}"
-        return ModelResult(
-            model, data.name, seed, time.perf_counter() - t0, error=f"{exc} ({where})"
+        err = f"{type(exc).__name__}: {exc} ({where})"
+        return (
+            ModelResult(model, data.name, seed, time.perf_counter() - t0, error=err),
+            Truth(model, data.name, seed, error=err),
         )
-    return ModelResult(
+    first, twin, later_gate = fwd.primary()
+    truth = Truth(
         model,
         data.name,
         seed,
-        time.perf_counter() - t0,
-        metrics=dict(outcome.metrics),
-        gates=[g.as_dict() for g in outcome.gates],
+        gate=first.name,
+        test=format_gate(first),
+        confirm=format_gate(twin) if twin is not first else "-",
+        published=fwd.published,
+        later=format_gate(later_gate),
+        right=verdict(fwd.published, later_gate),
     )
+    return (
+        ModelResult(
+            model,
+            data.name,
+            seed,
+            time.perf_counter() - t0,
+            metrics=fwd.metrics,
+            gates=[g.as_dict() for g in fwd.gates],
+        ),
+        truth,
+    )
+
+
+def truth_section(truths: list[Truth]) -> str:
+    """The "was it right" table: the gate's bounds next to the later truth, per slot."""
+    lines = [
+        "### Was it right? (gates on the first part, truth on the rest)",
+        "",
+        "| set | seed | slot | gate | test | confirmation | shipped | later (no run saw it) "
+        "| right? |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in truths:
+        if t.error is not None:
+            lines.append(f"| {t.dataset} | {t.seed} | {t.model} | error: {t.error} |||||| |")
+            continue
+        lines.append(
+            f"| {t.dataset} | {t.seed} | {t.model} | {t.gate} | {t.test} | {t.confirm} | "
+            f"{'yes' if t.published else 'no'} | {t.later} | {t.right} |"
+        )
+    shipped = [t for t in truths if t.error is None and t.published]
+    wrong = [t for t in truths if t.right.startswith("WRONG")]
+    lines += [
+        "",
+        f"{len(shipped)} of {sum(t.error is None for t in truths)} slot runs shipped; "
+        f"{len(wrong)} decisions were wrong on the later bars. Test and confirmation cells are "
+        "the gate's estimate [its one-sided 95 % bound's interval] on the first part; a slot "
+        "ships only if every gate passed there. Later: the same estimate of the same fit on "
+        "the bars after the cut. Right: shipped and the later estimate is above the gate's "
+        "threshold, or blocked and the later lower bound is not.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _contenders(model: str, metric: str, metrics: dict[str, float]) -> dict[str, str]:
@@ -224,24 +342,30 @@ def model_section(model: str, results: list[ModelResult]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="demo")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
     parser.add_argument("--sample", nargs="*", default=["GOOG", "EURUSD"])
+    parser.add_argument("--arch", nargs="*", default=list(ARCH_SETS), choices=list(ARCH_SETS))
+    parser.add_argument("--train-share", type=float, default=0.8)
     parser.add_argument("--data", nargs="*", default=[], help="extra CSV/Parquet files or folders")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--budget", choices=["small", "config"], default="small")
+    parser.add_argument("--budget", choices=["small", "config"], default="config")
     args = parser.parse_args()
     overrides = SMALL_BUDGET if args.budget == "small" else {}
     settings = load_config(args.config, overrides=overrides, environ={})
     t_start = time.perf_counter()
-    datasets = load_datasets(args.sample, args.data, settings)
+    datasets = load_datasets(args.sample, args.data, settings, args.arch)
     results: dict[str, list[ModelResult]] = {m: [] for m in args.models}
+    truths: list[Truth] = []
     with tempfile.TemporaryDirectory() as tmp:
         for data in datasets:
             for seed in args.seeds:
                 trained: dict[str, Any] = {}  # upstream results (the sizer reads the bandit's)
                 for model in args.models:
-                    res = run_model(model, data, settings, seed, Path(tmp), trained)
+                    res, truth = run_model(
+                        model, data, settings, seed, Path(tmp), trained, args.train_share
+                    )
                     results[model].append(res)
+                    truths.append(truth)
                     status = "error" if res.error else ("published" if res.published else "blocked")
                     print(f"{data.name} seed {seed} {model}: {status} ({res.seconds:.0f} s)")
     elapsed = time.perf_counter() - t_start
@@ -256,7 +380,8 @@ def main() -> None:
         else "the config's own budgets"
     )
     seeds = " ".join(str(s) for s in args.seeds)
-    text = f"""## Real-data scorecard
+    text = (
+        f"""## Real-data scorecard
 
 Command: `.venv/bin/python benchmarks/bench_real.py --config {args.config} --seeds {seeds}
 --budget {args.budget}` · machine: 2-core x86_64 CPU, no GPU ({platform.machine()}, Python
@@ -267,11 +392,16 @@ Data:
 {data_lines}
 
 Every model is trained by its own trainer as the training flow calls it (held-out span,
-baselines and gates as the trainer defines them today). Budgets: {budget}.
+baselines and gates as the trainer defines them today) on the first {args.train_share:.0%} of
+each set; the rest is scored afterwards with the same fit (benchmarks/forward.py).
+Budgets: {budget}.
 Bracketed figures are the trainer's block-bootstrap intervals where it reports them.
 "Published" means every gate the trainer returned passed.
 
-""" + "\n".join(model_section(m, rs) for m, rs in results.items())
+"""
+        + truth_section(truths)
+        + "\n".join(model_section(m, rs) for m, rs in results.items())
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
     print(text)
