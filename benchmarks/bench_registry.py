@@ -10,6 +10,7 @@ moto's own overhead but no network latency. Run:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import platform
@@ -193,7 +194,9 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
-    ring = KeyRing([HmacKey("bench", bytes(range(66, 98)))], signing_key_id="bench")
+    ring = KeyRing(
+        [HmacKey("bench", hashlib.sha256(b"edgeflow bench key").digest())], signing_key_id="bench"
+    )
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     rows = []

@@ -41,6 +41,9 @@ _LOWER_HEX = re.compile(r"[0-9a-f]*")
 _KCV_RE = re.compile(r"[0-9a-f]{16}")
 _SECRET_LIKE_ID = re.compile(r"[0-9a-fA-F]{32,}")
 MIN_DISTINCT_KEY_BYTES = 8
+MIN_UNPREDICTABLE_KEY_BYTES = 16
+_REPEAT_WINDOW = 8
+_STRIDE_WINDOW = 8
 
 
 def _check_key_id(key_id: str) -> str:
@@ -58,21 +61,55 @@ def _check_key_id(key_id: str) -> str:
     return key_id
 
 
-def check_key_entropy(secret: bytes) -> None:
-    """Refuse placeholder HMAC keys: few distinct bytes or one short block repeated.
+def _predictable(secret: bytes, i: int) -> bool:
+    """True when byte ``i`` follows from the bytes before it by a rule people use to make up
+    a key: a repeat of one of the last ``_REPEAT_WINDOW`` bytes (runs, short repeated
+    blocks, a few symbols reused), or the next term of an arithmetic progression at a stride
+    of 1 to ``_STRIDE_WINDOW`` (counting 00 01 02 .., counting down, stepping by k,
+    interleaved counters such as 00 ff 01 fe .., ASCII runs such as ``0123456789abc``)."""
+    b = secret[i]
+    if any(secret[i - p] == b for p in range(1, min(i, _REPEAT_WINDOW) + 1)):
+        return True
+    return any(
+        (2 * secret[i - p] - secret[i - 2 * p]) % 256 == b
+        for p in range(1, min(i // 2, _STRIDE_WINDOW) + 1)
+    )
 
-    A real 32-byte random key has ~30 distinct byte values and no period; ``00..00``,
-    ``1111..``, ``abab..`` or ``deadbeef`` repeated are typed by people, not generated.
+
+def unpredictable_bytes(secret: bytes) -> int:
+    """How many bytes of ``secret`` no simple made-up-key rule predicts (see
+    :func:`_predictable`); a random 32-byte key scores about 29 of 32."""
+    return sum(1 for i in range(len(secret)) if not _predictable(secret, i))
+
+
+def check_key_entropy(secret: bytes) -> None:
+    """Refuse HMAC keys a person typed or a test made up, by class, not by example.
+
+    Every manifest carries ``key_check``, an HMAC of a fixed label under the key: an offline
+    oracle for guessing it. So a key must not come from a small family anyone would try
+    first: few distinct byte values (``00..00``, ``abab..``), an exact repetition of a
+    block of up to half the key (``deadbeef`` x 4, a 16-byte block twice), or a key whose
+    bytes mostly follow from the ones before (counting ``00 01 02 .. 1f``, the spec's old
+    test-vector key; stepping; ASCII runs). The last rule counts the bytes no such rule
+    predicts and wants at least ``MIN_UNPREDICTABLE_KEY_BYTES`` of them (128 bits at 8 bits
+    each): a random 32-byte key has about 29, and is refused with a probability below 1e-11.
     """
+    hint = (
+        "a placeholder, not a random key (generate one with `python -c 'import secrets; "
+        "print(secrets.token_hex(32))'`)"
+    )
     if len(set(secret)) < MIN_DISTINCT_KEY_BYTES:
-        raise WeakKeyError(
-            f"HMAC key has only {len(set(secret))} distinct byte values: a placeholder, not a "
-            "random key (generate one with `python -c 'import secrets; "
-            "print(secrets.token_hex(32))'`)"
-        )
-    for period in range(1, 9):
+        raise WeakKeyError(f"HMAC key has only {len(set(secret))} distinct byte values: {hint}")
+    for period in range(1, len(secret) // 2 + 1):
         if all(secret[i] == secret[i % period] for i in range(len(secret))):
-            raise WeakKeyError(f"HMAC key is a {period}-byte block repeated: not a random key")
+            raise WeakKeyError(f"HMAC key is a {period}-byte block repeated: {hint}")
+    free = unpredictable_bytes(secret)
+    if free < MIN_UNPREDICTABLE_KEY_BYTES:
+        raise WeakKeyError(
+            f"HMAC key has only {free} bytes that do not follow from the ones before them "
+            f"(counting, stepping, repeating; at least {MIN_UNPREDICTABLE_KEY_BYTES} are "
+            f"required): {hint}"
+        )
 
 
 def _no_pickle(what: str) -> TypeError:

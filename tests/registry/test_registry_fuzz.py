@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -24,7 +25,7 @@ TARGETS = (
     "regime/v000001/model.onnx",
     "regime/LATEST",
 )
-RING = KeyRing([HmacKey("k1", bytes(range(90, 122)))], signing_key_id="k1")
+RING = KeyRing([HmacKey("k1", hashlib.sha256(b"edgeflow fuzz key").digest())], signing_key_id="k1")
 
 
 def _pristine() -> MemoryStore:
