@@ -85,6 +85,15 @@ def _keys(cfg: Settings, *, signing: bool) -> KeyRing:
     return ring
 
 
+PUBLISHER_STATE = "publisher-state"
+
+
+def _publisher_state(cfg: Settings) -> Path:
+    """The publisher's own record of what it signed (``<workdir>/publisher-state``): a
+    truncated or replayed store history never makes it reuse a sequence or sign a rollback."""
+    return Path(cfg.workdir) / PUBLISHER_STATE
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
@@ -118,7 +127,9 @@ def _verify_one(
     """Verify one model; with a consumer's state, also refuse a LATEST older than it accepted."""
     floor = accepted.sequence - 1 if accepted is not None and version is None else None
     try:
-        vv = verify_model(st, name, ring, version=version, min_sequence=floor)
+        vv = verify_model(
+            st, name, ring, version=version, min_sequence=floor, check_history=version is None
+        )
     except ReplayError:
         if accepted is None:
             raise
@@ -157,8 +168,9 @@ def verify_cmd(
         ),
     ] = None,
 ) -> None:
-    """Check pointer, manifest signature, every file's sha256 and size, and that the pointer
-    has not expired; 0 only if all pass."""
+    """Check pointer, manifest signature, every file's sha256 and size, that the pointer
+    has not expired and that no verified history entry is newer than LATEST (a replayed
+    LATEST); 0 only if all pass."""
     from pipelines.registry.client import ClientStateError, read_client_state
 
     accepted = None
@@ -299,6 +311,7 @@ def rollback_cmd(
             to=to,
             below_floor=below_floor,
             ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
+            state_dir=_publisher_state(cfg),
         )
     except VerificationError as exc:
         raise _fail(f"target does not verify: [{exc.code}] {exc}", EXIT_FAILED) from None
@@ -334,6 +347,7 @@ def publish_cmd(
             keep_last=cfg.registry.keep_last,
             ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
             approve=approve,
+            state_dir=_publisher_state(cfg),
         )
     except (_UserError, RegistryError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -372,6 +386,7 @@ def heartbeat_cmd(
                 ring,
                 ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
                 renew_expired=renew_expired,
+                state_dir=_publisher_state(cfg),
             )
         except (RegistryError, ValueError) as exc:
             failed += 1

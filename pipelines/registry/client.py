@@ -213,6 +213,11 @@ class ModelClient:
         onnxruntime intra-op threads per session.
     max_pointer_age:
         A client that serves nothing yet refuses a pointer signed longer ago than this.
+    min_sequence:
+        Bootstrap floor for trust on first use: the client never accepts (nor serves from
+        its cache) a pointer whose sequence is below this, with or without a state file.
+        Deploy a bot with the sequence ``LATEST`` had when its config was written (``edgeflow
+        models`` shows it) and a replayed older pointer cannot become its first model.
     clock:
         Current UTC time (tests pass a fixed one).
     """
@@ -229,7 +234,10 @@ class ModelClient:
         intra_op_threads: int = 1,
         max_pointer_age: timedelta | None = None,
         clock: Callable[[], datetime] | None = None,
+        min_sequence: int | None = None,
     ) -> None:
+        if min_sequence is not None and (isinstance(min_sequence, bool) or min_sequence < 1):
+            raise ValueError("min_sequence must be a positive integer")
         if keep_cached < 1:
             raise ValueError("keep_cached must be at least 1 (the serving version)")
         self.store = store
@@ -244,6 +252,7 @@ class ModelClient:
         self._last_sequence: int | None = None
         self._cache_checked = False
         self.max_pointer_age = max_pointer_age
+        self.min_sequence = min_sequence
         self.clock = clock or (lambda: datetime.now(UTC))
         self.cache_error: Exception | None = None
         self._accepted_sha256: str | None = None
@@ -351,6 +360,8 @@ class ModelClient:
                 self._last_sequence = pointer.sequence
             if pointer.sequence < self._last_sequence:
                 return  # an older cached model than the accepted state: do not serve it
+            if self.min_sequence is not None and pointer.sequence < self.min_sequence:
+                return  # older than the configured bootstrap floor: do not serve it
             vv = verify_version(
                 cache,
                 self.model,
@@ -435,6 +446,11 @@ class ModelClient:
         current = self._serving
         last = self._last_sequence
         now = self.clock()
+        if self.min_sequence is not None and pointer.sequence < self.min_sequence:
+            raise ReplayError(
+                f"{self.model}/LATEST has sequence {pointer.sequence}, below the configured "
+                f"minimum {self.min_sequence}: refusing a replayed pointer"
+            )
         if last is not None and pointer.sequence <= last:
             if (
                 current is not None

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.registry.errors import (
@@ -29,6 +29,7 @@ POINTER_SCHEMA = "edgeflow.pointer/2"
 LEGACY_POINTER_SCHEMA = "edgeflow.pointer/1"
 POINTER_PAYLOAD_TYPE = "application/vnd.edgeflow.pointer+json"
 POINTER_KINDS = ("publish", "rollback", "heartbeat")
+LEGACY_MAX_AGE = timedelta(hours=72)  # the default envelope ttl: legacy pointers age out alike
 MAX_DOC_BYTES = 1 << 20  # manifest.json
 MAX_ENVELOPE_BYTES = 64 << 10  # LATEST and history entries
 MAX_PAYLOAD_BYTES = 16 << 10
@@ -256,6 +257,12 @@ class Pointer:
     legacy: bool = False
 
     def expires_at(self) -> datetime | None:
+        """When the pointer goes stale. A legacy pointer carries no ``expires``: it is bounded
+        by age instead, ``LEGACY_MAX_AGE`` after its ``created_at``, so a genuinely signed
+        pre-upgrade pointer kept by someone cannot be served to a fresh bot months later."""
+        if self.legacy:
+            created = self.created()
+            return created + LEGACY_MAX_AGE if created is not None else None
         return parse_time(self.expires) if self.expires else None
 
     def created(self) -> datetime | None:

@@ -12,7 +12,6 @@ pointer to a version it has not verified itself.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from pipelines.registry.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
     PublishError,
-    RegistryError,
+    UnsafeObjectError,
     VerificationError,
 )
 from pipelines.registry.manifest import (
@@ -49,6 +48,7 @@ from pipelines.registry.manifest import (
     version_number,
 )
 from pipelines.registry.onnx_check import check_loadable, parse_onnx, refuse_external_data
+from pipelines.registry.publisher_state import PublisherRecord, read_record, write_record
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from pipelines.registry.verify import (
@@ -56,8 +56,12 @@ from pipelines.registry.verify import (
     MANIFEST,
     SIG,
     check_fresh,
+    history_key,
+    history_sequences,
+    is_envelope,
+    newest_history,
     pointer_key,
-    read_pointer_raw,
+    read_history,
     verify_manifest,
     verify_pointer_bytes,
     verify_version,
@@ -75,7 +79,10 @@ HISTORY_KEEP = 50
 DEFAULT_TTL = timedelta(hours=72)
 _MAX_VERSION_SKIPS = 1000
 RESERVED = (MANIFEST, MANIFEST + SIG)
-_HISTORY_RE = re.compile(r"^(\d{12})\.json$")
+PARTIAL_GRACE = timedelta(hours=1)
+"""An unsigned version folder younger than this may be a concurrent publish still writing
+it: pruning leaves it alone (older ones are crash leftovers and go)."""
+_CLAIM_TRIES = 4
 
 
 @dataclass(frozen=True)
@@ -150,18 +157,6 @@ def describe_onnx(blob: bytes) -> dict[str, Any]:
     }
 
 
-def _history_sequences(keys: list[str], model: str) -> list[int]:
-    seqs = []
-    prefix = f"{model}/{HISTORY}/"
-    for key in keys:
-        if not key.startswith(prefix):
-            continue
-        m = _HISTORY_RE.fullmatch(key[len(prefix) :])
-        if m:
-            seqs.append(int(m.group(1)))
-    return sorted(seqs)
-
-
 def _version_folders(keys: list[str], model: str) -> dict[str, set[str]]:
     """Version folder name -> names of the objects in it, from one listing of ``<model>/``."""
     out: dict[str, set[str]] = {}
@@ -172,91 +167,131 @@ def _version_folders(keys: list[str], model: str) -> dict[str, set[str]]:
     return out
 
 
-def _history_key(model: str, sequence: int) -> str:
-    return f"{model}/{HISTORY}/{sequence:012d}.json"
-
-
-def _read_history(store: Store, model: str, keyring: KeyRing, seq: int) -> Pointer:
-    key = _history_key(model, seq)
-    data = store.read(key, max_bytes=MAX_ENVELOPE_BYTES)
-    sig = None
-    if b'"payloadType"' not in data:  # legacy history entry: document + .sig
-        sig = store.read(key + SIG, max_bytes=MAX_SIG_BYTES)
-    pointer = verify_pointer_bytes(data, sig, model, keyring, what=key)
-    if pointer.sequence != seq:
-        raise VerificationError(f"{key} carries sequence {pointer.sequence}")
-    return pointer
-
-
 @dataclass
 class StoreState:
     """What the publisher may believe about one model: only what verified.
 
-    ``etag`` is the ETag of ``LATEST`` as read (whatever it holds), the precondition of the
-    pointer compare-and-swap.
+    ``etag`` is the ETag of ``LATEST`` as read (whatever it holds, junk included): the
+    precondition of the pointer compare-and-swap. ``pointer`` is ``LATEST`` if it verifies,
+    ``latest_junk`` says why not. ``local`` is this publisher's own record (its state
+    folder), which nobody with only store access can roll back.
     """
 
     model: str
     keys: list[str]
     pointer: Pointer | None = None
     etag: str | None = None
+    latest_junk: str | None = None
     newest_history: Pointer | None = None
+    local: PublisherRecord | None = None
     verified: dict[str, dict[str, Any]] = field(default_factory=dict)
     folders: dict[str, set[str]] = field(default_factory=dict)
 
     @property
+    def newest(self) -> Pointer | None:
+        """The verified pointer with the highest sequence among ``LATEST``, the history and
+        the local record: what the fleet was last told. On a tie the store's copy wins."""
+        best: Pointer | None = None
+        local = self.local.pointer if self.local is not None else None
+        for p in (self.newest_history, self.pointer, local):
+            if p is not None and (best is None or p.sequence > best.sequence):
+                best = p
+        return best
+
+    @property
     def live(self) -> str | None:
-        if self.pointer is not None:
-            return self.pointer.version
-        return self.newest_history.version if self.newest_history else None
+        newest = self.newest
+        return newest.version if newest is not None else None
 
     @property
     def top_sequence(self) -> int:
-        seqs = [p.sequence for p in (self.pointer, self.newest_history) if p is not None]
-        return max(seqs, default=0)
+        newest = self.newest
+        claimed = self.local.claimed if self.local is not None else 0
+        return max(newest.sequence if newest is not None else 0, claimed)
 
     @property
     def floor(self) -> str | None:
-        newest = max(
-            (p for p in (self.pointer, self.newest_history) if p is not None),
-            key=lambda p: p.sequence,
-            default=None,
-        )
-        return newest.floor if newest else None
+        newest = self.newest
+        return newest.floor if newest is not None else None
 
     def newest_verified_number(self) -> int:
         numbers = [version_number(v) or 0 for v in self.verified]
-        for p in (self.pointer, self.newest_history):
+        local = self.local.pointer if self.local is not None else None
+        for p in (self.pointer, self.newest_history, local):
             if p is not None:
                 numbers.append(version_number(p.version) or 0)
+        if self.local is not None:
+            numbers.append(self.local.max_version)
         return max(numbers, default=0)
 
+    def describe_drift(self) -> str | None:
+        """Why ``LATEST`` is not the newest verified pointer, or None when it is."""
+        newest = self.newest
+        if newest is None:
+            return None
+        if self.pointer is None:
+            what = f"does not verify ({self.latest_junk})" if self.latest_junk else "is missing"
+        elif self.pointer.sequence < newest.sequence:
+            what = f"holds the older sequence {self.pointer.sequence} ({self.pointer.version})"
+        else:
+            return None
+        source = (
+            "this publisher's state"
+            if self.local is not None and newest is self.local.pointer
+            else "the verified history"
+        )
+        return (
+            f"{self.model}/LATEST {what}; the newest verified pointer is sequence "
+            f"{newest.sequence} ({newest.version}, from {source})"
+        )
 
-def read_state(store: Store, model: str, keyring: KeyRing, *, manifests: bool = True) -> StoreState:
-    """One fresh listing of ``<model>/``, the verified pointer and the verified manifests.
+
+def read_state(
+    store: Store,
+    model: str,
+    keyring: KeyRing,
+    *,
+    manifests: bool = True,
+    state_dir: Path | None = None,
+) -> StoreState:
+    """One fresh listing of ``<model>/``, the verified pointers and the verified manifests.
 
     Unsigned folders, junk history entries and an unverifiable ``LATEST`` are ignored (and
-    logged), so nothing an attacker without a key writes can move the next version or
-    sequence.
+    logged by name), so nothing an attacker without a key writes can move the next version
+    or sequence, or block the compare-and-swap that replaces it: the ETag of ``LATEST`` is
+    taken from the raw read, whatever it holds.
     """
     keys = store.list_keys(model)
     state = StoreState(model=model, keys=keys, folders=_version_folders(keys, model))
+    key = pointer_key(model)
+    data: bytes | None = None
     try:
-        data, sig, state.etag = read_pointer_raw(store, model)
-        state.pointer = verify_pointer_bytes(data, sig, model, keyring)
+        data, state.etag = store.read_etag(key, max_bytes=MAX_ENVELOPE_BYTES)
     except ObjectNotFoundError:
         pass
-    except VerificationError as exc:
-        # a refused object (FIFO, symlink, oversized) still has an ETag to swap it away with
-        state.etag = state.etag or exc.etag
-        if state.etag is not None:
-            log.warning("%s/LATEST does not verify (%s); ignoring it", model, exc)
-    for seq in reversed(_history_sequences(keys, model)):
+    except VerificationError as exc:  # refused while reading: FIFO, symlink, oversized
+        state.etag = exc.etag
+        state.latest_junk = f"[{exc.code}] {exc}"
+    if data is not None:
         try:
-            state.newest_history = _read_history(store, model, keyring, seq)
-            break
-        except (VerificationError, ObjectNotFoundError) as exc:
-            log.warning("%s: ignoring pointer history entry %d: %s", model, seq, exc)
+            sig = None
+            if not is_envelope(data):
+                try:
+                    sig = store.read(key + SIG, max_bytes=MAX_SIG_BYTES)
+                except ObjectNotFoundError:
+                    sig = None  # verify_pointer_bytes names it: signature-missing
+            state.pointer = verify_pointer_bytes(data, sig, model, keyring)
+        except VerificationError as exc:
+            state.latest_junk = f"[{exc.code}] {exc}"
+    if state.latest_junk is not None:
+        log.warning(
+            "%s/LATEST is junk (%s): ignored, and replaced under compare-and-swap by the next "
+            "pointer this publisher signs",
+            model,
+            state.latest_junk,
+        )
+    state.newest_history = newest_history(store, model, keyring, keys)
+    state.local = read_record(state_dir, store.uri, model, keyring)
     if manifests:
         for version, names in state.folders.items():
             if MANIFEST not in names or MANIFEST + SIG not in names:
@@ -278,11 +313,7 @@ def _next_sequence(state: StoreState, start_sequence: int | None) -> int:
                 "to restart the sequence at 1, which consumers would refuse as a replay; "
                 "pass the sequence to continue from explicitly"
             )
-        if state.etag is not None:
-            raise PublishError(
-                f"{state.model}/LATEST exists but does not verify and there is no verified "
-                "pointer history: refusing to guess the next sequence"
-            )
+        # Nothing signed exists (a junk LATEST alone is no evidence of a sequence): start at 1.
     if start_sequence is not None:
         if start_sequence <= top:
             raise PublishError(
@@ -295,14 +326,16 @@ def _next_sequence(state: StoreState, start_sequence: int | None) -> int:
     return top + 1
 
 
-def _next_version(state: StoreState) -> str:
+def _next_version(state: StoreState, store: Store) -> str:
     number = state.newest_verified_number() + 1
+    unsafe = getattr(store, "list_unsafe_entries", None)  # symlinks etc. where a folder goes
+    taken = set(state.folders) | set(unsafe(state.model) if unsafe is not None else ())
     for _ in range(_MAX_VERSION_SKIPS):
         try:
             name = format_version(number)
         except ValueError:
             raise PublishError(f"{state.model}: version numbers exhausted") from None
-        if name not in state.folders:
+        if name not in taken:
             return name
         number += 1  # an interrupted publish (or junk) left this folder: never reuse it
     raise PublishError(f"{state.model}: {_MAX_VERSION_SKIPS} unsigned version folders in a row")
@@ -322,13 +355,20 @@ def write_pointer(
     floor: str | None = None,
     ttl: timedelta = DEFAULT_TTL,
     on_step: StepHook | None = None,
+    state_dir: Path | None = None,
+    prior: PublisherRecord | None = None,
 ) -> Pointer:
-    """Sign one envelope, claim its sequence in the history, then compare-and-swap ``LATEST``.
+    """Sign one envelope, claim its sequence in the history, record it in the publisher's
+    state (``state_dir``), then compare-and-swap ``LATEST``.
 
     Raises :class:`ConcurrentPublishError` when another publisher claimed the sequence or
-    moved ``LATEST`` since ``expected_etag`` was read; nothing is overwritten then.
+    moved ``LATEST`` since ``expected_etag`` was read; nothing is overwritten then. Junk at
+    the history slot (anything that does not verify, a planted folder included) is removed
+    and the slot claimed again.
     """
     signer = keyring.signer()
+    if ttl <= timedelta(0):
+        raise PublishError("pointer ttl must be positive")
     created = datetime.now(UTC)
     payload_doc = {
         "schema": POINTER_SCHEMA,
@@ -345,40 +385,31 @@ def write_pointer(
         "previous": previous,
         "floor": floor,
     }
-    if ttl <= timedelta(0):
-        raise PublishError("pointer ttl must be positive")
     payload = canonical_json(payload_doc)
     sig = keyring.sign(pae(POINTER_PAYLOAD_TYPE, payload)).decode("ascii")
     envelope = make_envelope(payload, signer.key_id, sig)
     step = on_step or (lambda _name: None)
-    hist = _history_key(model, sequence)
-    try:
-        store.write(hist, envelope, create_only=True)
-    except ObjectExistsError:
-        try:
-            _read_history(store, model, keyring, sequence)
-        except (VerificationError, ObjectNotFoundError):
-            # junk planted at our sequence (no key can have made it): remove it, claim again
-            log.warning("%s: replacing an unverifiable history entry %d", model, sequence)
-            store.delete(hist)
-            try:
-                store.write(hist, envelope, create_only=True)
-            except ObjectExistsError:
-                raise ConcurrentPublishError(
-                    f"{model}: sequence {sequence} was taken by a concurrent publish; retry"
-                ) from None
-        else:
-            raise ConcurrentPublishError(
-                f"{model}: sequence {sequence} was taken by a concurrent publish; retry"
-            ) from None
+    hist = history_key(model, sequence)
+    _claim_history(store, model, keyring, hist, envelope, sequence)
     step("history")
+    max_version = max(prior.max_version if prior else 0, version_number(version) or 0)
+    claimed = max(prior.claimed if prior else 0, sequence)
+    try:  # before LATEST moves: a crash from here on leaves a record of this sequence
+        write_record(
+            state_dir, store.uri, model, PublisherRecord(claimed, None, envelope, max_version)
+        )
+    except PublishError:
+        store.delete(hist)
+        raise
     try:
         store.swap(pointer_key(model), envelope, expected_etag)
     except PreconditionFailedError as exc:
         # Our history entry names a sequence LATEST never took: remove it, or the history
-        # would stand above LATEST and read as a replayed pointer (heartbeat, verify --state).
-        # Nothing references it; a publisher that already counted it just skips a number.
+        # would stand above LATEST and be recovered as if it had gone live. Our record keeps
+        # the claimed number (never reused) but goes back to the pointer that is live.
         store.delete(hist)
+        back = PublisherRecord(claimed, None, prior.envelope if prior else None, max_version)
+        write_record(state_dir, store.uri, model, back)
         raise ConcurrentPublishError(
             f"{model}/LATEST was moved by a concurrent publish ({exc}); nothing was overwritten"
         ) from None
@@ -386,6 +417,37 @@ def write_pointer(
     if store.exists(pointer_key(model) + SIG):  # the legacy two-file form is superseded
         store.delete(pointer_key(model) + SIG)
     return verify_pointer_bytes(envelope, None, model, keyring)
+
+
+def _claim_history(
+    store: Store, model: str, keyring: KeyRing, hist: str, envelope: bytes, sequence: int
+) -> None:
+    """Write-once claim of ``sequence``. A verified entry there is another publisher's claim
+    (:class:`ConcurrentPublishError`); anything else is junk: removed, with a log line."""
+    for _ in range(_CLAIM_TRIES):
+        try:
+            store.write(hist, envelope, create_only=True)
+            return
+        except ObjectExistsError:
+            try:
+                read_history(store, model, keyring, sequence)
+            except (VerificationError, ObjectNotFoundError) as exc:
+                log.warning(
+                    "%s: %s is junk that does not verify (%s): replacing it", model, hist, exc
+                )
+                store.delete(hist)  # a file store removes a planted folder too
+                continue
+            raise ConcurrentPublishError(
+                f"{model}: sequence {sequence} was taken by a concurrent publish; retry"
+            ) from None
+        except UnsafeObjectError as exc:  # a symlink or special file where a folder belongs
+            folder = f"{model}/{HISTORY}"
+            log.warning("%s: %s is not a plain folder (%s): replacing it", model, folder, exc)
+            store.delete(folder)
+    raise ConcurrentPublishError(
+        f"{model}: could not claim sequence {sequence}: {hist} was replaced {_CLAIM_TRIES} "
+        "times while claiming it; retry"
+    )
 
 
 def _check_model_files(blobs: Mapping[str, bytes]) -> dict[str, Any]:
@@ -438,6 +500,7 @@ def publish_model(
     approve: bool = False,
     start_sequence: int | None = None,
     on_step: StepHook | None = None,
+    state_dir: Path | None = None,
 ) -> PublishedVersion:
     """Publish ``files`` as the next version of ``model`` and make it live.
 
@@ -448,6 +511,9 @@ def publish_model(
     version as the operator-approved rollback floor. ``start_sequence``: continue the
     sequence from there when signed versions exist but every pointer was lost. Older
     versions beyond ``keep_last`` are pruned after the pointer moved (see :func:`prune`).
+    ``state_dir``: this publisher's own record of what it signed (see
+    ``pipelines.registry.publisher_state``), so a truncated or replayed history never makes
+    it reuse a sequence or version; without it only verified history counts.
     """
     check_model_name(model)
     if keep_last < 1:
@@ -460,9 +526,9 @@ def publish_model(
     blobs = _collect_files(files)
     described = _check_model_files(blobs)
 
-    state = read_state(store, model, keyring)
+    state = read_state(store, model, keyring, state_dir=state_dir)
     sequence = _next_sequence(state, start_sequence)
-    version = _next_version(state)
+    version = _next_version(state, store)
     previous = state.live
     entries = tuple(FileEntry(n, sha256_hex(b), len(b)) for n, b in sorted(blobs.items()))
     manifest = {
@@ -499,6 +565,14 @@ def publish_model(
             f"{prefix} is being written by a concurrent publish: {exc}"
         ) from None
     digest = sha256_hex(manifest_bytes)
+    try:  # what was just written is still all there (nothing pruned or replaced it meanwhile)
+        verify_version(store, model, version, keyring, expected_manifest_sha256=digest)
+    except (VerificationError, ObjectNotFoundError) as exc:
+        store.delete(f"{prefix}/{MANIFEST}{SIG}")  # never leave it looking signed
+        raise ConcurrentPublishError(
+            f"{prefix} changed while it was being published ([{exc.code}] {exc}); unsigned it, "
+            "nothing was made live; retry"
+        ) from None
     pointer = write_pointer(
         store,
         model,
@@ -512,9 +586,11 @@ def publish_model(
         floor=version if approve else state.floor,
         ttl=ttl,
         on_step=on_step,
+        state_dir=state_dir,
+        prior=state.local,
     )
     log.info("published %s/%s sequence %d to %s", model, version, sequence, store.uri)
-    pruned = prune(store, model, keep_last, keyring)
+    pruned = prune(store, model, keep_last, keyring, state_dir=state_dir)
     step("prune")
     return PublishedVersion(
         store_uri=store.uri,
@@ -539,6 +615,7 @@ def rollback(
     below_floor: bool = False,
     ttl: timedelta = DEFAULT_TTL,
     on_step: StepHook | None = None,
+    state_dir: Path | None = None,
 ) -> PublishedVersion:
     """An operator's rollback: a new pointer (higher sequence) to an older, verified version.
 
@@ -546,11 +623,15 @@ def rollback(
     before it), never "the newest one that still verifies", which someone damaging newer
     versions could steer. The target becomes the approved floor; a target below the current
     floor is refused unless ``below_floor``. Nothing is deleted. Only ever called on an
-    explicit operator command, never by a health check.
+    explicit operator command, never by a health check. "Live" and the floor come from the
+    newest verified pointer (history and ``state_dir``), not from whatever ``LATEST`` holds.
     """
     check_model_name(model)
     keyring.signer()
-    state = read_state(store, model, keyring, manifests=False)
+    state = read_state(store, model, keyring, manifests=False, state_dir=state_dir)
+    drift = state.describe_drift()
+    if drift is not None:
+        log.warning("%s; rolling back from the latter", drift)
     live = state.live
     sequence = _next_sequence(state, None)
     if to is None:
@@ -589,6 +670,8 @@ def rollback(
         floor=target.version,
         ttl=ttl,
         on_step=on_step,
+        state_dir=state_dir,
+        prior=state.local,
     )
     log.info("rolled %s back from %s to %s (sequence %d)", model, live, target.version, sequence)
     return PublishedVersion(
@@ -612,28 +695,35 @@ def heartbeat(
     ttl: timedelta = DEFAULT_TTL,
     now: datetime | None = None,
     renew_expired: bool = False,
+    state_dir: Path | None = None,
 ) -> PublishedVersion:
-    """Re-sign a fresh pointer (``kind: heartbeat``) to the version ``LATEST`` names now.
+    """Re-sign a fresh pointer (``kind: heartbeat``) to the version the newest verified
+    pointer names.
 
     For models the scheduled run did not retrain, so consumers can tell a quiet store from a
-    frozen one. It never blesses what it cannot verify: ``LATEST`` must verify, must be the
-    newest verified pointer (not a replayed older one), must not have expired unless an
-    operator says so (``renew_expired``: after an outage, once they checked the store), and
-    every file of its version must verify.
+    frozen one. "Newest" is the highest sequence among a verifying ``LATEST``, the verified
+    history and this publisher's own record (``state_dir``): a ``LATEST`` that is junk, or an
+    older envelope copied over it, is replaced (logged), never re-signed, so a heartbeat
+    never signs a rollback; an interrupted publish or rollback (its history entry above
+    ``LATEST``) is completed. It never blesses what it cannot verify: the newest pointer must
+    not have expired unless an operator says so (``renew_expired``: after an outage, once
+    they checked the store), and every file of its version must verify.
     """
     check_model_name(model)
     keyring.signer()
-    state = read_state(store, model, keyring, manifests=False)
-    pointer = state.pointer
-    if pointer is None:
-        raise PublishError(f"{model}/LATEST does not verify: a heartbeat re-signs nothing")
-    if state.newest_history is not None and state.newest_history.sequence > pointer.sequence:
+    state = read_state(store, model, keyring, manifests=False, state_dir=state_dir)
+    newest = state.newest
+    if newest is None:
+        why = state.latest_junk or "missing"
         raise PublishError(
-            f"{model}/LATEST has sequence {pointer.sequence} but the history holds "
-            f"{state.newest_history.sequence}: LATEST was replaced by an older pointer"
+            f"{model}: no pointer verifies (LATEST: {why}; no verified history): a heartbeat "
+            "re-signs nothing; publish or roll back"
         )
+    drift = state.describe_drift()
+    if drift is not None:
+        log.warning("%s: re-signing the latter, replacing LATEST", drift)
     try:
-        check_fresh(pointer, now)
+        check_fresh(newest, now)
     except VerificationError as exc:
         if not renew_expired:
             raise PublishError(
@@ -641,72 +731,83 @@ def heartbeat(
                 "publishes or rolls back"
             ) from None
     target = verify_version(
-        store, model, pointer.version, keyring, expected_manifest_sha256=pointer.manifest_sha256
+        store, model, newest.version, keyring, expected_manifest_sha256=newest.manifest_sha256
     )
     sequence = _next_sequence(state, None)
     fresh = write_pointer(
         store,
         model,
         keyring,
-        version=pointer.version,
-        manifest_sha256=pointer.manifest_sha256,
+        version=newest.version,
+        manifest_sha256=newest.manifest_sha256,
         sequence=sequence,
         expected_etag=state.etag,
         kind="heartbeat",
-        previous=pointer.version,
-        floor=pointer.floor,
+        previous=newest.version,
+        floor=newest.floor,
         ttl=ttl,
+        state_dir=state_dir,
+        prior=state.local,
     )
-    log.info(
-        "heartbeat %s/%s sequence %d until %s", model, pointer.version, sequence, fresh.expires
-    )
+    log.info("heartbeat %s/%s sequence %d until %s", model, newest.version, sequence, fresh.expires)
     return PublishedVersion(
         store_uri=store.uri,
         model=model,
-        version=pointer.version,
+        version=newest.version,
         sequence=sequence,
-        manifest_sha256=pointer.manifest_sha256,
+        manifest_sha256=newest.manifest_sha256,
         files=tuple(target.entries),
-        previous_version=pointer.version,
+        previous_version=newest.version,
         kind="heartbeat",
         expires=fresh.expires,
     )
 
 
-def prune(store: Store, model: str, keep_last: int, keyring: KeyRing) -> list[str]:
+def prune(
+    store: Store,
+    model: str,
+    keep_last: int,
+    keyring: KeyRing,
+    *,
+    state_dir: Path | None = None,
+    now: datetime | None = None,
+) -> list[str]:
     """Delete old versions that rollback can do without, from a fresh listing.
 
     Only versions whose manifests verify are counted and deleted; the newest ``keep_last``
     of them, the live one, the previously live one, the approved floor and everything newer
-    than the live one are kept. Interrupted folders (no manifest signature) older than the
-    live version go too. Runs under the pointer lock where the store has one (files), and
-    stops if ``LATEST`` moves meanwhile (S3), so it never deletes a concurrent rollback's
-    target. A version is deleted signature first: a half-deleted folder never looks signed.
+    than the live one are kept ("live": the newest verified pointer, not whatever ``LATEST``
+    holds). Interrupted folders (no manifest signature) older than the live version go too,
+    but only once every object in them is older than ``PARTIAL_GRACE``: a younger one may be
+    a concurrent publisher still writing it. Runs under the pointer lock where the store has
+    one (files), and stops if ``LATEST`` moves meanwhile (S3), so it never deletes a
+    concurrent rollback's target. A version is deleted signature first: a half-deleted
+    folder never looks signed.
     """
     if keep_last < 1:
         raise PublishError("keep_last must be at least 1")
+    now = now or datetime.now(UTC)
     with store.locked(pointer_key(model)):
-        state = read_state(store, model, keyring)
-        if state.pointer is None:
+        state = read_state(store, model, keyring, state_dir=state_dir)
+        newest = state.newest
+        if newest is None:
             return []  # without a verified live pointer nothing is known to be safe to delete
-        live = state.pointer.version
+        live = newest.version
         live_n = version_number(live) or 0
         verified = sorted(state.verified, key=lambda v: version_number(v) or 0)
         keep = set(verified[-keep_last:]) | {live}
-        keep |= {v for v in (state.pointer.previous, state.pointer.floor) if v}
+        keep |= {v for v in (newest.previous, newest.floor) if v}
         doomed = [v for v in verified if v not in keep and (version_number(v) or 0) < live_n]
         partial = [
             v
             for v, names in state.folders.items()
-            if MANIFEST + SIG not in names and (version_number(v) or 0) < live_n
+            if MANIFEST + SIG not in names
+            and (version_number(v) or 0) < live_n
+            and _settled(store, model, v, names, now)
         ]
         deleted: list[str] = []
         for v in sorted(doomed + partial, key=lambda v: version_number(v) or 0):
-            try:
-                _, _, etag = read_pointer_raw(store, model)
-            except RegistryError:
-                break
-            if etag != state.etag:
+            if _latest_etag(store, model) != state.etag:
                 log.info("%s: LATEST moved during pruning; stopping", model)
                 break
             prefix = version_prefix(model, v)
@@ -717,10 +818,30 @@ def prune(store: Store, model: str, keep_last: int, keyring: KeyRing) -> list[st
                     store.delete(f"{prefix}/{name}")
             deleted.append(v)
             log.info("pruned %s/%s", model, v)
-        oldest_kept = state.pointer.sequence - HISTORY_KEEP
-        for seq in _history_sequences(state.keys, model):
+        oldest_kept = newest.sequence - HISTORY_KEEP
+        for seq in history_sequences(state.keys, model):
             if seq <= oldest_kept:
-                key = _history_key(model, seq)
+                key = history_key(model, seq)
                 store.delete(key + SIG)
                 store.delete(key)
     return deleted
+
+
+def _settled(store: Store, model: str, version: str, names: set[str], now: datetime) -> bool:
+    """True when no object of an unsigned folder was written within ``PARTIAL_GRACE``."""
+    prefix = version_prefix(model, version)
+    for name in names:
+        when = store.modified_at(f"{prefix}/{name}")
+        if when is not None and now - when < PARTIAL_GRACE:
+            return False
+    return True
+
+
+def _latest_etag(store: Store, model: str) -> str | None:
+    """The ETag of ``LATEST`` as it is now, whatever it holds (None: absent)."""
+    try:
+        return store.read_etag(pointer_key(model), max_bytes=MAX_ENVELOPE_BYTES)[1]
+    except ObjectNotFoundError:
+        return None
+    except VerificationError as exc:
+        return exc.etag

@@ -16,10 +16,12 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
 import stat
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -91,6 +93,10 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove one object; a missing object is not an error."""
+        ...
+
+    def modified_at(self, key: str) -> datetime | None:
+        """When the object was last written (the store's clock), or None if it is absent."""
         ...
 
 
@@ -225,6 +231,13 @@ class FileStore:
             return False
         return stat.S_ISREG(st.st_mode)
 
+    def modified_at(self, key: str) -> datetime | None:
+        try:
+            st = os.lstat(self._path(key))
+        except (OSError, StoreError):
+            return None
+        return datetime.fromtimestamp(st.st_mtime, UTC)
+
     def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
         path = self._check_parents(key, create=True)
         tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
@@ -240,6 +253,7 @@ class FileStore:
                 except FileExistsError:
                     raise ObjectExistsError(f"{self.uri}/{key}: already exists") from None
             else:
+                _remove_planted_dir(path, self.uri, key)
                 os.replace(tmp, path)  # replaces a symlink itself, never its target
             _fsync_dir(path.parent)
         finally:
@@ -326,6 +340,7 @@ class FileStore:
             path = self._check_parents(key)
         except ObjectNotFoundError:
             return
+        _remove_planted_dir(path, self.uri, key)
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()  # a symlink is removed itself, never its target
         parent = path.parent
@@ -335,6 +350,18 @@ class FileStore:
             except OSError:
                 break
             parent = parent.parent
+
+
+def _remove_planted_dir(path: Path, uri: str, key: str) -> None:
+    """A real folder where an object belongs is junk someone planted (no writer makes one):
+    removed with its content, never following a symlink, so it cannot block the key."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        log.warning("%s/%s is a folder where an object belongs: removing it", uri, key)
+        shutil.rmtree(path, ignore_errors=True)  # fd-based on Linux: symlinks are not followed
 
 
 def _fsync_dir(path: Path) -> None:
@@ -421,6 +448,18 @@ class S3Store:
                 return False
             raise StoreError(f"{self.uri}/{key}: head failed: {self._err(exc)}") from exc
         return True
+
+    def modified_at(self, key: str) -> datetime | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if self._err(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise StoreError(f"{self.uri}/{key}: head failed: {self._err(exc)}") from exc
+        when = resp.get("LastModified")
+        return when.astimezone(UTC) if isinstance(when, datetime) else None
 
     def _put(self, key: str, data: bytes, **conditions: str) -> None:
         from botocore.exceptions import ClientError
@@ -523,6 +562,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.written: dict[str, datetime] = {}
         self.uri = "memory://"
         self._lock = threading.RLock()
 
@@ -545,10 +585,14 @@ class MemoryStore:
             if (content_etag(cur) if cur is not None else None) != expected_etag:
                 raise PreconditionFailedError(f"memory://{key} changed since it was read")
             self.objects[key] = bytes(data)
+            self.written[key] = datetime.now(UTC)
 
     @contextlib.contextmanager
     def locked(self, key: str) -> Iterator[None]:
         yield
+
+    def modified_at(self, key: str) -> datetime | None:
+        return self.written.get(_check_key(key)) if key in self.objects else None
 
     def exists(self, key: str) -> bool:
         return _check_key(key) in self.objects
@@ -558,6 +602,7 @@ class MemoryStore:
             if create_only and _check_key(key) in self.objects:
                 raise ObjectExistsError(f"memory://{key}: already exists")
             self.objects[_check_key(key)] = bytes(data)
+            self.written[key] = datetime.now(UTC)
 
     def list_dirs(self, prefix: str) -> list[str]:
         p = prefix.strip("/") + "/" if prefix.strip("/") else ""

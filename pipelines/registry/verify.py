@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from pipelines.registry.manifest import (
     FileEntry,
     Pointer,
     check_model_name,
+    format_time,
     is_envelope,
     manifest_files,
     pae,
@@ -57,6 +59,7 @@ POINTER = "LATEST"
 MANIFEST = "manifest.json"
 SIG = ".sig"
 HISTORY = "pointers"
+_HISTORY_RE = re.compile(r"^(\d{12})\.json$")
 
 
 def pointer_key(model: str) -> str:
@@ -190,6 +193,67 @@ def read_pointer(store: Store, model: str, keyring: KeyRing) -> tuple[Pointer, b
     return verify_pointer_bytes(data, sig, model, keyring), data, sig
 
 
+def history_key(model: str, sequence: int) -> str:
+    return f"{model}/{HISTORY}/{sequence:012d}.json"
+
+
+def history_sequences(keys: list[str], model: str) -> list[int]:
+    """Sequences of the history entries among ``keys`` (a listing of ``<model>/``), sorted."""
+    seqs = []
+    prefix = f"{model}/{HISTORY}/"
+    for key in keys:
+        if key.startswith(prefix):
+            m = _HISTORY_RE.fullmatch(key[len(prefix) :])
+            if m:
+                seqs.append(int(m.group(1)))
+    return sorted(seqs)
+
+
+def read_history(store: Store, model: str, keyring: KeyRing, seq: int) -> Pointer:
+    """The verified history entry ``seq``; it must carry that sequence (a copy of another
+    entry under a higher name is refused)."""
+    key = history_key(model, seq)
+    data = store.read(key, max_bytes=MAX_ENVELOPE_BYTES)
+    sig = None
+    if not is_envelope(data):  # legacy history entry: document + .sig
+        sig = store.read(key + SIG, max_bytes=MAX_SIG_BYTES)
+    pointer = verify_pointer_bytes(data, sig, model, keyring, what=key)
+    if pointer.sequence != seq:
+        raise PointerInvalidError(f"{key} carries sequence {pointer.sequence}")
+    return pointer
+
+
+def newest_history(
+    store: Store, model: str, keyring: KeyRing, keys: list[str] | None = None
+) -> Pointer | None:
+    """The verified history entry with the highest sequence; entries that do not verify
+    are skipped (and logged): nobody without a key can make one count."""
+    listing = store.list_keys(model) if keys is None else keys
+    for seq in reversed(history_sequences(listing, model)):
+        try:
+            return read_history(store, model, keyring, seq)
+        except (VerificationError, ObjectNotFoundError) as exc:
+            log.warning("%s: ignoring pointer history entry %d: %s", model, seq, exc)
+    return None
+
+
+def check_against_history(store: Store, model: str, keyring: KeyRing, pointer: Pointer) -> None:
+    """:class:`ReplayError` when the verified history beside ``LATEST`` holds a newer pointer.
+
+    What a consumer without state cannot see: an older, validly signed envelope copied over
+    ``LATEST``. (An interrupted publish leaves the same picture until the next publish or
+    heartbeat completes it; either way ``LATEST`` is not the newest signed pointer.)
+    """
+    newest = newest_history(store, model, keyring)
+    if newest is not None and newest.sequence > pointer.sequence:
+        raise ReplayError(
+            f"{model}/{POINTER} has sequence {pointer.sequence} ({pointer.version}) but the "
+            f"verified history beside it holds sequence {newest.sequence} ({newest.version}): "
+            "LATEST was replaced by an older pointer, or a publish was interrupted before "
+            "LATEST moved (the next publish or heartbeat repairs that)"
+        )
+
+
 def check_fresh(
     pointer: Pointer, now: datetime | None = None, max_age: timedelta | None = None
 ) -> None:
@@ -200,7 +264,12 @@ def check_fresh(
     what = f"{pointer.model}/{POINTER} (sequence {pointer.sequence})"
     if expires is not None and now > expires:
         raise PointerExpiredError(
-            f"{what} expired at {pointer.expires}: the store has not been re-signed since"
+            f"{what} expired at {format_time(expires)}: "
+            + (
+                "a legacy pointer (no expiry field) is stale this long after it was signed"
+                if pointer.legacy
+                else "the store has not been re-signed since"
+            )
         )
     created = pointer.created()
     if max_age is not None and created is not None and now - created > max_age:
@@ -300,12 +369,15 @@ def verify_model(
     now: datetime | None = None,
     max_age: timedelta | None = None,
     check_freshness: bool = True,
+    check_history: bool = False,
 ) -> VerifiedVersion:
     """Verify what ``LATEST`` points to (or one explicit ``version``) end to end.
 
     ``min_sequence``: refuse (``ReplayError``) a pointer whose sequence is not above it.
     ``check_freshness``: refuse (``PointerExpiredError``) a pointer past ``expires`` or older
-    than ``max_age`` at ``now``.
+    than ``max_age`` at ``now``. ``check_history``: refuse (``ReplayError``) a ``LATEST``
+    older than the newest verified history entry beside it (see
+    :func:`check_against_history`); ``edgeflow verify`` does, a consumer need not.
     """
     check_model_name(model)
     if version is not None:
@@ -316,6 +388,8 @@ def verify_model(
             f"{model}/{POINTER} has sequence {pointer.sequence}, not above the last accepted "
             f"{min_sequence}: an old pointer was replayed"
         )
+    if check_history:
+        check_against_history(store, model, keyring, pointer)
     if check_freshness:
         check_fresh(pointer, now, max_age)
     vv = verify_version(

@@ -1,6 +1,6 @@
 """Child for the random-kill crash test: publish (and now and then roll back) forever.
 
-Usage: python registry_crash_child.py STORE_URI ENDPOINT|- KEY_HEX SEED
+Usage: python registry_crash_child.py STORE_URI ENDPOINT|- KEY_HEX SEED [STATE_DIR]
 Prints ``READY`` once imports are done, then ``OK <kind> <version> <sequence>`` per success;
 the parent kills it with SIGKILL at a random moment.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import sys
+from pathlib import Path
 
 from registry_support import make_onnx
 
@@ -24,6 +25,7 @@ from pipelines.registry import (
 
 def main() -> None:
     uri, endpoint, key_hex, seed = sys.argv[1:5]
+    state_dir = Path(sys.argv[5]) if len(sys.argv) > 5 else None
     store = open_store(uri, endpoint_url=None if endpoint == "-" else endpoint)
     ring = KeyRing([HmacKey("k1", bytes.fromhex(key_hex))], signing_key_id="k1")
     rng = random.Random(int(seed))
@@ -32,10 +34,15 @@ def main() -> None:
     while True:
         try:
             if rng.random() < 0.25:
-                done = rollback(store, "regime", ring)
+                done = rollback(store, "regime", ring, state_dir=state_dir)
             else:
                 done = publish_model(
-                    store, "regime", {"model.onnx": rng.choice(blobs)}, ring, keep_last=3
+                    store,
+                    "regime",
+                    {"model.onnx": rng.choice(blobs)},
+                    ring,
+                    keep_last=3,
+                    state_dir=state_dir,
                 )
         except ConcurrentPublishError:
             continue

@@ -156,9 +156,12 @@ def test_key_files_from_config(tmp_path: Path) -> None:
     assert consumer.signing_key_id is None and consumer.key_ids == ("ed25519",)
 
 
-def test_verify_state_reports_replay_and_heartbeat(app: typer.Typer, tmp_path: Path) -> None:
+def test_verify_state_reports_replay_and_heartbeat(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pipelines.registry import HmacKey, KeyRing, ModelClient, open_store
 
+    monkeypatch.chdir(tmp_path)  # the publisher's state goes to ./.edgeflow/publisher-state
     uri = f"file://{tmp_path / 's'}"
     f = tmp_path / "model.onnx"
     for seed in (0, 1):
@@ -171,14 +174,14 @@ def test_verify_state_reports_replay_and_heartbeat(app: typer.Typer, tmp_path: P
     code, out = _run(app, ["verify", uri, "--state", str(bot.state_file)])
     assert code == 0 and "OK    regime v000002 sequence 2" in out, out
     store.write("regime/LATEST", store.read("regime/pointers/000000000001.json"))  # replay
-    assert _run(app, ["verify", uri])[0] == 0  # without the state: authentic, so OK
+    code, out = _run(app, ["verify", uri])  # without the state: the history beside it
+    assert code == 1 and "FAIL  regime: [replay]" in out and "holds sequence 2" in out, out
     code, out = _run(app, ["verify", uri, "--state", str(bot.state_file)])
     assert code == 1 and "FAIL  regime: [replay]" in out, out
     assert "older than sequence 2, which" in out, out  # what the bot accepted, not the floor
-    code, out = _run(app, ["heartbeat", uri])
-    assert code == 1 and "replaced by an older pointer" in out, out
-    store.write("regime/LATEST", store.read("regime/pointers/000000000002.json"))
-    code, out = _run(app, ["heartbeat", uri, "-m", "regime"])
+    code, out = _run(app, ["heartbeat", uri])  # replaces the replay, re-signs the newest
     assert code == 0 and "v000002 re-signed (sequence 3)" in out, out
+    code, out = _run(app, ["heartbeat", uri, "-m", "regime"])
+    assert code == 0 and "v000002 re-signed (sequence 4)" in out, out
     code, out = _run(app, ["verify", uri, "--state", str(tmp_path / "missing.json")])
     assert code == 1 and "no state file" in out

@@ -50,7 +50,7 @@ from pipelines.registry import (
     verify_model,
     verify_version,
 )
-from pipelines.registry.manifest import MAX_ENVELOPE_BYTES
+from pipelines.registry.manifest import MAX_ENVELOPE_BYTES, format_time
 from pipelines.registry.publish import write_pointer
 
 X = np.array([0.5, -1.0, 2.0, 0.25], dtype=np.float32)
@@ -550,17 +550,17 @@ def test_heartbeat_resigns_only_a_verified_current_pointer(
     assert not client.refresh()  # same version: new sequence accepted, nothing reloaded
     assert client.last_error is None and client.sequence == 3 and client.version == "v000002"
     assert read_client_state(client.state_file).sequence == 3
-    # a replayed older LATEST is not blessed by a heartbeat
+    # a replayed older LATEST is not blessed by a heartbeat: it re-signs the newest verified
+    # pointer (v000002), replacing the replay
     store.write("regime/LATEST", store.read("regime/pointers/000000000001.json"))
-    with pytest.raises(PublishError, match="replaced by an older pointer"):
-        heartbeat(store, "regime", keyring)
     with pytest.raises(ReplayError):
         verify_model(store, "regime", keyring, min_sequence=3)
-    store.write("regime/LATEST", store.read("regime/pointers/000000000003.json"))
+    beat = heartbeat(store, "regime", keyring)
+    assert (beat.version, beat.sequence) == ("v000002", 4)
     later = datetime.now(UTC) + timedelta(days=10)
     with pytest.raises(PublishError, match="expired"):
         heartbeat(store, "regime", keyring, now=later)
-    assert heartbeat(store, "regime", keyring, now=later, renew_expired=True).sequence == 4
+    assert heartbeat(store, "regime", keyring, now=later, renew_expired=True).sequence == 5
 
 
 # keys -----------------------------------------------------------------------------------
@@ -598,6 +598,7 @@ def test_random_kills_leave_no_torn_pointer(
     assert report.kills == 6
     assert report.torn_reads == 0, report.errors
     assert report.regressions == 0
+    assert report.heartbeat_refusals == 0 and report.orphans == 0, report.errors
 
 
 @BOTH
@@ -625,6 +626,7 @@ def test_concurrent_publishers_lose_no_update(
     assert report.successes >= 1
     assert report.successes + report.refused == report.attempts == 9
     assert report.lost_updates == 0, report
+    assert report.heartbeat_ok, report
 
 
 @BOTH
@@ -656,7 +658,7 @@ def test_legacy_two_file_pointer_is_read_and_replaced(
             "key_id": signer.key_id,
             "algorithm": signer.algorithm,
             "key_check": signer.key_check,
-            "created_at": "2026-01-01T00:00:00.000000Z",
+            "created_at": format_time(datetime.now(UTC) - timedelta(hours=1)),
         }
     )
     store.write("regime/LATEST", legacy)

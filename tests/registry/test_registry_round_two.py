@@ -1,0 +1,404 @@
+"""The model store, round two (issue 26): what someone with write access and no key could
+still do after the envelope redesign, each on file:// and on S3 (moto, loopback).
+
+The principle under test: the publisher and the heartbeat derive what they sign from
+verified history and their own persisted state, never from whatever ``LATEST`` holds;
+anything that does not verify is junk, replaced under compare-and-swap, never a reason to
+stop publishing nor to sign an older version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from registry_support import KEY_HEX, make_onnx
+from typer.testing import CliRunner
+
+from pipelines.registry import (
+    ConcurrentPublishError,
+    FileStore,
+    HmacKey,
+    KeyRing,
+    ModelClient,
+    PointerExpiredError,
+    PublishError,
+    ReplayError,
+    Store,
+    VerificationError,
+    WeakKeyError,
+    canonical_json,
+    heartbeat,
+    parse_hmac_keys,
+    prune,
+    publish_model,
+    read_pointer,
+    rollback,
+    verify_model,
+    verify_version,
+)
+from pipelines.registry.manifest import format_time
+from pipelines.registry.publisher_state import state_file
+
+BOTH = pytest.mark.parametrize("store_uri", ["file", "s3"], indirect=True)
+HIST = "regime/pointers/{:012d}.json"
+
+
+def _publish(
+    store: Store, keyring: KeyRing, n: int, state: Path | None = None, **kw: Any
+) -> list[Any]:
+    if state is not None:
+        kw["state_dir"] = state
+    return [
+        publish_model(store, "regime", {"model.onnx": make_onnx(seed=s)}, keyring, **kw)
+        for s in range(n)
+    ]
+
+
+def _replay(store: Store, seq: int, *, drop_above: bool) -> None:
+    """The attack: an older, validly signed envelope over LATEST; newer history deleted."""
+    store.write("regime/LATEST", store.read(HIST.format(seq)))
+    if drop_above:
+        for key in store.list_keys("regime/pointers"):
+            if int(key.rsplit("/", 1)[1][:12]) > seq:
+                store.delete(key)
+
+
+def _orphans(store: Store, keyring: KeyRing) -> int:
+    """Verified history entries above the verified LATEST."""
+    from pipelines.registry.verify import history_sequences, read_history
+
+    live = read_pointer(store, "regime", keyring)[0].sequence
+    n = 0
+    for seq in history_sequences(store.list_keys("regime"), "regime"):
+        if seq > live:
+            try:
+                read_history(store, "regime", keyring, seq)
+                n += 1
+            except VerificationError:
+                pass
+    return n
+
+
+# 1 --------------------------------------------------------------- heartbeat and replays
+@BOTH
+def test_heartbeat_never_launders_a_replay_into_a_signed_rollback(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    state = tmp_path / "publisher"
+    _publish(store, keyring, 2, state)  # v1 seq 1, v2 seq 2
+    bot = ModelClient(store, "regime", keyring, tmp_path / "bot")
+    assert bot.refresh() and (bot.version, bot.sequence) == ("v000002", 2)
+    _replay(store, 1, drop_above=True)  # LATEST = seq 1 (v1), history entry 2 deleted
+    beat = heartbeat(store, "regime", keyring, state_dir=state)
+    assert (beat.version, beat.sequence) == ("v000002", 3)  # not v000001
+    assert not bot.refresh() and (bot.version, bot.sequence) == ("v000002", 3)
+    # after an operator's rollback the same trick must not undo it, nor lose the floor
+    _publish(store, keyring, 1, state)  # v3 seq 4
+    done = rollback(store, "regime", keyring, to="v000002", state_dir=state)
+    assert (done.version, done.sequence) == ("v000002", 5)
+    _replay(store, 4, drop_above=True)  # the pre-rollback pointer (v3) put back
+    beat = heartbeat(store, "regime", keyring, state_dir=state)
+    live = read_pointer(store, "regime", keyring)[0]
+    assert (beat.version, live.version, live.sequence, live.floor) == (
+        "v000002",
+        "v000002",
+        6,
+        "v000002",
+    )
+    # with the history intact, even a publisher without state re-signs the newest pointer
+    _replay(store, 4, drop_above=False)
+    beat = heartbeat(store, "regime", keyring)
+    assert (beat.version, beat.sequence) == ("v000002", 7)
+
+
+# 2 --------------------------------------------------------------- junk LATEST
+JUNK = {
+    "empty": lambda env: b"",
+    "truncated": lambda env: env[: len(env) // 2],
+    "no-payloadType": lambda env: env.replace(b'"payloadType"', b'"payload_type"'),
+}
+
+
+@BOTH
+@pytest.mark.parametrize("junk", sorted(JUNK))
+def test_junk_latest_is_replaced_not_taken_for_a_concurrent_writer(
+    store: Store, keyring: KeyRing, junk: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _publish(store, keyring, 2)
+    store.write("regime/LATEST", JUNK[junk](store.read("regime/LATEST")))
+    caplog.set_level(logging.WARNING, logger="pipelines.registry")
+    beat = heartbeat(store, "regime", keyring)  # re-signs the newest verified pointer
+    assert (beat.version, beat.sequence) == ("v000002", 3)
+    assert "regime/LATEST is junk" in caplog.text
+    store.write("regime/LATEST", JUNK[junk](store.read("regime/LATEST")))
+    assert rollback(store, "regime", keyring, to="v000001").sequence == 4
+    store.write("regime/LATEST", JUNK[junk](store.read("regime/LATEST")))
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=7)}, keyring)
+    assert (pub.version, pub.sequence) == ("v000003", 5)
+    assert verify_model(store, "regime", keyring).version == "v000003"
+
+
+# 3 --------------------------------------------------------------- planted folder
+@BOTH
+def test_folder_planted_at_the_next_history_slot_blocks_nothing(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    _publish(store, keyring, 1)
+    # a folder where pointers/<next>.json belongs (on S3: an object "under" that key)
+    store.write("regime/pointers/000000000002.json/x", b"junk")
+    store.write("regime/pointers/000000000003.json/y/z", b"junk")
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=1)}, keyring)
+    assert (pub.version, pub.sequence) == ("v000002", 2)
+    assert heartbeat(store, "regime", keyring).sequence == 3
+    assert verify_model(store, "regime", keyring).sequence == 3
+    if isinstance(store, FileStore):  # and a symlink where the next version folder goes
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "store" / "regime" / "v000003").symlink_to(tmp_path / "elsewhere")
+        pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=2)}, keyring)
+        assert pub.version == "v000004" and not any((tmp_path / "elsewhere").iterdir())
+
+
+# 4 --------------------------------------------------------------- legacy downgrade
+def _legacy(store: Store, keyring: KeyRing, created: datetime, sequence: int) -> None:
+    digest = read_pointer(store, "regime", keyring)[0].manifest_sha256
+    signer = keyring.signer()
+    doc = canonical_json(
+        {
+            "schema": "edgeflow.pointer/1",
+            "model": "regime",
+            "version": "v000001",
+            "sequence": sequence,
+            "manifest_sha256": digest,
+            "key_id": signer.key_id,
+            "algorithm": signer.algorithm,
+            "key_check": signer.key_check,
+            "created_at": format_time(created),
+        }
+    )
+    store.write("regime/LATEST", doc)
+    store.write("regime/LATEST.sig", keyring.sign(doc))
+
+
+@BOTH
+def test_old_signed_legacy_pointer_is_not_served_to_a_fresh_bot(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    _publish(store, keyring, 1)
+    for key in store.list_keys("regime/pointers"):
+        store.delete(key)
+    _legacy(store, keyring, datetime.now(UTC) - timedelta(days=330), sequence=7)
+    fresh = ModelClient(store, "regime", keyring, tmp_path / "bot")
+    assert not fresh.refresh() and fresh.version is None
+    assert isinstance(fresh.last_error, PointerExpiredError)
+    with pytest.raises(PointerExpiredError, match="legacy"):
+        verify_model(store, "regime", keyring)
+    with pytest.raises(PublishError, match="expired"):  # nor re-signed by a heartbeat
+        heartbeat(store, "regime", keyring)
+    # it still counts for the sequence: the next publish continues above it
+    assert _publish(store, keyring, 1)[0].sequence == 8
+
+
+# 5 --------------------------------------------------------------- crash leftovers
+class _Killed(BaseException):
+    """Stands for SIGKILL at a step (BaseException: nothing in the publisher catches it)."""
+
+
+def _kill_at(step: str) -> Any:
+    def hook(name: str) -> None:
+        if name == step:
+            raise _Killed(name)
+
+    return hook
+
+
+@BOTH
+def test_crash_leftover_above_latest_is_completed_not_refused(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    _publish(store, keyring, 2)
+    with pytest.raises(_Killed):
+        publish_model(
+            store, "regime", {"model.onnx": make_onnx(seed=5)}, keyring, on_step=_kill_at("history")
+        )
+    assert read_pointer(store, "regime", keyring)[0].sequence == 2 and store.exists(HIST.format(3))
+    beat = heartbeat(store, "regime", keyring)  # completes the interrupted publish
+    assert (beat.version, beat.sequence) == ("v000003", 4) and _orphans(store, keyring) == 0
+    with pytest.raises(_Killed):
+        rollback(store, "regime", keyring, to="v000001", on_step=_kill_at("history"))
+    beat = heartbeat(store, "regime", keyring)  # completes the interrupted rollback
+    live = read_pointer(store, "regime", keyring)[0]
+    assert (beat.version, live.sequence, live.floor) == ("v000001", 6, "v000001")
+    assert _orphans(store, keyring) == 0
+    with pytest.raises(_Killed):
+        publish_model(
+            store, "regime", {"model.onnx": make_onnx(seed=6)}, keyring, on_step=_kill_at("history")
+        )
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=7)}, keyring)
+    assert (pub.sequence, pub.previous_version) == (8, "v000004") and _orphans(store, keyring) == 0
+
+
+# 6 --------------------------------------------------------------- concurrent prune
+@BOTH
+def test_concurrent_prune_leaves_an_in_flight_version_alone(store: Store, keyring: KeyRing) -> None:
+    _publish(store, keyring, 1)
+    done: list[Any] = []
+
+    def publisher_b(name: str) -> None:  # B publishes and prunes while A is writing v000002
+        if name == "file:model.onnx" and not done:
+            done.append(publish_model(store, "regime", {"model.onnx": make_onnx(seed=8)}, keyring))
+
+    with pytest.raises(ConcurrentPublishError):  # B took the sequence: A is refused cleanly
+        publish_model(
+            store, "regime", {"model.onnx": make_onnx(seed=2)}, keyring, on_step=publisher_b
+        )
+    assert done[0].version == "v000003"
+    # no signed version lacks a file: A's folder is complete (never made live)
+    assert verify_version(store, "regime", "v000002", keyring).files
+    # an interrupted folder that has settled (older than the grace period) is still pruned
+    store.write("regime/v000004/model.onnx", b"leftover of a crash")
+    _publish(store, keyring, 1)  # v000005 live
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert "v000004" in prune(store, "regime", 5, keyring, now=later)
+    assert not store.list_keys("regime/v000004")
+
+
+# 7 --------------------------------------------------------------- verify without --state
+@BOTH
+def test_verify_without_state_reports_a_replayed_latest(
+    store: Store,
+    store_uri: str,
+    keyring: KeyRing,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    from flows.registry_cli import register
+
+    if store_uri.startswith("s3"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
+    monkeypatch.chdir(tmp_path)
+    _publish(store, keyring, 2)
+    app = typer.Typer()
+    register(app)
+    env = {"EDGEFLOW_HMAC_KEYS": f"k1:{KEY_HEX}"}
+    result = CliRunner().invoke(app, ["verify", store_uri], env=env)
+    assert result.exit_code == 0, result.output
+    _replay(store, 1, drop_above=False)
+    with pytest.raises(ReplayError, match="holds sequence 2"):
+        verify_model(store, "regime", keyring, check_history=True)
+    result = CliRunner().invoke(app, ["verify", store_uri], env=env)
+    assert result.exit_code == 1 and "FAIL  regime: [replay]" in result.output, result.output
+
+
+# 8 --------------------------------------------------------------- publisher state
+@BOTH
+def test_truncated_history_never_makes_the_publisher_reuse_a_sequence(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    state = tmp_path / "publisher"
+    _publish(store, keyring, 3, state)  # sequences 1..3
+    running = ModelClient(store, "regime", keyring, tmp_path / "running")
+    assert running.refresh() and running.sequence == 3
+    _replay(store, 1, drop_above=True)  # history truncated to sequence 1
+    pub = _publish(store, keyring, 1, state)[0]
+    assert (pub.sequence, pub.version) == (4, "v000004")  # not 2, which the fleet saw as v2
+    fresh = ModelClient(store, "regime", keyring, tmp_path / "fresh")
+    assert running.refresh() and fresh.refresh()  # one fleet: both on the same pointer
+    assert (
+        (running.version, running.sequence)
+        == (fresh.version, fresh.sequence)
+        == (
+            "v000004",
+            4,
+        )
+    )
+    # the record is verified on read: a damaged one is refused, not trusted
+    path = state_file(state, store.uri, "regime")
+    path.write_bytes(path.read_bytes().replace(b'"claimed":4', b'"claimed":1'))
+    assert _publish(store, keyring, 1, state)[0].sequence == 5  # its envelope says 4
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(PublishError, match="damaged"):
+        _publish(store, keyring, 1, state)
+
+
+# 9 --------------------------------------------------------------- trust on first use
+@BOTH
+def test_bootstrap_minimum_sequence_bounds_trust_on_first_use(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    _publish(store, keyring, 3)
+    _replay(store, 1, drop_above=False)
+    naive = ModelClient(store, "regime", keyring, tmp_path / "naive")
+    assert naive.refresh() and naive.version == "v000001"  # what TOFU alone accepts
+    bootstrapped = ModelClient(store, "regime", keyring, tmp_path / "boot", min_sequence=3)
+    assert not bootstrapped.refresh() and bootstrapped.version is None
+    assert isinstance(bootstrapped.last_error, ReplayError)
+    heartbeat(store, "regime", keyring)  # the next scheduled run repairs LATEST
+    assert bootstrapped.refresh() and (bootstrapped.version, bootstrapped.sequence) == (
+        "v000003",
+        4,
+    )
+    # a restart with an older cache than the floor does not serve that cache either
+    cached = ModelClient(store, "regime", keyring, tmp_path / "naive", min_sequence=4)
+    store.write("regime/LATEST", b"")  # store broken: only the cache could serve
+    assert not cached.refresh() and cached.version is None
+    with pytest.raises(ValueError):
+        ModelClient(store, "regime", keyring, tmp_path / "x", min_sequence=0)
+
+
+# 10 -------------------------------------------------------------- weak HMAC keys
+WEAK = {
+    "counting 00..1f (the spec's old vector key)": bytes(range(32)),
+    "counting down": bytes(range(255, 223, -1)),
+    "stepping by 3": bytes(range(7, 7 + 3 * 32, 3)),
+    "ascii run": b"0123456789abcdefghijklmnopqrstuv",
+    "interleaved counters": bytes(x for i in range(16) for x in (i, 255 - i)),
+    "counter in blocks": bytes(range(4)) * 8,
+    "16-byte block twice": hashlib.sha256(b"x").digest()[:16] * 2,
+    "mostly counting": hashlib.sha256(b"y").digest()[:10] + bytes(range(100, 122)),
+    "64-byte counting key": bytes(range(64)),
+}
+
+
+@pytest.mark.parametrize("secret", list(WEAK.values()), ids=list(WEAK))
+def test_weak_hmac_keys_refused_by_class(secret: bytes) -> None:
+    with pytest.raises(WeakKeyError):
+        HmacKey("k", secret)
+    with pytest.raises(WeakKeyError):
+        parse_hmac_keys(f"k:{secret.hex()}")
+
+
+def test_random_keys_are_not_refused() -> None:
+    for i in range(3000):  # sha256 outputs stand in for generated keys (deterministic)
+        HmacKey("k", hashlib.sha256(b"key %d" % i).digest())
+    HmacKey("k", hashlib.sha256(b"a").digest() + hashlib.sha256(b"b").digest())  # 64 bytes
+
+
+@BOTH
+def test_weak_key_refused_before_anything_is_written(
+    store: Store,
+    store_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    from flows.registry_cli import register
+
+    if store_uri.startswith("s3"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.onnx").write_bytes(make_onnx())
+    app = typer.Typer()
+    register(app)
+    env = {"EDGEFLOW_HMAC_KEYS": f"k1:{bytes(range(32)).hex()}", "EDGEFLOW_SIGNING_KEY_ID": "k1"}
+    result = CliRunner().invoke(
+        app, ["publish", store_uri, "-m", "regime", str(tmp_path / "model.onnx")], env=env
+    )
+    assert result.exit_code == 2 and "do not follow from the ones before" in result.output
+    assert store.list_keys("regime") == []
