@@ -11,7 +11,7 @@
 // Build:  mcs -out:Verifier.exe clients/csharp/Verifier.cs
 // Run:    mono Verifier.exe --store DIR --model NAME --key ID:HEX [--key ID:HEX ...]
 //              [--revoked ID ...] [--scope ID:MODEL,...] [--state FILE] [--now 2026-01-02T00:00:00Z]
-//              [--max-age-seconds N] [--out DIR]
+//              [--max-age-seconds N] [--min-sequence N] [--out DIR]
 // Exit:   0 verified (stdout: "VERIFIED model=... version=... sequence=..."),
 //         2 refused  (stdout: "REFUSED <code>: <reason>"), 64 usage error.
 //
@@ -655,7 +655,9 @@ namespace Edgeflow
             return Encoding.ASCII.GetString(raw);
         }
 
-        public Verified Verify(string model, State state, DateTime now, long maxAgeSeconds)
+        const double LegacyMaxAgeHours = 72;
+
+        public Verified Verify(string model, State state, DateTime now, long maxAgeSeconds, long minSequence)
         {
             if (!ModelRe.IsMatch(model)) throw new Refusal("pointer-invalid", "'" + model + "' is not a model name");
             string what = model + "/LATEST";
@@ -728,7 +730,9 @@ namespace Edgeflow
             string manifestSha = Str(p, "manifest_sha256", what, "pointer-invalid");
             if (!Sha.IsMatch(manifestSha)) throw new Refusal("pointer-invalid", what + ": manifest_sha256 is not a sha256 hex digest");
             DateTime created = Ts(p, "created_at", what, "pointer-invalid");
-            DateTime expires = DateTime.MaxValue;
+            // A legacy pointer has no expires field: it is bounded by age instead (docs/manifest.md),
+            // so a genuinely signed pre-upgrade pointer cannot be served to a fresh bot later.
+            DateTime expires = created.AddHours(LegacyMaxAgeHours);
             if (envelope)
             {
                 expires = Ts(p, "expires", what, "pointer-invalid");
@@ -743,7 +747,9 @@ namespace Edgeflow
                 }
             }
 
-            // Step 5: never go back.
+            // Step 5: never go back (nor below the bootstrap floor of a bot without state).
+            if (sequence < minSequence)
+                throw new Refusal("replay", what + " has sequence " + sequence + ", below the configured minimum " + minSequence + ": refusing a replayed pointer");
             bool already = false;
             if (state != null)
             {
@@ -823,7 +829,7 @@ namespace Edgeflow
         static int Usage(string why)
         {
             Console.Error.WriteLine("usage error: " + why);
-            Console.Error.WriteLine("usage: Verifier.exe --store DIR --model NAME --key ID:HEX [--key ...] [--revoked ID] [--scope ID:MODEL,...] [--state FILE] [--now ISO8601] [--max-age-seconds N] [--out DIR]");
+            Console.Error.WriteLine("usage: Verifier.exe --store DIR --model NAME --key ID:HEX [--key ...] [--revoked ID] [--scope ID:MODEL,...] [--state FILE] [--now ISO8601] [--max-age-seconds N] [--min-sequence N] [--out DIR]");
             return 64;
         }
 
@@ -881,6 +887,7 @@ namespace Edgeflow
             var scopes = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
             DateTime now = DateTime.UtcNow;
             long maxAge = 0;
+            long minSequence = 0;
             for (int i = 0; i < args.Length; i++)
             {
                 string a = args[i];
@@ -897,6 +904,9 @@ namespace Edgeflow
                         int sep = v.IndexOf(':');
                         if (sep <= 0) return Usage("--scope must be ID:model[,model...]");
                         scopes[v.Substring(0, sep)] = new HashSet<string>(v.Substring(sep + 1).Split(','), StringComparer.Ordinal);
+                        break;
+                    case "--min-sequence":
+                        if (!long.TryParse(v, out minSequence) || minSequence < 0) return Usage("--min-sequence must be a non-negative integer");
                         break;
                     case "--max-age-seconds":
                         if (!long.TryParse(v, out maxAge) || maxAge < 0) return Usage("--max-age-seconds must be a non-negative integer");
@@ -925,7 +935,7 @@ namespace Edgeflow
             {
                 State state = statePath != null ? ReadState(statePath, model) : null;
                 var verifier = new ModelVerifier(new FileStoreReader(storeDir), keys, revoked, scopes);
-                Verified v = verifier.Verify(model, state, now, maxAge);
+                Verified v = verifier.Verify(model, state, now, maxAge, minSequence);
                 if (statePath != null && !v.AlreadyAccepted) WriteState(statePath, v, now);
                 if (outDir != null)
                 {

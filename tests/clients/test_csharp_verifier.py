@@ -6,6 +6,7 @@ test installs Debian's ``mono-mcs`` and ``mono-runtime`` with apt-get (CI runs a
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -243,7 +244,7 @@ def test_replayed_older_pointer_is_refused_with_the_state_file(
     assert rc == 0 and "version=v000001" in out, out
 
 
-_MANIFEST_SHA = "188913e1903264c885df8cd4e7f1acde4ad864e83e88fdf45c4cf62efa5748fe"
+_MANIFEST_SHA = "8f5fb6bc54469349cec94f3481a8d312ba01316aaaf5b87f2c64972a0a988a6e"
 
 
 def _doc_block(name: str) -> str | None:
@@ -277,7 +278,7 @@ def test_manifest_md_vectors(verifier: Path, tmp_path: Path) -> None:
             {
                 "algorithm": "hmac-sha256",
                 "created_at": "2026-01-01T00:00:00.000000Z",
-                "key_check": "5156b611364874c0",
+                "key_check": "3d0cb25b898858d8",
                 "key_id": "vector-1",
                 "manifest_sha256": _MANIFEST_SHA,
                 "model": "regime",
@@ -300,3 +301,45 @@ def test_manifest_md_vectors(verifier: Path, tmp_path: Path) -> None:
     assert f"manifest_sha256={_MANIFEST_SHA}" in out
     rc, out = _run(verifier, root, "--now", "2026-01-05T00:00:00Z", key=key, key_id="vector-1")
     assert rc == 2 and out.startswith("REFUSED expired:"), out
+
+
+def test_old_legacy_pointer_and_bootstrap_floor(verifier: Path, store: Path) -> None:
+    """A signed legacy pointer is bounded by age (72 h after created_at), like an envelope's
+    expiry; ``--min-sequence`` refuses a replayed older pointer a fresh bot would accept."""
+    latest = store / "regime" / "LATEST"
+    digest = json.loads(base64.b64decode(json.loads(latest.read_bytes())["payload"]))[
+        "manifest_sha256"
+    ]
+    key_check = hmac.new(KEY, b"edgeflow-key-check-v1", hashlib.sha256).hexdigest()[:16]
+
+    def legacy(created: str) -> None:
+        doc = json.dumps(
+            {
+                "algorithm": "hmac-sha256",
+                "created_at": created,
+                "key_check": key_check,
+                "key_id": KEY_ID,
+                "manifest_sha256": digest,
+                "model": "regime",
+                "schema": "edgeflow.pointer/1",
+                "sequence": 7,
+                "version": "v000001",
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        latest.write_bytes(doc)
+        (store / "regime" / "LATEST.sig").write_text(hmac.new(KEY, doc, hashlib.sha256).hexdigest())
+
+    envelope = latest.read_bytes()
+    legacy("2026-01-01T00:00:00.000000Z")
+    rc, out = _run(verifier, store, "--now", "2026-01-02T00:00:00Z")
+    assert rc == 0 and "pointer=legacy" in out, out  # within 72 h of its created_at
+    rc, out = _run(verifier, store, "--now", "2026-12-01T00:00:00Z")
+    assert rc == 2 and out.startswith("REFUSED expired:"), out  # 11 months later: refused
+    (store / "regime" / "LATEST.sig").unlink()
+    latest.write_bytes(envelope)  # sequence 1
+    rc, out = _run(verifier, store, "--min-sequence", "2")
+    assert rc == 2 and out.startswith("REFUSED replay:"), out
+    rc, out = _run(verifier, store, "--min-sequence", "1")
+    assert rc == 0, out
