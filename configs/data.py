@@ -116,6 +116,28 @@ class NullWorldParams(Section):
         return self
 
 
+class DriftParams(Section):
+    """Concept drift: the regime -> best-arm map changes over time (docs/generator.md).
+
+    Off by default, so the stationary world (and the demo's bars) is unchanged. When on, the
+    timeline is cut into periods of ``period_bars`` bars; in every other period the trend
+    regimes revert in level (half-life ``trend_half_life``: moves overshoot and come back, so
+    the fades win inside a trend) while RANGE walks freely (the fades lose there). A policy
+    frozen in one period plays the wrong arms in the next; one retrained on recent bars need
+    not. The rate of change is one swap per ``period_bars`` bars.
+    """
+
+    enabled: bool = Field(default=False, description="Turn concept drift on.")
+    period_bars: int = Field(
+        default=3000, gt=0, description="Bars per period; the dynamics swap at each boundary."
+    )
+    trend_half_life: float = Field(
+        default=12.0,
+        gt=0,
+        description="Half-life in bars of the trend regimes' level reversion in swapped periods.",
+    )
+
+
 class SyntheticConfig(Section):
     """The embedded default source: a seeded regime-switching generator."""
 
@@ -156,6 +178,11 @@ class SyntheticConfig(Section):
     )
     null: NullWorldParams = Field(
         default_factory=NullWorldParams, description="Parameters of generate_null_bars."
+    )
+    drift: DriftParams = Field(
+        default_factory=DriftParams,
+        description="Concept drift (off by default): the regimes' dynamics swap every "
+        "period_bars bars, so the best arm per regime changes over time.",
     )
 
     @field_validator("regimes")

@@ -188,6 +188,38 @@ def _reference_vol(cfg: SyntheticConfig) -> float:
     return float(np.exp(np.mean([np.log(p.vol) for p in cfg.regimes.values()])))
 
 
+def _swapped(t: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
+    """Whether bar ``t`` lies in a swapped period of the drift schedule (always False when
+    drift is off). Depends on the bar's position only, so the series stays prefix-stable."""
+    if not cfg.drift.enabled:
+        return np.zeros(len(t), dtype=bool)
+    return (t // cfg.drift.period_bars) % 2 == 1
+
+
+def _dynamics_code(regime: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
+    """Which mean-reversion rule a bar follows: its regime index, plus ``len(REGIMES)`` in a
+    swapped drift period. A regime run that crosses a period boundary is two segments, each
+    reverting around its own anchor."""
+    swapped = _swapped(np.arange(len(regime)), cfg)
+    return regime.astype(np.int64) + len(REGIMES) * swapped.astype(np.int64)
+
+
+def _phi_by_dynamics(params: list[RegimeParams], cfg: SyntheticConfig) -> np.ndarray:
+    """AR(1) coefficient of each dynamics code: the regimes' own half-lives, then (swapped
+    periods) the trend regimes reverting with ``drift.trend_half_life`` and RANGE walking."""
+
+    def phi(half_life: float | None) -> float:
+        return 1.0 if half_life is None else 0.5 ** (1.0 / half_life)
+
+    own = [phi(p.half_life) for p in params]
+    trend = cfg.drift.trend_half_life
+    swapped = [
+        phi(trend) if name in ("TREND_UP", "TREND_DOWN") else 1.0 if name == "RANGE" else own[i]
+        for i, name in enumerate(REGIMES)
+    ]
+    return np.asarray(own + swapped, dtype=np.float64)
+
+
 def generate_symbol(symbol: str, cfg: SyntheticConfig, seed: int) -> pd.DataFrame:
     """Bars for one symbol; columns are the bar contract plus ``regime`` (int8 index)."""
     n = cfg.n_bars
@@ -198,6 +230,7 @@ def generate_symbol(symbol: str, cfg: SyntheticConfig, seed: int) -> pd.DataFram
     # One draw per stream, row-major, so the first n rows never depend on n.
 
     regime = _regime_path(n, _transition_matrix(params), g_regime)
+    dynamics = _dynamics_code(regime, cfg)
 
     def per_bar(values: list[float]) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)[regime]
@@ -206,7 +239,7 @@ def generate_symbol(symbol: str, cfg: SyntheticConfig, seed: int) -> pd.DataFram
     alpha = per_bar([p.garch_alpha for p in params])
     beta = per_bar([p.garch_beta for p in params])
     omega = per_bar([p.vol**2 * (1.0 - p.garch_alpha - p.garch_beta) for p in params])
-    phi = np.array([1.0 if p.half_life is None else 0.5 ** (1.0 / p.half_life) for p in params])
+    phi = _phi_by_dynamics(params, cfg)
     z = _student_t(g_ret.random(n), cfg.tail_df)
     jump_draw = g_jump.random((n, 2))
     jump_u, jump_z = jump_draw[:, 0], _std_normal(jump_draw[:, 1])
@@ -217,7 +250,7 @@ def generate_symbol(symbol: str, cfg: SyntheticConfig, seed: int) -> pd.DataFram
     )
     sigma_max = cfg.vol_cap * per_bar([p.vol for p in params])
     shocks, sigma = _garch_shocks(z, jump, omega, alpha, beta, sigma_max)
-    log_ret = drift + _reverting_log_returns(shocks, regime, phi)
+    log_ret = drift + _reverting_log_returns(shocks, dynamics, phi)
     frame = _bar_frame(symbol, cfg, log_ret, sigma, g_wick, g_vol, g_base, _reference_vol(cfg))
     frame[TRUE_REGIME_COLUMN] = regime
     return frame
