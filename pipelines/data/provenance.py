@@ -137,6 +137,8 @@ def source_fingerprint(
             "interval": syn.interval,
             "regimes": {k: v.model_dump(mode="json") for k, v in sorted(syn.regimes.items())},
         }
+        if syn.drift.enabled:  # a drift world is other bars; the stationary identity is unchanged
+            identity["drift"] = syn.drift.model_dump(mode="json")
         details["n_bars"] = syn.n_bars
     elif cfg.source == "files":
         if cfg.path is None:

@@ -53,3 +53,13 @@ def test_drift_world_is_prefix_stable() -> None:
     long = generate_bars(SyntheticConfig(n_bars=2000, drift=cfg), 5)
     head = long.groupby("symbol", group_keys=False).head(1200).reset_index(drop=True)
     pd.testing.assert_frame_equal(short, head)
+
+
+def test_a_drift_world_is_another_source_for_the_workdir() -> None:
+    from configs.data import DataConfig
+    from pipelines.data.provenance import source_fingerprint
+
+    still = source_fingerprint(DataConfig(), 7)
+    drift = source_fingerprint(DataConfig(synthetic={"drift": {"enabled": True}}), 7)
+    assert "drift" not in still.identity  # stationary workdirs keep their recorded identity
+    assert drift.identity != still.identity
