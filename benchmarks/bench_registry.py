@@ -123,7 +123,14 @@ def faults() -> None:
                 kill_rows.append((name, r))
                 print(name, r, flush=True)
             for name in KILLS:
-                totals = {"attempts": 0, "successes": 0, "refused": 0, "lost": 0, "s": 0.0}
+                totals = {
+                    "attempts": 0,
+                    "successes": 0,
+                    "refused": 0,
+                    "lost": 0,
+                    "heartbeat_failed": 0,
+                    "s": 0.0,
+                }
                 for rnd in range(RACE_ROUNDS):
                     if name == "file":
                         uri, ep = f"file://{tmp}/race{rnd}", None
@@ -140,6 +147,7 @@ def faults() -> None:
                     totals["successes"] += rr.successes
                     totals["refused"] += rr.refused
                     totals["lost"] += rr.lost_updates
+                    totals["heartbeat_failed"] += 0 if rr.heartbeat_ok else 1
                     totals["s"] += rr.seconds
                 race_rows.append((name, totals))
                 print(name, totals, flush=True)
@@ -156,16 +164,21 @@ def faults() -> None:
         "Random kills: a child process publishes (75 %) and rolls back (25 %) in a loop and is "
         "SIGKILLed at a uniformly random moment after start-up (0-0.4 s on file, 0-2.5 s on "
         "S3, where a publish takes about a second), again and again; after "
-        "each kill a consumer without cache verifies `LATEST` end to end. A torn read is any "
-        "verification failure; a regression is a sequence below one seen before.",
+        "each kill a consumer without cache verifies `LATEST` end to end, then the scheduled "
+        "heartbeat runs (same publisher state folder as the child). A torn read is any "
+        "verification failure; a regression is a sequence below one seen before; a leftover "
+        "is a kill that left a verified history entry above `LATEST` (the heartbeat must "
+        "complete it); a heartbeat refusal is a heartbeat that failed after a kill; an orphan "
+        "is a verified history entry still above `LATEST` after that heartbeat.",
         "",
-        "| store | kills | publishes/rollbacks completed | torn reads | regressions | s |",
-        "|---|---|---|---|---|---|",
+        "| store | kills | publishes/rollbacks completed | torn reads | regressions | "
+        "leftovers (completed) | heartbeat refusals | orphans | s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in kill_rows:
         lines.append(
             f"| {name} | {r.kills} | {r.publishes_seen} | {r.torn_reads} | {r.regressions} | "
-            f"{r.seconds:.0f} |"
+            f"{r.leftovers} | {r.heartbeat_refusals} | {r.orphans} | {r.seconds:.0f} |"
         )
     lines += [
         "",
@@ -173,14 +186,17 @@ def faults() -> None:
         f"{RACE_ROUNDS} rounds, an observer polling `LATEST` every 5 ms. A lost update is a "
         "reported success later overwritten by a lower sequence, an observed regression, or a "
         "final `LATEST` below the pointer history; refused = `ConcurrentPublishError` (the "
-        "caller retries; nothing overwritten).",
+        "caller retries; nothing overwritten). Each round ends with a heartbeat, which must "
+        "re-sign the final version at the next sequence.",
         "",
-        "| store | publishes attempted | succeeded | refused (concurrent) | lost updates |",
-        "|---|---|---|---|---|",
+        "| store | publishes attempted | succeeded | refused (concurrent) | lost updates | "
+        "final heartbeats failed |",
+        "|---|---|---|---|---|---|",
     ]
     for name, t in race_rows:
         lines.append(
-            f"| {name} | {t['attempts']} | {t['successes']} | {t['refused']} | {t['lost']} |"
+            f"| {name} | {t['attempts']} | {t['successes']} | {t['refused']} | {t['lost']} | "
+            f"{t['heartbeat_failed']} |"
         )
     FAULTS_OUT.parent.mkdir(parents=True, exist_ok=True)
     FAULTS_OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
