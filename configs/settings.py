@@ -18,6 +18,7 @@ from configs.base import Section
 from configs.data import DataConfig
 from configs.events import EventsConfig
 from configs.metalabel import MetaLabelConfig
+from configs.recommendation import RecommendationConfig
 from configs.regime import RegimeConfig
 from configs.registry import RegistryConfig
 from configs.sizer import SizerConfig
@@ -102,6 +103,7 @@ class Settings(Section):
     bandit: BanditConfig = Field(default_factory=BanditConfig)
     sizer: SizerConfig = Field(default_factory=SizerConfig)
     metalabel: MetaLabelConfig = Field(default_factory=MetaLabelConfig)
+    recommendation: RecommendationConfig = Field(default_factory=RecommendationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
 

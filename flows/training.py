@@ -118,7 +118,7 @@ def _train_and_settle(
             results[name] = result
     outcomes = {name: outcomes[name] for name in SPECS}  # registry order
 
-    if "regime" in results:
+    if results:  # never blocked whole: without a regime champion, family-level values
         outcomes["recommendation"] = publish_recommendation(
             ctx, parent, data.bars, features, inputs.signals, results, outcomes
         )

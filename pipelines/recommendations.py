@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pipelines.data.schema import REGIMES
+from pipelines.exit_policy import ExitChoice
 
 SCHEMA: Final = "edgeflow.recommendation/1"
 SAFE_BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -57,7 +59,7 @@ class ModelViews:
     ``sizer_multiplier`` {family: [N]} the sizer's multiplier on that family's signal, or None.
     """
 
-    regime_label: np.ndarray
+    regime_label: np.ndarray | None
     regime_confidence: np.ndarray
     bandit_family: np.ndarray | None
     sizer_multiplier: dict[str, np.ndarray] | None
@@ -112,6 +114,112 @@ def excursions(bars: pd.DataFrame, side: np.ndarray, horizon: int) -> tuple[np.n
     return np.maximum(mae, 0.0), np.maximum(mfe, 0.0)
 
 
+#: The key of a family's own (all-regime) exit choice in :func:`exit_choices`' result.
+FAMILY_CELL: Final = "*"
+
+
+def _exit_fields(choice: ExitChoice) -> dict[str, Any]:
+    return {
+        "stop_loss_multiplier": round(_clamp("stop_loss_multiplier", choice.stop), 4),
+        "take_profit_multiplier": round(_clamp("take_profit_multiplier", choice.take), 4),
+        "exits": choice.as_dict(),
+    }
+
+
+def _live_pair(live: Mapping[str, Any] | None, family: str, cell: str) -> tuple[float, float]:
+    """The live document's stop / target of a family's cell (``*``: its family-level entry),
+    else the neutral defaults, the bot's fallback."""
+    doc = (live or {}).get("family_exits" if cell == FAMILY_CELL else "recommendations", {})
+    entry = doc.get(family, {}) if cell == FAMILY_CELL else doc.get(family, {}).get(cell, {})
+    try:
+        pair = (float(entry["stop_loss_multiplier"]), float(entry["take_profit_multiplier"]))
+    except (KeyError, TypeError, ValueError):
+        return NEUTRAL["stop_loss_multiplier"], NEUTRAL["take_profit_multiplier"]
+    return (
+        pair
+        if all(np.isfinite(pair))
+        else (NEUTRAL["stop_loss_multiplier"], NEUTRAL["take_profit_multiplier"])
+    )
+
+
+def _choose_cell(
+    w: Any,
+    entry_ts: np.ndarray,
+    fit: np.ndarray,
+    held: np.ndarray,
+    cfg: Any,
+    cost_bps: float,
+    slippage_bps: float,
+    streams: Any,
+    sel: np.ndarray,
+    live_pair: tuple[float, float],
+    name: str,
+) -> ExitChoice:
+    from pipelines.exit_policy import choose_exits
+
+    return choose_exits(
+        w,
+        entry_ts,
+        fit & sel,
+        held & sel,
+        live_pair,
+        SAFE_BOUNDS,
+        cost_bps=cost_bps,
+        slippage_bps=slippage_bps,
+        confirm_fraction=cfg.confirm_fraction,
+        block=cfg.bootstrap_block,
+        n_boot=cfg.n_bootstrap,
+        level=cfg.ci_level,
+        seed=streams.seed(name),
+    )
+
+
+def exit_choices(
+    bars: pd.DataFrame,
+    fam_signals: pd.DataFrame,
+    regime_label: np.ndarray | None,
+    live: Mapping[str, Any] | None,
+    cfg: Any,
+    *,
+    cost_bps: float,
+    slippage_bps: float,
+    seed: int,
+) -> dict[str, dict[str, ExitChoice]]:
+    """Per family (``*``) and, with a regime champion, per regime cell: the exit settings the
+    evidence supports (``pipelines.exit_policy.choose_exits``; ``cfg`` is the
+    ``recommendation`` config section). A cell is judged against its live settings; a cell
+    with no live entry of its own starts from its family's choice."""
+    from pipelines.exit_policy import split_trades
+    from pipelines.seeding import Streams
+    from pipelines.strategies.exits import entry_rows, trade_windows
+
+    atr = atr_fraction(bars)
+    streams = Streams(seed).child("recommendation")
+    out: dict[str, dict[str, ExitChoice]] = {}
+    for family in fam_signals.columns:
+        sig = fam_signals[family].to_numpy()
+        rows = entry_rows(sig, bars["symbol"].to_numpy())
+        w = trade_windows(bars, rows, sig[rows], atr[rows], cfg.max_hold)
+        entry_ts = bars["ts"].to_numpy()[w.row]
+        fit, held = split_trades(entry_ts, cfg.holdout_fraction)
+
+        choose = partial(
+            _choose_cell, w, entry_ts, fit, held, cfg, cost_bps, slippage_bps, streams.child(family)
+        )
+        everything = np.ones(w.n, dtype=bool)
+        cells = {FAMILY_CELL: choose(everything, _live_pair(live, family, FAMILY_CELL), "all")}
+        if regime_label is not None:
+            labels = np.asarray(regime_label)[w.row]
+            fam_pair = (cells[FAMILY_CELL].stop, cells[FAMILY_CELL].take)
+            for k, regime in enumerate(REGIMES):
+                live_doc = (live or {}).get("recommendations", {}).get(family, {})
+                own = regime in live_doc and "exits" in live_doc[regime]
+                pair = _live_pair(live, family, regime) if own else fam_pair
+                cells[regime] = choose(labels == k, pair, regime)
+        out[family] = cells
+    return out
+
+
 def _clamp(name: str, value: float) -> float:
     lo, hi = SAFE_BOUNDS[name]
     return float(min(max(value, lo), hi))
@@ -124,13 +232,21 @@ def derive_recommendations(
     horizon: int,
     sources: dict[str, str],
     mask: np.ndarray | None = None,
+    exits: Mapping[str, Mapping[str, ExitChoice]] | None = None,
 ) -> dict[str, Any]:
     """The recommendation document (without the timestamp the caller adds).
+
+    ``exits`` (from :func:`exit_choices`): the stop-loss / take-profit each family and cell
+    ships, with its evidence; without it the excursion percentiles are used (the heuristic
+    candidate). ``views.regime_label`` None means no regime champion: every regime cell of a
+    family gets the family-level values, so the document is never blocked whole.
 
     All inputs are row-aligned (bars sorted by symbol, ts); ``mask`` picks the rows whose
     statistics count (the held-out span), while excursions and ATR use every row.
     """
-    if not len(bars) == len(fam_signals) == len(views.regime_label):
+    regime_known = views.regime_label is not None
+    labels = np.asarray(views.regime_label) if regime_known else np.zeros(len(bars), dtype=int)
+    if not len(bars) == len(fam_signals) == len(labels):
         raise ValueError("bars, family signals and model views must be row-aligned")
     use = np.ones(len(bars), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     atr = atr_fraction(bars)
@@ -140,16 +256,26 @@ def derive_recommendations(
         mae, mfe = excursions(bars, side, horizon)
         table[family] = {}
         for k, regime in enumerate(REGIMES):
-            in_regime = (views.regime_label == k) & use
+            in_regime = ((labels == k) if regime_known else np.ones(len(bars), bool)) & use
             active = in_regime & (side != 0) & np.isfinite(mae) & np.isfinite(atr) & (atr > 0)
             n = int(active.sum())
+            choice = None
+            if exits is not None:
+                choice = exits[family].get(regime) or exits[family][FAMILY_CELL]
             if n < MIN_SAMPLES:
-                table[family][regime] = {**NEUTRAL, "samples": n, "basis": "neutral (few samples)"}
+                cell = {**NEUTRAL, "samples": n, "basis": "neutral (few samples)"}
+                if choice is not None:
+                    cell.update(_exit_fields(choice))
+                table[family][regime] = cell
                 continue
             mult = 1.0
             if views.sizer_multiplier is not None:
                 mult = float(np.mean(views.sizer_multiplier[family][active]))
-            conf = float(np.quantile(views.regime_confidence[in_regime], 0.2))
+            conf = (
+                float(np.quantile(views.regime_confidence[in_regime], 0.2))
+                if regime_known
+                else NEUTRAL["confidence_threshold"]
+            )
             if views.meta_threshold is not None:
                 conf = float(views.meta_threshold)
             elif views.bandit_family is not None:
@@ -163,15 +289,18 @@ def derive_recommendations(
             take = _clamp(
                 "take_profit_multiplier", float(np.quantile(mfe[active] / atr[active], 0.6))
             )
-            table[family][regime] = {
+            cell = {
                 "position_size_multiplier": round(size, 4),
                 "confidence_threshold": round(_clamp("confidence_threshold", conf), 4),
                 "risk_per_trade": round(_clamp("risk_per_trade", BASE_RISK * size), 5),
                 "stop_loss_multiplier": round(stop, 4),
                 "take_profit_multiplier": round(take, 4),
                 "samples": n,
-                "basis": "models",
+                "basis": "models" if regime_known else "family-level (no regime champion)",
             }
+            if choice is not None:
+                cell.update(_exit_fields(choice))
+            table[family][regime] = cell
     return {
         "schema": SCHEMA,
         "horizon_bars": horizon,
@@ -190,20 +319,27 @@ def derive_from_models(
     horizon: int,
     holdout_fraction: float,
     meta_threshold: float | None = None,
+    *,
+    exits_cfg: Any = None,
+    live: Mapping[str, Any] | None = None,
+    cost_bps: float = 1.0,
+    slippage_bps: float = 0.5,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The recommendation document from this run's exported graphs, as the bot runs them.
 
     ``onnx_paths`` holds the exported graph of each trained model; a model contributes only
-    where ``passed`` says it passed its gates (the regime classifier is always needed).
-    ``signals`` is ``compute_signals(bars)`` (row-aligned with ``bars``). Statistics use the
-    featurized rows of the later ``holdout_fraction`` span.
+    where ``passed`` says it passed its gates. Without a regime classifier that passed, every
+    regime cell gets its family's values (never blocked whole). ``signals`` is
+    ``compute_signals(bars)`` (row-aligned with ``bars``). Statistics use the featurized rows
+    of the later ``holdout_fraction`` span. With ``exits_cfg`` (the ``recommendation``
+    section) the stop and target come from :func:`exit_choices`, judged against ``live`` (the
+    published document, or None for the neutral defaults).
     """
     from pipelines.export.onnx import make_session, run
     from pipelines.features import FEATURE_NAMES
     from pipelines.strategies import ARM_FAMILIES, ARM_NAMES
 
-    if "regime" not in onnx_paths:
-        raise ValueError("the recommendation needs a trained regime classifier")
     full = pd.concat([bars.reset_index(drop=True), signals.reset_index(drop=True)], axis=1)
     keys = features[["ts", "symbol"]]
     aligned = full.merge(keys, on=["ts", "symbol"], how="inner", validate="one_to_one")
@@ -212,9 +348,15 @@ def derive_from_models(
     x = feats[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
     fams = family_signals(aligned[list(ARM_NAMES)], ARM_FAMILIES)
 
-    label, probs = run(make_session(onnx_paths["regime"]), x)
-    state = "passed" if passed.get("regime") else "not published"
-    sources = {"regime": f"regime classifier ({state})"}
+    regime_ok = bool(passed.get("regime")) and "regime" in onnx_paths
+    if regime_ok:
+        label, probs = run(make_session(onnx_paths["regime"]), x)
+        regime_label: np.ndarray | None = np.asarray(label).reshape(-1).astype(int)
+        confidence = probs.max(axis=1)
+        sources = {"regime": "regime classifier (passed)"}
+    else:
+        regime_label, confidence = None, np.ones(len(x))
+        sources = {"regime": "not used (no regime classifier passed): family-level values"}
     bandit_family = None
     if passed.get("bandit") and "bandit" in onnx_paths:
         (values,) = run(make_session(onnx_paths["bandit"]), x)
@@ -241,16 +383,36 @@ def derive_from_models(
         else "not used (meta-labeler did not pass its gates): regime-confidence rule"
     )
     views = ModelViews(
-        regime_label=np.asarray(label).reshape(-1).astype(int),
-        regime_confidence=probs.max(axis=1),
+        regime_label=regime_label,
+        regime_confidence=confidence,
         bandit_family=bandit_family,
         sizer_multiplier=sizer,
         meta_threshold=meta_threshold if use_meta else None,
     )
+    exits = None
+    if exits_cfg is not None:
+        exits = exit_choices(
+            aligned,
+            fams,
+            regime_label,
+            live,
+            exits_cfg,
+            cost_bps=cost_bps,
+            slippage_bps=slippage_bps,
+            seed=seed,
+        )
+        sources["exits"] = (
+            "stop / target per family (and regime cell): the live settings unless a candidate "
+            "beat them on the test and confirmation spans"
+        )
     cut = aligned["ts"].quantile(1 - holdout_fraction)
     doc = derive_recommendations(
-        aligned, fams, views, horizon, sources, mask=(aligned["ts"] >= cut).to_numpy()
+        aligned, fams, views, horizon, sources, mask=(aligned["ts"] >= cut).to_numpy(), exits=exits
     )
+    if exits is not None:
+        doc["family_exits"] = {
+            family: _exit_fields(cells[FAMILY_CELL]) for family, cells in exits.items()
+        }
     check_bounds(doc)
     return doc
 

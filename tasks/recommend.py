@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -14,6 +15,20 @@ from pipelines.models.base import ModelResult
 from pipelines.recommendations import derive_from_models
 from tasks.context import ModelOutcome, RunContext
 from tasks.publish import publish_files
+
+
+def live_recommendation(ctx: RunContext) -> dict[str, Any] | None:
+    """The published recommendation document, verified, or None (first run, nothing live, or
+    a live version that does not verify: then the neutral defaults are the live settings)."""
+    from pipelines.registry.verify import verify_model
+
+    try:
+        vv = verify_model(ctx.store, "recommendation", ctx.keyring, check_freshness=False)
+        doc: dict[str, Any] = json.loads(vv.files["latest_recommendation.json"])
+    except Exception as exc:  # nothing live is the common case; never a reason to stop
+        get_run_logger().info("no verified live recommendation (%s): defaults are live", exc)
+        return None
+    return doc
 
 
 @task(name="publish_recommendation", cache_policy=NO_CACHE)
@@ -26,11 +41,13 @@ def publish_recommendation(
     results: Mapping[str, ModelResult],
     outcomes: Mapping[str, ModelOutcome],
 ) -> ModelOutcome:
-    """Per family and regime parameters from the models that passed; published when the
-    regime classifier did."""
+    """Per family and regime parameters from the models that passed, and exits chosen on
+    evidence against the live document; published every run (without a regime champion every
+    regime cell carries its family's values)."""
     settings = ctx.settings
     passed = {name: o.status == "published" for name, o in outcomes.items()}
     meta = results.get("metalabel")
+    live = live_recommendation(ctx)
     doc = derive_from_models(
         bars,
         features,
@@ -40,6 +57,11 @@ def publish_recommendation(
         settings.bandit.reward_horizon,
         settings.bandit.holdout_fraction,
         meta_threshold=meta.extras.get("threshold") if meta is not None else None,
+        exits_cfg=settings.recommendation,
+        live=live,
+        cost_bps=settings.bandit.cost_bps,
+        slippage_bps=settings.bandit.slippage_bps,
+        seed=settings.seed,
     )
     doc = {"generated_at": datetime.now(UTC).isoformat(), **doc}
     path = ctx.run_dir / "recommendation" / "latest_recommendation.json"
@@ -53,14 +75,10 @@ def publish_recommendation(
     table = path.with_name("recommendation.csv")
     pd.DataFrame(rows).to_csv(table, index=False)
     ctx.tracker.log_artifact(parent, path, "recommendation")
-    get_run_logger().info("recommendation derived from %s", doc["sources"])
-    if not passed.get("regime"):
-        return ModelOutcome(
-            "recommendation",
-            "blocked",
-            "the regime classifier did not pass its gates",
-            tables=[table],
-        )
+    logger = get_run_logger()
+    logger.info("recommendation derived from %s", doc["sources"])
+    for family, cell in doc.get("family_exits", {}).items():
+        logger.info("exits %s: %s", family, cell["exits"]["reason"] or cell["exits"]["candidate"])
     published = publish_files(
         ctx.store,
         "recommendation",

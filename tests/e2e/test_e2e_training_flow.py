@@ -69,6 +69,12 @@ def test_passing_model_is_published_and_failing_one_is_not(
     check_bounds(doc)
     assert set(doc["recommendations"]) == {"ema_cross", "mean_reversion", "breakout", "momentum"}
     assert "not used" in doc["sources"]["sizer"]  # the sizer was blocked, so it contributed nothing
+    # exits: every family's choice, its candidate and reason, in every cell
+    assert set(doc["family_exits"]) == set(doc["recommendations"])
+    for cells in doc["recommendations"].values():
+        for cell in cells.values():
+            assert cell["exits"]["candidate"] in {"live", "grid", "heuristic"}
+            assert cell["exits"]["reason"]
 
 
 def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(

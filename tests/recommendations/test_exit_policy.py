@@ -1,0 +1,121 @@
+"""Exits chosen on evidence (pipelines/exit_policy.py) and a recommendation never blocked whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from configs.recommendation import RecommendationConfig
+from pipelines.exit_policy import choose_exits, split_trades
+from pipelines.recommendations import (
+    FAMILY_CELL,
+    SAFE_BOUNDS,
+    ModelViews,
+    derive_recommendations,
+    exit_choices,
+)
+from pipelines.strategies.exits import trade_windows
+
+CFG = RecommendationConfig(n_bootstrap=200)
+
+
+def _cycles(n_cycles: int, seed: int, up: float, down: float) -> pd.DataFrame:
+    """Bars in 12-bar cycles from 100: up ``up`` % by bar 3, then down to ``-down`` % by bar 10,
+    back at 100 by bar 12 (amplitudes jittered)."""
+    rng = np.random.default_rng(seed)
+    closes = []
+    for _ in range(n_cycles):
+        u, d = up * rng.uniform(0.8, 1.2), down * rng.uniform(0.8, 1.2)
+        path = np.concatenate(
+            [np.linspace(0, u, 4), np.linspace(u, -d, 8)[1:], np.linspace(-d, 0, 3)[1:]]
+        )
+        closes.append(100 * (1 + path / 100))
+    close = np.concatenate(closes)
+    open_ = np.concatenate([[100.0], close[:-1]])
+    ts = pd.date_range("2024-01-01", periods=len(close), freq="1h", tz="UTC")
+    return pd.DataFrame(
+        {
+            "ts": ts,
+            "symbol": "A",
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.0005,
+            "low": np.minimum(open_, close) * 0.9995,
+            "close": close,
+            "volume": 1.0,
+        }
+    )
+
+
+def _choose(bars: pd.DataFrame, live: tuple[float, float] = (2.0, 3.0)):
+    rows = np.arange(0, len(bars) - 24, 12)  # a long entry at every cycle's start
+    w = trade_windows(bars, rows, np.ones(len(rows)), np.full(len(rows), 0.01), 12)
+    ts = bars["ts"].to_numpy()[w.row]
+    fit, held = split_trades(ts, 0.4)
+    return choose_exits(
+        w,
+        ts,
+        fit,
+        held,
+        live,
+        SAFE_BOUNDS,
+        cost_bps=1.0,
+        slippage_bps=0.5,
+        confirm_fraction=0.5,
+        block=5,
+        n_boot=200,
+        level=0.9,
+        seed=1,
+    )
+
+
+def test_a_setting_that_earns_more_forward_replaces_the_live_one() -> None:
+    # every trade first rises ~1 ATR, then falls ~3 ATR and comes back: the live 2-ATR stop
+    # is hit on almost every trade, so a wider stop or a near target earns more
+    choice = _choose(_cycles(400, 0, up=1.0, down=3.0))
+    assert choice.candidate in {"grid", "heuristic"}
+    assert (choice.stop, choice.take) != (2.0, 3.0)
+    assert choice.test is not None and choice.test.low > 0
+    assert choice.confirm is not None and choice.confirm.low > 0
+    assert choice.as_dict()["lift_bps_per_trade_confirmation"][1] > 0
+
+
+def test_on_a_random_walk_the_live_settings_stay() -> None:
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.004, 6000)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    bars = pd.DataFrame(
+        {
+            "ts": pd.date_range("2024-01-01", periods=6000, freq="1h", tz="UTC"),
+            "symbol": "A",
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.002,
+            "low": np.minimum(open_, close) * 0.998,
+            "close": close,
+            "volume": 1.0,
+        }
+    )
+    choice = _choose(bars)
+    assert choice.candidate == "live" and (choice.stop, choice.take) == (2.0, 3.0)
+    assert "did not beat the live settings" in choice.reason
+
+
+def test_too_few_trades_keep_the_live_settings() -> None:
+    choice = _choose(_cycles(40, 0, up=1.0, down=3.0), live=(1.5, 2.5))
+    assert (choice.candidate, choice.stop, choice.take) == ("live", 1.5, 2.5)
+    assert choice.reason.startswith("too few trades")
+
+
+def test_without_a_regime_champion_every_cell_carries_the_family_values() -> None:
+    bars = _cycles(400, 0, up=1.0, down=3.0)
+    side = np.zeros(len(bars), dtype=int)
+    side[np.arange(0, len(bars) - 24, 12)] = 1
+    fams = pd.DataFrame({"A": side})
+    exits = exit_choices(bars, fams, None, None, CFG, cost_bps=1.0, slippage_bps=0.5, seed=3)
+    assert set(exits["A"]) == {FAMILY_CELL}
+    views = ModelViews(None, np.ones(len(bars)), None, None)
+    doc = derive_recommendations(bars, fams, views, 6, {}, exits=exits)
+    cells = doc["recommendations"]["A"]
+    first = next(iter(cells.values()))
+    assert all(c["stop_loss_multiplier"] == first["stop_loss_multiplier"] for c in cells.values())
+    assert all(c["exits"]["candidate"] == exits["A"][FAMILY_CELL].candidate for c in cells.values())
+    assert first["take_profit_multiplier"] == round(exits["A"][FAMILY_CELL].take, 4)
