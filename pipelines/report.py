@@ -9,9 +9,7 @@ wide one never widens the page.
 
 from __future__ import annotations
 
-import ast
 import html
-import json
 import math
 import re
 import shutil
@@ -22,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.evaluation.gates import PARITY_GATE, Gate
 from pipelines.plots import Unit, unit_for
 
 _CSS = """
@@ -30,9 +29,11 @@ color:#1d2430;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #dde2ea;
 padding-bottom:.3rem}.muted{color:#66708a}
 .table-wrap{max-width:100%;overflow-x:auto;margin:.6rem 0}
+.note{border-left:4px solid #8a6d00;background:#fffaeb;padding:.4rem .8rem;margin:.5rem 0}
 table{border-collapse:collapse;font-size:.92rem}
-th,td{border:1px solid #dde2ea;padding:.3rem .6rem;text-align:left;vertical-align:top}
-th{background:#f3f5f9;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;
+th,td{border:1px solid #dde2ea;padding:.3rem .6rem;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
+th{background:#f3f5f9;overflow-wrap:break-word;min-width:5ch}td.num{text-align:right;font-variant-numeric:tabular-nums;
 white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:16ch}
 .pass{color:#0a7a32;font-weight:600}.fail{color:#b3261e;font-weight:600}
 .skip{color:#8a6d00;font-weight:600}
@@ -51,15 +52,15 @@ class ModelSection:
     """One model's part of the report.
 
     ``detail`` is a sentence, or a mapping of named facts (rendered as a small table).
-    ``gates`` are gate dicts: ``name``, ``value``, ``threshold``, ``passed`` and, when the
-    trainer gives them, ``direction`` (``">="``/``"<="``), ``unit``, ``ci_low``, ``ci_high``
-    and ``description``.
+    ``gates`` are :class:`~pipelines.evaluation.gates.Gate` objects (or their ``as_dict``
+    form, as a manifest stores them): the report shows each in its own unit and direction,
+    with its estimate, interval and span, and never guesses them from the gate's name.
     """
 
     model: str
     status: str  # "published", "blocked", "failed", "skipped"
     detail: str | Mapping[str, Any]
-    gates: list[dict[str, Any]] = field(default_factory=list)
+    gates: Sequence[Gate | Mapping[str, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     images: list[Path] = field(default_factory=list)
     tables: list[Path] = field(default_factory=list)
@@ -180,6 +181,9 @@ def _csv_table(path: Path, max_rows: int = MAX_TABLE_ROWS) -> str:
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         return f'<p class="fail">{html.escape(path.name)}: unreadable ({html.escape(str(exc))})</p>'
+    empty = empty_table_reason(path, frame)
+    if empty is not None:
+        return f'<p class="note">{html.escape(empty)}</p>'
     view = TABLE_VIEWS.get(path.stem, display_frame)(frame)
     shown = view.head(max_rows)
     caption = f"first {max_rows} of {len(view)} rows" if len(view) > max_rows else ""
@@ -197,6 +201,44 @@ def _cell(value: Any) -> Any:
 # ---------------------------------------------------------------------------------- gates
 
 
+def as_gate(gate: Gate | Mapping[str, Any]) -> Gate:
+    """A gate as the object the trainers' gate rules return; a manifest's dict (``as_dict``)
+    is read back field by field, never guessed from its name."""
+    if isinstance(gate, Gate):
+        return gate
+
+    def opt(key: str) -> float | None:
+        value = gate.get(key)
+        return None if value is None else float(value)
+
+    return Gate(
+        name=str(gate["name"]),
+        value=float(gate["value"]),
+        threshold=float(gate["threshold"]),
+        passed=bool(gate["passed"]),
+        direction=gate.get("direction", ">="),
+        unit=str(gate.get("unit") or ""),
+        ci_low=opt("ci_low"),
+        ci_high=opt("ci_high"),
+        description=str(gate.get("description") or ""),
+        estimate=opt("estimate"),
+        span=str(gate.get("span") or "test"),
+    )
+
+
+def gate_number(value: float | None) -> str:
+    """A gate's figure in its own unit, 4 significant digits; zero never prints as ``-0``."""
+    if value is None:
+        return "n/a"
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0.0:
+        return "0"
+    text = f"{value:.4g}"
+    return "0" if re.fullmatch(r"-0(\.0*)?", text) else text
+
+
 @dataclass(frozen=True)
 class GateView:
     """One gate as the report shows it."""
@@ -204,88 +246,50 @@ class GateView:
     model: str
     name: str
     meaning: str
-    check: str  # "value >= threshold unit [CI low, high]"
+    check: str  # "lower bound -0.141 > 0 nats · estimate -0.07 [-0.141, -0.008]"
     value: str
     direction: str
     threshold: str
     unit: str
+    span: str
     passed: bool
 
 
-_LIFT = re.compile(r"^(?:(?P<policy>.+?)_)??(?:(?P<est>dr|ips|snips)_)?lift_vs_(?P<ref>.+)$")
-_PARITY_NAMES = ("onnx_max_abs_diff", "onnx_parity")
+def _same_check(gate: Gate) -> str:
+    """The quantity a gate checks: the parity gate, however a producer named it, counts once."""
+    return (
+        PARITY_GATE if gate.name == PARITY_GATE or gate.name.endswith("_onnx_parity") else gate.name
+    )
 
 
-def _canonical_gate(model: str, name: str) -> str:
-    """The quantity a gate checks, so two gates on it (``bandit_onnx_parity`` and
-    ``onnx_max_abs_diff``) count once."""
-    bare = name[len(model) + 1 :] if name.startswith(f"{model}_") else name
-    return "onnx_parity" if bare in _PARITY_NAMES else bare
-
-
-def dedupe_gates(model: str, gates: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """One gate per checked quantity and model, in first-seen order; a failing copy wins."""
-    kept: dict[str, Mapping[str, Any]] = {}
-    for gate in gates:
-        key = _canonical_gate(model, str(gate["name"]))
-        if key not in kept or (kept[key]["passed"] and not gate["passed"]):
+def dedupe_gates(model: str, gates: Sequence[Gate | Mapping[str, Any]]) -> list[Gate]:
+    """One gate per checked quantity, in first-seen order; a failing copy wins."""
+    kept: dict[str, Gate] = {}
+    for raw in gates:
+        gate = as_gate(raw)
+        key = _same_check(gate)
+        if key not in kept or (kept[key].passed and not gate.passed):
             kept[key] = gate
     return list(kept.values())
 
 
-def gate_meaning(model: str, name: str) -> str:
-    """Words for a gate without a ``description``: lifts as ``policy − reference``."""
-    bare = name[len(model) + 1 :] if name.startswith(f"{model}_") else name
-    if _canonical_gate(model, name) == "onnx_parity":
-        return "ONNX graph vs the trained model, largest absolute output difference"
-    lift = _LIFT.match(name)
-    if lift:
-        policy = lift.group("policy") or model
-        est = f"{lift.group('est').upper()} " if lift.group("est") else ""
-        return f"{est}reward lift {policy} − {lift.group('ref')}"
-    if bare.startswith("margin_over_"):
-        return f"balanced accuracy − that of {bare[len('margin_over_') :]}"
-    return bare.replace("_vs_", " vs ").replace("_", " ")
-
-
-def _direction(gate: Mapping[str, Any]) -> str:
-    given = gate.get("direction")
-    if given in (">=", "<=", ">", "<"):
-        return str(given)
-    value, threshold, passed = float(gate["value"]), float(gate["threshold"]), gate["passed"]
-    if math.isnan(value) or math.isnan(threshold) or value == threshold:
-        return ">=" if passed else "<="
-    # the side of the threshold the value is on, turned round when the gate failed
-    above = value > threshold
-    return ">=" if above == bool(passed) else "<="
-
-
-def gate_view(model: str, gate: Mapping[str, Any]) -> GateView:
-    """A gate dict in words: ``value >= threshold unit [CI low, high]``.
-
-    A gate that names its ``unit`` is shown in it as stored; otherwise the unit (and scale)
-    comes from its name (``unit_for``), e.g. a reward lift stored as a fraction reads in bps.
-    """
-    name = str(gate["name"])
-    given_unit = gate.get("unit")
-    unit: Unit | None
-    if given_unit:
-        unit, label = None, str(given_unit)
-        scale = 1.0
+def gate_view(model: str, gate: Gate | Mapping[str, Any]) -> GateView:
+    """A gate in words, from its own fields: value, direction, threshold and unit as the log
+    and Prefect show them; for a lower-bound gate the point estimate and its interval too."""
+    g = as_gate(gate)
+    unit = f" {g.unit}" if g.unit else ""
+    value, threshold = gate_number(g.value), gate_number(g.threshold)
+    check = f"{value} {g.direction} {threshold}{unit}"
+    has_ci = g.ci_low is not None and g.ci_high is not None
+    interval = f" [{gate_number(g.ci_low)}, {gate_number(g.ci_high)}]" if has_ci else ""
+    if g.estimate is not None:
+        lead = "lower bound " if has_ci and g.ci_low == g.value else ""
+        check = f"{lead}{check} · estimate {gate_number(g.estimate)}{interval}"
     else:
-        unit = unit_for(name)
-        label, scale = (unit.label, unit.scale) if unit else ("", 1.0)
-
-    def num(x: Any) -> str:
-        return format_number(float(x) * scale, unit)
-
-    value, threshold, direction = num(gate["value"]), num(gate["threshold"]), _direction(gate)
-    check = f"{value}  {direction}  {threshold}" + (f"  {label}" if label else "")
-    if gate.get("ci_low") is not None and gate.get("ci_high") is not None:
-        check += f"  [{num(gate['ci_low'])}, {num(gate['ci_high'])}]"
-    meaning = str(gate.get("description") or gate_meaning(model, name))
+        check += interval
+    meaning = g.description or g.name.replace("_", " ")
     return GateView(
-        model, name, meaning, check, value, direction, threshold, label, bool(gate["passed"])
+        model, g.name, meaning, check, value, g.direction, threshold, g.unit, g.span, g.passed
     )
 
 
@@ -293,11 +297,11 @@ def blocked_reason(section: ModelSection) -> str | None:
     """One line on why a model did not ship: its first failing gate in words, or the error."""
     if section.status == "blocked":
         for gate in dedupe_gates(section.model, section.gates):
-            if not gate["passed"]:
+            if not gate.passed:
                 v = gate_view(section.model, gate)
                 unit = f" {v.unit}" if v.unit else ""
                 return (
-                    f"{v.meaning} ({v.name}) is {v.value}{unit}; "
+                    f"{v.meaning} ({v.name}, {v.span} span) is {v.value}{unit}; "
                     f"it must be {v.direction} {v.threshold}{unit}."
                 )
         return _detail_text(section.detail)
@@ -309,38 +313,10 @@ def blocked_reason(section: ModelSection) -> str | None:
 # ---------------------------------------------------------------------------------- details
 
 
-def _literal_mapping(text: str) -> tuple[str, str, Mapping[str, Any]] | None:
-    """A sentence ending in a Python/JSON mapping literal, as (sentence, label, mapping).
-
-    ``"version 3 (sources: {'regime': 'published'})"`` gives ``("version 3", "sources",
-    {...})``; a detail that carries no mapping gives None.
-    """
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        return None
-    try:
-        value = ast.literal_eval(text[start : end + 1])
-    except (ValueError, SyntaxError):
-        return None
-    if not isinstance(value, Mapping):
-        return None
-    head = text[:start].rstrip(" :")
-    label = "field"
-    match = re.search(r"\(\s*([\w ]+)$", head)
-    if match:
-        label, head = match.group(1).strip(), head[: match.start()].rstrip()
-    return head, label, value
-
-
 def _detail_text(detail: str | Mapping[str, Any]) -> str:
     if isinstance(detail, Mapping):
         return "; ".join(f"{k}: {_plain(v)}" for k, v in detail.items())
-    parsed = _literal_mapping(detail)
-    if parsed is None:
-        return detail
-    head, label, facts = parsed
-    listed = "; ".join(f"{k}: {_plain(v)}" for k, v in facts.items())
-    return f"{head}; {label} — {listed}" if head else f"{label} — {listed}"
+    return detail
 
 
 def _plain(value: Any) -> str:
@@ -354,20 +330,107 @@ def _plain(value: Any) -> str:
 
 
 def _detail_html(detail: str | Mapping[str, Any]) -> str:
-    """A detail as a sentence, with any mapping it carries as a two-column table."""
-    if isinstance(detail, Mapping):
-        head, label, facts = "", "field", detail
-    else:
-        parsed = _literal_mapping(detail)
-        if parsed is None:
-            return f'<p class="muted">{html.escape(detail)}</p>'
-        head, label, facts = parsed
-    lead = f'<p class="muted">{html.escape(head)}</p>' if head else ""
-    rows = [[k, _plain(v)] for k, v in facts.items()]
-    return lead + _table([label, "value"], rows, long_last=True)
+    """A detail as a sentence, or its named facts as a two-column table."""
+    if not isinstance(detail, Mapping):
+        return f'<p class="muted">{html.escape(detail)}</p>'
+    rows = [[k, _plain(v)] for k, v in detail.items()]
+    return _table(["field", "value"], rows, long_last=True)
+
+
+def _fact_cell(value: Any) -> Any:
+    """Numbers stay numbers (right-aligned); anything else reads as text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return _plain(value) if value not in ({}, None) else "none"
+
+
+def data_checks_html(checks: Mapping[str, Any]) -> str:
+    """The data checks (``CheckReport.to_dict()``, or any mapping of facts) as tables: its
+    plain facts in one, each list of records (files, symbols, gaps) in a table of its own."""
+    facts, lists = [], []
+    for key, value in checks.items():
+        records = (
+            isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value)
+        )
+        if records:
+            lists.append((key, value))
+        elif isinstance(value, list | tuple) and not value:
+            facts.append([key, "none"])
+        else:
+            facts.append([key, _plain(value) if value not in ({}, None) else "none"])
+    parts = ['<section id="data-checks"><h3>data checks</h3>']
+    parts.append(_table(["check", "value"], facts, long_last=True))
+    for key, records in lists:
+        headers = list(dict.fromkeys(k for r in records for k in r))
+        rows = [[_fact_cell(r.get(h, "")) for h in headers] for r in records]
+        parts.append(f"<h4>{html.escape(str(key))}</h4>{_table(headers, rows)}")
+    parts.append("</section>")
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------------------------- page
+
+
+def run_status_line(summary: Mapping[str, Any], sections: Sequence[ModelSection]) -> str:
+    """What became of the run in words: how many models shipped, not a bare ``ok`` beside
+    blocked ones."""
+    counts = {st: sum(s.status == st for s in sections) for st in STATUSES}
+    ended = {"failed": "run failed", "skipped": "run skipped"}.get(
+        str(summary.get("status", "")), "run completed"
+    )
+    rest = ", ".join(f"{n} {st}" for st, n in counts.items() if n and st != "published")
+    line = f"{ended}: {counts['published']} of {len(sections)} models published"
+    return f"{line} ({rest})" if rest else line
+
+
+STATUSES = ("published", "blocked", "failed", "skipped")
+
+#: An ECE above this gets a sentence under the plot (a 0.05 gap is already visible in it).
+ECE_COMMENT = 0.05
+
+
+def reliability_comment(path: Path) -> str | None:
+    """One sentence on a reliability table (bins with ``confidence``, ``accuracy``,
+    ``count``): what its ECE means and whether the model is over- or under-confident."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+    if not {"confidence", "accuracy", "count"} <= set(frame.columns) or frame["count"].sum() <= 0:
+        return None
+    weight = frame["count"] / frame["count"].sum()
+    gap = frame["confidence"] - frame["accuracy"]
+    ece = float((weight * gap.abs()).sum())
+    if ece <= ECE_COMMENT:
+        return None
+    side = "over-confident" if float((weight * gap).sum()) > 0 else "under-confident"
+    worst = frame.loc[(weight * gap.abs()).idxmax()]
+    return (
+        f"ECE {ece:.3f}: on average the stated confidence is {ece:.3f} away from how often "
+        f"the model is right; it is {side} (in the {float(worst['confidence']):.2f} "
+        f"confidence bin it is right {float(worst['accuracy']):.1%} of the time, "
+        f"{int(worst['count'])} rows). Do not read its probabilities at face value."
+    )
+
+
+def empty_table_reason(path: Path, frame: pd.DataFrame) -> str | None:
+    """Why a table holds no information (no rows, or every measured value 0 or missing), in
+    words; None when it has something to show. The first column is the table's key."""
+    name = path.stem.replace("_", " ")
+    if frame.empty:
+        return f"no {name}: the trainer wrote no rows"
+    measured = frame.select_dtypes("number").iloc[:, 1:]
+    if measured.empty:
+        return None
+    values = measured.to_numpy(dtype="float64")
+    if not bool(((values == 0) | ~pd.notna(values)).all()):
+        return None
+    said = []
+    for col in measured.columns:
+        col_values = measured[col]
+        said.append(f"{col} is {'missing' if col_values.isna().all() else '0'}")
+    key = frame.columns[0]
+    return f"no {name}: {' and '.join(said)} at every one of the {len(frame)} {key} rows"
 
 
 def _metrics_table(metrics: Mapping[str, float]) -> str:
@@ -380,6 +443,23 @@ def _metrics_table(metrics: Mapping[str, float]) -> str:
         f"<details><summary>all {len(rows)} metrics</summary>"
         f"{_table(['metric', 'value', 'unit'], rows)}</details>"
     )
+
+
+def _section_parts(s: ModelSection, embed: Callable[[Path, str], str]) -> list[str]:
+    """One model's part of the page: outcome, plots (with a word on a poor calibration),
+    tables and metrics."""
+    parts = [f"<h2>{html.escape(s.model)} — {_status(s.status)}</h2>", _detail_html(s.detail)]
+    parts.extend(embed(p, s.model) for p in s.images if p.exists())
+    for t in s.tables:
+        comment = reliability_comment(t) if t.exists() else None
+        if comment:
+            parts.append(f'<p class="note">{html.escape(comment)}</p>')
+    for t in s.tables:
+        if t.exists():
+            parts.append(f"<h3>{html.escape(t.stem.replace('_', ' '))}</h3>{_csv_table(t)}")
+    if s.metrics:
+        parts.append(_metrics_table(s.metrics))
+    return parts
 
 
 def write_report(
@@ -414,7 +494,9 @@ def write_report(
     ]
     if why:
         parts.append(f'<div class="why"><ul>{"".join(why)}</ul></div>')
-    summary_rows = [[k, _plain(v)] for k, v in summary.items()]
+    status = run_status_line(summary, sections)
+    parts.insert(1, f'<p class="muted" id="run-status">{html.escape(status)}</p>')
+    summary_rows = [[k, status if k == "status" else _plain(v)] for k, v in summary.items()]
     parts.append(_table(["field", "value"], summary_rows, long_last=True))
 
     parts.append("<h2>Gates</h2>")
@@ -422,29 +504,20 @@ def write_report(
     for s in sections:
         for g in dedupe_gates(s.model, s.gates):
             v = gate_view(s.model, g)
-            gate_rows.append([s.model, v.name, v.meaning, Num(v.check), Raw(_verdict(v.passed))])
-    parts.append(_table(["model", "gate", "what it checks", "check", "result"], gate_rows))
+            gate_rows.append([s.model, v.name, v.meaning, v.span, v.check, Raw(_verdict(v.passed))])
+    headers = ["model", "gate", "what it checks", "span", "check", "result"]
+    parts.append(_table(headers, gate_rows))
     outcomes = [[s.model, Raw(_status(s.status)), _detail_text(s.detail)] for s in sections]
     parts.append(_table(["model", "outcome", "detail"], outcomes, long_last=True))
 
     for s in sections:
-        parts.append(f"<h2>{html.escape(s.model)} — {_status(s.status)}</h2>")
-        parts.append(_detail_html(s.detail))
-        parts.extend(embed(p, s.model) for p in s.images if p.exists())
-        for t in s.tables:
-            if t.exists():
-                parts.append(f"<h3>{html.escape(t.stem.replace('_', ' '))}</h3>{_csv_table(t)}")
-        if s.metrics:
-            parts.append(_metrics_table(s.metrics))
+        parts.extend(_section_parts(s, embed))
 
     if data_checks is not None or data_images:
         parts.append("<h2>Data</h2>")
         parts.extend(embed(p, "data") for p in data_images if p.exists())
         if data_checks is not None:
-            pretty = html.escape(json.dumps(data_checks, indent=2, default=str))
-            parts.append(
-                f"<details open><summary>data checks</summary><pre>{pretty}</pre></details>"
-            )
+            parts.append(data_checks_html(data_checks))
 
     page = out_dir / "index.html"
     page.write_text(

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.schema import REGIMES
+from pipelines.evaluation.gates import Gate, check, parity_gate
 from pipelines.evaluation.ope import ESTIMATORS, Estimate
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.regime.plots import plot_regime_timeline
@@ -18,10 +19,23 @@ from pipelines.report import ModelSection, write_report
 
 N_BARS = 240
 WIDE_COLUMNS = 28
-REC_DETAIL = (
-    "version 20261201T095000Z-0003 (sources: {'regime': 'published 20261201T095000Z-0001', "
-    "'bandit': 'blocked', 'sizer': 'published 20261201T095000Z-0002'})"
+REC_DETAIL = {
+    "version": "20261201T095000Z-0003",
+    "sources": {"regime": "published 20261201T095000Z-0001", "bandit": "blocked"},
+}
+#: The regime's log-loss gate as the demo's gate rule made it: a lower bound with its estimate.
+LOG_LOSS_GATE = check(
+    "log_loss_lift_lower_bound",
+    -0.1411,
+    0.0,
+    ">",
+    unit="nats",
+    ci=(-0.1411, -0.007684),
+    estimate=-0.07,
+    description="lower bound of (log loss of the strongest baseline - the model's)",
 )
+PRECISION_GATE = check("precision_lift_lower_bound", 0.004645, 0.0, ">", ci=(0.004645, 0.0117))
+SHARPE_GATE = check("sharpe_vs_constant", 0.097, -0.0, ">=")
 
 
 def _regimes(n: int) -> np.ndarray:
@@ -98,15 +112,12 @@ def build_sections(root: Path) -> tuple[list[ModelSection], list[Path]]:
     wide.to_csv(wide_csv, index=False)
     regime = ModelSection(
         model="regime",
-        status="published",
-        detail="version 20261201T095000Z-0001 (sequence 1)",
-        gates=[
-            {"name": "balanced_accuracy", "value": 0.61, "threshold": 0.4, "passed": True},
-            {"name": "onnx_max_abs_diff", "value": 3e-7, "threshold": 1e-5, "passed": True},
-        ],
+        status="blocked",
+        detail="blocked: gate(s) log_loss_lift_lower_bound failed",
+        gates=[LOG_LOSS_GATE, parity_gate(3e-7, 1e-5)],
         metrics={"holdout/balanced_accuracy": 0.61, "train/fit_seconds": 1.5},
         images=[timeline],
-        tables=[wide_csv],
+        tables=[wide_csv, _reliability_csv(regime_dir / "regime_reliability.csv")],
     )
 
     bandit_dir = root / "bandit"
@@ -118,20 +129,16 @@ def build_sections(root: Path) -> tuple[list[ModelSection], list[Path]]:
         status="blocked",
         detail="blocked by gate(s) bandit_dr_lift_vs_best_arm",
         gates=[
+            Gate("bandit_dr_lift_vs_best_arm", -0.8, 0.0, False, ">", "bps", span="confirm"),
+            Gate("bandit_dr_lift_vs_uniform", 1.7, 0.0, True, ">", "bps"),
             {
-                "name": "bandit_dr_lift_vs_best_arm",
-                "value": -0.8e-4,
-                "threshold": 0.0,
-                "passed": False,
-            },
-            {
-                "name": "bandit_dr_lift_vs_uniform",
-                "value": 1.7e-4,
-                "threshold": 0.0,
+                "name": "bandit_onnx_parity",
+                "value": 2e-7,
+                "threshold": 1e-5,
                 "passed": True,
+                "direction": "<=",
             },
-            {"name": "bandit_onnx_parity", "value": 2e-7, "threshold": 1e-5, "passed": True},
-            {"name": "onnx_max_abs_diff", "value": 2e-7, "threshold": 1e-5, "passed": True},
+            parity_gate(2e-7, 1e-5),
         ],
         metrics={"lift/bandit_vs_best_arm/dr": -0.8e-4, "holdout/top_arm_share": 0.4},
         images=[
@@ -173,6 +180,7 @@ def build_sections(root: Path) -> tuple[list[ModelSection], list[Path]]:
         status="published",
         detail="version 20261201T095000Z-0002 (sequence 1)",
         gates=[
+            SHARPE_GATE,
             {
                 "name": "cvar_bar_improvement_vs_fixed_1x",
                 "value": 43.0,
@@ -183,7 +191,7 @@ def build_sections(root: Path) -> tuple[list[ModelSection], list[Path]]:
                 "ci_low": 31.0,
                 "ci_high": 52.0,
                 "description": "CVaR(5%) per bar, reduction against fixed 1.0x",
-            }
+            },
         ],
         images=[
             plot_equity_curves(runs, sizer_dir / "equity_curves.png"),
@@ -207,8 +215,54 @@ def build_sections(root: Path) -> tuple[list[ModelSection], list[Path]]:
     recommendation = ModelSection(
         model="recommendation", status="published", detail=REC_DETAIL, tables=[rec_csv]
     )
+    meta_dir = root / "metalabel"
+    meta_dir.mkdir(parents=True, exist_ok=True)
+    thresholds = meta_dir / "metalabel_thresholds.csv"
+    pd.DataFrame(
+        {"threshold": [0.45, 0.5, 0.52], "kept_share": 0.0, "mean_reward_kept": np.nan}
+    ).to_csv(thresholds, index=False)
+    metalabel = ModelSection(
+        model="metalabel",
+        status="blocked",
+        detail="blocked: gate(s) precision_lift_lower_bound failed",
+        gates=[PRECISION_GATE, check("kept_trade_share", 0.0, 0.1, ">=")],
+        tables=[thresholds],
+    )
     overview = plot_bars_overview(bars, root / "report" / "bars_overview.png")
-    return [regime, bandit, sizer, recommendation], [overview]
+    return [regime, bandit, sizer, recommendation, metalabel], [overview]
+
+
+def _reliability_csv(path: Path) -> Path:
+    """The demo's over-confident regime bins (ECE about 0.2)."""
+    pd.DataFrame(
+        {
+            "bin": [3, 5, 9],
+            "confidence": [0.37, 0.55, 0.93],
+            "accuracy": [0.27, 0.30, 0.067],
+            "count": [1541, 1100, 60],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+#: What ``CheckReport.to_dict()`` gives for two clean symbols.
+DATA_CHECKS = {
+    "rows_in": 2 * N_BARS,
+    "rows_out": 2 * N_BARS,
+    "quarantined": {},
+    "unsorted": 0,
+    "gap_count": 0,
+    "quarantine_path": None,
+    "files": [
+        {"origin": f"synthetic:{s}", "rows": N_BARS, "kept": N_BARS, "quarantined": {}}
+        for s in ("SYN1", "SYN2")
+    ],
+    "symbols": [
+        {"symbol": s, "rows": N_BARS, "interval": "1h", "sessions": "24x7 (inferred)"}
+        for s in ("SYN1", "SYN2")
+    ],
+    "gaps": [],
+}
 
 
 def build_report(root: Path) -> Path:
@@ -220,7 +274,7 @@ def build_report(root: Path) -> Path:
         "store": "file://" + "/very/long/path" * 30,
         "data_hash": "f" * 64,
     }
-    checks = {"bars": {"SYN1": N_BARS, "SYN2": N_BARS}, "quarantined": 0}
+    checks = DATA_CHECKS
     return write_report(
         root / "report", "edgeflow run 20261201T095000Z", summary, sections, checks, data_images
     )

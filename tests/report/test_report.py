@@ -1,4 +1,4 @@
-"""The report's words and numbers: gates, units, lift names, reasons, details, layout."""
+"""The report's words and numbers: gates from their own fields, units, reasons, details."""
 
 from __future__ import annotations
 
@@ -7,87 +7,100 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from report_support import LOG_LOSS_GATE, SHARPE_GATE
 
+from pipelines.evaluation.gates import Gate, check, parity_gate
 from pipelines.models.bandit.plots import ope_display_table
 from pipelines.report import (
     ModelSection,
     blocked_reason,
     dedupe_gates,
     display_frame,
+    empty_table_reason,
     format_number,
+    gate_number,
     gate_view,
+    reliability_comment,
+    run_status_line,
 )
 
-LIFT_GATE = {
-    "name": "bandit_dr_lift_vs_best_arm",
-    "value": -8e-5,
-    "threshold": 0.0,
-    "passed": False,
-}
+LIFT_GATE = Gate("bandit_dr_lift_vs_best_arm", -0.8, 0.0, False, ">", "bps", span="confirm")
 
 
-def test_gate_with_every_field_reads_value_direction_threshold_unit_ci() -> None:
-    gate = {
-        "name": "cvar_bar_improvement_vs_fixed_1x",
-        "value": 43.0,
-        "threshold": 20.0,
-        "passed": True,
-        "direction": ">=",
-        "unit": "%",
-        "ci_low": 31.0,
-        "ci_high": 52.5,
-        "description": "CVaR(5%) per bar, reduction against fixed 1.0x",
-    }
-    view = gate_view("sizer", gate)
-    assert view.check == "43  >=  20  %  [31, 52.5]"
-    assert view.meaning == gate["description"]
+def test_lower_bound_gate_shows_bound_estimate_and_interval() -> None:
+    view = gate_view("regime", LOG_LOSS_GATE)
+    assert view.check == "lower bound -0.1411 > 0 nats · estimate -0.07 [-0.1411, -0.007684]"
+    assert view.span == "test"
 
 
-def test_gate_without_unit_takes_it_from_its_name_and_scales_to_bps() -> None:
-    view = gate_view("bandit", LIFT_GATE)
-    assert view.check == "-0.80  >=  0.00  bps"
-    assert view.meaning == "DR reward lift bandit − best_arm"
+def test_gate_dict_from_a_manifest_reads_the_same_as_the_object() -> None:
+    assert gate_view("regime", LOG_LOSS_GATE.as_dict()) == gate_view("regime", LOG_LOSS_GATE)
 
 
-@pytest.mark.parametrize(
-    ("value", "threshold", "passed", "direction"),
-    [
-        (0.6, 0.4, True, ">="),
-        (0.3, 0.4, False, ">="),
-        (1e-7, 1e-5, True, "<="),
-        (1e-3, 1e-5, False, "<="),
-    ],
-)
-def test_direction_without_the_field_follows_value_threshold_and_verdict(
-    value: float, threshold: float, passed: bool, direction: str
-) -> None:
-    gate = {"name": "g", "value": value, "threshold": threshold, "passed": passed}
-    assert gate_view("m", gate).direction == direction
+def test_gate_is_shown_in_its_own_unit_as_the_log_shows_it() -> None:
+    precision = check("precision_lift_lower_bound", 0.004645, 0.0, ">", ci=(0.004645, 0.0117))
+    assert gate_view("metalabel", precision).check == "0.004645 > 0 [0.004645, 0.0117]"
+    assert f"{precision.value:.4g}" in precision.reason  # the log's figure, no bps here
+    assert gate_view("bandit", LIFT_GATE).check == "-0.8 > 0 bps"
+
+
+@pytest.mark.parametrize("value", [-0.0, -1e-9, 0.0])
+def test_zero_never_prints_as_minus_zero(value: float) -> None:
+    assert gate_number(value) in {"0", "-1e-09"}
+    assert gate_view("sizer", SHARPE_GATE).check == "0.097 >= 0"
 
 
 def test_parity_recorded_twice_counts_once_and_a_failing_copy_wins() -> None:
     gates = [
         {"name": "bandit_onnx_parity", "value": 2e-7, "threshold": 1e-5, "passed": True},
         LIFT_GATE,
-        {"name": "onnx_max_abs_diff", "value": 2e-4, "threshold": 1e-5, "passed": False},
+        parity_gate(2e-4, 1e-5),
     ]
     kept = dedupe_gates("bandit", gates)
-    assert [g["name"] for g in kept] == ["onnx_max_abs_diff", "bandit_dr_lift_vs_best_arm"]
-    assert dedupe_gates("bandit", [gates[0], gates[0]]) == [gates[0]]
+    assert [g.name for g in kept] == ["onnx_max_abs_diff", "bandit_dr_lift_vs_best_arm"]
 
 
-def test_blocked_reason_is_the_first_failing_gate_in_words() -> None:
-    passing = {"name": "balanced_accuracy", "value": 0.6, "threshold": 0.4, "passed": True}
+def test_blocked_reason_is_the_first_failing_gate_with_its_span() -> None:
+    passing = check("balanced_accuracy", 0.6, 0.4)
     section = ModelSection("bandit", "blocked", "blocked by gate(s) x", [passing, LIFT_GATE])
     assert blocked_reason(section) == (
-        "DR reward lift bandit − best_arm (bandit_dr_lift_vs_best_arm) is -0.80 bps; "
-        "it must be >= 0.00 bps."
+        "bandit dr lift vs best arm (bandit_dr_lift_vs_best_arm, confirm span) is -0.8 bps; "
+        "it must be > 0 bps."
     )
-    described = {**LIFT_GATE, "description": "bandit beats the best single arm"}
-    section.gates = [described]
-    assert blocked_reason(section).startswith("bandit beats the best single arm (")
     assert blocked_reason(ModelSection("m", "published", "v1")) is None
     assert blocked_reason(ModelSection("m", "failed", "training raised X")) == "training raised X"
+
+
+def test_status_line_counts_published_models() -> None:
+    sections = [ModelSection(m, st, "") for m, st in [("a", "published"), ("b", "blocked")]]
+    sections += [ModelSection("c", "blocked", ""), ModelSection("d", "blocked", "")]
+    assert run_status_line({"status": "ok"}, sections) == (
+        "run completed: 1 of 4 models published (3 blocked)"
+    )
+    assert run_status_line({"status": "failed"}, sections[:1]).startswith("run failed: 1 of 1")
+
+
+def test_reliability_comment_names_ece_and_side(tmp_path: Path) -> None:
+    path = tmp_path / "regime_reliability.csv"
+    pd.DataFrame({"confidence": [0.4, 0.93], "accuracy": [0.3, 0.067], "count": [900, 100]}).to_csv(
+        path, index=False
+    )
+    text = reliability_comment(path)
+    assert text is not None and text.startswith("ECE 0.176:") and "over-confident" in text
+    pd.DataFrame({"confidence": [0.5], "accuracy": [0.51], "count": [10]}).to_csv(path)
+    assert reliability_comment(path) is None  # well calibrated: nothing to say
+
+
+def test_all_zero_or_nan_table_says_so_instead_of_rows(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"threshold": [0.45, 0.5], "kept_share": 0.0, "mean_reward_kept": None})
+    frame["mean_reward_kept"] = frame["mean_reward_kept"].astype("float64")
+    path = tmp_path / "metalabel_thresholds.csv"
+    assert empty_table_reason(path, frame) == (
+        "no metalabel thresholds: kept_share is 0 and mean_reward_kept is missing at every one "
+        "of the 2 threshold rows"
+    )
+    frame.loc[0, "kept_share"] = 0.3
+    assert empty_table_reason(path, frame) is None
 
 
 def test_ope_table_names_lifts_policy_minus_reference_in_bps() -> None:
@@ -101,19 +114,8 @@ def test_ope_table_names_lifts_policy_minus_reference_in_bps() -> None:
         }
     )
     view = ope_display_table(frame)
-    assert list(view["policy"]) == [
-        "bandit",
-        "best_arm",
-        "uniform",
-        "bandit − best_arm",
-        "uniform − best_arm",
-    ]
-    assert list(view.columns) == ["policy", "true value (bps)", "DR (bps) [CI]"]
+    assert list(view["policy"])[3:] == ["bandit − best_arm", "uniform − best_arm"]
     assert view["DR (bps) [CI]"].iloc[4] == "-2.50 [-3.00, -2.00]"
-    assert view["true value (bps)"].iloc[0] == "1.20"
-    assert view["true value (bps)"].iloc[3] == ""
-    with pytest.raises(ValueError, match="policy"):
-        ope_display_table(frame.drop(columns="policy"))
 
 
 def test_tables_name_the_unit_in_the_header_and_scale_to_it() -> None:
@@ -133,23 +135,19 @@ def test_numbers_without_a_unit_keep_their_digits(value: float, text: str) -> No
     assert format_number(value) == text
 
 
-def test_page_has_reasons_wrapped_tables_and_no_dict_repr(report_page: Path) -> None:
+def test_page_has_status_reasons_tables_and_no_raw_json(report_page: Path) -> None:
     page = report_page.read_text(encoding="utf-8")
-    # every table sits in its own scrolling box
     assert page.count("<table>") == page.count('<div class="table-wrap"><table>') > 5
-    # the blocked model's reason comes before the gate table
+    assert "run completed: 2 of 5 models published (3 blocked)" in page
+    assert "<td>ok</td>" not in page
     why = page.index('<div class="why">')
     assert why < page.index("<h2>Gates</h2>")
-    assert "bandit_dr_lift_vs_best_arm) is -0.80 bps" in page[why:]
-    # the recommendation's sources are a table, not a Python dict
-    assert "{'" not in page and "&#x27;regime&#x27;:" not in page
-    assert "<th>sources</th>" in page
-    # parity once for the bandit, lifts named policy − reference, no bare lift/ rows
-    gate_table = page[page.index("<h2>Gates</h2>") : page.index("<h2>regime")]
-    parity_rows = r"<td>bandit</td><td>[^<]*(parity|onnx)"
-    assert len(re.findall(parity_rows, gate_table)) == 1
-    assert "uniform − best_arm" in page
-    assert not re.search(r"<td>lift/[a-z_]+</td>", page)  # OPE rows, not metric keys
-    assert "ann_return (%/yr)" in page
+    assert "estimate -0.07 [-0.1411, -0.007684]" in page
+    assert "<th>span</th>" in page and "<td>confirm</td>" in page
+    assert "{&quot;" not in page and "<pre>" not in page  # data checks are tables
+    assert '<section id="data-checks">' in page and "<td>synthetic:SYN1</td>" in page
+    assert "ECE 0.1" in page and "over-confident" in page
+    assert "no metalabel thresholds: kept_share is 0" in page and "<td>nan</td>" not in page
+    assert not re.search(r">-0(\.0+)?<| -0 ", page)
     for image in re.findall(r'<img src="([^"]+)"', page):
         assert (report_page.parent / image).stat().st_size > 1000

@@ -63,13 +63,27 @@ window.addEventListener("load", function () {
     return {wrapped: box.classList.contains("table-wrap"),
             overflowX: getComputedStyle(box).overflowX,
             boxRight: box.getBoundingClientRect().right,
-            scrolls: box.scrollWidth > box.clientWidth, columns: t.rows[0].cells.length};
+            scrolls: box.scrollWidth > box.clientWidth, columns: t.rows[0].cells.length,
+            overflows: t.getBoundingClientRect().right > box.getBoundingClientRect().right + 0.5,
+            inDataChecks: !!t.closest("#data-checks")};
   });
+  var gateCells = [];
+  var gates = document.evaluate("//h2[text()='Gates']/following::table[1]", document, null,
+                                XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+  if (gates) {
+    var head = Array.prototype.map.call(gates.rows[0].cells,
+                                        function (c) { return c.textContent; });
+    var col = head.indexOf("check");
+    for (var i = 1; i < gates.rows.length; i++) {
+      var cell = gates.rows[i].cells[col], r = cell.getBoundingClientRect();
+      gateCells.push({text: cell.textContent, visible: r.right <= vw + 0.5 && r.width > 0});
+    }
+  }
   var out = document.createElement("pre");
   out.id = "edgeflow-layout-check";
   out.textContent = JSON.stringify({innerWidth: vw,
     scrollWidth: document.documentElement.scrollWidth,
-    wide: wide, images: images, tables: tables});
+    wide: wide, images: images, tables: tables, gateCells: gateCells});
   document.body.appendChild(out);
 });
 """
@@ -167,6 +181,16 @@ def test_report_images_load_and_no_table_overflows(
     wide = [t for t in result["tables"] if t["columns"] == WIDE_COLUMNS + 1]
     assert len(wide) == 1 and wide[0]["scrolls"]
     assert all(t["boxRight"] <= width for t in result["tables"])
+    # every other table fits its box: nothing is cut at the right, not even behind a scroll
+    cut = [t for t in result["tables"] if t["overflows"] and t["columns"] != WIDE_COLUMNS + 1]
+    assert cut == []
+    # the data checks are tables (facts, files, symbols), not a JSON dump
+    assert sum(t["inDataChecks"] for t in result["tables"]) >= 3
+    # a lower-bound gate cell shows the bound, the estimate and the interval, on screen
+    cells = result["gateCells"]
+    bound = [c for c in cells if c["text"].startswith("lower bound -0.1411 > 0 nats")]
+    assert len(bound) == 1 and "estimate -0.07 [-0.1411, -0.007684]" in bound[0]["text"]
+    assert all(c["visible"] for c in cells)
 
 
 def test_the_check_sees_a_broken_image_and_an_unboxed_wide_table(
