@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -74,9 +75,21 @@ class LazyGroup(TyperGroup):
             self.commands.setdefault(name, command)
 
 
+#: The registry's models (``pipelines.models.registry.MODEL_NAMES``, in its order) in words;
+#: here, not imported, because the registry imports every trainer (torch) and ``--help`` must
+#: answer at once. tests/cli checks the names against the registry.
+MODEL_TITLES = {
+    "regime": "regime classifier",
+    "bandit": "strategy bandit",
+    "sizer": "CVaR-PPO sizer",
+    "metalabel": "meta-labeler",
+}
+#: The profile ``run`` (and ``config show``) read when no --config is given.
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+
 HELP = (
-    "edgeflow retrains a trading system's models (regime classifier, strategy bandit, "
-    "CVaR-PPO sizer) on a schedule and ships them, signed, to the live bot.\n\n"
+    f"edgeflow retrains a trading system's models ({', '.join(MODEL_TITLES.values())}) on a "
+    "schedule and ships them, signed, to the live bot.\n\n"
     "Start with: edgeflow run --config configs/demo.yaml"
 )
 
@@ -146,8 +159,37 @@ def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. seed=3)")
+        _check_dotted_key(key.strip(), item)
         overrides[key.strip()] = yaml.safe_load(value)
     return overrides
+
+
+def _check_dotted_key(key: str, item: str) -> None:
+    """Refuse a --set key that names no setting, naming the whole dotted key (validation alone
+    would name only its first unknown part: ``nosuch``, not ``nosuch.key``)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from configs.settings import ConfigError, Settings
+
+    model: type[BaseModel] = Settings
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[:depth]) or "the top level"
+            known = ", ".join(sorted(fields))
+            raise ConfigError(
+                f"--set {item!r}: no setting {key!r} ({part!r} is not a key of {where}; "
+                f"known there: {known}; see `edgeflow config show`)"
+            )
+        annotation = fields[part].annotation
+        subs = [a for a in (annotation, *typing.get_args(annotation)) if isinstance(a, type)]
+        nested = [a for a in subs if issubclass(a, BaseModel)]
+        if not nested:
+            return  # a leaf or a mapping: its own validation judges the rest
+        model = nested[0]
 
 
 def _cli_overrides(
@@ -254,17 +296,44 @@ def _limit_threads() -> None:
 
 def _start_local_api() -> AbstractContextManager[None]:
     """Start Prefect's local API now, as a subprocess; the returned context waits for it and
-    runs the flows inside against it (``flows.local_api.serving``).
+    runs the flows inside against it (``flows.local_api.serving``), then says where the run
+    can be looked at once it has ended (:func:`api_note`).
 
     The subprocess comes up on the other core while this process imports the training code
     (torch, SB3, LightGBM, MLflow); on a fresh workdir its database is the migrated template.
     Nothing starts when a server is configured (``PREFECT_API_URL``) or ephemeral mode is off.
     """
+    import contextlib
     import os
 
     from flows.local_api import serving, start_local_api
 
-    return serving(start_local_api(Path(os.environ["PREFECT_HOME"])))
+    home = Path(os.environ["PREFECT_HOME"])
+    api = start_local_api(home)
+
+    @contextlib.contextmanager
+    def serve_then_note() -> Iterator[None]:
+        with serving(api):
+            yield
+        typer.echo(api_note(None if api is None else api.url, home, os.environ), err=True)
+
+    return serve_then_note()
+
+
+def api_note(local_url: str | None, home: Path, environ: Mapping[str, str]) -> str:
+    """One line after a flow: Prefect's "View at" link names this run's temporary API (no UI)
+    that stops with the process, so say so and how to browse the run; or, with a configured
+    server, where the run is."""
+    if local_url is None:
+        server = environ.get("PREFECT_UI_URL") or environ.get("PREFECT_API_URL", "")
+        where = server.removesuffix("/").removesuffix("/api") or "the configured Prefect server"
+        return f"note: this run is in the Prefect server at {where}"
+    base = local_url.removesuffix("/api")
+    return (
+        f"note: the 'View at {base}/...' link above was this run's temporary Prefect API, "
+        f"stopped now that the run has ended; the run is kept in {home / 'prefect.db'}: "
+        f"run `PREFECT_HOME={home} prefect server start` and open http://127.0.0.1:4200"
+    )
 
 
 def _check_store_uri(settings: Settings) -> None:
@@ -328,7 +397,7 @@ def _root(
 
 @app.command()
 def run(
-    config: ConfigOpt = Path("configs/demo.yaml"),
+    config: ConfigOpt = DEFAULT_CONFIG,
     workdir: WorkdirOpt = None,
     data: Annotated[
         Path | None,
@@ -482,8 +551,39 @@ def health_cmd(
 ) -> None:
     """Check freshness, disk and the store; JSON out; exit 1 when unhealthy. Read-only: it
     signs nothing (a rollback is an operator's `edgeflow rollback`)."""
+    import os
+    import shutil
+    import tempfile
+
     settings = settings_from_cli(config, workdir)
-    _prepare(settings, flows=False)  # flows.health imports Prefect; no server starts
+    scratch = None
+    if not Path(settings.workdir).exists():
+        # Read-only: a workdir that does not exist is reported, not created. Prefect's home
+        # and the scratch folder (flows.health imports Prefect) go to a folder removed below.
+        scratch = tempfile.mkdtemp(prefix="edgeflow-health-")
+        os.environ.setdefault("PREFECT_HOME", str(Path(scratch) / "prefect"))
+        os.environ.setdefault("TMPDIR", str(Path(scratch) / "tmp"))
+    try:
+        _prepare(settings, flows=False)  # flows.health imports Prefect; no server starts
+        report = _health_report(
+            settings, store, data_max_age_h, model_max_age_h, training_max_age_h, min_free_gb
+        )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    typer.echo(json.dumps(report, indent=2, default=str))
+    if not report["healthy"]:
+        raise typer.Exit(1)
+
+
+def _health_report(
+    settings: Settings,
+    store: str | None,
+    data_max_age_h: float,
+    model_max_age_h: float,
+    training_max_age_h: float,
+    min_free_gb: float,
+) -> dict[str, Any]:
     from flows.health import check_health
 
     limits = {
@@ -492,10 +592,8 @@ def health_cmd(
         "training_max_age_h": training_max_age_h,
         "min_free_gb": min_free_gb,
     }
-    report = check_health(settings, store, limits=limits)
-    typer.echo(json.dumps(report, indent=2, default=str))
-    if not report["healthy"]:
-        raise typer.Exit(1)
+    report: dict[str, Any] = check_health(settings, store, limits=limits)
+    return report
 
 
 # --------------------------------------------------------------------------- config
@@ -503,7 +601,12 @@ def health_cmd(
 
 @config_app.command("show")
 def config_show(
-    config: OptionalConfigOpt = None,
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config", "-c", help="YAML profile or profile name (default: what `run` reads)."
+        ),
+    ] = DEFAULT_CONFIG,
     workdir: WorkdirOpt = None,
     sets: SetOpt = None,
     as_json: JsonOpt = False,
@@ -517,6 +620,12 @@ def config_show(
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
     width = max(len(k) for k, _, _ in rows)
+    from configs.settings import resolve_profile
+
+    profile = next(v for k, v, _ in rows if k == "profile")
+    typer.echo(
+        f"# what `edgeflow run -c {config}` uses: {resolve_profile(config)}, profile {profile!r}"
+    )
     for key, value, source in rows:
         shown = json.dumps(value, default=str)
         if len(shown) > 60:
@@ -635,7 +744,13 @@ def runs_open(
     if browser:
         import webbrowser
 
-        webbrowser.open(Path(report).resolve().as_uri())
+        if not webbrowser.open(Path(report).resolve().as_uri()):
+            typer.echo(
+                "error: no web browser could be opened (no display, no browser found); "
+                "nothing opened: open the path above yourself",
+                err=True,
+            )
+            raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -63,12 +63,19 @@ def _settings(config: str | None, workdir: Path | None = None) -> Settings:
         raise _UserError(str(exc)) from None
 
 
-def _store(uri: str | None, cfg: Settings) -> Store:
+def _store(uri: str | None, cfg: Settings, *, must_exist: bool = True) -> Store:
+    """The store to act on. A local store whose folder does not exist is one answer for every
+    command that reads (exit 2, one line), before keys are looked for: an empty workdir and
+    ``file:///nonexistent`` are the same mistake. ``publish`` creates the folder."""
     target = uri or cfg.registry.store or f"file://{Path(cfg.workdir).resolve() / 'store'}"
     try:
-        return open_store(target, endpoint_url=cfg.registry.s3_endpoint_url)
+        st = open_store(target, endpoint_url=cfg.registry.s3_endpoint_url)
     except RegistryError as exc:
         raise _UserError(str(exc)) from None
+    root = getattr(st, "root", None)
+    if must_exist and isinstance(root, Path) and not root.is_dir():
+        raise _UserError(f"{st.uri}: no such store (folder {root} does not exist)")
+    return st
 
 
 def _keys(cfg: Settings, *, signing: bool) -> KeyRing:
@@ -337,7 +344,7 @@ def publish_cmd(
         raise _fail("--model is required")
     try:
         cfg = _settings(config, workdir)
-        st = _store(store, cfg)
+        st = _store(store, cfg, must_exist=False)
         ring = _keys(cfg, signing=True)
         done = publish_model(
             st,

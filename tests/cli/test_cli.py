@@ -322,3 +322,93 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_13
     monkeypatch.setattr(cli, "_dispatch", broken)
     with pytest.raises(RuntimeError, match="a real bug"):  # no Ctrl-C: not hidden
         cli.main(["run"])
+
+
+def test_cli_help_lists_every_model_of_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import MODEL_TITLES
+    from pipelines.models.registry import MODEL_NAMES
+
+    assert tuple(MODEL_TITLES) == MODEL_NAMES
+    code, out, _ = _main(capsys, "--help")
+    assert code == 0
+    flat = " ".join(out.split())
+    assert all(title in flat for title in MODEL_TITLES.values())
+
+
+@pytest.mark.parametrize(
+    ("key", "where"), [("nosuch.key", "the top level"), ("data.nosuch", "data")]
+)
+def test_cli_set_unknown_key_names_the_whole_dotted_key(
+    capsys: pytest.CaptureFixture[str], key: str, where: str
+) -> None:
+    code, _, err = _main(capsys, "config", "show", "--set", f"{key}=1")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"no setting '{key}'" in err and f"is not a key of {where}" in err
+
+
+def test_cli_config_show_without_config_is_what_run_reads(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows.cli import DEFAULT_CONFIG, run
+
+    assert run.__defaults__ is not None and DEFAULT_CONFIG in run.__defaults__
+    code, out, _ = _main(capsys, "config", "show", "--json")
+    rows = {r["key"]: r for r in json.loads(out)}
+    assert code == 0 and rows["profile"]["value"] == "demo"
+    assert rows["profile"]["source"] == f"file:{ROOT / 'configs' / 'demo.yaml'}"
+    assert rows["data.synthetic.symbols"]["value"] == ["SYN1", "SYN2"]  # demo.yaml's, as run's
+    code, text, _ = _main(capsys, "config", "show")
+    assert text.splitlines()[0].endswith("profile 'demo'")
+
+
+@pytest.mark.parametrize("store", [None, "file:///nonexistent/edgeflow-store"])
+@pytest.mark.parametrize("command", ["models", "verify", "heartbeat"])
+def test_cli_missing_store_is_one_answer_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, store: str | None
+) -> None:
+    wd = tmp_path / "empty"
+    code, _, err = _main(capsys, command, *([store] if store else []), "-w", str(wd))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert ": no such store (folder " in err and not wd.exists()
+
+
+def test_cli_health_on_a_new_workdir_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PREFECT_HOME", "TMPDIR"):
+        monkeypatch.delenv(name, raising=False)
+    wd = tmp_path / "new"
+    code, out, _ = _main(capsys, "health", "-w", str(wd))
+    assert code == 1 and json.loads(out)["healthy"] is False
+    assert not wd.exists()
+
+
+def test_cli_runs_open_browser_without_one_says_nothing_opened(
+    tmp_path: Path, _clean_env: Path
+) -> None:
+    wd = tmp_path / "wd"
+    report = _fake_run(wd, "20260101T000000000000Z", "ok", {"regime": "published"})
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["BROWSER"] = "false"  # the only browser there is fails, as on a machine without one
+    script = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "runs", "open", "latest", "-w", str(wd), "--browser"],
+        capture_output=True,
+        text=True,
+        env={**env, "PATH": "/nonexistent"},
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.strip() == str(report)
+    assert "nothing opened" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_api_note_says_the_temporary_api_is_gone_or_names_the_server(tmp_path: Path) -> None:
+    from flows.cli import api_note
+
+    note = api_note("http://127.0.0.1:5555/api", tmp_path / "prefect", {})
+    assert "View at http://127.0.0.1:5555/..." in note and "stopped" in note
+    assert f"PREFECT_HOME={tmp_path / 'prefect'} prefect server start" in note
+    server = api_note(None, tmp_path, {"PREFECT_API_URL": "http://10.0.0.2:4200/api"})
+    assert server == "note: this run is in the Prefect server at http://10.0.0.2:4200"
