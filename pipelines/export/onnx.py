@@ -1,4 +1,10 @@
-"""Parity and graph description for every exported model (sessions: ``session.py``).
+"""Canonical bytes, parity and graph description for every exported model (sessions:
+``session.py``).
+
+Every model's export ends in :func:`write_canonical`: the one step that fixes what the
+converters leave to chance (``opset_import`` order, metadata order, the graph's name), so the
+same model, inputs and seed give the same signed bytes in any process. Converter calls run
+under :func:`converter_lock` (torch's exporter keeps process-global state).
 
 Every trainer checks its export against the framework's own output with :func:`max_abs_diff`
 and the one configured tolerance (``pipelines.evaluation.gates.parity_gate``); the
@@ -8,10 +14,12 @@ recommendation, the MLflow round trip and the registry open sessions through
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,15 +27,94 @@ import onnxruntime as ort
 
 from pipelines.export.session import make_session
 
+if TYPE_CHECKING:
+    import onnx
+
 __all__ = [
     "GraphSpec",
     "OnnxExport",
     "TensorSpec",
+    "canonicalize",
+    "converter_lock",
     "describe",
     "make_session",
     "max_abs_diff",
     "run",
+    "write_canonical",
 ]
+
+_CONVERTING = threading.RLock()
+
+
+@contextmanager
+def converter_lock() -> Iterator[None]:
+    """Run one converter call at a time in this process.
+
+    The trainings run concurrently on threads, and torch's TorchScript exporter keeps its
+    settings (opset, training mode, "in export") in process-global state that one export sets
+    and resets while another may be reading it; onnxmltools and skl2onnx are cheap enough to
+    serialise too. A conversion takes well under a second, the trainings minutes.
+    """
+    with _CONVERTING:
+        yield
+
+
+def canonicalize(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """Put every field whose order or value a converter leaves to chance in one order, in place.
+
+    Why: skl2onnx and onnxmltools collect the ``(domain, version)`` pairs of the nodes they
+    emit in a ``set`` and fill ``opset_import`` in that set's iteration order, which follows
+    ``hash(domain)``, i.e. ``PYTHONHASHSEED``; skl2onnx also lists the default domain twice.
+    Converters name the graph with a random uuid. None of this changes what the graph
+    computes, all of it changes the signed bytes. Fixed here: ``opset_import`` sorted by
+    domain, one entry per domain (two different versions of one domain are refused, not
+    guessed); ``metadata_props`` sorted by key (a repeated key is refused); the graph named
+    ``name``; an empty ``doc_string`` on the model and the graph. Nodes, initializers and
+    values keep the converter's order: it is the topological order the graph was built in and
+    was found stable across hash seeds and threads.
+    """
+    versions: dict[str, int] = {}
+    for entry in proto.opset_import:
+        domain = "" if entry.domain == "ai.onnx" else entry.domain
+        if versions.setdefault(domain, entry.version) != entry.version:
+            raise ValueError(
+                f"opset_import lists domain {domain!r} at versions "
+                f"{versions[domain]} and {entry.version}"
+            )
+    del proto.opset_import[:]
+    for domain in sorted(versions):
+        entry = proto.opset_import.add()
+        entry.domain, entry.version = domain, versions[domain]
+    props = sorted((p.key, p.value) for p in proto.metadata_props)
+    keys = [k for k, _ in props]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"metadata_props repeats a key: {keys}")
+    del proto.metadata_props[:]
+    for key, value in props:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.graph.name = name
+    proto.doc_string = ""
+    proto.graph.doc_string = ""
+    return proto
+
+
+def write_canonical(
+    proto: onnx.ModelProto, path: Path, name: str, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Add ``metadata``, canonicalise, check and write ``proto`` to ``path``: the one way every
+    model's export reaches the disk (so the bytes that get signed are the canonical ones)."""
+    import onnx
+
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    canonicalize(proto, name)
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(proto.SerializeToString(deterministic=True))
+    return path
 
 
 #: Rows per ``session.run`` in :func:`run`: scoring a whole span at once makes onnxruntime's

@@ -8,11 +8,15 @@ A consumer trades ``argmax`` over the row (see docs/bandit.md for the Thompson f
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 from torch import nn
+
+from pipelines.export.onnx import converter_lock, write_canonical
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "arm_values"
@@ -26,17 +30,17 @@ def export_onnx(module: nn.Module, n_features: int, path: Path, opset: int = 17)
     """
     module = module.eval().cpu()
     dummy = torch.zeros(1, n_features, dtype=torch.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    buf = io.BytesIO()
+    with converter_lock(), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
             (dummy,),
-            str(path),
+            buf,  # type: ignore[arg-type]  # the legacy exporter accepts file-like objects
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
             opset_version=opset,
             dynamo=False,
         )
-    return path
+    return write_canonical(onnx.load_model_from_string(buf.getvalue()), path, "bandit")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pipelines.export.onnx import converter_lock, write_canonical
 from pipelines.features import FEATURE_NAMES
 from pipelines.strategies import ARM_NAMES
 
@@ -53,15 +53,16 @@ def _platt_nodes(probabilities: str, a: float, b: float) -> tuple[list[Any], lis
 
 def export_onnx(model: Any, a: float, b: float, path: Path, opset: int = 15) -> Path:
     """Write the calibrated meta-labeler to ``path``."""
-    import onnxmltools
-    from onnxmltools.convert.common.data_types import FloatTensorType
+    with converter_lock():  # also the first import: two threads importing it can deadlock
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
 
-    proto = onnxmltools.convert_lightgbm(
-        model,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, len(INPUT_COLUMNS)]))],
-        zipmap=False,
-        target_opset=opset,
-    )
+        proto = onnxmltools.convert_lightgbm(
+            model,
+            initial_types=[(INPUT_NAME, FloatTensorType([None, len(INPUT_COLUMNS)]))],
+            zipmap=False,
+            target_opset=opset,
+        )
     probabilities = proto.graph.output[1].name
     nodes, inits = _platt_nodes(probabilities, a, b)
     proto.graph.node.extend(nodes)
@@ -70,16 +71,10 @@ def export_onnx(model: Any, a: float, b: float, path: Path, opset: int = 15) -> 
     proto.graph.output.append(
         helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])
     )
-    proto.graph.name = "metalabel"  # converters put a random uuid here; same model, same bytes
-    for key, value in (
-        ("input_columns", json.dumps(list(INPUT_COLUMNS))),
-        ("arm_names", json.dumps(list(ARM_NAMES))),
-        ("platt", json.dumps({"a": a, "b": b})),
-        ("model", "metalabel"),
-    ):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(proto.SerializeToString())
-    return path
+    metadata = {
+        "input_columns": json.dumps(list(INPUT_COLUMNS)),
+        "arm_names": json.dumps(list(ARM_NAMES)),
+        "platt": json.dumps({"a": a, "b": b}),
+        "model": "metalabel",
+    }
+    return write_canonical(proto, path, "metalabel", metadata)

@@ -20,7 +20,7 @@ import onnx
 import onnx.numpy_helper
 import onnx.shape_inference
 
-from pipelines.export.onnx import make_session
+from pipelines.export.onnx import converter_lock, make_session, write_canonical
 
 logger = logging.getLogger(__name__)
 
@@ -113,28 +113,31 @@ def _prune_output_noops(proto: onnx.ModelProto) -> None:
 
 def to_onnx(model: Any, n_features: int, opset: int = 15) -> onnx.ModelProto:
     """Convert a fitted LightGBM or scikit-learn classifier to the contract graph."""
-    from onnxmltools.convert.common.data_types import FloatTensorType as CommonFloat
-
     final = _final_estimator(model)
+    # The converters' first import happens under the lock too: two threads importing
+    # onnxmltools at once can end in importlib's _DeadlockError.
     if type(final).__module__.startswith("lightgbm"):
-        import onnxmltools
+        with converter_lock():
+            import onnxmltools
+            from onnxmltools.convert.common.data_types import FloatTensorType as CommonFloat
 
-        proto = onnxmltools.convert_lightgbm(
-            model,
-            initial_types=[(INPUT_NAME, CommonFloat([None, n_features]))],
-            zipmap=False,
-            target_opset=opset,
-        )
+            proto = onnxmltools.convert_lightgbm(
+                model,
+                initial_types=[(INPUT_NAME, CommonFloat([None, n_features]))],
+                zipmap=False,
+                target_opset=opset,
+            )
     else:
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import FloatTensorType
+        with converter_lock():
+            from skl2onnx import convert_sklearn
+            from skl2onnx.common.data_types import FloatTensorType
 
-        proto = convert_sklearn(
-            model,
-            initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
-            options={id(final): {"zipmap": False}},
-            target_opset={"": opset, "ai.onnx.ml": 3},
-        )
+            proto = convert_sklearn(
+                model,
+                initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+                options={id(final): {"zipmap": False}},
+                target_opset={"": opset, "ai.onnx.ml": 3},
+            )
     outputs = [o.name for o in proto.graph.output]
     if len(outputs) != 2:
         raise ValueError(f"expected 2 graph outputs (label, probabilities), got {outputs}")
@@ -162,17 +165,12 @@ def export_onnx(
             f"(one per class name {list(class_names)})"
         )
     proto = to_onnx(model, len(feature_names), opset)
-    proto.graph.name = "regime"  # converters put a random uuid here; same model, same bytes
-    for key, value in (
-        ("class_names", json.dumps(list(class_names))),
-        ("feature_names", json.dumps(list(feature_names))),
-        ("model", "regime"),
-    ):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(proto.SerializeToString())
+    metadata = {
+        "class_names": json.dumps(list(class_names)),
+        "feature_names": json.dumps(list(feature_names)),
+        "model": "regime",
+    }
+    write_canonical(proto, path, "regime", metadata)
     logger.info("exported %s to %s (opset %d)", type(model).__name__, path, opset)
     return path
 

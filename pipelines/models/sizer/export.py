@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import onnx
 import torch
 from stable_baselines3 import PPO
 from torch import nn
 
+from pipelines.export.onnx import converter_lock, write_canonical
 from pipelines.models.sizer.data import ObservationScaler
 from pipelines.models.sizer.env import MULT_HIGH, MULT_LOW, action_to_multiplier
 
@@ -51,7 +53,7 @@ def export_onnx(model: PPO, scaler: ObservationScaler, path: Path, opset: int = 
     module = OnnxSizer(model, scaler).eval().cpu()
     dummy = torch.zeros(1, scaler.mean_.shape[0], dtype=torch.float32)
     buf = io.BytesIO()
-    with torch.no_grad():
+    with converter_lock(), torch.no_grad():
         torch.onnx.export(
             module,
             (dummy,),
@@ -62,9 +64,7 @@ def export_onnx(model: PPO, scaler: ObservationScaler, path: Path, opset: int = 
             opset_version=opset,
             dynamo=False,
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue())
-    return path
+    return write_canonical(onnx.load_model_from_string(buf.getvalue()), path, "sizer")
 
 
 def sb3_multipliers(
