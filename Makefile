@@ -5,7 +5,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/demo.yaml
 WORKDIR ?= .edgeflow
-export PYTHONHASHSEED := 0
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
 from pipelines.evaluation.gates import Gate, blocked_reason
+from pipelines.lineage import rebuild_lineage
 from pipelines.memory import release_memory
 from pipelines.models.base import ModelResult
 from pipelines.registry.errors import PublishError, VerificationError
@@ -34,7 +35,11 @@ def publish_files(
     lineage: Mapping[str, Any],
     keep_last: int,
 ) -> PublishedVersion:
-    """Files, manifest, signature, then the signed LATEST pointer (the registry's order)."""
+    """Files, manifest, signature, then the signed LATEST pointer (the registry's order).
+
+    The manifest's lineage gets the Python and package versions a rebuild must match
+    (:func:`pipelines.lineage.rebuild_lineage`); the caller's lineage wins on a shared key.
+    """
     published = publish_model(
         store,
         model,
@@ -43,7 +48,7 @@ def publish_files(
         # JSON cannot carry NaN (e.g. recall of a class absent from the held-out span).
         metrics={k: float(v) for k, v in metrics.items() if math.isfinite(v)},
         gates=[g.as_dict() for g in gates],
-        lineage=dict(lineage),
+        lineage={**rebuild_lineage(), **lineage},
         keep_last=keep_last,
     )
     log = get_run_logger()
@@ -80,6 +85,7 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
         return Completed(name="Blocked", message=detail, data=outcome)  # type: ignore[return-value]
     lineage = {
         **ctx.lineage,
+        "seed": ctx.settings.seed,
         "mlflow_run_id": child,
         "mlflow_model_version": record.registered_version,
     }
@@ -88,7 +94,9 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
         name,
         {"model.onnx": result.onnx_path},
         ctx.keyring,
-        result.metrics,
+        # Wall-clock timings stay in MLflow: in the signed manifest they would make two
+        # rebuilds of the same model differ (docs/manifest.md, "Rebuild").
+        result.deterministic_metrics(),
         result.gates,
         lineage,
         ctx.settings.registry.keep_last,
