@@ -286,11 +286,25 @@ def _precheck(settings: Settings) -> dict[str, Any] | None:
     }
 
 
+#: Where the data readers and checks log what they decided (separator, decimal comma, epoch
+#: unit, which close): docs/data-import.md promises these lines. Prefect's logging leaves the
+#: root logger at WARNING, so a library logger without a level of its own drops INFO.
+IMPORT_LOGGER = "pipelines.data"
+
+
+def _show_import_notes() -> None:
+    """Let the data import's INFO lines through (they reach the console via the root logger's
+    handlers, which Prefect sets up)."""
+    logging.getLogger(IMPORT_LOGGER).setLevel(logging.INFO)
+
+
 def _limit_threads() -> None:
     """One thread per numeric library pool, set before anything imports numpy or torch
-    (``flows.runtime.limit_threads``: the flow runs one training per core already)."""
+    (``flows.runtime.limit_threads``: the flow runs one training per core already). Called
+    first by every command that reads bars, so it also lets the import notes through."""
     from flows.runtime import limit_threads
 
+    _show_import_notes()
     limit_threads()
 
 

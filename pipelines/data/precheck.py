@@ -27,7 +27,7 @@ from typing import Final
 import pandas as pd
 
 from configs.data import DataConfig
-from pipelines.data.checks import CheckReport, check_bars
+from pipelines.data.checks import QUARANTINE_FILE, CheckReport, check_bars
 from pipelines.data.checks import logger as checks_logger
 from pipelines.data.errors import DataError
 from pipelines.data.provenance import claim_store, source_fingerprint
@@ -125,17 +125,39 @@ def precheck_input(
             raws, cfg.checks, interval=cfg.interval, now=now, quarantine_dir=scratch
         )
     except DataError:
-        if quarantine_dir is not None and any(scratch.iterdir()):
-            quarantine_dir.mkdir(parents=True, exist_ok=True)
-            for path in scratch.iterdir():
-                shutil.copy2(path, quarantine_dir / path.name)
+        _keep_quarantine(scratch, quarantine_dir)
         raise
     finally:
         checks_logger.removeFilter(quiet)
+    try:
+        rows = stored_rows_after_append(bars_root, checked.bars)
+        feature_rows = {sym: max(0, n - WARMUP_BARS) for sym, n in rows.items()}
+        reason = history_skip_reason(feature_rows)
+        if reason is not None and checked.report.quarantined_total:
+            # the run stops here: the bad values must be named now, not only "too short"
+            reason = f"{quarantine_summary(scratch / QUARANTINE_FILE)}; {reason}"
+            _keep_quarantine(scratch, quarantine_dir)
+    finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    rows = stored_rows_after_append(bars_root, checked.bars)
-    feature_rows = {sym: max(0, n - WARMUP_BARS) for sym, n in rows.items()}
-    return Precheck(checked.report, feature_rows, history_skip_reason(feature_rows))
+    return Precheck(checked.report, feature_rows, reason)
+
+
+def _keep_quarantine(scratch: Path, quarantine_dir: Path | None) -> None:
+    """Copy the quarantined rows where the user can see them, as the flow does."""
+    if quarantine_dir is not None and any(scratch.iterdir()):
+        quarantine_dir.mkdir(parents=True, exist_ok=True)
+        for path in scratch.iterdir():
+            shutil.copy2(path, quarantine_dir / path.name)
+
+
+def quarantine_summary(path: Path) -> str:
+    """The quarantined rows in one clause: how many, and the first by file, column and row."""
+    table = pd.read_csv(path)
+    first = table.iloc[0]
+    return (
+        f"quarantined {len(table)} row(s); first: {first['origin']}: column "
+        f"{first['column']!r}, row {int(first['row'])}: {first['detail']}"
+    )
 
 
 def stored_rows_after_append(bars_root: Path, bars: pd.DataFrame) -> dict[str, int]:

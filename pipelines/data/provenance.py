@@ -72,10 +72,12 @@ class SourceFingerprint:
             ]
         elif self.kind == "files":
             parts = [str(ident["path"])]
+            parts += [f"data.files.{k}={v}" for k, v in sorted(ident.get("options", {}).items())]
             if "files" in det:
                 parts.append(f"{len(det['files'])} file(s)")
         elif self.kind == "s3":
             parts = [str(ident["uri"])]
+            parts += [f"data.files.{k}={v}" for k, v in sorted(ident.get("options", {}).items())]
         else:
             parts = [",".join(ident["names"])]
         profile = det.get("profile")
@@ -144,14 +146,26 @@ def source_fingerprint(
         if cfg.path is None:
             raise DataError("config", "data.path must be set when data.source is 'files'")
         resolved = Path(cfg.path).expanduser().resolve()
-        identity = {"path": str(resolved)}
+        identity = {"path": str(resolved), **_import_options(cfg)}
         if hash_files:
             details["files"] = _file_set(resolved)
     elif cfg.source == "s3":
-        identity = {"uri": cfg.s3_uri, "endpoint_url": cfg.s3_endpoint_url}
+        identity = {"uri": cfg.s3_uri, "endpoint_url": cfg.s3_endpoint_url, **_import_options(cfg)}
     else:
         identity = {"names": sorted(cfg.sample)}
     return SourceFingerprint(kind=cfg.source, identity=identity, details=details)
+
+
+def _import_options(cfg: DataConfig) -> dict[str, Any]:
+    """How the files are read (``data.files``: separator, decimal, epoch unit, timezone,
+    close column), as far as it differs from the defaults: the same files read another way
+    are other bars (an adjusted close is another price series), so changing one on a workdir
+    is refused. Defaults are left out, so stores recorded before options counted still match.
+    """
+    defaults = type(cfg.files)().model_dump(mode="json")
+    given = cfg.files.model_dump(mode="json")
+    changed = {k: v for k, v in given.items() if v != defaults.get(k)}
+    return {"options": changed} if changed else {}
 
 
 def read_provenance(store_root: Path | str) -> SourceFingerprint | None:

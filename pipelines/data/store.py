@@ -154,7 +154,9 @@ def append_bars(root: Path | str, bars: pd.DataFrame) -> AppendResult:
         folder.mkdir(exist_ok=True)
         _remove_orphans(folder, entry["parts"] if entry else [])
         rel = f"{_symbol_dir(sym)}/part-{_next_part(folder):05d}.parquet"
-        _write_part(root / rel, new.reset_index(drop=True))
+        # The folder name is the symbol (hive partitioning): a symbol column in the file too
+        # made `pandas.read_parquet(root)` fail ("Field symbol has incompatible types").
+        _write_part(root / rel, new.drop(columns="symbol").reset_index(drop=True))
         parts.append(rel)
         state["symbols"][sym] = {
             "watermark": new["ts"].iloc[-1].isoformat(),
@@ -164,7 +166,7 @@ def append_bars(root: Path | str, bars: pd.DataFrame) -> AppendResult:
     if parts:
         _write_state(root, state)  # the commit point
     marks = {s: v["watermark"] for s, v in sorted(state["symbols"].items())}
-    logger.info("appended %d rows in %d parts to %s", sum(added.values()), len(parts), root)
+    logger.debug("appended %d rows in %d parts to %s", sum(added.values()), len(parts), root)
     return AppendResult(added=added, skipped=skipped, watermarks=marks, parts=parts)
 
 
@@ -188,7 +190,9 @@ def read_bars(root: Path | str, symbols: Iterable[str] | None = None) -> pd.Data
         mark = pd.Timestamp(stored[sym]["watermark"])
         for rel in stored[sym]["parts"]:
             part = pq.read_table(root / rel).to_pandas()
-            frames.append(part[part["ts"] <= mark])
+            # parts written before the partition folder alone held the symbol carry it too
+            part = part.assign(symbol=sym) if "symbol" not in part else part
+            frames.append(part[part["ts"] <= mark][list(dict.fromkeys(["ts", "symbol", *part]))])
     if not frames:
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
         empty["ts"] = pd.Series(dtype="datetime64[us, UTC]")

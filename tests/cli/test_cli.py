@@ -412,3 +412,23 @@ def test_api_note_says_the_temporary_api_is_gone_or_names_the_server(tmp_path: P
     assert f"PREFECT_HOME={tmp_path / 'prefect'} prefect server start" in note
     server = api_note(None, tmp_path, {"PREFECT_API_URL": "http://10.0.0.2:4200/api"})
     assert server == "note: this run is in the Prefect server at http://10.0.0.2:4200"
+
+
+def test_cli_lets_the_import_notes_through_at_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from flows import cli
+    from pipelines.data.sources import read_file
+
+    data = tmp_path / "ES.csv"
+    data.write_text("ts;open;high;low;close;volume\n2024-01-01T00:00:00Z;1;1;1;1;1\n")
+    logger = logging.getLogger(cli.IMPORT_LOGGER)
+    monkeypatch.setattr(logger, "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)  # as Prefect leaves it
+    read_file(data)
+    assert "separator ';'" not in caplog.text  # dropped: this was the defect
+    cli._show_import_notes()
+    read_file(data)
+    assert f"{data}: separator ';' (sniffed" in caplog.text

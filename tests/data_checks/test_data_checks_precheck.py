@@ -107,3 +107,34 @@ def test_history_reason_matches_the_model_spec_rule() -> None:
             assert got == "too little history for every model: " + "; ".join(per_model)  # type: ignore[arg-type]
         else:
             assert got is None
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "named"),
+    [
+        (17, "column 'open', row 17: price must be > 0 (got -5)"),
+        (None, "column 'ts', row 400: duplicate ts"),
+    ],
+)
+def test_too_short_file_still_names_its_bad_value(
+    tmp_path: Path, bad_line: int | None, named: str
+) -> None:
+    """400 bars: too little history for any model, and one bad row; the skip must say which
+    row was quarantined, not only that the history is short."""
+    ts = pd.date_range("2024-01-01", periods=400, freq="h", tz="UTC")
+    frame = pd.DataFrame(
+        {"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "open": 10.0, "high": 11.0, "low": 9.0}
+    )
+    frame["close"], frame["volume"] = 10.0, 100.0
+    if bad_line is not None:
+        frame.loc[bad_line - 1, ["open", "low", "close"]] = [-5.0, -6.0, -5.0]
+    else:
+        frame.loc[399, "ts"] = frame.loc[398, "ts"]
+    data = tmp_path / "ES.csv"
+    frame.to_csv(data, index=False)
+    quarantine = tmp_path / "q"
+    found = _pre(_settings(tmp_path, data), tmp_path, quarantine_dir=quarantine)
+    reason = found.skip_reason  # type: ignore[attr-defined]
+    assert reason.startswith(f"quarantined 1 row(s); first: {data}: ")
+    assert named in reason and "too little history for every model" in reason
+    assert (quarantine / "quarantine.csv").is_file()

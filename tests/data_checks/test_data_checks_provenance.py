@@ -91,3 +91,29 @@ def test_data_checks_provenance_empty_store_is_claimed_by_anyone(tmp_path: Path)
     assert record is not None and record.describe() == "sample(GOOG)"
     s3 = source_fingerprint(DataConfig(source="s3", s3_uri="s3://b/p"), 0)
     assert s3.describe() == "s3(s3://b/p)"
+
+
+def test_data_checks_provenance_import_options_are_part_of_the_source(tmp_path: Path) -> None:
+    import pytest
+
+    from configs.settings import load_config
+    from pipelines.data.collect import collect_bars
+    from pipelines.data.provenance import SourceMismatchError, claim_store, source_fingerprint
+
+    bars = tmp_path / "in"
+    bars.mkdir()
+    csv = bars / "ES.csv"
+    rows = ["ts,open,high,low,close,adj close,volume"] + [
+        f"2024-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z,10,11,9,10,5,100" for i in range(48)
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    plain = load_config(overrides={"data.source": "files", "data.path": str(bars)}).data
+    store_root = tmp_path / "store"
+    collect_bars(plain, 7, store_root)
+    adjusted = plain.model_copy(
+        update={"files": plain.files.model_copy(update={"close_column": "adj close"})}
+    )
+    with pytest.raises(SourceMismatchError, match=r"data.files.close_column=adj close"):
+        claim_store(store_root, source_fingerprint(adjusted, 7))
+    # defaults add nothing: a store recorded before options counted still matches
+    assert "options" not in source_fingerprint(plain, 7).identity

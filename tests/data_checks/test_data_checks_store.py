@@ -130,3 +130,17 @@ def test_data_checks_collect_incremental_on_synthetic(tmp_path: Path) -> None:
         step = collect_bars(cfg.model_copy(update={"synthetic": syn}), 5, tmp_path)
     assert step.append.added == {"AAA": 70, "B/C": 70}
     pd.testing.assert_frame_equal(read_bars(tmp_path), _bars(220))
+
+
+def test_data_checks_store_reads_with_plain_read_parquet_and_old_parts(tmp_path: Path) -> None:
+    bars = _bars(50)
+    append_bars(tmp_path, bars)
+    plain = pd.read_parquet(tmp_path)  # was: "Field symbol has incompatible types"
+    assert len(plain) == 100 and sorted(plain["symbol"].astype(str).unique()) == SYMBOLS
+    # a part written by the old writer (symbol column inside the file) still reads
+    old = tmp_path / "symbol=AAA" / "part-00000.parquet"
+    frame = pd.read_parquet(old).assign(symbol="AAA")
+    frame.to_parquet(old, index=False)
+    got = read_bars(tmp_path)
+    assert list(got.columns[:2]) == ["ts", "symbol"] and len(got) == 100
+    assert got["symbol"].tolist().count("AAA") == 50
