@@ -570,20 +570,25 @@ def health_cmd(
     import tempfile
 
     settings = settings_from_cli(config, workdir)
-    scratch = None
+    scratch, borrowed = None, []
     if not Path(settings.workdir).exists():
         # Read-only: a workdir that does not exist is reported, not created. Prefect's home
         # and the scratch folder (flows.health imports Prefect) go to a folder removed below.
         scratch = tempfile.mkdtemp(prefix="edgeflow-health-")
-        os.environ.setdefault("PREFECT_HOME", str(Path(scratch) / "prefect"))
-        os.environ.setdefault("TMPDIR", str(Path(scratch) / "tmp"))
+        for key, sub in (("PREFECT_HOME", "prefect"), ("TMPDIR", "tmp")):
+            if key not in os.environ:
+                os.environ[key] = str(Path(scratch) / sub)
+                borrowed.append(key)
     try:
         _prepare(settings, flows=False)  # flows.health imports Prefect; no server starts
         report = _health_report(
             settings, store, data_max_age_h, model_max_age_h, training_max_age_h, min_free_gb
         )
     finally:
-        if scratch is not None:
+        if scratch is not None:  # nothing of the removed folder stays in the environment
+            for key in borrowed:
+                os.environ.pop(key, None)
+            tempfile.tempdir = None
             shutil.rmtree(scratch, ignore_errors=True)
     typer.echo(json.dumps(report, indent=2, default=str))
     if not report["healthy"]:

@@ -381,6 +381,7 @@ def test_cli_health_on_a_new_workdir_creates_nothing(
     code, out, _ = _main(capsys, "health", "-w", str(wd))
     assert code == 1 and json.loads(out)["healthy"] is False
     assert not wd.exists()
+    assert "TMPDIR" not in os.environ and "PREFECT_HOME" not in os.environ  # none left behind
 
 
 def test_cli_runs_open_browser_without_one_says_nothing_opened(
