@@ -38,14 +38,34 @@ class MetaLabelConfig(Section):
     thresholds: list[float] = Field(
         default=[0.45, 0.5, 0.52, 0.55, 0.58, 0.6],
         min_length=1,
-        description="Candidate P(win) thresholds; the walk-forward picks the one with the best "
-        "out-of-fold net P&L per trade among those keeping at least min_trade_share.",
+        description="Candidate P(win) thresholds; the walk-forward picks the one whose "
+        "out-of-fold net P&L beats filtering by the per-arm prior at the same kept share by "
+        "the most, among those keeping at least min_trade_share.",
     )
     min_trade_share: float = Field(
         default=0.1, gt=0, le=1, description="A threshold must keep at least this share of trades."
     )
+    prior_vol_buckets: int = Field(
+        default=3,
+        ge=1,
+        description="Volatility buckets of the per-arm prior P(win | arm, bucket), the "
+        "meta-labeler's comparator; bucket edges are quantiles fitted on the fit span.",
+    )
+    prior_vol_feature: str = Field(
+        default="rv_24", description="The feature whose fit-span quantiles cut the buckets."
+    )
+    prior_strength: float = Field(
+        default=20.0,
+        ge=0,
+        description="Pseudo-trades shrinking a cell's win rate to its arm's (and an arm's to "
+        "the fit span's base rate).",
+    )
     n_bootstrap: int = Field(default=500, ge=50, description="Block-bootstrap resamples.")
-    bootstrap_block: int = Field(default=48, ge=1, description="Block length in trades.")
+    bootstrap_block: int = Field(
+        default=48,
+        ge=1,
+        description="Block length in held-out bar rows (time-ordered, symbols interleaved).",
+    )
     ci_level: float = Field(
         default=0.9,
         gt=0,
@@ -54,6 +74,6 @@ class MetaLabelConfig(Section):
     )
     max_brier_excess: float = Field(
         default=0.0,
-        description="Gate: held-out Brier score at most the base-rate forecast's plus this.",
+        description="Gate: test-span Brier score at most the per-arm prior's plus this.",
     )
     onnx_opset: int = Field(default=15, ge=9, le=15, description="ONNX opset for the export.")

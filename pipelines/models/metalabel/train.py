@@ -28,12 +28,20 @@ import numpy as np
 import pandas as pd
 
 from configs.metalabel import MetaLabelConfig
+from pipelines.evaluation.bootstrap import Interval, PairedStat, mean_difference
 from pipelines.evaluation.calibration import (
     expected_calibration_error,
     plot_reliability,
     reliability_curve,
 )
-from pipelines.evaluation.ope import block_bootstrap_starts, resample_indices
+from pipelines.evaluation.spans import (
+    Span,
+    confirm_cut,
+    paired_span_cis,
+    put_span_intervals,
+    span_key,
+    span_masks,
+)
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES
 from pipelines.interrupt import checkpoint
@@ -41,6 +49,7 @@ from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainIn
 from pipelines.models.metalabel.export import INPUT_COLUMNS, export_onnx
 from pipelines.seeding import Streams
 from pipelines.strategies import ARM_NAMES, N_ARMS, arm_rewards
+from pipelines.timeconv import from_epoch_ns, to_epoch_ns
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +121,7 @@ class MetaData:
     fit: pd.DataFrame
     calib: pd.DataFrame
     holdout: pd.DataFrame
-    holdout_bars: int
+    holdout_bars: pd.DataFrame  # the held-out bar rows (ts, symbol): the bootstrap's rows
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -129,6 +138,7 @@ class MetaFit:
     b: float
     threshold: float
     threshold_table: pd.DataFrame
+    prior: ArmPrior
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         raw = np.asarray(self.model.predict_proba(x)[:, 1], dtype=np.float64)
@@ -162,58 +172,269 @@ def _platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
+@dataclass(frozen=True)
+class ArmPrior:
+    """P(win | arm, volatility bucket) fitted on the fit span: the meta-labeler's comparator.
+
+    Why this baseline: most of what a filter gains by dropping trades is arm mix (the arm with
+    the lowest win rate loses its trades); a table of win rates per arm (and per volatility
+    bucket) does that without any model. The meta-labeler is worth shipping only if it beats
+    filtering by this table. Cells shrink to their arm's rate and arms to the base rate with
+    ``prior_strength`` pseudo-trades, so an empty cell reads as its arm.
+    """
+
+    edges: np.ndarray  # [n_buckets - 1] inner volatility edges
+    rate: np.ndarray  # [N_ARMS, n_buckets]
+    feature: str
+
+    @property
+    def n_buckets(self) -> int:
+        return int(self.rate.shape[1])
+
+    def cells(self, trades: pd.DataFrame) -> np.ndarray:
+        """Cell index ``arm * n_buckets + bucket`` of each trade."""
+        vol = trades[self.feature].to_numpy(dtype=np.float64)
+        bucket = np.searchsorted(self.edges, vol, side="right")
+        return np.asarray(trades["arm"].to_numpy() * self.n_buckets + bucket, dtype=np.int64)
+
+    def predict(self, trades: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.rate.reshape(-1)[self.cells(trades)], dtype=np.float64)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "edges": self.edges.tolist(), "rate": self.rate.tolist()}
+
+
+def fit_arm_prior(trades: pd.DataFrame, cfg: MetaLabelConfig) -> ArmPrior:
+    """The per-arm (x volatility bucket) win-rate table of ``trades`` (see :class:`ArmPrior`)."""
+    if cfg.prior_vol_feature not in trades.columns:
+        raise ValueError(f"metalabel.prior_vol_feature {cfg.prior_vol_feature!r} is no feature")
+    vol = trades[cfg.prior_vol_feature].to_numpy(dtype=np.float64)
+    qs = np.linspace(0, 1, cfg.prior_vol_buckets + 1)[1:-1]
+    edges = np.unique(np.quantile(vol, qs)) if len(qs) else np.zeros(0)
+    n_b = cfg.prior_vol_buckets
+    bucket = np.minimum(np.searchsorted(edges, vol, side="right"), n_b - 1)
+    arm = trades["arm"].to_numpy()
+    win = trades["win"].to_numpy(dtype=np.float64)
+    m = cfg.prior_strength
+    base = float(win.mean()) if len(win) else 0.5
+    n_arm = np.bincount(arm, minlength=N_ARMS).astype(np.float64)
+    w_arm = np.bincount(arm, weights=win, minlength=N_ARMS)
+    arm_rate = (w_arm + m * base) / np.maximum(n_arm + m, _EPS)
+    cell = arm * n_b + bucket
+    n_cell = np.bincount(cell, minlength=N_ARMS * n_b).reshape(N_ARMS, n_b)
+    w_cell = np.bincount(cell, weights=win, minlength=N_ARMS * n_b).reshape(N_ARMS, n_b)
+    rate = (w_cell + m * arm_rate[:, None]) / np.maximum(n_cell + m, _EPS)
+    rate = np.where(n_cell + m > 0, rate, arm_rate[:, None])
+    return ArmPrior(edges, rate, cfg.prior_vol_feature)
+
+
+def keep_at_share(q: np.ndarray, share: float) -> np.ndarray:
+    """Weights in [0, 1] that keep the trades with the highest prior ``q``, ``share`` of them in
+    all: whole cells in order of their prior, the boundary cell kept in part (every trade of it
+    at the same weight), so ties never depend on the trades' order."""
+    n = len(q)
+    w = np.zeros(n)
+    if n == 0 or share <= 0:
+        return w
+    target = min(share, 1.0) * n
+    values, counts = np.unique(q, return_counts=True)
+    taken = 0.0
+    for v, c in zip(values[::-1], counts[::-1], strict=True):
+        if taken >= target:
+            break
+        frac = min(1.0, (target - taken) / c)
+        w[q == v] = frac
+        taken += frac * c
+    return w
+
+
 def choose_threshold(
-    p: np.ndarray, reward: np.ndarray, cfg: MetaLabelConfig
+    p: np.ndarray, q: np.ndarray, reward: np.ndarray, cfg: MetaLabelConfig
 ) -> tuple[float, pd.DataFrame]:
-    """The candidate threshold with the best mean net reward per kept trade, among those that
-    keep at least ``min_trade_share`` of the trades (out-of-fold probabilities)."""
+    """The candidate threshold whose kept trades beat the per-arm prior's at the same kept
+    share by the most net reward (out-of-fold probabilities ``p``, out-of-fold prior ``q``),
+    among those keeping at least ``min_trade_share``; ties go to the lower threshold."""
     rows = []
     for t in cfg.thresholds:
         keep = p >= t
         share = float(keep.mean()) if len(p) else 0.0
         mean = float(reward[keep].mean()) if keep.any() else float("nan")
-        rows.append({"threshold": t, "kept_share": share, "mean_reward_kept": mean})
+        prior = keep_at_share(q, share)
+        lift = float(np.sum(reward * keep) - np.sum(reward * prior)) / max(len(p), 1)
+        rows.append(
+            {
+                "threshold": t,
+                "kept_share": share,
+                "mean_reward_kept": mean,
+                "lift_vs_arm_prior_per_trade": lift if keep.any() else float("nan"),
+            }
+        )
     table = pd.DataFrame(rows)
-    ok = table[(table["kept_share"] >= cfg.min_trade_share) & table["mean_reward_kept"].notna()]
+    ok = table[
+        (table["kept_share"] >= cfg.min_trade_share) & table["lift_vs_arm_prior_per_trade"].notna()
+    ]
     if ok.empty:
         return float(min(cfg.thresholds)), table
-    best = ok.sort_values(["mean_reward_kept", "threshold"], ascending=[False, True]).iloc[0]
+    best = ok.sort_values(
+        ["lift_vs_arm_prior_per_trade", "threshold"], ascending=[False, True]
+    ).iloc[0]
     return float(best["threshold"]), table
 
 
-def _filter_lifts(
-    p: np.ndarray, y: np.ndarray, reward: np.ndarray, threshold: float, per_bar: float
-) -> tuple[float, float]:
-    keep = p >= threshold
-    precision = float(y[keep].mean()) if keep.any() else float("nan")
-    prec_lift = precision - float(y.mean())
-    pnl_lift = float(np.sum(np.where(keep, 0.0, -reward))) / len(reward) * per_bar
-    return prec_lift, pnl_lift
+@dataclass
+class Tallies:
+    """Per held-out bar row (sorted by ts, then symbol): what the filters kept, by prior cell.
+
+    ``kept``/``prior``/``all_reward``: net reward summed over the trades the model keeps, the
+    per-arm prior keeps at the model's kept share (of the bar's span), and all trades;
+    ``kept_win``/``kept_n``/``win``/``n``: [bars, cells] counts for the within-arm precision."""
+
+    ts: pd.Series
+    kept: np.ndarray
+    prior: np.ndarray
+    all_reward: np.ndarray
+    kept_win: np.ndarray
+    kept_n: np.ndarray
+    win: np.ndarray
+    n: np.ndarray
+
+    def within_arm(self, a: np.ndarray, _b: np.ndarray) -> float:
+        """Precision of the kept trades minus their own cell's win rate on the same bars, in
+        points: what the model adds inside each (arm, volatility bucket) cell, where the
+        per-arm prior can do no better than the cell's rate. ``a`` holds bar row indices."""
+        i = a.astype(np.int64)
+        kn = self.kept_n[i].sum(axis=0)
+        if kn.sum() == 0:
+            return float("nan")
+        nn = self.n[i].sum(axis=0)
+        rate = np.divide(self.win[i].sum(axis=0), nn, out=np.zeros(nn.shape), where=nn > 0)
+        return float(100.0 * (self.kept_win[i].sum(axis=0) - kn * rate).sum() / kn.sum())
+
+    def vs_unfiltered(self, a: np.ndarray, _b: np.ndarray) -> float:
+        """Precision of the kept trades minus all trades', in points (arm mix included)."""
+        i = a.astype(np.int64)
+        kn, nn = self.kept_n[i].sum(), self.n[i].sum()
+        if kn == 0 or nn == 0:
+            return float("nan")
+        return float(100.0 * (self.kept_win[i].sum() / kn - self.win[i].sum() / nn))
 
 
-def bootstrap_lifts(
+def tally(
+    bars: pd.DataFrame,
+    trades: pd.DataFrame,
+    keep: np.ndarray,
+    q: np.ndarray,
+    cells: np.ndarray,
+    n_cells: int,
+    span_of_trade: np.ndarray,
+) -> Tallies:
+    """Per-bar tallies of ``trades`` on ``bars`` (``ts``, ``symbol``, sorted); the prior keeps
+    the model's kept share within each span label of ``span_of_trade``."""
+    index = pd.Series(np.arange(len(bars)), index=pd.MultiIndex.from_frame(bars[["ts", "symbol"]]))
+    row = index.reindex(pd.MultiIndex.from_frame(trades[["ts", "symbol"]])).to_numpy()
+    if np.isnan(row.astype(np.float64)).any():
+        raise ValueError("every trade must sit on one of the held-out bars")
+    row = row.astype(np.int64)
+    reward = trades["reward"].to_numpy(dtype=np.float64)
+    win = trades["win"].to_numpy(dtype=np.float64)
+    weights = np.zeros(len(trades))
+    for label in np.unique(span_of_trade):
+        m = span_of_trade == label
+        weights[m] = keep_at_share(q[m], float(keep[m].mean()))
+    nb = len(bars)
+
+    def per_bar(values: np.ndarray) -> np.ndarray:
+        return np.bincount(row, weights=values, minlength=nb)
+
+    def per_cell(values: np.ndarray) -> np.ndarray:
+        flat = np.bincount(row * n_cells + cells, weights=values, minlength=nb * n_cells)
+        return flat.reshape(nb, n_cells)
+
+    k = keep.astype(np.float64)
+    return Tallies(
+        bars["ts"].reset_index(drop=True),
+        per_bar(reward * k),
+        per_bar(reward * weights),
+        per_bar(reward),
+        per_cell(win * k),
+        per_cell(k),
+        per_cell(win),
+        per_cell(np.ones(len(trades))),
+    )
+
+
+def filter_lifts(
+    bars: pd.DataFrame,
+    trades: pd.DataFrame,
     p: np.ndarray,
-    y: np.ndarray,
-    reward: np.ndarray,
+    prior: ArmPrior,
     threshold: float,
-    per_bar: float,
     cfg: MetaLabelConfig,
-    rng: np.random.Generator,
+    seed: int,
 ) -> dict[str, float]:
-    """Precision lift and net P&L per bar lift of filtering, with moving-block bootstrap CIs
-    over the time-ordered trades (blocks keep overlapping trades' dependence)."""
-    prec, pnl = _filter_lifts(p, y, reward, threshold, per_bar)
-    starts = block_bootstrap_starts(len(p), cfg.bootstrap_block, cfg.n_bootstrap, rng)
-    idx = resample_indices(starts, cfg.bootstrap_block, len(p))
-    draws = np.array([_filter_lifts(p[i], y[i], reward[i], threshold, per_bar) for i in idx])
-    lo, hi = (1 - cfg.ci_level) / 2, (1 + cfg.ci_level) / 2
-    out: dict[str, float] = {}
-    for j, (key, value) in enumerate((("precision", prec), ("pnl_per_bar", pnl))):
-        col = draws[:, j][np.isfinite(draws[:, j])]
-        out[f"lift/{key}"] = value
-        out[f"lift/{key}_ci_low"] = float(np.quantile(col, lo)) if len(col) else float("nan")
-        out[f"lift/{key}_ci_high"] = float(np.quantile(col, hi)) if len(col) else float("nan")
-    return out
+    """The meta-labeler's lifts over the per-arm prior on the test and confirmation spans.
+
+    ``bars``: the held-out bar rows (``ts``, ``symbol``); ``trades`` the held-out trades on
+    them, ``p`` the model's P(win). Written under ``lift/...`` (test) and ``confirm/lift/...``
+    with paired moving-block bootstrap intervals over bar rows (``paired_span_cis``):
+
+    * ``lift/pnl_per_bar_vs_arm_prior``: net P&L per bar of the kept trades minus the trades
+      the prior keeps at the same kept share (fraction; bps in the gate);
+    * ``lift/precision_within_arm``: :meth:`Tallies.within_arm`, in points;
+    * ``lift/precision_vs_unfiltered``: the old headline (arm mix included), in points, for
+      the record only.
+    """
+    bars = bars[["ts", "symbol"]].sort_values(["ts", "symbol"], ignore_index=True)
+    cut = confirm_cut(bars["ts"], cfg.confirm_fraction)
+    span = np.where((trades["ts"] >= cut).to_numpy(), 1, 0)
+    keep = p >= threshold
+    cells = prior.cells(trades)
+    t = tally(bars, trades, keep, prior.predict(trades), cells, prior.rate.size, span)
+    rows = np.arange(len(bars), dtype=np.float64)
+
+    def cis(a: np.ndarray, b: np.ndarray, stat: PairedStat) -> dict[Span, Interval]:
+        return paired_span_cis(
+            t.ts,
+            a,
+            b,
+            stat,
+            block=cfg.bootstrap_block,
+            n=cfg.n_bootstrap,
+            level=cfg.ci_level,
+            seed=seed,
+            confirm_fraction=cfg.confirm_fraction,
+        )
+
+    metrics: dict[str, float] = {}
+    put_span_intervals(
+        metrics, "lift/pnl_per_bar_vs_arm_prior", cis(t.kept, t.prior, mean_difference)
+    )
+    put_span_intervals(metrics, "lift/precision_within_arm", cis(rows, rows, t.within_arm))
+    put_span_intervals(metrics, "lift/precision_vs_unfiltered", cis(rows, rows, t.vs_unfiltered))
+    masks = span_masks(bars["ts"], cfg.confirm_fraction)
+    y = trades["win"].to_numpy(dtype=np.float64)
+    q = prior.predict(trades)
+    for name, mask in masks.items():
+        tm = span == (1 if name == "confirm" else 0)
+        nbars = max(int(mask.sum()), 1)
+        kept = keep & tm
+        values = {
+            "holdout/n_trades": float(tm.sum()),
+            "holdout/n_bars": float(mask.sum()),
+            "holdout/kept_share": float(kept.sum() / max(tm.sum(), 1)),
+            "holdout/precision": float(y[kept].mean()) if kept.any() else float("nan"),
+            "holdout/base_rate": float(y[tm].mean()) if tm.any() else float("nan"),
+            "holdout/pnl_per_bar": float(t.kept[mask].sum()) / nbars,
+            "baseline/arm_prior/pnl_per_bar": float(t.prior[mask].sum()) / nbars,
+            "baseline/unfiltered_arm/pnl_per_bar": float(t.all_reward[mask].sum()) / nbars,
+            "holdout/brier": float(np.mean((p[tm] - y[tm]) ** 2)) if tm.any() else float("nan"),
+            "baseline/arm_prior/brier": float(np.mean((q[tm] - y[tm]) ** 2))
+            if tm.any()
+            else float("nan"),
+        }
+        for key, value in values.items():
+            metrics[span_key(key, name)] = value
+    return metrics
 
 
 class MetaLabelTrainer:
@@ -235,7 +456,7 @@ class MetaLabelTrainer:
                 f"meta-labeler split too small: fit {len(fit)}, calibration {len(calib)}, "
                 f"holdout {len(holdout)} trades"
             )
-        hold_bars = inputs.features[inputs.features["ts"] >= cut]
+        hold_bars = inputs.features.loc[inputs.features["ts"] >= cut, ["ts", "symbol"]]
         logger.info(
             "metalabel: %d trades; fit %d, calibration %d, holdout %d",
             len(trades),
@@ -243,31 +464,40 @@ class MetaLabelTrainer:
             len(calib),
             len(holdout),
         )
-        return MetaData(trades, fit, calib, holdout, max(len(hold_bars), 1))
+        return MetaData(trades, fit, calib, holdout, hold_bars.reset_index(drop=True))
 
     def fit(self, data: MetaData, cfg: MetaLabelConfig, streams: Streams) -> MetaFit:
         seed = streams.seed("lightgbm")
         fit = data.fit
         x, y = design(fit), fit["win"].to_numpy()
-        # purged walk-forward on the fit part: out-of-fold probabilities pick the threshold
+        # purged walk-forward on the fit part (the validation span): out-of-fold probabilities
+        # and an out-of-fold per-arm prior pick the threshold; nothing held out is read here
         oof = np.full(len(fit), np.nan)
-        edges = np.quantile(fit["ts"].astype("int64"), np.linspace(0, 1, cfg.n_folds + 1))
-        ts = fit["ts"].astype("int64").to_numpy()
+        oof_prior = np.full(len(fit), np.nan)
+        ts = to_epoch_ns(fit["ts"])
+        edges = np.quantile(ts, np.linspace(0, 1, cfg.n_folds + 1))
         gap = cfg.horizon + cfg.embargo
         for k in range(1, cfg.n_folds):
             checkpoint()
-            cut = pd.Timestamp(int(edges[k]), tz="UTC")
+            cut = from_epoch_ns(edges[k])
             test = (ts >= edges[k]) & (ts < edges[k + 1] if k + 1 < cfg.n_folds else True)
             train = purged_before(fit, cut, gap)
             if train.sum() < 50 or len(np.unique(y[train])) < 2 or not test.any():
+                logger.info("metalabel: fold %d skipped (%d training trades)", k, train.sum())
                 continue
             oof[test] = _lgbm(cfg, seed).fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+            oof_prior[test] = fit_arm_prior(fit[train], cfg).predict(fit[test])
         seen = np.isfinite(oof)
         model = _lgbm(cfg, seed).fit(x, y)
         a, b = _platt(model.predict_proba(design(data.calib))[:, 1], data.calib["win"].to_numpy())
         calibrated = 1.0 / (1.0 + np.exp(-(a * _logit(oof[seen]) + b)))
-        threshold, table = choose_threshold(calibrated, fit["reward"].to_numpy()[seen], cfg)
-        return MetaFit(model, a, b, threshold, table)
+        threshold, table = choose_threshold(
+            calibrated, oof_prior[seen], fit["reward"].to_numpy()[seen], cfg
+        )
+        logger.info(
+            "metalabel: threshold %.2f from %d out-of-fold trades", threshold, int(seen.sum())
+        )
+        return MetaFit(model, a, b, threshold, table, fit_arm_prior(fit, cfg))
 
     def evaluate(
         self, data: MetaData, fitted: MetaFit, cfg: MetaLabelConfig, streams: Streams, out_dir: Path
@@ -276,34 +506,40 @@ class MetaLabelTrainer:
         p = fitted.predict(design(hold))
         y = hold["win"].to_numpy()
         reward = hold["reward"].to_numpy()
-        base = float(data.fit["win"].mean())
-        per_bar = len(hold) / data.holdout_bars  # trades per held-out bar
-        metrics: dict[str, float] = {
-            "holdout/n_trades": float(len(hold)),
-            "holdout/n_bars": float(data.holdout_bars),
-            "holdout/base_rate": float(y.mean()),
-            "holdout/brier": float(np.mean((p - y) ** 2)),
-            "holdout/log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))),
-            "baseline/base_rate/brier": float(np.mean((base - y) ** 2)),
-            "holdout/ece": expected_calibration_error(np.c_[1 - p, p], y),
-            "holdout/threshold": fitted.threshold,
-            "holdout/kept_share": float(np.mean(p >= fitted.threshold)),
-            "holdout/precision": float(y[p >= fitted.threshold].mean())
-            if np.any(p >= fitted.threshold)
-            else float("nan"),
-            "baseline/unfiltered_arm/precision": float(y.mean()),
-            "holdout/pnl_per_bar": float(np.sum(reward[p >= fitted.threshold])) / data.holdout_bars,
-            "baseline/unfiltered_arm/pnl_per_bar": float(np.sum(reward)) / data.holdout_bars,
-            "train/n_trades": float(len(data.fit)),
-            "train/n_calibration": float(len(data.calib)),
-            "train/base_rate": base,
-            "train/platt_a": fitted.a,
-            "train/platt_b": fitted.b,
-        }
+        metrics: dict[str, float] = filter_lifts(
+            data.holdout_bars,
+            hold,
+            p,
+            fitted.prior,
+            fitted.threshold,
+            cfg,
+            streams.seed("bootstrap"),
+        )
         metrics.update(
-            bootstrap_lifts(
-                p, y, reward, fitted.threshold, per_bar, cfg, streams.numpy("bootstrap")
-            )
+            {
+                "holdout/log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))),
+                "holdout/ece": expected_calibration_error(np.c_[1 - p, p], y),
+                "holdout/threshold": fitted.threshold,
+                "train/n_trades": float(len(data.fit)),
+                "train/n_calibration": float(len(data.calib)),
+                "train/base_rate": float(data.fit["win"].mean()),
+                "train/platt_a": fitted.a,
+                "train/platt_b": fitted.b,
+                "train/n_threshold_trades": float(
+                    fitted.threshold_table["kept_share"].notna().sum()
+                ),
+            }
+        )
+        logger.info(
+            "metalabel: P&L vs the per-arm prior %+.3f bps/bar [%+.3f, %+.3f] (test), "
+            "%+.3f [%+.3f, %+.3f] (confirmation); within-arm precision %+.2f pts "
+            "[%+.2f, %+.2f] (test), %+.2f [%+.2f, %+.2f] (confirmation)",
+            *(
+                metrics[span_key(f"lift/{k}{s}", sp)] * f
+                for k, f in (("pnl_per_bar_vs_arm_prior", 1e4), ("precision_within_arm", 1.0))
+                for sp in ("test", "confirm")
+                for s in ("", "_ci_low", "_ci_high")
+            ),
         )
         curve = reliability_curve(np.c_[1 - p, p], y)
         artifacts = {
@@ -343,6 +579,7 @@ class MetaLabelTrainer:
             **cfg.model_dump(mode="json"),
             "threshold": fitted.threshold,
             "platt": {"a": fitted.a, "b": fitted.b},
+            "arm_prior": fitted.prior.as_dict(),
             "input_columns": list(INPUT_COLUMNS),
         }
         (out_dir / "metalabel_export.json").write_text(
@@ -365,7 +602,7 @@ class MetaLabelTrainer:
         return OnnxExport.checked(path, got.reshape(-1), fitted.predict(x))
 
     def extras(self, data: MetaData, fitted: MetaFit) -> dict[str, Any]:
-        return {"threshold": fitted.threshold}
+        return {"threshold": fitted.threshold, "arm_prior": fitted.prior}
 
 
 def train_metalabel(
