@@ -61,7 +61,9 @@ def test_train_sizer_outcome_export_and_reproducibility(
     assert first.params["arm"] in list(demo_inputs[2].columns)
     assert [g.name for g in first.gates] == [
         "cvar_cut_vs_constant_lower_bound",
+        "cvar_cut_vs_constant_lower_bound_confirmation",
         "cvar_cut_vs_vol_target_lower_bound",
+        "cvar_cut_vs_vol_target_lower_bound_confirmation",
         "sharpe_vs_constant",
         "sharpe_positive",
         "onnx_max_abs_diff",
@@ -72,9 +74,12 @@ def test_train_sizer_outcome_export_and_reproducibility(
     )
     m = first.metrics
     for base in ("constant", "vol_target"):
-        key = f"lift/cvar_cut_vs_{base}"
-        assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"]
-        assert m[key] == pytest.approx(m[f"baseline/{base}/cvar_bar"] - m["holdout/cvar_bar"])
+        for key in (f"lift/cvar_cut_vs_{base}", f"confirm/lift/cvar_cut_vs_{base}"):
+            assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"]
+        gates = {g.name: g for g in first.gates}
+        conf = gates[f"cvar_cut_vs_{base}_lower_bound_confirmation"]
+        assert conf.span == "confirm"
+        assert conf.value == pytest.approx(m[f"confirm/lift/cvar_cut_vs_{base}_ci_low"] * 1e4)
     for name in ("equity_curves", "lambda_trajectory_plot", "lambda_trajectory"):
         assert first.artifacts[name].stat().st_size > 0
     traj = pd.read_csv(first.artifacts["lambda_trajectory"])

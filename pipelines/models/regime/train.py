@@ -30,13 +30,14 @@ from threadpoolctl import threadpool_limits
 
 from configs.regime import RegimeConfig
 from pipelines.data.schema import REGIMES
-from pipelines.evaluation.bootstrap import mean_difference, paired_ci
+from pipelines.evaluation.bootstrap import mean_difference
 from pipelines.evaluation.calibration import (
     SplitConformalClassifier,
     expected_calibration_error,
     plot_reliability,
     reliability_curve,
 )
+from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.evaluation.splits import inner_split_bars, time_split_bars, walk_forward_bars
 from pipelines.export.onnx import OnnxExport
 from pipelines.features import FEATURE_NAMES
@@ -363,36 +364,46 @@ def row_log_loss(y: np.ndarray, proba: np.ndarray, eps: float = 1e-15) -> np.nda
 
 
 def log_loss_lift(
-    ts: np.ndarray,
+    keys: pd.DataFrame,
     y: np.ndarray,
     proba: np.ndarray,
     baselines: dict[str, np.ndarray],
+    best: str,
     cfg: RegimeConfig,
     seed: int,
 ) -> dict[str, float]:
-    """Log-loss improvement of the model over the strongest baseline (lowest held-out log
-    loss), with a moving-block bootstrap CI over the rows in time order (blocks keep the
-    serial dependence of regimes)."""
-    order = np.argsort(ts, kind="stable")
+    """Log-loss improvement of the model over the strongest baseline ``best`` (chosen on the
+    training span's walk-forward folds, so the held-out rows do not pick the comparator), with
+    a paired moving-block bootstrap CI on the test span and on the confirmation span
+    (``pipelines.evaluation.spans``). Rows go to the bootstrap ordered by (symbol, ts), so a
+    block keeps one symbol's serial dependence of regimes."""
+    order = np.lexsort((keys["ts"].to_numpy(), keys["symbol"].to_numpy()))
+    ts = pd.Series(keys["ts"].to_numpy()[order])
     mine = row_log_loss(y, proba)[order]
     losses = {name: row_log_loss(y, bp)[order] for name, bp in baselines.items()}
-    best = min(losses, key=lambda n: float(losses[n].mean()))
-    ci = paired_ci(
+    cis = paired_span_cis(
+        ts,
         losses[best],
         mine,
         mean_difference,
-        cfg.bootstrap_block,
-        cfg.n_bootstrap,
-        cfg.ci_level,
-        seed,
+        block=cfg.bootstrap_block,
+        n=cfg.n_bootstrap,
+        level=cfg.ci_level,
+        seed=seed,
+        confirm_fraction=cfg.confirm_fraction,
     )
-    return {
+    out: dict[str, float] = {
         "baseline/best/index": float(list(BASELINE_NAMES).index(best)),
         "baseline/best/log_loss": float(losses[best].mean()),
-        "lift/log_loss_vs_best_baseline": ci.value,
-        "lift/log_loss_vs_best_baseline_ci_low": ci.low,
-        "lift/log_loss_vs_best_baseline_ci_high": ci.high,
     }
+    put_span_intervals(out, "lift/log_loss_vs_best_baseline", cis)
+    return out
+
+
+def best_baseline(summary: pd.DataFrame) -> str:
+    """The baseline with the lowest mean walk-forward log loss on the training span."""
+    rows = summary.set_index("model").loc[list(BASELINE_NAMES)]
+    return str(rows["log_loss_mean"].astype(float).idxmin())
 
 
 def _evaluate(
@@ -434,7 +445,15 @@ def _evaluate(
             {"model": name, "kind": "baseline", **bm, "ece": expected_calibration_error(bp, y_hold)}
         )
     metrics.update(
-        log_loss_lift(holdout["ts"].to_numpy(), y_hold, proba_hold, base_probas, cfg, seed)
+        log_loss_lift(
+            holdout[["symbol", "ts"]],
+            y_hold,
+            proba_hold,
+            base_probas,
+            best_baseline(fitted.summary),
+            cfg,
+            seed,
+        )
     )
     for k, cov in fitted.conformal.class_coverage(proba_hold, y_hold).items():
         metrics[f"conformal/coverage/{REGIMES[k]}"] = cov

@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from configs.sizer import SizerConfig
 from pipelines.evaluation import risk
-from pipelines.evaluation.bootstrap import paired_ci
+from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
@@ -153,20 +153,34 @@ def window_pnl(frame: pd.DataFrame, window: int, cost: float) -> npt.NDArray[np.
 
 
 def cvar_cuts(
-    mine: np.ndarray, baselines: dict[str, np.ndarray], cfg: SizerConfig, seed: int
+    ts: pd.Series,
+    mine: np.ndarray,
+    baselines: dict[str, np.ndarray],
+    cfg: SizerConfig,
+    seed: int,
 ) -> dict[str, float]:
-    """Per-bar CVaR(alpha) of each baseline minus the model's, with moving-block bootstrap
-    CIs over the held-out bars (paired: the same resampled bars for both)."""
+    """Per-bar CVaR(alpha) of each baseline minus the model's, with paired moving-block
+    bootstrap CIs (the same resampled bars for both) on the test span and on the confirmation
+    span of the held-out bars (``ts``: the portfolio stream's bar times, row-aligned with the
+    returns; the stream is one equal-weight series, so its time order is the bootstrap's)."""
 
     def cut(base: np.ndarray, model: np.ndarray) -> float:
         return risk.cvar(base, cfg.cvar_alpha) - risk.cvar(model, cfg.cvar_alpha)
 
     out: dict[str, float] = {}
     for name, returns in baselines.items():
-        ci = paired_ci(returns, mine, cut, cfg.bootstrap_block, cfg.n_bootstrap, cfg.ci_level, seed)
-        out[f"lift/cvar_cut_vs_{name}"] = ci.value
-        out[f"lift/cvar_cut_vs_{name}_ci_low"] = ci.low
-        out[f"lift/cvar_cut_vs_{name}_ci_high"] = ci.high
+        cis = paired_span_cis(
+            ts,
+            returns,
+            mine,
+            cut,
+            block=cfg.bootstrap_block,
+            n=cfg.n_bootstrap,
+            level=cfg.ci_level,
+            seed=seed,
+            confirm_fraction=cfg.confirm_fraction,
+        )
+        put_span_intervals(out, f"lift/cvar_cut_vs_{name}", cis)
     return out
 
 
@@ -340,6 +354,7 @@ class SizerTrainer(NoExtras):
             metrics.update({f"{prefix}/{k}": float(v) for k, v in results[name].items()})
         metrics.update(
             cvar_cuts(
+                evals["cvar_ppo"][0].ts,
                 evals["cvar_ppo"][0].returns,
                 {b: evals[b][0].returns for b in SAME_LEVERAGE},
                 cfg,
