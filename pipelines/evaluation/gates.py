@@ -321,43 +321,44 @@ def sizer_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
 
 # --------------------------------------------------------------------------- meta-labeler
 def metalabel_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
-    """Filtering the arm's trades must raise held-out precision and net P&L per bar, with a
-    block-bootstrap lower bound above zero, and the probabilities must beat the base rate."""
-    prec_key, pnl_key = "lift/precision", "lift/pnl_per_bar"
-    prec_ci, pnl_ci = _ci(metrics, prec_key), _ci(metrics, pnl_key)
-    pnl_bps_ci = (pnl_ci[0] * 1e4, pnl_ci[1] * 1e4) if pnl_ci else None
+    """The meta-labeler against filtering by the per-arm prior P(win | arm, volatility bucket),
+    P&L first: net P&L per bar above the prior's at the same kept share, and precision within
+    the prior's cells (arm mix, which the prior already captures, earns nothing), each with its
+    block-bootstrap lower bound above zero on the test AND the confirmation span; a filter
+    that keeps almost nothing, or probabilities worse than the prior's, also fail."""
     return [
-        check(
-            "precision_lift_lower_bound",
-            prec_ci[0] if prec_ci else math.nan,
+        *lower_bound_gates(
+            "pnl_lift_vs_arm_prior_lower_bound",
+            metrics,
+            "lift/pnl_per_bar_vs_arm_prior",
             0.0,
-            ">",
-            ci=prec_ci,
-            description="lower bound of (precision of the filtered trades - the arm's base rate)",
-        ),
-        check(
-            "pnl_per_bar_lift_lower_bound",
-            pnl_bps_ci[0] if pnl_bps_ci else math.nan,
-            0.0,
-            ">",
+            "lower bound of (net P&L per bar of the kept trades - of the trades the per-arm "
+            "prior keeps at the same kept share)",
+            scale=1e4,
             unit="bps",
-            ci=pnl_bps_ci,
-            description="lower bound of (net P&L per bar filtered - unfiltered)",
+        ),
+        *lower_bound_gates(
+            "precision_within_arm_lower_bound",
+            metrics,
+            "lift/precision_within_arm",
+            0.0,
+            "lower bound of (precision of the kept trades - their own arm x volatility "
+            "bucket's win rate on the same bars)",
+            unit="pts",
         ),
         check(
             "kept_trade_share",
             _get(metrics, "holdout/kept_share"),
             cfg.min_trade_share,
             ">=",
-            description="share of held-out trades the filter keeps (a filter that drops every "
-            "trade of a losing arm 'wins' by not trading)",
+            description="share of test-span trades the filter keeps",
         ),
         check(
-            "brier_vs_base_rate",
-            _get(metrics, "holdout/brier") - _get(metrics, "baseline/base_rate/brier"),
+            "brier_vs_arm_prior",
+            _get(metrics, "holdout/brier") - _get(metrics, "baseline/arm_prior/brier"),
             cfg.max_brier_excess,
             "<=",
-            description="held-out Brier score minus the base-rate forecast's",
+            description="test-span Brier score minus the per-arm prior's",
         ),
     ]
 
