@@ -92,13 +92,13 @@ def _keys(cfg: Settings, *, signing: bool) -> KeyRing:
     return ring
 
 
-PUBLISHER_STATE = "publisher-state"
-
-
 def _publisher_state(cfg: Settings) -> Path:
-    """The publisher's own record of what it signed (``<workdir>/publisher-state``): a
-    truncated or replayed store history never makes it reuse a sequence or sign a rollback."""
-    return Path(cfg.workdir) / PUBLISHER_STATE
+    """The publisher's own record of what it signed (``WorkdirLayout.publisher_state``, the
+    same folder the training flow uses): a truncated or replayed store history never makes it
+    reuse a sequence or sign a rollback."""
+    from pipelines.workdir import WorkdirLayout
+
+    return WorkdirLayout(Path(cfg.workdir)).publisher_state
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

@@ -36,6 +36,13 @@ class WorkdirLayout:
         return self.root / "state"
 
     @property
+    def publisher_state(self) -> Path:
+        """This publisher's own record of what it signed per store and model
+        (``pipelines.registry.publisher_state``): kept apart from the store, so nothing a
+        store writer plants can rewind the sequence it continues from."""
+        return self.root / "publisher-state"
+
+    @property
     def mlartifacts(self) -> Path:
         return self.root / "mlartifacts"
 

@@ -20,6 +20,7 @@ from pipelines.registry.errors import PublishError, VerificationError
 from pipelines.registry.publish import PublishedVersion, heartbeat, publish_model
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
+from pipelines.workdir import WorkdirLayout
 from tasks.context import ModelOutcome, RunContext
 from tasks.tracking import log_model_run
 
@@ -34,8 +35,12 @@ def publish_files(
     gates: list[Gate],
     lineage: Mapping[str, Any],
     keep_last: int,
+    state_dir: Path | None = None,
 ) -> PublishedVersion:
     """Files, manifest, signature, then the signed LATEST pointer (the registry's order).
+
+    ``state_dir`` is the workdir's publisher state (``WorkdirLayout.publisher_state``): the
+    sequence continues from what this publisher signed, even after a truncated history.
 
     The manifest's lineage gets the Python and package versions a rebuild must match
     (:func:`pipelines.lineage.rebuild_lineage`); the caller's lineage wins on a shared key.
@@ -50,6 +55,7 @@ def publish_files(
         gates=[g.as_dict() for g in gates],
         lineage={**rebuild_lineage(), **lineage},
         keep_last=keep_last,
+        state_dir=state_dir,
     )
     log = get_run_logger()
     log.info(
@@ -100,6 +106,7 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
         result.gates,
         lineage,
         ctx.settings.registry.keep_last,
+        WorkdirLayout(ctx.settings.workdir).publisher_state,
         return_state=True,
     )
     if not state.is_completed():
@@ -125,8 +132,10 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
 @task(name="heartbeat_pointers", cache_policy=NO_CACHE)
 def heartbeat_pointers(ctx: RunContext, outcomes: Mapping[str, ModelOutcome]) -> dict[str, str]:
     """Re-sign a fresh pointer for every live model this run did not publish, so a bot can
-    tell a quiet store from a frozen one; a pointer that does not verify is reported, never
-    re-signed (an alert in the log, not a failed run)."""
+    tell a quiet store from a frozen one. The heartbeat signs the version of the newest
+    verified pointer (history, LATEST and this publisher's state), never an older one: a
+    junk or replayed LATEST is replaced, not re-signed; what cannot be repaired is reported
+    (an alert in the log, not a failed run)."""
     log = get_run_logger()
     ttl = timedelta(hours=ctx.settings.registry.pointer_ttl_hours)
     done: dict[str, str] = {}
@@ -134,7 +143,13 @@ def heartbeat_pointers(ctx: RunContext, outcomes: Mapping[str, ModelOutcome]) ->
         if outcome.status == "published" or not ctx.store.list_keys(f"{name}/LATEST"):
             continue
         try:
-            beat = heartbeat(ctx.store, name, ctx.keyring, ttl=ttl)
+            beat = heartbeat(
+                ctx.store,
+                name,
+                ctx.keyring,
+                ttl=ttl,
+                state_dir=WorkdirLayout(ctx.settings.workdir).publisher_state,
+            )
         except (PublishError, VerificationError) as exc:
             log.error("ALERT %s: no heartbeat, the live pointer does not verify: %s", name, exc)
             done[name] = f"refused: {exc}"

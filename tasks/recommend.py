@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines.models.base import ModelResult
 from pipelines.recommendations import derive_from_models
+from pipelines.workdir import WorkdirLayout
 from tasks.context import ModelOutcome, RunContext
 from tasks.publish import publish_files
 
@@ -86,8 +87,9 @@ def publish_recommendation(
         ctx.keyring,
         {},
         [],
-        {**ctx.lineage, "mlflow_run_id": parent},
+        {**ctx.lineage, "seed": settings.seed, "mlflow_run_id": parent},
         settings.registry.keep_last,
+        WorkdirLayout(settings.workdir).publisher_state,
     )
     used = ", ".join(k for k, v in doc["sources"].items() if "(passed)" in v) or "regime"
     return ModelOutcome(

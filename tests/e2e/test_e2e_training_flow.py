@@ -64,6 +64,8 @@ def test_passing_model_is_published_and_failing_one_is_not(
     assert live.manifest["lineage"]["data_hash"] == summary["data_hash"]
     with pytest.raises(VerificationError):
         verify_model(store, "sizer", _keyring(settings))
+    # the flow publishes with its own publisher state, which the heartbeat and CLI share
+    assert any((Path(settings.workdir) / "publisher-state").rglob("*"))
     rec = verify_model(store, "recommendation", _keyring(settings))
     doc = json.loads(rec.files["latest_recommendation.json"])
     check_bounds(doc)
