@@ -49,6 +49,13 @@ def limit_threads() -> None:
         os.environ.setdefault(key, value)
 
 
+#: Seconds Prefect waits for its temporary API to start. Prefect's own default (20 s) is too
+#: short on a loaded 2-core machine; every process that starts one gets this (set-up's
+#: template build included), unless the environment already sets it.
+STARTUP_TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+STARTUP_TIMEOUT_SECONDS = "120"
+
+
 def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
     """Set library environment defaults for this process; values already set win.
 
@@ -58,8 +65,7 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
     defaults = {
         "PREFECT_HOME": str(workdir / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # A loaded 2-core machine can take longer than the default 20 s to start the API.
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        STARTUP_TIMEOUT_SETTING: STARTUP_TIMEOUT_SECONDS,
         "PREFECT_LOCAL_STORAGE_PATH": str(workdir / "prefect" / "storage"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
@@ -67,7 +73,6 @@ def prepare_environment(workdir: Path, *, flows: bool = False) -> None:
         # Arrow's mimalloc pool keeps what it freed (~30 MB after a collect); the system
         # allocator gives it back with the rest (pipelines.memory.release_memory).
         "ARROW_DEFAULT_MEMORY_POOL": "system",
-        "PYTHONHASHSEED": "0",
         "TMPDIR": os.environ.get("TMPDIR", str(workdir / "tmp")),
     }
     for key, value in defaults.items():
@@ -155,18 +160,26 @@ def _pack(db: Path, target: Path) -> Path:
     return target
 
 
+def template_environment(prefect_home: str) -> dict[str, str]:
+    """The template build's child environment: this one, on a throwaway PREFECT_HOME, with
+    no configured server or database, and the same start-up timeout as a run's."""
+    env = {
+        STARTUP_TIMEOUT_SETTING: STARTUP_TIMEOUT_SECONDS,
+        **os.environ,
+        "PREFECT_HOME": prefect_home,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    for key in ("PREFECT_API_URL", *_DATABASE_URL_SETTINGS):
+        env.pop(key, None)
+    return env
+
+
 def build_template(target: Path | None = None) -> Path:
     """Migrate an empty Prefect database by starting Prefect's API on it: the template."""
     target = template_path() if target is None else target
     with tempfile.TemporaryDirectory(prefix="edgeflow-prefect-template-") as tmp:
-        env = {
-            **os.environ,
-            "PREFECT_HOME": tmp,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-        }
-        for key in ("PREFECT_API_URL", *_DATABASE_URL_SETTINGS):
-            env.pop(key, None)
+        env = template_environment(tmp)
         # Start (and stop) Prefect's local API once on it, in a child process with this
         # environment: that runs the migrations and the first start's registrations (block
         # types, concurrency defaults), all of which a fresh workdir would otherwise repeat.

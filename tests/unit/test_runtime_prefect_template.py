@@ -112,3 +112,28 @@ def test_an_existing_mlflow_store_is_never_touched(tmp_path: Path, mlflow_templa
     assert db.read_bytes() == b"this workdir's runs"
     assert seed_mlflow_database(tmp_path / "new.db", tmp_path / "a", tmp_path / "none") is False
     assert not (tmp_path / "new.db").exists()
+
+
+def test_template_build_gets_the_runs_start_up_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set-up's template build starts Prefect's API too: it must wait as long as a run does
+    (it died at Prefect's 20 s default under load). Read back through Prefect's own settings
+    in a child with the build's environment, so a misspelt variable fails here."""
+    import subprocess
+    import sys
+
+    from flows.runtime import STARTUP_TIMEOUT_SECONDS, STARTUP_TIMEOUT_SETTING, template_environment
+
+    monkeypatch.delenv(STARTUP_TIMEOUT_SETTING, raising=False)
+    env = template_environment(str(tmp_path))
+    code = (
+        "from prefect.settings import get_current_settings as s\n"
+        "print(s().server.ephemeral.startup_timeout_seconds)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    assert float(out.stdout.strip()) == float(STARTUP_TIMEOUT_SECONDS)
+    monkeypatch.setenv(STARTUP_TIMEOUT_SETTING, "300")  # a user's own value still wins
+    assert template_environment(str(tmp_path))[STARTUP_TIMEOUT_SETTING] == "300"
