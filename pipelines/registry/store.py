@@ -271,6 +271,7 @@ class FileStore:
             yield
             return
         lock_path = path.parent / f"{_LOCK_PREFIX}{path.name}"
+        _clear_planted_lock(lock_path, self.uri, key)
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
@@ -350,6 +351,22 @@ class FileStore:
             except OSError:
                 break
             parent = parent.parent
+
+
+def _clear_planted_lock(lock_path: Path, uri: str, key: str) -> None:
+    """Only a regular file is ever a lock: a folder or symlink at the lock's name was planted
+    and would block every publish, heartbeat and rollback of the key, so it is removed (never
+    following the link) with a log line. A FIFO or device opens and locks harmlessly."""
+    try:
+        st = lock_path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        log.warning("%s/%s: a symlink at its lock file was planted; removed", uri, key)
+        lock_path.unlink(missing_ok=True)
+    elif stat.S_ISDIR(st.st_mode):
+        log.warning("%s/%s: a folder at its lock file was planted; removed", uri, key)
+        shutil.rmtree(lock_path, ignore_errors=True)  # fd-based: symlinks are not followed
 
 
 def _remove_planted_dir(path: Path, uri: str, key: str) -> None:

@@ -164,6 +164,28 @@ def test_folder_planted_at_the_next_history_slot_blocks_nothing(
         assert pub.version == "v000004" and not any((tmp_path / "elsewhere").iterdir())
 
 
+@pytest.mark.parametrize("planted", ["folder", "symlink"])
+def test_folder_or_symlink_at_the_lock_file_blocks_nothing(
+    keyring: KeyRing, tmp_path: Path, planted: str
+) -> None:
+    """Found by a cold attacker's try: only a regular file is a lock; a folder or symlink at
+    its name blocked publish, heartbeat and rollback until the pointers expired."""
+    store = FileStore(tmp_path / "store")
+    _publish(store, keyring, 1)
+    lock = tmp_path / "store" / "regime" / ".lock-LATEST"
+    lock.unlink(missing_ok=True)
+    (tmp_path / "target").mkdir()
+    if planted == "folder":
+        (lock / "inner").mkdir(parents=True)
+    else:
+        lock.symlink_to(tmp_path / "target")
+    assert heartbeat(store, "regime", keyring).sequence == 2
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=1)}, keyring)
+    assert (pub.version, pub.sequence) == ("v000002", 3)
+    assert lock.is_file() and not lock.is_symlink()
+    assert (tmp_path / "target").is_dir() and not any((tmp_path / "target").iterdir())
+
+
 # 4 --------------------------------------------------------------- legacy downgrade
 def _legacy(store: Store, keyring: KeyRing, created: datetime, sequence: int) -> None:
     digest = read_pointer(store, "regime", keyring)[0].manifest_sha256
