@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from configs.base import Section, confirm_fraction_field
 
@@ -122,8 +122,24 @@ class BanditConfig(Section):
     ridge_alpha: float = Field(
         default=10.0, gt=0, description="Ridge penalty of DR's cross-fitted reward model."
     )
-    min_dr_lift: float = Field(
-        default=0.0, description="Gate: DR(bandit) - DR(best single arm) must exceed this."
+    min_lift: float = Field(
+        default=0.0,
+        description=(
+            "Gate: the lower bound of the bandit's exact lift over the best single arm (and, "
+            "on the bot's logs, of the DR lift over the logging policy) must exceed this, "
+            "on the test and the confirmation span (reward per decision, a fraction)."
+        ),
     )
     onnx_opset: int = Field(default=17, ge=13, description="ONNX opset of the exported net.")
     logged: LoggedFeedbackConfig = Field(default_factory=LoggedFeedbackConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # the gate is no longer a DR estimate on bars: say so rather than "extra input"
+        if isinstance(data, dict) and "min_dr_lift" in data:
+            raise ValueError(
+                "bandit.min_dr_lift was renamed bandit.min_lift: on bars the gate reads the "
+                "exact lift over the best single arm, not a doubly-robust estimate"
+            )
+        return data

@@ -230,50 +230,68 @@ def regime_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
 
 # --------------------------------------------------------------------------- bandit
 def bandit_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
-    """The doubly-robust lift over the best single arm with its one-sided 95% lower bound
-    above ``min_dr_lift``, and a positive lift over the best arm per predicted regime, in bps
-    per decision. When the bandit learned from the bot's own logs, the lift over the bot's
-    logging policy is judged on those logs, with their real propensities."""
+    """On bars, the bandit's exact lift over the best single arm (chosen on the training
+    span), per decision in bps, with its one-sided 95% paired block-bootstrap lower bound above
+    ``min_lift`` on the test span and again on the confirmation span; and a positive exact lift
+    over the best arm per predicted regime on both spans. Every arm's net reward is known from
+    the bars, so no off-policy estimate (and its variance) enters these gates. When the bandit
+    learned from the bot's own logs, where only the traded arm's reward is known, the
+    doubly-robust lift over the bot's logging policy is judged on the held-out logs with their
+    real propensities (test and confirmation spans)."""
     if metrics.get("train/feedback", 0.0) == 1.0:
         return [
-            lower_bound_gate(
+            *lower_bound_gates(
                 "logged_dr_lift_lower_bound",
                 metrics,
                 "logs/lift/candidate_vs_logging/dr",
-                cfg.min_dr_lift,
+                cfg.min_lift,
                 "lower bound of the doubly-robust lift of the candidate over the bot's own "
                 "policy, on the bot's logs with their propensities",
                 scale=1e4,
                 unit="bps",
             ),
-            check(
-                "logged_estimate_reliable",
-                metrics.get("logs/reliable", 0.0),
-                1.0,
-                ">=",
-                description="effective sample size and largest importance weight within limits",
+            *(
+                check(
+                    "logged_estimate_reliable" + ("" if span == "test" else "_confirmation"),
+                    metrics.get(key, 0.0),
+                    1.0,
+                    ">=",
+                    description="effective sample size and largest importance weight within "
+                    "limits" + ("" if span == "test" else ", on the confirmation span"),
+                    span=span,
+                )
+                for span, key in (("test", "logs/reliable"), ("confirm", "confirm/logs/reliable"))
             ),
         ]
-    return [
-        lower_bound_gate(
-            "bandit_dr_lift_lower_bound",
-            metrics,
-            "lift/bandit_vs_best_arm/dr",
-            cfg.min_dr_lift,
-            "lower bound of the doubly-robust value of the bandit minus the best single arm's "
-            "(chosen on the training span), per decision",
-            scale=1e4,
-            unit="bps",
-        ),
+    regime_key = "lift/bandit_vs_regime_arm/exact"
+    regime_gates = [
         check(
-            "bandit_dr_lift_vs_regime_arm",
-            _get(metrics, "lift/bandit_vs_regime_arm/dr") * 1e4,
+            "bandit_lift_vs_regime_arm" + ("" if span == "test" else "_confirmation"),
+            _get(metrics, key) * 1e4,
             0.0,
             ">",
             unit="bps",
-            description="doubly-robust value of the bandit minus the best arm per predicted "
-            "regime's (a contextual rule)",
+            ci=(ci[0] * 1e4, ci[1] * 1e4) if (ci := _ci(metrics, key)) else None,
+            description="exact net reward of the bandit minus the best arm per predicted "
+            "regime's (a contextual rule chosen on the training span), per decision"
+            + ("" if span == "test" else ", on the confirmation span"),
+            estimate=_get(metrics, key) * 1e4,
+            span=span,
+        )
+        for span, key in (("test", regime_key), ("confirm", confirm_key(regime_key)))
+    ]
+    return [
+        *lower_bound_gates(
+            "bandit_lift_lower_bound",
+            metrics,
+            "lift/bandit_vs_best_arm/exact",
+            cfg.min_lift,
+            "lower bound of the exact net reward of the bandit minus the best single arm's "
+            "(chosen on the training span), per decision, paired per bar",
+            scale=1e4,
+            unit="bps",
         ),
+        *regime_gates,
     ]
 
 

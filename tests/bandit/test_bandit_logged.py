@@ -84,19 +84,29 @@ def test_bandit_trains_and_is_judged_on_the_bots_logs(logged_world, tmp_path: Pa
     m = result.metrics
     assert m["train/feedback"] == 1.0
     n_hold = round(len(joined) * 0.3)
-    assert m["logs/n_decisions"] == n_hold
+    # the held-out logs are cut into the test span (gates, table) and the later confirmation
+    n_test = int(m["logs/n_decisions"])
+    assert 0 < n_test < n_hold and n_test + m["confirm/logs/n_decisions"] == n_hold
     assert m["logs/n_joined"] == len(joined)
     for key in ("logs/ope/logging", "logs/ope/candidate", "logs/lift/candidate_vs_logging"):
         for est in ("ips", "snips", "dr"):
             lo, v, hi = m[f"{key}/{est}_ci_low"], m[f"{key}/{est}"], m[f"{key}/{est}_ci_high"]
             assert np.isfinite([lo, v, hi]).all()
             assert lo <= hi, key
-    assert m["logs/reliable"] in (0.0, 1.0)
+    assert m["logs/reliable"] in (0.0, 1.0) and m["confirm/logs/reliable"] in (0.0, 1.0)
+    key = "logs/lift/candidate_vs_logging/dr"
+    assert m[f"confirm/{key}_ci_low"] <= m[f"confirm/{key}_ci_high"]
+    gates = {g.name: g for g in result.gates}
+    assert gates["logged_dr_lift_lower_bound"].value == pytest.approx(m[f"{key}_ci_low"] * 1e4)
+    twin = gates["logged_dr_lift_lower_bound_confirmation"]
+    assert twin.span == "confirm" and twin.value == pytest.approx(m[f"confirm/{key}_ci_low"] * 1e4)
+    assert "logged_estimate_reliable_confirmation" in gates
     assert 0.0 < m["logs/ess_fraction"] <= 1.0
     # the candidate is deterministic: its weights are 0 or 1/p, so the largest is 1/min(p)
     assert m["logs/max_weight"] <= 1.0 / m["logs/min_propensity"] + 1e-9
-    # the live policy's realised reward is the mean net return of the held-out decisions
-    hold_rewards = joined.sort_values(["ts", "symbol", "event_id"])["reward"].to_numpy()[-n_hold:]
+    # the live policy's realised reward is the mean net return of the test-span decisions
+    ordered = joined.sort_values(["ts", "symbol", "event_id"])["reward"].to_numpy()
+    hold_rewards = ordered[-n_hold:][:n_test]
     assert m["logs/realized_reward"] == pytest.approx(hold_rewards.mean(), rel=1e-9)
     # the logging policy evaluated on its own logs: IPS is exactly the realised mean
     assert m["logs/ope/logging/ips"] == pytest.approx(m["logs/realized_reward"], rel=1e-9)
@@ -116,4 +126,4 @@ def test_bandit_falls_back_to_full_information_below_min_joined(
     assert result.metrics["train/feedback"] == 0.0
     assert not [k for k in result.metrics if k.startswith("logs/")]
     assert "logs_ope" not in result.artifacts
-    assert "lift/bandit_vs_best_arm/dr_ci_low" in result.metrics  # the bar-based OPE stays
+    assert "lift/bandit_vs_best_arm/exact_ci_low" in result.metrics  # the exact lift on bars

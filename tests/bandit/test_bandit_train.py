@@ -84,16 +84,32 @@ def test_train_bandit_outcome(demo_like, tmp_path: Path) -> None:
         m["truth/oracle_regime"] - m["truth/bandit"]
     )
     gates = {g.name: g for g in out.gates}
-    lift = gates["bandit_dr_lift_lower_bound"]  # the one-sided 95% lower bound, in bps
-    assert lift.value == pytest.approx(m["lift/bandit_vs_best_arm/dr_ci_low"] * 1e4)
-    assert lift.unit == "bps" and lift.direction == ">"
-    assert lift.ci_low == lift.value and lift.ci_high == pytest.approx(
-        m["lift/bandit_vs_best_arm/dr_ci_high"] * 1e4
+    key = "lift/bandit_vs_best_arm/exact"
+    for name, k, span in (
+        ("bandit_lift_lower_bound", key, "test"),
+        ("bandit_lift_lower_bound_confirmation", f"confirm/{key}", "confirm"),
+    ):
+        lift = gates[name]  # the one-sided 95% lower bound of the exact lift, in bps
+        assert lift.span == span and lift.unit == "bps" and lift.direction == ">"
+        assert lift.value == pytest.approx(m[f"{k}_ci_low"] * 1e4)
+        assert lift.estimate == pytest.approx(m[k] * 1e4)
+        assert lift.ci_high == pytest.approx(m[f"{k}_ci_high"] * 1e4)
+        assert lift.passed == (lift.value > 0.0)
+    # the exact lift is the paired difference of every decision's known reward, per span
+    hold_value = m["value/bandit/exact"] - m["value/best_arm/exact"]
+    assert m[key] == pytest.approx(hold_value, abs=1e-12)
+    assert m["confirm/value/bandit/exact"] - m["confirm/value/best_arm/exact"] == pytest.approx(
+        m[f"confirm/{key}"], abs=1e-12
     )
-    assert lift.passed == (lift.value > 0.0)
-    contextual = gates["bandit_dr_lift_vs_regime_arm"]
-    assert contextual.value == pytest.approx(m["lift/bandit_vs_regime_arm/dr"] * 1e4)
-    assert m["power/mde_bps"] > 0 and m["ope/regime_arm/dr"] == m["ope/regime_arm/dr"]
+    contextual = gates["bandit_lift_vs_regime_arm"]
+    assert contextual.value == pytest.approx(m["lift/bandit_vs_regime_arm/exact"] * 1e4)
+    assert gates["bandit_lift_vs_regime_arm_confirmation"].span == "confirm"
+    # the power figure is read from the exact lift's test-span interval the gate uses
+    z = NormalDist().inv_cdf(0.95)
+    sd = (m[f"{key}_ci_high"] - m[f"{key}_ci_low"]) / (2 * z) * 1e4
+    assert m["power/lift_sd_bps"] == pytest.approx(sd)
+    assert 0 < m["power/mde_bps"] and np.isfinite(m["power/dr_mde_bps"])
+    assert m["ope/regime_arm/dr"] == m["ope/regime_arm/dr"]
     assert gates["onnx_max_abs_diff"].passed
     table = pd.read_csv(out.artifacts["ope_table"])
     assert {"bandit", "best_arm", "uniform", "lift/bandit"} <= set(table["policy"])

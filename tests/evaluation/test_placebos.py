@@ -16,9 +16,8 @@ import pytest
 from configs import Settings, load_config
 from pipelines.data.synthetic import generate_bars, generate_null_bars
 from pipelines.evaluation import gates
-from pipelines.evaluation.ope import evaluate_policies, fit_reward_model
 from pipelines.features import FEATURE_NAMES, featurize
-from pipelines.models.bandit.train import REFERENCE, REGIME_ARM, _estimate_metrics
+from pipelines.models.bandit.train import REFERENCE, REGIME_ARM, exact_lift_metrics
 from pipelines.models.metalabel.train import entry_trades, filter_lifts, fit_arm_prior
 from pipelines.models.regime.labels import regime_labels
 from pipelines.models.regime.train import BASELINE_NAMES, log_loss_lift
@@ -26,8 +25,7 @@ from pipelines.models.sizer.baselines import baseline_multipliers
 from pipelines.models.sizer.data import build_table, select_arm
 from pipelines.models.sizer.evaluate import run_sizer, sizer_metrics
 from pipelines.models.sizer.train import cvar_cuts
-from pipelines.strategies import N_ARMS, LoggingPolicy, arm_rewards, compute_signals
-from pipelines.strategies.logged import log_decisions
+from pipelines.strategies import N_ARMS, arm_rewards, compute_signals
 
 WORLDS = ("demo", "null")
 
@@ -93,7 +91,10 @@ def test_constant_delevered_sizer_is_blocked(world: pd.DataFrame, settings: Sett
     assert not all(g.passed for g in verdict.values())
 
 
-def test_context_blind_random_policy_is_blocked(world: pd.DataFrame, settings: Settings) -> None:
+@pytest.mark.parametrize("placebo", ["context_blind", "best_arm_itself"])
+def test_context_blind_bandit_is_blocked(
+    world: pd.DataFrame, settings: Settings, placebo: str
+) -> None:
     cfg = settings.bandit
     feats = featurize(world).frame
     rewards = arm_rewards(world, compute_signals(world), cfg.reward_horizon, 1.0, 0.5)
@@ -101,27 +102,36 @@ def test_context_blind_random_policy_is_blocked(world: pd.DataFrame, settings: S
     frame = frame.sort_values(["symbol", "ts"], ignore_index=True)
     train, hold = frame[frame["ts"] < frame["ts"].quantile(0.7)], _later(frame)
     hold = hold.reset_index(drop=True)
-    r = hold[list(rewards.columns)].set_axis(list(rewards.columns), axis=1)
-    log = log_decisions(hold, r, LoggingPolicy("uniform", 0.3, 48), cfg.reward_horizon, 3)
     best = int(np.argmax(train[list(rewards.columns)].mean().to_numpy()))
     rng = np.random.default_rng(0)
     one_hot = np.eye(N_ARMS)
     policies = {
-        "bandit": one_hot[rng.integers(0, N_ARMS, len(hold))],  # ignores the context
+        "bandit": one_hot[rng.integers(0, N_ARMS, len(hold))]  # ignores the context
+        if placebo == "context_blind"
+        else one_hot[np.full(len(hold), best)],  # the comparator itself: lift exactly 0
         REFERENCE: one_hot[np.full(len(hold), best)],
         REGIME_ARM: one_hot[np.full(len(hold), best)],
-        "uniform": np.full((len(hold), N_ARMS), 1 / N_ARMS),
     }
-    x = hold[list(FEATURE_NAMES)].to_numpy(np.float32)
-    action, reward, prop = log["arm"].to_numpy(), log["reward"].to_numpy(), log["propensity"]
-    q_hat = fit_reward_model(x, action, reward, N_ARMS, cfg.ridge_alpha)
-    table = evaluate_policies(
-        reward, action, prop.to_numpy(), q_hat, policies, REFERENCE, 200, 48, 0.9, 1
+    metrics = exact_lift_metrics(
+        hold["ts"],
+        hold[list(rewards.columns)].to_numpy(),
+        policies,
+        [("bandit", REFERENCE), ("bandit", REGIME_ARM)],
+        cfg.model_copy(update={"n_bootstrap": 200}),
+        seed=1,
     )
-    metrics = _estimate_metrics(table)
-    metrics["lift/bandit_vs_regime_arm/dr"] = metrics["lift/bandit_vs_best_arm/dr"]
-    verdict = gates.bandit_gates(metrics, cfg)
-    assert verdict[0].name == "bandit_dr_lift_lower_bound" and not verdict[0].passed
+    verdict = {g.name: g for g in gates.bandit_gates(metrics, cfg)}
+    assert set(verdict) == {
+        "bandit_lift_lower_bound",
+        "bandit_lift_lower_bound_confirmation",
+        "bandit_lift_vs_regime_arm",
+        "bandit_lift_vs_regime_arm_confirmation",
+    }
+    for name in ("bandit_lift_lower_bound", "bandit_lift_lower_bound_confirmation"):
+        assert not verdict[name].passed, verdict[name].reason
+    if placebo == "best_arm_itself":
+        assert verdict["bandit_lift_lower_bound"].estimate == 0.0
+        assert not any(g.passed for g in verdict.values())
 
 
 @pytest.mark.parametrize("placebo", ["constant", "arm_prior"])

@@ -24,7 +24,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from configs.bandit import BanditConfig, LoggedFeedbackConfig
+from pipelines.evaluation.bootstrap import Interval
 from pipelines.evaluation.ope import ESTIMATORS
+from pipelines.evaluation.spans import Span, confirm_key, put_interval, span_masks
 from pipelines.events import LoggedFeedback, LogOPE, evaluate_on_logs, logged_feedback
 from pipelines.models.bandit.neural import NeuralBandit
 from pipelines.plots import BPS
@@ -116,23 +118,43 @@ def evaluate_logged(
 ) -> tuple[dict[str, float], dict[str, Path]]:
     """OPE of the logging policy and the candidate (``chosen``: its arm on every held-out
     decision) on the held-out logs; the ``logs/...`` metrics, a CSV and a plot."""
-    hold = split.hold
-    if chosen.shape != (len(hold),):
-        raise ValueError(f"chosen must be [{len(hold)}] arm indices, got {chosen.shape}")
-    candidate = np.zeros((len(hold), N_ARMS))
-    candidate[np.arange(len(hold)), chosen] = 1.0
-    ope = evaluate_on_logs(
-        hold,
-        candidate,
-        n_boot=cfg.n_bootstrap,
-        block=cfg.bootstrap_block,
-        level=cfg.ci_level,
-        seed=seed,
-        ridge_alpha=cfg.ridge_alpha,
-        min_ess_fraction=cfg.logged.min_ess_fraction,
-        max_weight_limit=cfg.logged.max_weight_flag,
-    )
+    if chosen.shape != (len(split.hold),):
+        raise ValueError(f"chosen must be [{len(split.hold)}] arm indices, got {chosen.shape}")
+    masks = span_masks(pd.Series(split.hold.ts), cfg.confirm_fraction)
+
+    def ope_on(span: Span) -> tuple[LoggedFeedback, np.ndarray, LogOPE]:
+        rows = np.flatnonzero(masks[span])
+        part, arms = split.hold.subset(rows), chosen[rows]
+        candidate = np.zeros((len(part), N_ARMS))
+        candidate[np.arange(len(part)), arms] = 1.0
+        ope = evaluate_on_logs(
+            part,
+            candidate,
+            n_boot=cfg.n_bootstrap,
+            block=cfg.bootstrap_block,
+            level=cfg.ci_level,
+            seed=seed,
+            ridge_alpha=cfg.ridge_alpha,
+            min_ess_fraction=cfg.logged.min_ess_fraction,
+            max_weight_limit=cfg.logged.max_weight_flag,
+        )
+        return part, arms, ope
+
+    # the test span (the earlier held-out logs) gives the gate and the table; the later
+    # confirmation span, which nothing saw before the decision, gives the gate again
+    _, _, later = ope_on("confirm")
+    hold, chosen, ope = ope_on("test")
     metrics = logs_metrics(ope, split)
+    for est in ESTIMATORS:
+        e = later.estimates["lift/candidate"][est]
+        put_interval(
+            metrics,
+            f"logs/lift/candidate_vs_logging/{est}",
+            Interval(e.value, e.low, e.high),
+            "confirm",
+        )
+    metrics[confirm_key("logs/reliable")] = 1.0 if later.diagnostics["candidate"].reliable else 0.0
+    metrics[confirm_key("logs/n_decisions")] = float(later.n)
     metrics["logs/candidate_deviation_share"] = float(
         np.mean(chosen != hold.logged_dist.argmax(axis=1))
     )
