@@ -14,9 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Outcome columns renamed in the joined frame (the rest keep their names).
 _OUTCOME_RENAME = {"event_id": "outcome_id", "file": "outcome_file", "line": "outcome_line"}
+
+
+def id_array(values: pd.Series) -> pa.Array:
+    """A column of string ids as an Arrow array (zero-copy for pandas' Arrow strings)."""
+    arr = pa.array(values, from_pandas=True)
+    if arr.type == pa.null():
+        return pa.array([None] * len(arr), type=pa.large_string())
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
+
+
+def _isin(values: pd.Series, among: pd.Series) -> np.ndarray:
+    """``values.isin(among)`` for string ids, in Arrow (pandas builds a Python list first)."""
+    if len(values) == 0 or len(among) == 0:
+        return np.zeros(len(values), dtype=bool)
+    mask = pc.is_in(id_array(values), value_set=id_array(among))
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -63,15 +81,14 @@ def join_events(
     )
     early = merged["closed_at"] < merged["ts"]
     refused.append(
-        candidates[candidates["event_id"].isin(merged.loc[early, "outcome_id"])].assign(
+        candidates[_isin(candidates["event_id"], merged.loc[early, "outcome_id"])].assign(
             reason="closed_at is before its decision's ts"
         )
     )
     joined = merged[~early].drop(columns="decision_id")
     joined = joined.assign(reward=joined["net_return"].to_numpy())
-    used = set(merged["outcome_id"])
-    pending_outcomes = candidates[~candidates["event_id"].isin(used)]
-    pending_decisions = decisions[~decisions["event_id"].isin(set(joined["event_id"]))]
+    pending_outcomes = candidates[~_isin(candidates["event_id"], merged["outcome_id"])]
+    pending_decisions = decisions[~_isin(decisions["event_id"], joined["event_id"])]
     return JoinResult(
         joined.sort_values(["ts", "symbol", "event_id"], kind="stable", ignore_index=True),
         pending_decisions.reset_index(drop=True),

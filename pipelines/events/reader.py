@@ -62,14 +62,11 @@ def _decode_members(data: bytes) -> tuple[list[bytes], int, bool, str | None]:
     return texts, pos, False, None
 
 
-def read_chunk(data: bytes, gzip_file: bool, first_line: int) -> Chunk:
-    """Parse the new bytes of a log file.
+def read_body(data: bytes, gzip_file: bool) -> tuple[Chunk, bytes]:
+    """The complete lines in the new bytes of a log file, undecoded.
 
-    Parameters
-    ----------
-    data : the file's bytes from the watermark offset to its end.
-    gzip_file : ``.jsonl.gz`` (members) or plain ``.jsonl`` (whole lines).
-    first_line : number of the first line in ``data`` (1-based, counted over the file).
+    Returns a :class:`Chunk` with everything but the records (bytes consumed, line count,
+    incomplete tail, corruption) and the body: the lines, each ending in ``\n``.
     """
     chunk = Chunk()
     if gzip_file:
@@ -79,22 +76,24 @@ def read_chunk(data: bytes, gzip_file: bool, first_line: int) -> Chunk:
         end = data.rfind(b"\n") + 1
         body, chunk.consumed = data[:end], end
         chunk.incomplete_tail = end < len(data)
-    if not body:
-        return chunk
-    raw_lines = body.split(b"\n")[:-1]
-    chunk.n_lines = len(raw_lines)
+    chunk.n_lines = body.count(b"\n")
+    return chunk, body
+
+
+def parse_lines(numbered: list[tuple[int, bytes]], chunk: Chunk) -> None:
+    """Parse ``(line number, raw line)`` pairs into ``chunk``: a blank line is skipped, a line
+    that is not UTF-8 or not JSON becomes a :class:`BadLine`, the others records."""
     loads = orjson.loads
-    numbered = [(first_line + i, raw) for i, raw in enumerate(raw_lines) if raw.strip()]
+    numbered = [(n, raw) for n, raw in numbered if raw.strip()]
     try:  # all lines at C speed when every one is valid JSON (the usual case)
-        chunk.records = list(map(loads, [raw for _, raw in numbered]))
-        chunk.lines = [n for n, _ in numbered]
-        return chunk
+        records = list(map(loads, [raw for _, raw in numbered]))
     except orjson.JSONDecodeError:
-        chunk.records, chunk.lines = [], []
-    for i, raw in enumerate(raw_lines):
-        lineno = first_line + i
-        if not raw.strip():
-            continue
+        records = None
+    if records is not None:
+        chunk.records.extend(records)
+        chunk.lines.extend(n for n, _ in numbered)
+        return
+    for lineno, raw in numbered:
         try:
             chunk.records.append(loads(raw))
             chunk.lines.append(lineno)
@@ -106,4 +105,19 @@ def read_chunk(data: bytes, gzip_file: bool, first_line: int) -> Chunk:
             except UnicodeDecodeError:
                 reason = "not UTF-8"
             chunk.bad.append(BadLine(lineno, reason, text[:500]))
+
+
+def read_chunk(data: bytes, gzip_file: bool, first_line: int) -> Chunk:
+    """Parse the new bytes of a log file.
+
+    Parameters
+    ----------
+    data : the file's bytes from the watermark offset to its end.
+    gzip_file : ``.jsonl.gz`` (members) or plain ``.jsonl`` (whole lines).
+    first_line : number of the first line in ``data`` (1-based, counted over the file).
+    """
+    chunk, body = read_body(data, gzip_file)
+    if body:
+        raw_lines = body.split(b"\n")[:-1]
+        parse_lines([(first_line + i, raw) for i, raw in enumerate(raw_lines)], chunk)
     return chunk

@@ -41,8 +41,9 @@ from pipelines.events.contract import (
     validate_outcomes,
     validate_reference,
 )
-from pipelines.events.join import join_events
-from pipelines.events.reader import read_chunk
+from pipelines.events.fastpath import scan_block
+from pipelines.events.join import id_array, join_events
+from pipelines.events.reader import Chunk, parse_lines, read_body, read_chunk
 from pipelines.events.storage import EventSource, StateStorage
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,11 @@ def load_state(storage: StateStorage) -> dict[str, Any]:
 
 def _to_parquet(frame: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # dictionary-encode the columns that repeat (ids, names, flags); the float columns
+    # (features, probabilities, returns) almost never do, and trying costs most of the write
+    dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+    pq.write_table(table, buf, use_dictionary=dictionary)
     return buf.getvalue()
 
 
@@ -191,10 +196,12 @@ class _Batch:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _validate_file(
+def _validate_records(
     name: str, records: list[Any], lines: list[int], batch: _Batch, reference: bool
-) -> None:
-    """Split one file's parsed records by event type, validate, collect rows or problems."""
+) -> dict[str, pd.DataFrame]:
+    """Split one file's parsed records by event type and validate them: problems go to the
+    quarantine, the valid rows come back as one frame per event type present."""
+    frames: dict[str, pd.DataFrame] = {}
     by_kind: dict[str, list[int]] = {"decision": [], "outcome": []}
     for i, rec in enumerate(records):
         kind = event_kind(rec)
@@ -250,8 +257,77 @@ def _validate_file(
                     _record_text(recs[p.index]),
                 )
             )
-        frame = valid.frame.assign(file=name, line=[lines[idx[r]] for r in valid.rows])
+        frames[kind] = valid.frame.assign(file=name, line=[lines[idx[r]] for r in valid.rows])
+    return frames
+
+
+def _validate_file(
+    name: str, records: list[Any], lines: list[int], batch: _Batch, reference: bool
+) -> None:
+    """Split one file's parsed records by event type, validate, collect rows or problems."""
+    for kind, frame in _validate_records(name, records, lines, batch, reference).items():
         (batch.decisions if kind == "decision" else batch.outcomes).append(frame)
+
+
+def _merge(fast: list[pd.DataFrame], exact: pd.DataFrame | None) -> pd.DataFrame | None:
+    """One file's rows of one event type from both paths, in line order: the frame the exact
+    path alone would have built from all of them."""
+    parts = [f for f in fast if len(f)]
+    if not parts:
+        return exact
+    if exact is None or not len(exact):
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    merged = pd.concat([*parts, exact], ignore_index=True)
+    order = np.argsort(merged["line"].to_numpy(), kind="stable")
+    merged = merged.iloc[order].reset_index(drop=True)
+    for col in merged.columns:
+        # a column the exact rows alone left as objects (every value None, e.g. a null
+        # regime) is inferred again over all rows, as one batch of them would have been
+        if merged[col].dtype == object and parts[0][col].dtype != object:
+            merged[col] = pd.DataFrame({col: merged[col].tolist()})[col]
+    return merged
+
+
+def _read_fast(
+    name: str, body: bytes, first_line: int, chunk: Chunk
+) -> dict[str, list[pd.DataFrame]]:
+    """The fast path over one file's new lines: the rows it took, per event type; the lines
+    it did not take are parsed the exact way into ``chunk`` (records and bad lines)."""
+    buf = np.frombuffer(body, dtype=np.uint8)
+    ascii_only = not body.isascii()
+    if ascii_only:
+        try:
+            body.decode("utf-8")
+            ascii_only = False
+        except UnicodeDecodeError:
+            pass
+    fast: dict[str, list[pd.DataFrame]] = {"decision": [], "outcome": []}
+    rest: list[tuple[int, bytes]] = []
+    start, base = 0, first_line
+    max_tokens = body.count(b",") + 2 * chunk.n_lines + 16
+    while start < len(body):
+        res = scan_block(buf, start, first_line + chunk.n_lines - base, max_tokens, ascii_only)
+        for kind, frame, rows in (
+            ("decision", res.decisions, res.decision_lines),
+            ("outcome", res.outcomes, res.outcome_lines),
+        ):
+            if frame is not None:
+                fast[kind].append(frame.assign(file=name, line=base + rows.astype(np.int64)))
+        rest += [(base + i, body[b:e]) for i, b, e in res.rest]
+        start, base = res.end, base + res.n_lines
+    parse_lines(rest, chunk)
+    return fast
+
+
+def _validate_fast(
+    name: str, chunk: Chunk, fast: dict[str, list[pd.DataFrame]], batch: _Batch
+) -> None:
+    """Validate the records the fast path left, merge them with the rows it took."""
+    exact = _validate_records(name, chunk.records, chunk.lines, batch, False)
+    for kind in ("decision", "outcome"):
+        frame = _merge(fast[kind], exact.get(kind))
+        if frame is not None:
+            (batch.decisions if kind == "decision" else batch.outcomes).append(frame)
 
 
 def _seen_ids(storage: StateStorage, state: dict[str, Any]) -> dict[str, pa.Array]:
@@ -278,8 +354,10 @@ def _is_in(values: pd.Series, seen: pa.Array) -> np.ndarray:
     """Boolean mask: which of ``values`` are in ``seen``."""
     if len(seen) == 0:
         return np.zeros(len(values), dtype=bool)
-    arr = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.string())
-    return np.asarray(pc.is_in(arr, value_set=seen).to_numpy(zero_copy_only=False), dtype=bool)
+    if values.dtype == object:
+        values = values.astype(str)  # as before: every value compared as its text
+    mask = pc.is_in(id_array(values), value_set=seen.cast(pa.large_string()))
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _dedup(frame: pd.DataFrame | None, seen: pa.Array) -> tuple[pd.DataFrame | None, int]:
@@ -309,7 +387,11 @@ class _ReadStats:
 
 
 def _read_new(
-    source: EventSource, files: dict[str, Any], batch: _Batch, reference: bool
+    source: EventSource,
+    files: dict[str, Any],
+    batch: _Batch,
+    reference: bool,
+    fast_path: bool = True,
 ) -> tuple[dict[str, Any], _ReadStats]:
     """Read every file of ``source`` from its watermark; returns the new watermarks."""
     new_files = dict(files)
@@ -326,7 +408,12 @@ def _read_new(
                 new_files[sf.name] = wm
             continue
         data = source.read_from(sf.name, wm["offset"])
-        chunk = read_chunk(data, sf.name.endswith(".gz"), wm["lines"] + 1)
+        fast: dict[str, list[pd.DataFrame]] | None = None
+        if reference or not fast_path:
+            chunk = read_chunk(data, sf.name.endswith(".gz"), wm["lines"] + 1)
+        else:
+            chunk, body = read_body(data, sf.name.endswith(".gz"))
+            fast = _read_fast(sf.name, body, wm["lines"] + 1, chunk)
         stats.files_read += 1
         stats.bytes_read += chunk.consumed
         stats.lines_read += chunk.n_lines
@@ -340,7 +427,10 @@ def _read_new(
             reason = f"{chunk.corrupt}; the rest of the file is not read"
             batch.quarantine.append(_quarantine_row(sf.name, line, "", "", FILE_FIELD, reason, ""))
             wm["corrupt"] = True
-        _validate_file(sf.name, chunk.records, chunk.lines, batch, reference)
+        if fast is None:
+            _validate_file(sf.name, chunk.records, chunk.lines, batch, reference)
+        else:
+            _validate_fast(sf.name, chunk, fast, batch)
         wm["offset"] += chunk.consumed
         wm["lines"] += chunk.n_lines
         wm["size"] = sf.size
@@ -400,11 +490,22 @@ def _plan(storage: StateStorage, state: dict[str, Any], batch: _Batch) -> _Plan:
         plan.writes["outcomes"] = new_o
     if batch.quarantine:
         plan.writes["quarantine"] = pd.DataFrame(batch.quarantine, columns=list(QUARANTINE_COLUMNS))
-    seen_rows = [("decision", i) for i in (new_d["event_id"] if new_d is not None else [])]
-    seen_rows += [("outcome", i) for i in (new_o["event_id"] if new_o is not None else [])]
-    seen_rows += [("closed", i) for i in closed]
-    if seen_rows:
-        plan.writes["seen"] = pd.DataFrame(seen_rows, columns=["kind", "event_id"])
+    seen_parts = [
+        (kind, ids)
+        for kind, ids in (
+            ("decision", [] if new_d is None else new_d["event_id"].tolist()),
+            ("outcome", [] if new_o is None else new_o["event_id"].tolist()),
+            ("closed", closed),
+        )
+        if len(ids)
+    ]
+    if seen_parts:
+        plan.writes["seen"] = pd.DataFrame(
+            {
+                "kind": [k for k, ids in seen_parts for _ in range(len(ids))],
+                "event_id": [i for _, ids in seen_parts for i in ids],
+            }
+        )
     return plan
 
 
@@ -442,7 +543,10 @@ def _commit(
 
 
 def ingest_events(
-    source: EventSource, storage: StateStorage, reference_validator: bool = False
+    source: EventSource,
+    storage: StateStorage,
+    reference_validator: bool = False,
+    fast_path: bool = True,
 ) -> IngestResult:
     """Read what is new in ``source`` into the event store at ``storage``.
 
@@ -453,11 +557,15 @@ def ingest_events(
     line, field and reason, the rest are kept. Duplicates are dropped by event id; outcomes
     are joined to their decisions, and both sides wait in ``pending`` for the other.
     Re-running with nothing new adds nothing (and writes nothing).
+
+    ``fast_path`` (the default) scans the lines without building Python objects
+    (``pipelines.events.fastpath``) and hands every line it is not sure about to the exact
+    path; ``False`` parses and validates every line the exact way. Both store the same.
     """
     state = load_state(storage)
     _remove_orphans(storage, state)
     batch = _Batch()
-    files, stats = _read_new(source, state["files"], batch, reference_validator)
+    files, stats = _read_new(source, state["files"], batch, reference_validator, fast_path)
     if not (batch.decisions or batch.outcomes or batch.quarantine) and files == state["files"]:
         waiting = state.get("pending_counts", {})
         return stats.result(
