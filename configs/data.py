@@ -264,6 +264,79 @@ class ChecksConfig(Section):
     )
 
 
+class ExogenousSeries(Section):
+    """One exogenous series (a volatility index, a rate, a spread): its file(s), columns, timing.
+
+    Read with the same readers and options as bars (``data.files``) and checked by the same
+    checks module; joined to the bars as of their publication (docs/exogenous.md).
+    """
+
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Feature-name stem (letters, digits, _); unset: each file's stem. Must be "
+        "unset when path is a folder of several files.",
+    )
+    path: Path | None = Field(default=None, description="A CSV/Parquet file or a folder of them.")
+    s3_uri: str | None = Field(
+        default=None, description="s3://bucket/prefix of CSV/Parquet objects (instead of path)."
+    )
+    timestamp_column: str | None = Field(
+        default=None,
+        description="Column holding the observation time; unset: ts|timestamp|datetime|date|time.",
+    )
+    columns: list[str] = Field(
+        default_factory=list,
+        description="Value columns (case-insensitive); empty: every column but the timestamp.",
+    )
+    frequency: str | None = Field(
+        default=None,
+        description="Observation spacing (pandas Timedelta, e.g. 1D); unset: the median spacing.",
+    )
+    lag: str | None = Field(
+        default=None,
+        description="Publication lag: a value stamped ts is known at ts + lag (pandas Timedelta, "
+        "e.g. 1D for a daily close stamped at its date). Unset: one frequency.",
+    )
+    max_age: str | None = Field(
+        default=None,
+        description="A published value older than this at a bar is masked (late series); "
+        "unset: five frequencies.",
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> ExogenousSeries:
+        import pandas as pd  # here, not at import: loading the config stays light
+
+        if (self.path is None) == (self.s3_uri is None):
+            raise ValueError("set exactly one of path and s3_uri")
+        for key in ("frequency", "lag", "max_age"):
+            text = getattr(self, key)
+            if text is None:
+                continue
+            try:
+                value = pd.Timedelta(text)
+            except ValueError:
+                raise ValueError(f"{key} {text!r} is not a pandas Timedelta (e.g. 1D)") from None
+            if value < pd.Timedelta(0) or (key != "lag" and value == pd.Timedelta(0)):
+                raise ValueError(f"{key} must be {'>= 0' if key == 'lag' else '> 0'}, got {text}")
+        return self
+
+
+class CrossAssetConfig(Section):
+    """Cross-asset features across the configured symbols (docs/features.md); off by default."""
+
+    enabled: bool = Field(default=False, description="Add the cross-asset features.")
+    benchmark: str | None = Field(
+        default=None,
+        description="Symbol every other symbol is compared to; unset: the equal-weighted mean "
+        "of the other symbols (the benchmark symbol itself is always compared to that).",
+    )
+    window: int = Field(
+        default=72, ge=10, le=200, description="Bars in the correlation/beta/lead-lag windows."
+    )
+
+
 class DataConfig(Section):
     """Where bars come from."""
 
@@ -288,3 +361,9 @@ class DataConfig(Section):
     files: FilesConfig = Field(default_factory=FilesConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    exogenous: list[ExogenousSeries] = Field(
+        default_factory=list,
+        description="Exogenous series joined to the bars as of their publication (off when "
+        "empty): docs/exogenous.md.",
+    )
+    cross_asset: CrossAssetConfig = Field(default_factory=CrossAssetConfig)
