@@ -133,6 +133,27 @@ class RegimeConfig(Section):
     conformal_coverage: float = Field(
         default=0.9, gt=0, lt=1, description="Target coverage of the conformal prediction sets."
     )
+    conformal_method: Literal["split", "rolling", "aci", "aci_rolling"] = Field(
+        default="aci",
+        description="Conformal sets the coverage gate judges (every method is measured each "
+        "run, docs/regime.md): split (calibration quantiles, fixed), rolling (quantiles of the "
+        "latest `conformal_window` revealed scores per class), aci (adaptive conformal "
+        "inference: each class's level follows its revealed misses with step "
+        "`conformal_gamma`), aci_rolling (both).",
+    )
+    conformal_gamma: float = Field(
+        default=0.005,
+        gt=0,
+        lt=1,
+        description="ACI step gamma: alpha_{t+1} = alpha_t + gamma (alpha - err_t) per revealed "
+        "label of a class (0.005: Gibbs & Candes 2021).",
+    )
+    conformal_window: int = Field(
+        default=200,
+        ge=10,
+        description="Revealed scores kept per class by the rolling methods (200: the quantile "
+        "at 0.9 resolves 1/201 of coverage).",
+    )
     baseline_window: int = Field(
         default=24, ge=2, description="Bars of return and realized vol fed to the 2-input baseline."
     )

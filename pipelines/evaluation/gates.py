@@ -198,7 +198,9 @@ def regime_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
     """Held-out log loss better than the strongest baseline (majority, two-input logistic,
     persistence; the strongest on the training span's folds) with a one-sided 95% paired
     block-bootstrap lower bound above ``min_log_loss_lift`` on the test span and again on the
-    confirmation span; conformal sets at their target coverage.
+    confirmation span; the conformal sets of the configured method (``cfg.conformal_method``,
+    run in time order over the held-out stream) at their target coverage within
+    ``coverage_tolerance`` on the test span and again on the confirmation span.
 
     No absolute accuracy floor: only synthetic truth can reach one, and a floor says nothing
     about whether the model adds anything to what a simple rule already knows.
@@ -207,7 +209,21 @@ def regime_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
     best = metrics.get("baseline/best/index", math.nan)
     names = ("majority", "two_input_logistic", "persistence")
     best_name = names[int(best)] if math.isfinite(best) and 0 <= best < len(names) else "best"
-    cov_err = abs(_get(metrics, "conformal/coverage") - _get(metrics, "conformal/target_coverage"))
+    method = str(cfg.conformal_method)
+    target = _get(metrics, "conformal/target_coverage")
+    cov_key = f"conformal/{method}/coverage"
+    coverage = [
+        check(
+            "conformal_coverage_error" + ("" if span == "test" else "_confirmation"),
+            abs(_get(metrics, k) - target),
+            cfg.coverage_tolerance,
+            "<=",
+            description=f"|held-out coverage of the {method} conformal sets - target|"
+            + ("" if span == "test" else ", on the confirmation span"),
+            span=span,
+        )
+        for span, k in (("test", cov_key), ("confirm", confirm_key(cov_key)))
+    ]
     return [
         *lower_bound_gates(
             "log_loss_lift_lower_bound",
@@ -218,13 +234,7 @@ def regime_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
             "training span - the model's) per held-out row",
             unit="nats",
         ),
-        check(
-            "conformal_coverage_error",
-            cov_err,
-            cfg.coverage_tolerance,
-            "<=",
-            description="|held-out coverage of the conformal sets - target|",
-        ),
+        *coverage,
     ]
 
 

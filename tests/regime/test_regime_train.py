@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ def test_outcome_contract(outcome: TrainOutcome) -> None:
         "log_loss_lift_lower_bound",
         "log_loss_lift_lower_bound_confirmation",
         "conformal_coverage_error",
+        "conformal_coverage_error_confirmation",
         "onnx_max_abs_diff",
     ]
     for key in (
@@ -71,6 +73,12 @@ def test_outcome_contract(outcome: TrainOutcome) -> None:
         "conformal/coverage/PANIC",
         "conformal/informative",
         "conformal/mean_set_size",
+        "conformal/aci/coverage",
+        "confirm/conformal/aci/coverage",
+        "conformal/rolling/mean_set_size",
+        "confirm/conformal/split/coverage/PANIC",
+        "conformal/live/alpha/PANIC",
+        "conformal/live/qhat/RANGE",
         "walk_forward/lightgbm/log_loss_mean",
         "bocd/reduce/mean_delay_bars",
         "bocd/exit/false_alarms_per_1000_bars",
@@ -97,6 +105,33 @@ def test_gate_is_the_lower_bound_against_the_strongest_baseline(outcome: TrainOu
     assert m["lift/log_loss_vs_best_baseline"] != m["confirm/lift/log_loss_vs_best_baseline"]
     # coverage is measured, not assumed: on this small span it may miss the +-3 point band
     assert 0.7 <= m["conformal/coverage"] <= 1.0
+
+
+def test_coverage_gate_reads_the_configured_method_on_both_spans(outcome: TrainOutcome) -> None:
+    m = outcome.metrics
+    cfg = RegimeConfig.model_validate(SMALL)
+    gates = {g.name: g for g in outcome.gates}
+    for name, prefix, span in (
+        ("conformal_coverage_error", "", "test"),
+        ("conformal_coverage_error_confirmation", "confirm/", "confirm"),
+    ):
+        gate = gates[name]
+        cov = m[f"{prefix}conformal/{cfg.conformal_method}/coverage"]
+        assert gate.value == pytest.approx(abs(cov - cfg.conformal_coverage))
+        assert gate.passed == (gate.value <= cfg.coverage_tolerance)
+        assert gate.span == span
+    # the split method on the stream is today's split sets: test and confirmation rows
+    # together give the legacy whole-holdout coverage
+    n_test, n_conf = m["conformal/n_rows"], m["confirm/conformal/n_rows"]
+    pooled = (
+        m["conformal/split/coverage"] * n_test + m["confirm/conformal/split/coverage"] * n_conf
+    ) / (n_test + n_conf)
+    assert pooled == pytest.approx(m["conformal/coverage"], abs=1e-12)
+    state = json.loads(outcome.artifacts["export_meta"].read_text())["conformal_online"]
+    assert state["method"] == cfg.conformal_method
+    assert state["alphas"] == pytest.approx(
+        [m[f"conformal/live/alpha/{r}"] for r in ("TREND_UP", "TREND_DOWN", "RANGE", "PANIC")]
+    )
 
 
 def test_artifacts_exist_and_table_holds_every_model(outcome: TrainOutcome) -> None:

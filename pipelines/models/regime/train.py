@@ -8,7 +8,9 @@ Steps (one call, deterministic in ``seed``):
    is kept for conformal calibration.
 3. Walk-forward comparison of the candidates and both baselines on the training span.
 4. The best candidate (configured metric) is refit on the fit part; the baselines too.
-5. Split-conformal sets calibrated on the calibration part; coverage measured on the holdout.
+5. Conformal sets calibrated on the calibration part: split conformal, and the stream methods
+   (rolling window, adaptive conformal inference) run in time order over the holdout with
+   each label revealed ``label_horizon`` bars later (``conformal.py``); coverage per span.
 6. Held-out evaluation, reliability/ECE, BOCD changepoints, plots, ONNX export with parity,
    gates.
 """
@@ -52,6 +54,7 @@ from pipelines.models.regime.candidates import (
     persistence_inputs,
     predict_proba_full,
 )
+from pipelines.models.regime.conformal import METHODS, conformal_stream_metrics
 from pipelines.models.regime.export import OUTPUT_NAMES, export_onnx, onnx_probabilities
 from pipelines.models.regime.labels import NO_LABEL, regime_labels
 from pipelines.models.regime.plots import plot_regime_timeline
@@ -471,6 +474,29 @@ def _evaluate(
     )
     for size in range(n_classes + 1):
         metrics[f"conformal/set_size_{size}_fraction"] = report.size_counts.get(size, 0) / report.n
+    stream, states = conformal_stream_metrics(
+        predict_proba_full(model, data.mats(data.calib)["features"], n_classes),
+        data.calib["y"].to_numpy(),
+        data.calib["ts"],
+        proba_hold,
+        y_hold,
+        holdout["symbol"].to_numpy(),
+        holdout["ts"],
+        coverage=cfg.conformal_coverage,
+        gamma=cfg.conformal_gamma,
+        window=cfg.conformal_window,
+        horizon=cfg.label_horizon,
+        confirm_fraction=cfg.confirm_fraction,
+        class_names=REGIMES,
+    )
+    metrics.update(stream)
+    live = states[cfg.conformal_method]
+    metrics["conformal/method/index"] = float(METHODS.index(cfg.conformal_method))
+    for k, name in enumerate(REGIMES):
+        # the state the stream ends in, for a consumer that continues it; a threshold of
+        # +-inf is written as +-1 (the same sets: 1 - p lies in [0, 1])
+        metrics[f"conformal/live/alpha/{name}"] = float(live.alphas[k])
+        metrics[f"conformal/live/qhat/{name}"] = float(np.clip(live.thresholds[k], -1.0, 1.0))
     for _, row in fitted.summary.iterrows():
         for col in ("log_loss_mean", "balanced_accuracy_mean", "fit_seconds_mean"):
             metrics[f"walk_forward/{row['model']}/{col}"] = float(row[col])
@@ -527,6 +553,17 @@ def _evaluate(
                 "1 - probabilities[k] <= conformal_class_qhat[k] (null: always in the set)",
                 # sets averaging K - 1 or more classes say nothing: not claimed then
                 "conformal_claimed": bool(report.mean_set_size < n_classes - 1),
+                "conformal_online": {
+                    "method": cfg.conformal_method,
+                    "label_horizon": cfg.label_horizon,
+                    "rule": "class k in set iff 1 - probabilities[k] <= thresholds[k]; when the "
+                    "label y of bar t is known (bar t + label_horizon), "
+                    "alphas[y] += gamma * (1 - coverage - missed) and, with a window, the "
+                    "score 1 - p_t[y] joins pools[y] (oldest out); thresholds[y] is the "
+                    "ceil((n + 1) (1 - alphas[y]))-th smallest score of pools[y] "
+                    "(pipelines.models.regime.conformal.OnlineConformal)",
+                    **live.to_dict(),
+                },
                 "opset": cfg.onnx_opset,
             },
             indent=2,
@@ -542,6 +579,7 @@ def _evaluate(
         "feature_names": feat_cols,
         "conformal_qhat": report.qhat,
         "conformal_coverage_target": cfg.conformal_coverage,
+        "conformal_method": cfg.conformal_method,
         "n_folds": fitted.n_folds,
         "purge_bars": cfg.purge,
         "embargo_bars": cfg.embargo,
