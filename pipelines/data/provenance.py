@@ -153,7 +153,27 @@ def source_fingerprint(
         identity = {"uri": cfg.s3_uri, "endpoint_url": cfg.s3_endpoint_url, **_import_options(cfg)}
     else:
         identity = {"names": sorted(cfg.sample)}
+    if cfg.exogenous:  # only when configured: a run without them records what it always did
+        details["exogenous"] = _exogenous_record(cfg, hash_files)
     return SourceFingerprint(kind=cfg.source, identity=identity, details=details)
+
+
+def _exogenous_record(cfg: DataConfig, hash_files: bool) -> list[dict[str, Any]]:
+    """Each configured exogenous series (its settings, and each file's name, size and sha256).
+
+    Recorded in ``details``, not compared: the bar store holds bars only, and the series are
+    read afresh by every run, so adding or changing one never refuses a workdir.
+    """
+    out = []
+    for spec in cfg.exogenous:
+        entry = spec.model_dump(mode="json", exclude_none=True)
+        if spec.path is not None:
+            resolved = Path(spec.path).expanduser().resolve()
+            entry["path"] = str(resolved)
+            if hash_files:
+                entry["files"] = _file_set(resolved)
+        out.append(entry)
+    return out
 
 
 def _import_options(cfg: DataConfig) -> dict[str, Any]:
