@@ -149,7 +149,10 @@ def test_consecutive_runs_from_empty_workdirs_continue_from_s3(
     # the bandit trained on the bot's logs collected over both runs and was judged on them
     assert three["models"]["bandit"]["status"] in ("published", "blocked"), three["models"]
     table = pd.read_csv(tmp_path / "run3" / "runs" / three["run_id"] / "bandit" / "logs_ope.csv")
-    assert table["n_decisions"].iloc[0] == round(len(log.decisions) * 0.3)
+    # the held-out 30% of the logs, cut at one timestamp into the test span (the table) and
+    # the later confirmation span: half of them, give or take the symbols sharing the cut bar
+    n_hold = round(len(log.decisions) * 0.3)
+    assert abs(table["n_decisions"].iloc[0] - n_hold / 2) <= 2, (table, n_hold)
 
     # what the next runner would find: every bar once, the events of every file once
     fresh = tmp_path / "next"
