@@ -75,6 +75,13 @@ class TrainingConfig(Section):
         description="Every model's ONNX export must match the framework's own output to this "
         "max absolute difference (the one parity gate).",
     )
+    champions: bool = Field(
+        default=True,
+        description="Judge each slot's candidates (the learned model and its rule policies) "
+        "against the live champion on the test and the confirmation span, and publish a "
+        "challenger only when its lift over the champion is confirmed on both (docs/models.md, "
+        "'Champion and challenger'); False: publish the learned model on its own gates.",
+    )
     dask_workers: int = Field(default=2, ge=1, description="Local Dask cluster: worker processes.")
     dask_address: str | None = Field(
         default=None,

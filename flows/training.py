@@ -1,9 +1,11 @@
 """The training flow: the whole DAG, composed from tasks. No math here.
 
-collect -> check -> featurize -> signals -> every model of the registry (concurrently, each
-from its own random streams) -> gates + parity -> MLflow + publish (signed) per model as
-soon as it is judged -> recommendation -> report. A model that fails a gate or parity is not
-published and its last good version stays live; the other models still publish.
+collect -> check -> featurize -> signals -> the live champions -> every model of the registry
+(concurrently, each from its own random streams) -> gates + parity -> challenger vs champion
+-> MLflow + publish (signed) per model as soon as it is judged -> recommendation -> report.
+A slot whose challenger does not beat its champion on both spans (or, without a champion
+stage, a model that fails a gate or parity) publishes nothing and its live version stays;
+the other slots still publish.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from configs import Settings, load_config
 from flows.collect import collect_stage
 from pipelines.models.base import TrainInputs
 from pipelines.models.registry import SPECS
+from tasks.champions import read_champions
 from tasks.context import ModelOutcome, RunContext, store_uri
 from tasks.data import CollectResult, pull_cloud_state, push_cloud_state
 from tasks.publish import heartbeat_pointers, settle_trained
@@ -87,8 +90,14 @@ def _train_and_settle(
     log = get_run_logger()
     assert data.features is not None  # checked by the caller
     features = data.features.frame
+    # what is live per slot, verified: each slot's candidates must beat it to replace it
+    champions = read_champions(ctx) if settings.training.champions else None
     inputs = TrainInputs(
-        data.bars, features, compute_arm_signals(data.bars), events=data.joined_events
+        data.bars,
+        features,
+        compute_arm_signals(data.bars),
+        events=data.joined_events,
+        champions=champions,
     )
 
     outcomes: dict[str, ModelOutcome] = {}

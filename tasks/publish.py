@@ -82,28 +82,33 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
     log = get_run_logger()
     name = result.model
     child, record = log_model_run(ctx.tracker, parent, result)
+    gates = result.publish_gates
+    decision = result.champion
     if not result.passed:
-        detail = f"blocked: {blocked_reason(result.gates)}; {live_note(ctx.store, name)}"
+        why = decision.reason if decision is not None else f"blocked: {blocked_reason(gates)}"
+        detail = f"{why}; {live_note(ctx.store, name)}"
         log.warning("%s %s", name, detail)
         ctx.tracker.set_tags(child, {"edgeflow.status": "blocked"})
         ctx.tracker.end_run(child, ok=True)
-        outcome = ModelOutcome(name, "blocked", detail, result.gates, mlflow_run_id=child)
+        outcome = ModelOutcome(name, "blocked", detail, gates, mlflow_run_id=child)
         return Completed(name="Blocked", message=detail, data=outcome)  # type: ignore[return-value]
-    lineage = {
+    lineage: dict[str, Any] = {
         **ctx.lineage,
         "seed": ctx.settings.seed,
         "mlflow_run_id": child,
         "mlflow_model_version": record.registered_version,
     }
+    if decision is not None:  # which candidate ships, of which kind, and what it replaced
+        lineage |= decision.lineage()
     state = publish_files(
         ctx.store,
         name,
-        {"model.onnx": result.onnx_path},
+        {"model.onnx": result.shipped_export.path},
         ctx.keyring,
         # Wall-clock timings stay in MLflow: in the signed manifest they would make two
         # rebuilds of the same model differ (docs/manifest.md, "Rebuild").
         result.deterministic_metrics(),
-        result.gates,
+        gates,
         lineage,
         ctx.settings.registry.keep_last,
         WorkdirLayout(ctx.settings.workdir).publisher_state,
@@ -114,7 +119,7 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
         log.error("%s %s", name, detail)
         ctx.tracker.set_tags(child, {"edgeflow.status": "publish-failed"})
         ctx.tracker.end_run(child, ok=False)
-        outcome = ModelOutcome(name, "failed", detail, result.gates, mlflow_run_id=child)
+        outcome = ModelOutcome(name, "failed", detail, gates, mlflow_run_id=child)
         return Failed(message=detail, data=outcome)  # type: ignore[return-value]
     published: PublishedVersion = state.result()
     ctx.tracker.promote(record)
@@ -123,8 +128,10 @@ def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutc
     )
     ctx.tracker.end_run(child, ok=True)
     detail = f"version {published.version} (sequence {published.sequence})"
+    if decision is not None:
+        detail = f"{detail}: {decision.reason}"
     outcome = ModelOutcome(
-        name, "published", detail, result.gates, version=published.version, mlflow_run_id=child
+        name, "published", detail, gates, version=published.version, mlflow_run_id=child
     )
     return Completed(name="Published", message=detail, data=outcome)  # type: ignore[return-value]
 

@@ -53,7 +53,7 @@ def publish_recommendation(
         bars,
         features,
         signals,
-        {name: r.onnx_path for name, r in results.items()},
+        {name: r.shipped_export.path for name, r in results.items()},  # what each slot ships
         passed,
         settings.bandit.reward_horizon,
         settings.bandit.holdout_fraction,
@@ -64,6 +64,10 @@ def publish_recommendation(
         slippage_bps=settings.bandit.slippage_bps,
         seed=settings.seed,
     )
+    for name, result in results.items():  # which candidate of each slot the values came from
+        cand = result.champion.challenger if result.champion is not None else None
+        if cand is not None and passed.get(name) and name in doc["sources"]:
+            doc["sources"][name] += f" [candidate {cand.name}, {cand.kind}]"
     doc = {"generated_at": datetime.now(UTC).isoformat(), **doc}
     path = ctx.run_dir / "recommendation" / "latest_recommendation.json"
     path.parent.mkdir(parents=True, exist_ok=True)

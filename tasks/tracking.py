@@ -32,6 +32,7 @@ from pipelines.workdir import WorkdirLayout
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 EXPERIMENT_KIND = "mlflow.experimentKind"
 CLASSIC_KIND = "custom_model_development"
 _PARAM_MAX = 6000
@@ -175,7 +176,8 @@ class Tracker:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         name = self.registered_name(outcome.model)
-        model = onnx.load(str(outcome.onnx_path))
+        path = outcome.shipped_export.path  # the candidate this run would publish
+        model = onnx.load(str(path))
         example = _example_input(outcome)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.onnx.log_model(
@@ -190,9 +192,15 @@ class Tracker:
                 pip_requirements=mlflow.onnx.get_default_pip_requirements(),
             )
         loaded = mlflow.pyfunc.load_model(info.model_uri)
-        diff = _round_trip_diff(outcome.onnx_path, loaded, example)
+        diff = _round_trip_diff(path, loaded, example)
         self.client.log_metric(run_id, "onnx/pyfunc_max_abs_diff", diff)
         version = str(info.registered_model_version)
+        if outcome.champion is not None and outcome.champion.challenger is not None:
+            # the challenger alias follows every run's challenger; champion moves on promotion
+            self.client.set_registered_model_alias(name, CHALLENGER, version)
+            cand = outcome.champion.challenger
+            for key, value in (("edgeflow.candidate", cand.name), ("edgeflow.kind", cand.kind)):
+                self.client.set_model_version_tag(name, version, key, value)
         return ModelRecord(run_id, name, version, diff)
 
     def promote(self, record: ModelRecord) -> None:
@@ -266,9 +274,17 @@ def log_model_run(tracker: Tracker, parent: str, result: ModelResult) -> tuple[s
         result.model, params=result.params, parent_id=parent, tags={"edgeflow.model": result.model}
     )
     tracker.log_metrics(child, result.metrics)
-    tracker.log_metrics(child, {f"gate/{g.name}": g.value for g in result.gates})
-    for path in [result.onnx_path, *result.artifacts.values()]:
+    tracker.log_metrics(child, {f"gate/{g.name}": g.value for g in result.publish_gates})
+    shipped = result.shipped_export.path
+    extra = [shipped] if shipped != result.onnx_path else []
+    for path in [result.onnx_path, *extra, *result.artifacts.values()]:
         tracker.log_artifact(child, path, "files")
+    if result.champion is not None:
+        decision = result.champion
+        tags = {"edgeflow.champion": decision.champion.label, "edgeflow.decision": decision.reason}
+        if decision.challenger is not None:
+            tags["edgeflow.challenger"] = f"{decision.challenger.name} ({decision.challenger.kind})"
+        tracker.set_tags(child, tags)
     return child, tracker.log_model(child, result)
 
 

@@ -64,7 +64,7 @@ from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from pipelines.registry.verify import verify_version
 from pipelines.strategies.rules import ARMS
-from pipelines.strategies.signals import ARM_NAMES, N_ARMS
+from pipelines.strategies.signals import ARM_NAMES, FALLBACK_ARM, N_ARMS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class EngineConfig:
     bot_id: str = "bot-1"
     epsilon: float = 0.1
     seed: int = 0
-    default_arm: str = "ema_24_120"
+    default_arm: str = FALLBACK_ARM
     hazard: float = 1 / 200
     max_run_length: int = 300
     window: int = 24

@@ -23,6 +23,7 @@ import pandas as pd
 from pipelines.evaluation.gates import Gate, GateRule, evaluate
 from pipelines.export.onnx import OnnxExport
 from pipelines.interrupt import checkpoint, training
+from pipelines.models.champion import FALLBACK, Champion, ChampionDecision
 from pipelines.seeding import Streams
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class TrainInputs:
     signals: pd.DataFrame
     upstream: Mapping[str, ModelResult] = field(default_factory=dict)
     events: pd.DataFrame | None = None  # the bot's joined decisions + outcomes (docs/events.md)
+    # what is live per slot (pipelines/models/champion.py); None: no champion stage (tests and
+    # benchmarks that judge a model alone), a slot missing from the map: the bot's fallback
+    champions: Mapping[str, Champion] | None = None
 
 
 @dataclass
@@ -81,10 +85,31 @@ class ModelResult:
     artifacts: dict[str, Path] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    champion: ChampionDecision | None = None
 
     @property
     def passed(self) -> bool:
+        """Whether this run ships something for the slot: with a champion stage, whether the
+        challenger replaces the champion; without one, whether the model passed its gates."""
+        if self.champion is not None:
+            return self.champion.promote
         return all(g.passed for g in self.gates)
+
+    @property
+    def shipped_export(self) -> OnnxExport:
+        """The ONNX this run would publish: the challenger's when a champion stage chose one,
+        else the trained model's."""
+        if self.champion is not None and self.champion.challenger is not None:
+            return self.champion.challenger.export
+        return self.export
+
+    @property
+    def publish_gates(self) -> list[Gate]:
+        """The gates the publish decision rests on (the champion stage's, then the model's own
+        gates as evidence), in the order the report and the manifest show them."""
+        if self.champion is None:
+            return list(self.gates)
+        return [*self.champion.gates, *self.gates]
 
     def deterministic_metrics(self) -> dict[str, float]:
         """Every metric but wall-clock timings: equal for equal inputs, config and seed."""
@@ -226,6 +251,22 @@ def run_trainer(
         }
     )
     gates = evaluate(spec.gate_rule, metrics, cfg, export.max_abs_diff, parity_tolerance)
+    artifacts = dict(evaluation.artifacts)
+    extras = trainer.extras(data, fitted)
+    decision = None
+    stage = getattr(trainer, "challenge", None)
+    if inputs.champions is not None and stage is not None:
+        champion = inputs.champions.get(spec.name, FALLBACK)
+        decision = stage(
+            data, fitted, cfg, streams, out_dir, export, gates, champion, parity_tolerance
+        )
+        metrics.update(decision.metrics)
+        table = out_dir / "champion.csv"
+        decision.table.to_csv(table, index=False, float_format="%.6g")
+        artifacts["champion_table"] = table
+        if decision.promote:
+            extras.update(decision.extras)
+        logger.info("%s: %s", spec.name, decision.reason)
     logger.info(
         "%s: %s in %.1fs (parity %.2e)",
         spec.name,
@@ -238,7 +279,8 @@ def run_trainer(
         export=export,
         metrics=metrics,
         gates=gates,
-        artifacts=evaluation.artifacts,
+        artifacts=artifacts,
         params=evaluation.params,
-        extras=trainer.extras(data, fitted),
+        extras=extras,
+        champion=decision,
     )

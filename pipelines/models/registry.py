@@ -7,6 +7,7 @@ Importing this module imports every trainer (torch, SB3, LightGBM): only trainin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pipelines.data.precheck import MIN_FEATURE_ROWS
 from pipelines.evaluation import gates
 from pipelines.models.bandit.train import BanditTrainer
 from pipelines.models.base import ModelResult, ModelSpec, TrainInputs, run_trainer
+from pipelines.models.champion import Champion
 from pipelines.models.metalabel.train import MetaLabelTrainer
 from pipelines.models.regime.train import RegimeTrainer
 from pipelines.models.sizer.train import SizerTrainer
@@ -80,12 +82,16 @@ def train_one(
     signals: pd.DataFrame | None = None,
     parity_tolerance: float = 1e-5,
     upstream: dict[str, ModelResult] | None = None,
+    champions: Mapping[str, Champion] | None = None,
 ) -> ModelResult:
-    """One model outside a flow (tests, benchmarks), from the root seed as the flow does."""
+    """One model outside a flow (tests, benchmarks), from the root seed as the flow does.
+
+    ``champions`` turns on the champion stage (a slot missing from it: the bot's fallback);
+    None judges the model alone."""
     if signals is None:
         from pipelines.strategies import compute_signals
 
         signals = compute_signals(bars)
-    inputs = TrainInputs(bars, features, signals, upstream or {})
+    inputs = TrainInputs(bars, features, signals, upstream or {}, champions=champions)
     streams = Streams(seed).child(spec.name)
     return run_trainer(spec, inputs, cfg, streams, Path(out_dir), parity_tolerance)

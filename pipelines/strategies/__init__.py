@@ -12,6 +12,7 @@ from pipelines.strategies.rules import ARMS, FAMILIES, ArmSpec
 from pipelines.strategies.signals import (
     ARM_FAMILIES,
     ARM_NAMES,
+    FALLBACK_ARM,
     N_ARMS,
     arm_rewards,
     compute_signals,
@@ -21,6 +22,7 @@ __all__ = [
     "ARMS",
     "ARM_FAMILIES",
     "ARM_NAMES",
+    "FALLBACK_ARM",
     "FAMILIES",
     "LOG_COLUMNS",
     "N_ARMS",

@@ -10,6 +10,9 @@ from pipelines.strategies.rules import ARMS
 ARM_NAMES: tuple[str, ...] = tuple(a.name for a in ARMS)
 ARM_FAMILIES: dict[str, str] = {a.name: a.family for a in ARMS}
 N_ARMS: int = len(ARMS)
+#: The arm a bot trades when no bandit is live (the engine's default, docs/bot.md): the
+#: champion the bandit slot's first challenger must beat.
+FALLBACK_ARM: str = "ema_24_120"
 
 _REQUIRED = ("ts", "symbol", "high", "low", "close", "volume")
 

@@ -28,6 +28,7 @@ import torch
 from configs.bandit import BanditConfig
 from pipelines.data.schema import REGIMES, TRUE_REGIME_COLUMN
 from pipelines.evaluation.bootstrap import mean_difference, minimum_detectable_effect
+from pipelines.evaluation.gates import Gate, blocked_reason
 from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fit_reward_model
 from pipelines.evaluation.spans import (
     SPANS,
@@ -37,17 +38,20 @@ from pipelines.evaluation.spans import (
     span_masks,
 )
 from pipelines.export.onnx import OnnxExport, make_session, run
+from pipelines.models.bandit.candidates import arm_choices, chosen_rewards, constant_arm_export
 from pipelines.models.bandit.export import export_onnx
 from pipelines.models.bandit.logged import LoggedSplit, evaluate_logged, fit_logged, logged_split
 from pipelines.models.bandit.neural import NeuralBandit, score_rows
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
 from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
+from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
 from pipelines.models.common import time_split
 from pipelines.seeding import Streams
 from pipelines.strategies import (
     ARM_FAMILIES,
     ARM_NAMES,
+    FALLBACK_ARM,
     N_ARMS,
     LoggingPolicy,
     arm_rewards,
@@ -522,12 +526,91 @@ class BanditTrainer:
         (got,) = run(make_session(path), x_ho)
         return OnnxExport.checked(path, got, want)
 
+    def challenge(
+        self,
+        split: BanditSplit,
+        fitted: BanditFit,
+        cfg: BanditConfig,
+        streams: Streams,
+        out_dir: Path,
+        learned: OnnxExport,
+        learned_gates: list[Gate],
+        champion: Champion,
+        parity_tolerance: float,
+    ) -> ChampionDecision:
+        """The slot's candidates (the network; the best single arm on the training span, as
+        a rule) against the live champion, all scored by their exact reward on the held-out
+        bars (``pipelines/models/champion.py``)."""
+        hold = split.hold
+        x_ho = split.x(hold)
+        rewards = hold[split.data.reward_columns].to_numpy()
+        rule = constant_arm_export(
+            fitted.best_arm, x_ho, out_dir / "candidates" / "best_arm.onnx", cfg.onnx_opset
+        )
+        candidates = [
+            Candidate("neural_linear", "learned", learned, "the NeuralLinear bandit's safe argmax"),
+            Candidate(
+                "best_arm",
+                "rule",
+                rule,
+                f"the best single arm on the training span ({ARM_NAMES[fitted.best_arm]})",
+            ),
+        ]
+        eligible = {
+            "neural_linear": None
+            if all(g.passed for g in learned_gates)
+            else f"its own gates failed: {blocked_reason(learned_gates)}",
+            "best_arm": None
+            if rule.max_abs_diff <= parity_tolerance
+            else f"ONNX parity {rule.max_abs_diff:.3g} > {parity_tolerance:g}",
+        }
+        values = {
+            c.name: chosen_rewards(arm_choices(c.export.path, x_ho), rewards) for c in candidates
+        }
+        champion, champion_arms = _champion_arms(champion, x_ho)
+        decision = challenge(
+            hold["ts"],
+            values,
+            champion,
+            chosen_rewards(champion_arms, rewards),
+            candidates,
+            eligible,
+            cfg,
+            streams.seed("champion"),
+            scale=1e4,
+            unit="bps",
+            parity_tolerance=parity_tolerance,
+            min_lift=cfg.min_lift,
+        )
+        if decision.challenger is not None and decision.challenger.kind == "rule":
+            frame = split.data.frame
+            x_all = frame[list(split.data.feature_names)].to_numpy(np.float32)
+            arms = arm_choices(decision.challenger.export.path, x_all)
+            choice = frame[["ts", "symbol"]].assign(arm=np.asarray(ARM_NAMES)[arms])
+            decision.extras = {"arm_choice": choice}
+        return decision
+
     def extras(self, split: BanditSplit, fitted: BanditFit) -> dict[str, Any]:
         """The bandit's greedy arm on every decision row: the stream the bot would trade."""
         frame = split.data.frame
         greedy = _greedy(fitted.module, frame[list(split.data.feature_names)].to_numpy(np.float32))
         choice = frame[["ts", "symbol"]].assign(arm=np.asarray(ARM_NAMES)[greedy])
         return {"arm_choice": choice}
+
+
+def _champion_arms(champion: Champion, x: np.ndarray) -> tuple[Champion, np.ndarray]:
+    """The live champion's arm on each held-out row; the bot's fallback arm when nothing is
+    live or the live graph cannot take today's inputs (then the bot could not run it either
+    and would fall back: the champion it must beat is the fallback)."""
+    fallback = np.full(len(x), ARM_NAMES.index(FALLBACK_ARM), dtype=np.int64)
+    if champion.onnx_path is None:
+        return champion, fallback
+    try:
+        return champion, arm_choices(champion.onnx_path, x)
+    except Exception as exc:  # an old contract: the bot's fallback is what would trade
+        logger.warning("bandit: the live %s cannot be scored (%s): fallback", champion.label, exc)
+        note = f"live {champion.label} does not take today's inputs ({exc})"
+        return Champion("fallback", "fallback", note=note), fallback
 
 
 def _greedy(module: torch.nn.Module, x: np.ndarray) -> np.ndarray:
