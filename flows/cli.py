@@ -147,6 +147,16 @@ SetOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+ExogenousOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--exogenous",
+        help="Exogenous series beside the bars (repeatable): a CSV/Parquet file or a folder "
+        "(one series per file, named by its stem): a timestamp column and value columns, "
+        "each value known one observation interval after its timestamp. Replaces "
+        "data.exogenous; set columns, lag or max_age there (docs/exogenous.md).",
+    ),
+]
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
@@ -193,10 +203,20 @@ def _check_dotted_key(key: str, item: str) -> None:
 
 
 def _cli_overrides(
-    workdir: Path | None, data: Path | None, store: str | None, sets: list[str] | None
+    workdir: Path | None,
+    data: Path | None,
+    store: str | None,
+    sets: list[str] | None,
+    exogenous: list[Path] | None = None,
 ) -> dict[str, tuple[Any, str]]:
     """Command-line overrides as ``dotted key -> (value, option that set it)``."""
     labelled: dict[str, tuple[Any, str]] = {k: (v, "--set") for k, v in _parse_sets(sets).items()}
+    if exogenous:
+        for path in exogenous:
+            if not path.exists():
+                raise typer.BadParameter(f"{path}: path does not exist", param_hint="--exogenous")
+        series = [{"path": str(path)} for path in exogenous]
+        labelled["data.exogenous"] = (series, "--exogenous")
     if workdir is not None:
         labelled["workdir"] = (str(workdir), "--workdir")
     if data is not None:
@@ -215,11 +235,12 @@ def settings_from_cli(
     data: Path | None = None,
     store: str | None = None,
     sets: list[str] | None = None,
+    exogenous: list[Path] | None = None,
 ) -> Settings:
     """The entry point's one config build: file -> environment -> command-line overrides."""
     from configs.settings import load_config
 
-    labelled = _cli_overrides(workdir, data, store, sets)
+    labelled = _cli_overrides(workdir, data, store, sets, exogenous)
     return load_config(config, overrides={k: v for k, (v, _) in labelled.items()})
 
 
@@ -430,10 +451,11 @@ def run(
         bool, typer.Option("--force", help="Train even when too little new data has arrived.")
     ] = False,
     sets: SetOpt = None,
+    exogenous: ExogenousOpt = None,
 ) -> None:
     """Run the training flow: collect, check, featurize, train, gate, export, publish, report."""
     _limit_threads()
-    settings = settings_from_cli(config, workdir, data, store, sets)
+    settings = settings_from_cli(config, workdir, data, store, sets, exogenous)
     _check_store_uri(settings)
     skipped = _precheck(settings)  # provenance, the input itself, history per symbol
     if skipped is not None:
@@ -460,10 +482,11 @@ def collect(
     workdir: WorkdirOpt = None,
     data: Annotated[Path | None, typer.Option(help="Your own bars (file or folder).")] = None,
     sets: SetOpt = None,
+    exogenous: ExogenousOpt = None,
 ) -> None:
     """Collect new bars incrementally, check them and update the features (no training)."""
     _limit_threads()
-    settings = settings_from_cli(config, workdir, data, None, sets)
+    settings = settings_from_cli(config, workdir, data, None, sets, exogenous)
     _check_input(settings)  # bad input refused in seconds, as by `run`
     _prepare(settings, tracks=False)  # collect logs nothing to MLflow
     api = _start_local_api()

@@ -130,6 +130,7 @@ def precheck_input(
     finally:
         checks_logger.removeFilter(quiet)
     try:
+        _check_exogenous(cfg, scratch / "exogenous", quarantine_dir)
         rows = stored_rows_after_append(bars_root, checked.bars)
         feature_rows = {sym: max(0, n - WARMUP_BARS) for sym, n in rows.items()}
         reason = history_skip_reason(feature_rows)
@@ -142,12 +143,29 @@ def precheck_input(
     return Precheck(checked.report, feature_rows, reason)
 
 
+def _check_exogenous(cfg: DataConfig, scratch: Path, quarantine_dir: Path | None) -> None:
+    """Read and check the configured exogenous series held in files (S3: the flow's), so a
+    bad one is refused now, with its quarantined rows kept beside the bars' when it is."""
+    local = [spec for spec in cfg.exogenous if spec.path is not None]
+    if not local:
+        return
+    from pipelines.data.exogenous import load_exogenous
+
+    try:
+        load_exogenous(cfg.model_copy(update={"exogenous": local}), quarantine_dir=scratch)
+    except DataError:
+        if quarantine_dir is not None and scratch.exists():
+            shutil.copytree(scratch, quarantine_dir, dirs_exist_ok=True)
+        raise
+
+
 def _keep_quarantine(scratch: Path, quarantine_dir: Path | None) -> None:
     """Copy the quarantined rows where the user can see them, as the flow does."""
     if quarantine_dir is not None and any(scratch.iterdir()):
         quarantine_dir.mkdir(parents=True, exist_ok=True)
         for path in scratch.iterdir():
-            shutil.copy2(path, quarantine_dir / path.name)
+            if path.is_file():  # the exogenous series' own folder is copied by its check
+                shutil.copy2(path, quarantine_dir / path.name)
 
 
 def quarantine_summary(path: Path) -> str:
