@@ -5,12 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/demo.yaml
 WORKDIR ?= .edgeflow
+# pytest-xdist workers: the tests spend much of their time waiting on servers and child processes,
+# so two workers pay on two cores; tests sharing costly setup run in one xdist group
+# (tests/conftest.py). JOBS=0 runs the suite in one process.
+JOBS ?= 2
+PYTEST := $(BIN)/python -m pytest -q $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadgroup)
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint type bench clean
+.PHONY: setup demo test test-fast lint type bench clean
 
 $(BIN)/edgeflow: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,7 +41,10 @@ test: setup  ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy configs pipelines tasks flows
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
+
+test-fast: setup  ## the developer's tier: every test not marked slow (CI runs them all)
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from pipelines.events.simulate import SimulatedLog, corrupt_logs, write_files
 from pipelines.workdir import WorkdirLayout
 
 TINY = Path(__file__).resolve().parents[1] / "e2e" / "tiny.yaml"
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
 
 
 def _digest(root: Path) -> dict[str, str]:
