@@ -9,7 +9,7 @@ decisions), one gzip file per 30 days, each file written as 4 members. Then 0.1 
 Measured:
 
 * ``ingest_events`` of everything into an empty local store (read, validate, de-duplicate,
-  join, write Parquet): events/s over all lines;
+  join, write Parquet) on its default fast path: events/s over all lines, wall and CPU;
 * the same call again (nothing new: the idempotent no-op);
 * completing the half-written member (an incremental read from a byte offset);
 * the per-record validators on a sample of decision records: the fast column-wise validator
@@ -40,6 +40,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "events.md"
+
+
+def _cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo (the machine type elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _learning_table(n_bars: int) -> list[str]:
@@ -208,6 +219,7 @@ def main() -> None:
         n_files = len(bad.files)
         state = LocalStorage(work / "events")
 
+        load_before = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), time.process_time()
         first = ingest_events(FolderSource(src), state)
         t_first, c_first = time.perf_counter() - t0, time.process_time() - c0
@@ -274,9 +286,10 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python benchmarks/bench_events.py --events {args.events} "
         f"--reference-sample {args.reference_sample} --learn-bars {args.learn_bars}`  ",
-        f"Machine: 2-core x86_64 CPU, no GPU ({platform.processor() or platform.machine()}), "
+        f"Machine: {os.cpu_count()}-core {_cpu_model()}, no GPU, "
         f"Python {sys.version.split()[0]}, pandas {pd.__version__}; date {today}; "
-        f"load average at the end {os.getloadavg()[0]:.1f} (cores shared with other jobs); "
+        f"1-minute load average {load_before:.1f} before the first ingest and "
+        f"{os.getloadavg()[0]:.1f} at the end (cores shared with other jobs); "
         f"peak RSS {rss_gb:.1f} GB.  ",
         f"Input: {n_dec:,} decisions + {n_dec:,} outcomes from the simulated bot (2 symbols, "
         f"hourly; gzip level 1, 30-day files of 4 members), plus "

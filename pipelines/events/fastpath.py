@@ -23,7 +23,7 @@ on the contract corpus and on logs with planted defects).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numba as nb
 import numpy as np
@@ -407,11 +407,8 @@ def _gather(buf: np.ndarray, beg: np.ndarray, end: np.ndarray) -> tuple[np.ndarr
         total += end[i] - beg[i]
         offsets[i + 1] = total
     data = np.empty(total, dtype=np.uint8)
-    pos = 0
     for i in range(n):
-        for j in range(beg[i], end[i]):
-            data[pos] = buf[j]
-            pos += 1
+        data[offsets[i] : offsets[i + 1]] = buf[beg[i] : end[i]]
     return data, offsets
 
 
@@ -500,14 +497,34 @@ def _instants(  # noqa: C901 (one parser)
 
 
 @nb.njit(cache=True, nogil=True)
-def _token_rows(lst_beg: np.ndarray, rows: np.ndarray, slot: int, length: int) -> np.ndarray:
-    """Token indices of each row's list in ``slot`` (every row's list has ``length`` items)."""
-    out = np.empty(len(rows) * length, dtype=np.int64)
+def _gather_lists(
+    buf: np.ndarray,
+    tok_beg: np.ndarray,
+    tok_end: np.ndarray,
+    lst_beg: np.ndarray,
+    rows: np.ndarray,
+    slot: int,
+    length: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The number tokens of each row's list in ``slot`` (``length`` each), concatenated:
+    (data, int32 offsets) of an Arrow string array, row after row."""
+    n = len(rows) * length
+    offsets = np.empty(n + 1, dtype=np.int32)
+    offsets[0] = 0
+    total = 0
     for i in range(len(rows)):
         b = lst_beg[rows[i], slot]
         for j in range(length):
-            out[i * length + j] = b + j
-    return out
+            total += tok_end[b + j] - tok_beg[b + j]
+            offsets[i * length + j + 1] = total
+    data = np.empty(total, dtype=np.uint8)
+    for i in range(len(rows)):
+        b = lst_beg[rows[i], slot]
+        for j in range(length):
+            t = b + j
+            o = offsets[i * length + j]
+            data[o : o + tok_end[t] - tok_beg[t]] = buf[tok_beg[t] : tok_end[t]]
+    return data, offsets
 
 
 # ---------------------------------------------------------------------------- columns
@@ -558,15 +575,49 @@ def _as_index(micros: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC")
 
 
+#: One block's accepted rows of one event type, column by column (strings as Arrow arrays,
+#: instants as epoch microseconds, the feature and probability blocks as 2-D arrays).
+Columns = dict[str, Any]
+_FEATURES: Final = "<features>"
+_PROBS: Final = "<probabilities>"
+
+
+def frame(pieces: list[Columns], files: list[str], lines: list[np.ndarray]) -> pd.DataFrame:
+    """The rows of several blocks (each from file ``files[i]``, lines ``lines[i]``) as the
+    frame the exact path builds: ``validate_decisions`` / ``validate_outcomes`` columns, then
+    ``file`` and ``line``."""
+    out: dict[str, Any] = {}
+    blocks: list[pd.DataFrame] = []
+    for key in pieces[0]:
+        parts = [p[key] for p in pieces]
+        if isinstance(parts[0], pa.Array):
+            out[key] = _str_column(pa.concat_arrays(parts) if len(parts) > 1 else parts[0])
+        elif key in ("ts", "closed_at"):
+            out[key] = _as_index(np.concatenate(parts))
+        elif key == _FEATURES:
+            data = np.concatenate(parts)
+            blocks.append(pd.DataFrame(data, columns=list(FEATURE_NAMES)))
+        elif key == _PROBS:
+            data = np.concatenate(parts)
+            blocks.append(pd.DataFrame(data, columns=[f"p_{a}" for a in ARM_NAMES]))
+        else:
+            out[key] = np.concatenate(parts)
+    head = pd.DataFrame(out)
+    result = pd.concat([head, *blocks], axis=1) if blocks else head
+    counts = [len(x) for x in lines]
+    names = np.repeat(np.array(files, dtype=object), counts)
+    return result.assign(file=pd.DataFrame({"f": names.tolist()})["f"], line=np.concatenate(lines))
+
+
 @dataclass
 class BlockResult:
     """What the fast path made of one block of lines."""
 
     n_lines: int
     end: int
-    decisions: pd.DataFrame | None
+    decisions: Columns | None
     decision_lines: np.ndarray
-    outcomes: pd.DataFrame | None
+    outcomes: Columns | None
     outcome_lines: np.ndarray
     #: (index in the block, start, end) of every line left to the exact path
     rest: list[tuple[int, int, int]]
@@ -635,13 +686,18 @@ class _Block:
         return _numbers(self.buf, self.s_beg[rows, k], self.s_end[rows, k])
 
     def vectors(self, rows: np.ndarray, slot: int, length: int) -> np.ndarray:
-        toks = _token_rows(self.lst_beg, rows, slot, length)
-        vals = _numbers(self.buf, self.tok_beg[toks], self.tok_end[toks])
+        data, offsets = _gather_lists(
+            self.buf, self.tok_beg, self.tok_end, self.lst_beg, rows, slot, length
+        )
+        text = pa.Array.from_buffers(
+            pa.string(), len(rows) * length, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+        vals = np.asarray(pc.cast(text, pa.float64()).to_numpy(), dtype=np.float64)
         return vals.reshape(len(rows), length)
 
 
-def _decisions(blk: _Block, rows: np.ndarray) -> tuple[pd.DataFrame | None, np.ndarray, np.ndarray]:
-    """Typed decision frame of the rows that pass every rule; (frame, rows, refused rows)."""
+def _decisions(blk: _Block, rows: np.ndarray) -> tuple[Columns | None, np.ndarray, np.ndarray]:
+    """Typed decision columns of the rows that pass every rule; (columns, rows, refused)."""
     ok = (blk.present[rows] & _DECISION_REQUIRED_BITS) == _DECISION_REQUIRED_BITS
     ok &= (blk.present[rows] & ~_DECISION_ALLOWED_BITS) == 0
     ok &= ~blk.has(rows, "engine")
@@ -716,34 +772,30 @@ def _decisions(blk: _Block, rows: np.ndarray) -> tuple[pd.DataFrame | None, np.n
     models = pc.binary_join_element_wise("{", joined, "}", "")
     bandit = versions[m_bandit]
     assert bandit is not None
-    arm_idx = arm_pos[keep]
-    ts = _as_index(ts_all[keep])
-    frame = pd.DataFrame(
-        {
-            "event_id": _str_column(event_id.take(take)),
-            "ts": ts,
-            "bot_id": _str_column(bot_id.take(take)),
-            "symbol": _str_column(symbol.take(take)),
-            "strategy_id": _str_column(strategy.take(take)),
-            "arm": arm_idx.astype(np.int16),
-            "arm_name": _str_column(arm.take(take)),
-            "propensity": prop[keep],
-            "size_multiplier": size[keep],
-            "regime": _str_column(regime.take(take)),
-            "changepoint_prob": cp[keep],
-            "models": _str_column(models),
-            "bandit_version": _str_column(bandit.take(take)),
-            "has_features": has_x[keep],
-            "has_action_distribution": has_d[keep],
-        }
-    )
-    feats = pd.DataFrame(x[keep].astype(np.float32), columns=list(FEATURE_NAMES))
-    probs = pd.DataFrame(dist[keep], columns=[f"p_{a}" for a in ARM_NAMES])
-    return pd.concat([frame, feats, probs], axis=1), rows, refused
+    cols: Columns = {
+        "event_id": event_id.take(take),
+        "ts": ts_all[keep],
+        "bot_id": bot_id.take(take),
+        "symbol": symbol.take(take),
+        "strategy_id": strategy.take(take),
+        "arm": arm_pos[keep].astype(np.int16),
+        "arm_name": arm.take(take),
+        "propensity": prop[keep],
+        "size_multiplier": size[keep],
+        "regime": regime.take(take),
+        "changepoint_prob": cp[keep],
+        "models": models,
+        "bandit_version": bandit.take(take),
+        "has_features": has_x[keep],
+        "has_action_distribution": has_d[keep],
+        _FEATURES: x[keep].astype(np.float32),
+        _PROBS: dist[keep],
+    }
+    return cols, rows, refused
 
 
-def _outcomes(blk: _Block, rows: np.ndarray) -> tuple[pd.DataFrame | None, np.ndarray, np.ndarray]:
-    """Typed outcome frame of the rows that pass every rule; (frame, rows, refused rows)."""
+def _outcomes(blk: _Block, rows: np.ndarray) -> tuple[Columns | None, np.ndarray, np.ndarray]:
+    """Typed outcome columns of the rows that pass every rule; (columns, rows, refused)."""
     ok = blk.present[rows] == _OUTCOME_BITS
     rows, refused = rows[ok], rows[~ok]
     if len(rows) == 0:
@@ -766,21 +818,19 @@ def _outcomes(blk: _Block, rows: np.ndarray) -> tuple[pd.DataFrame | None, np.nd
     if len(rows) == 0:
         return None, rows, refused
     take = pa.array(keep)
-    frame = pd.DataFrame(
-        {
-            "event_id": _str_column(event_id.take(take)),
-            "decision_id": _str_column(decision_id.take(take)),
-            "outcome_bot_id": _str_column(bot_id.take(take)),
-            "closed_at": _as_index(closed_us[keep]),
-            "net_return": ret[keep],
-            "net_pnl": pnl[keep],
-            "currency": _str_column(currency.take(take)),
-            "fees": fees[keep],
-            "holding_bars": hold[keep].astype(np.int64),
-            "exit_reason": _str_column(reason.take(take)),
-        }
-    )
-    return frame, rows, refused
+    cols: Columns = {
+        "event_id": event_id.take(take),
+        "decision_id": decision_id.take(take),
+        "outcome_bot_id": bot_id.take(take),
+        "closed_at": closed_us[keep],
+        "net_return": ret[keep],
+        "net_pnl": pnl[keep],
+        "currency": currency.take(take),
+        "fees": fees[keep],
+        "holding_bars": hold[keep].astype(np.int64),
+        "exit_reason": reason.take(take),
+    }
+    return cols, rows, refused
 
 
 def scan_block(

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.events import fastpath
 from pipelines.events.contract import (
     event_kind,
     non_event_problem,
@@ -41,7 +42,7 @@ from pipelines.events.contract import (
     validate_outcomes,
     validate_reference,
 )
-from pipelines.events.fastpath import scan_block
+from pipelines.events.fastpath import Columns
 from pipelines.events.join import id_array, join_events
 from pipelines.events.reader import Chunk, parse_lines, read_body, read_chunk
 from pipelines.events.storage import EventSource, StateStorage
@@ -269,29 +270,68 @@ def _validate_file(
         (batch.decisions if kind == "decision" else batch.outcomes).append(frame)
 
 
-def _merge(fast: list[pd.DataFrame], exact: pd.DataFrame | None) -> pd.DataFrame | None:
-    """One file's rows of one event type from both paths, in line order: the frame the exact
-    path alone would have built from all of them."""
-    parts = [f for f in fast if len(f)]
-    if not parts:
-        return exact
-    if exact is None or not len(exact):
-        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    merged = pd.concat([*parts, exact], ignore_index=True)
-    order = np.argsort(merged["line"].to_numpy(), kind="stable")
-    merged = merged.iloc[order].reset_index(drop=True)
-    for col in merged.columns:
-        # a column the exact rows alone left as objects (every value None, e.g. a null
-        # regime) is inferred again over all rows, as one batch of them would have been
-        if merged[col].dtype == object and parts[0][col].dtype != object:
-            merged[col] = pd.DataFrame({col: merged[col].tolist()})[col]
-    return merged
+@dataclass
+class _FastRows:
+    """Rows the fast path took, block by block, and the exact path's frames, file by file;
+    assembled once per ingest into the frame the exact path alone would have built."""
+
+    pieces: dict[str, list[Columns]] = field(
+        default_factory=lambda: {"decision": [], "outcome": []}
+    )
+    files: dict[str, list[str]] = field(default_factory=lambda: {"decision": [], "outcome": []})
+    lines: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {"decision": [], "outcome": []}
+    )
+    seqs: dict[str, list[int]] = field(default_factory=lambda: {"decision": [], "outcome": []})
+    exact: dict[str, list[tuple[int, pd.DataFrame]]] = field(
+        default_factory=lambda: {"decision": [], "outcome": []}
+    )
+
+    def assemble(self, kind: str) -> pd.DataFrame | None:
+        fast = None
+        if self.pieces[kind]:
+            fast = fastpath.frame(self.pieces[kind], self.files[kind], self.lines[kind])
+        with_fast = set(self.seqs[kind])
+        exact: list[tuple[int, pd.DataFrame]] = []
+        units = []
+        for seq, frame in self.exact[kind]:
+            if fast is not None and seq in with_fast:
+                # one batch of this file's rows would have inferred these columns over the
+                # fast rows too: a column that is all None among the exact rows is a string
+                # column with missing values, as the fast rows make it
+                for col in frame.columns:
+                    if frame[col].dtype == object and fast[col].dtype != object:
+                        frame = frame.assign(**{col: frame[col].astype(fast[col].dtype)})
+                units.append(frame[_TS_COLUMN[kind]].dtype)
+            if len(frame):
+                exact.append((seq, frame))
+                units.append(frame[_TS_COLUMN[kind]].dtype)
+        if fast is None:
+            return _concat([f for _, f in exact])
+        if not exact:
+            merged = fast
+        else:
+            counts = [len(x) for x in self.lines[kind]]
+            keys = [np.repeat(np.array(self.seqs[kind], dtype=np.int64), counts)]
+            keys += [np.full(len(f), seq, dtype=np.int64) for seq, f in exact]
+            merged = pd.concat([fast, *(f for _, f in exact)], ignore_index=True)
+            order = np.lexsort((merged["line"].to_numpy(), np.concatenate(keys)))
+            merged = merged.iloc[order].reset_index(drop=True)
+        col = _TS_COLUMN[kind]
+        finest = max([merged[col].dtype, *units], key=lambda d: _UNIT_RANK[d.unit])
+        if finest != merged[col].dtype:
+            merged = merged.assign(**{col: merged[col].astype(finest)})
+        return merged
+
+
+_TS_COLUMN: Final = {"decision": "ts", "outcome": "closed_at"}
+_UNIT_RANK: Final = {"s": 0, "ms": 1, "us": 2, "ns": 3}
 
 
 def _read_fast(
-    name: str, body: bytes, first_line: int, chunk: Chunk
-) -> dict[str, list[pd.DataFrame]]:
-    """The fast path over one file's new lines: the rows it took, per event type; the lines
+    name: str, seq: int, body: bytes, first_line: int, chunk: Chunk, rows: _FastRows
+) -> None:
+    """The fast path over one file's new lines: the rows it took go to ``rows``; the lines
     it did not take are parsed the exact way into ``chunk`` (records and bad lines)."""
     buf = np.frombuffer(body, dtype=np.uint8)
     ascii_only = not body.isascii()
@@ -301,33 +341,30 @@ def _read_fast(
             ascii_only = False
         except UnicodeDecodeError:
             pass
-    fast: dict[str, list[pd.DataFrame]] = {"decision": [], "outcome": []}
     rest: list[tuple[int, bytes]] = []
     start, base = 0, first_line
-    max_tokens = body.count(b",") + 2 * chunk.n_lines + 16
+    max_tokens = chunk.n_lines * 64 + 16
     while start < len(body):
-        res = scan_block(buf, start, first_line + chunk.n_lines - base, max_tokens, ascii_only)
-        for kind, frame, rows in (
+        left = first_line + chunk.n_lines - base
+        res = fastpath.scan_block(buf, start, left, max_tokens, ascii_only)
+        for kind, cols, at in (
             ("decision", res.decisions, res.decision_lines),
             ("outcome", res.outcomes, res.outcome_lines),
         ):
-            if frame is not None:
-                fast[kind].append(frame.assign(file=name, line=base + rows.astype(np.int64)))
+            if cols is not None:
+                rows.pieces[kind].append(cols)
+                rows.files[kind].append(name)
+                rows.lines[kind].append(base + at.astype(np.int64))
+                rows.seqs[kind].append(seq)
         rest += [(base + i, body[b:e]) for i, b, e in res.rest]
         start, base = res.end, base + res.n_lines
     parse_lines(rest, chunk)
-    return fast
 
 
-def _validate_fast(
-    name: str, chunk: Chunk, fast: dict[str, list[pd.DataFrame]], batch: _Batch
-) -> None:
-    """Validate the records the fast path left, merge them with the rows it took."""
-    exact = _validate_records(name, chunk.records, chunk.lines, batch, False)
-    for kind in ("decision", "outcome"):
-        frame = _merge(fast[kind], exact.get(kind))
-        if frame is not None:
-            (batch.decisions if kind == "decision" else batch.outcomes).append(frame)
+def _validate_fast(name: str, seq: int, chunk: Chunk, rows: _FastRows, batch: _Batch) -> None:
+    """Validate the records the fast path left the exact way (problems to the quarantine)."""
+    for kind, frame in _validate_records(name, chunk.records, chunk.lines, batch, False).items():
+        rows.exact[kind].append((seq, frame))
 
 
 def _seen_ids(storage: StateStorage, state: dict[str, Any]) -> dict[str, pa.Array]:
@@ -396,6 +433,7 @@ def _read_new(
     """Read every file of ``source`` from its watermark; returns the new watermarks."""
     new_files = dict(files)
     stats = _ReadStats()
+    fast = None if reference or not fast_path else _FastRows()
     for sf in source.list_files():
         wm = dict(new_files.get(sf.name, {"offset": 0, "lines": 0, "size": 0}))
         if wm.get("corrupt") or sf.size == wm["offset"]:
@@ -408,12 +446,12 @@ def _read_new(
                 new_files[sf.name] = wm
             continue
         data = source.read_from(sf.name, wm["offset"])
-        fast: dict[str, list[pd.DataFrame]] | None = None
-        if reference or not fast_path:
+        seq = stats.files_read
+        if fast is None:
             chunk = read_chunk(data, sf.name.endswith(".gz"), wm["lines"] + 1)
         else:
             chunk, body = read_body(data, sf.name.endswith(".gz"))
-            fast = _read_fast(sf.name, body, wm["lines"] + 1, chunk)
+            _read_fast(sf.name, seq, body, wm["lines"] + 1, chunk, fast)
         stats.files_read += 1
         stats.bytes_read += chunk.consumed
         stats.lines_read += chunk.n_lines
@@ -430,11 +468,16 @@ def _read_new(
         if fast is None:
             _validate_file(sf.name, chunk.records, chunk.lines, batch, reference)
         else:
-            _validate_fast(sf.name, chunk, fast, batch)
+            _validate_fast(sf.name, seq, chunk, fast, batch)
         wm["offset"] += chunk.consumed
         wm["lines"] += chunk.n_lines
         wm["size"] = sf.size
         new_files[sf.name] = wm
+    if fast is not None:
+        for kind, frames in (("decision", batch.decisions), ("outcome", batch.outcomes)):
+            frame = fast.assemble(kind)
+            if frame is not None:
+                frames.append(frame)
     return new_files, stats
 
 
