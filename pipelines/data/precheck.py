@@ -150,13 +150,28 @@ def _check_exogenous(cfg: DataConfig, scratch: Path, quarantine_dir: Path | None
     if not local:
         return
     from pipelines.data.exogenous import load_exogenous
+    from pipelines.data.exogenous import logger as exogenous_logger
 
+    quiet = _DropScratchNotice(str(scratch))
+    exogenous_logger.addFilter(quiet)
     try:
-        load_exogenous(cfg.model_copy(update={"exogenous": local}), quarantine_dir=scratch)
+        series = load_exogenous(cfg.model_copy(update={"exogenous": local}), quarantine_dir=scratch)
     except DataError:
         if quarantine_dir is not None and scratch.exists():
             shutil.copytree(scratch, quarantine_dir, dirs_exist_ok=True)
         raise
+    finally:
+        exogenous_logger.removeFilter(quiet)
+    for s in series:
+        if s.report["quarantined"]:
+            exogenous_logger.warning(
+                "exogenous series %r (%s): %d of %d rows quarantined %s",
+                s.name,
+                s.origin,
+                s.report["rows_in"] - s.report["rows_out"],
+                s.report["rows_in"],
+                s.report["quarantined"],
+            )
 
 
 def _keep_quarantine(scratch: Path, quarantine_dir: Path | None) -> None:

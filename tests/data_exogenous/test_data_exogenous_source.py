@@ -184,3 +184,30 @@ def test_real_vix_joined_to_real_sp500(tmp_path: Path) -> None:
     known = s.frame.set_index("ts")["close"]
     prev = known.reindex(seen["ts"] - pd.Timedelta("1D"), method="ffill").to_numpy()
     np.testing.assert_array_equal(seen["exo_vix_close"].to_numpy(), prev.astype(np.float32))
+
+
+def test_the_precheck_checks_series_and_keeps_a_refused_ones_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from pipelines.data.precheck import precheck_input
+
+    good = Path(__file__).resolve().parents[1] / "data" / "good" / "DEMO.csv"
+    rows = "\n".join(f"2024-01-{d:02d},{10 + d}" for d in range(1, 29))
+    f = _write(tmp_path / "spread.csv", "ts,value\n" + rows + "\n2024-01-29,")
+    cfg = _cfg({"path": f}, source="files", path=good)
+    with caplog.at_level(logging.INFO, logger="pipelines.data"):
+        found = precheck_input(cfg, 7, "demo", tmp_path / "bars", tmp_path)
+    assert found is not None
+    notes = [r.getMessage() for r in caplog.records if "exogenous" in r.getMessage()]
+    assert notes == [
+        f"exogenous series 'spread' ({f}): 1 of 29 rows quarantined {{'missing_value': 1}}"
+    ]  # and no line names the precheck's scratch folder, which is gone
+    strict = cfg.model_copy(
+        update={"checks": cfg.checks.model_copy(update={"max_quarantine_fraction": 0.01})}
+    )
+    q = tmp_path / "run" / "quarantine"
+    with pytest.raises(DataError, match=r"spread\.csv: column 'value', row 29"):
+        precheck_input(strict, 7, "demo", tmp_path / "bars", tmp_path, quarantine_dir=q)
+    assert (q / "exogenous-spread" / "quarantine.csv").exists()
