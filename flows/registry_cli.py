@@ -2,7 +2,8 @@
 
 Secrets are read here, at the entry point, and handed to ``pipelines.registry`` as a
 :class:`KeyRing`. Exit codes: 0 success, 1 verification failed, 2 user error (bad store,
-missing keys, nothing to act on).
+missing keys, nothing to act on), 3 (``verify --require-anchor`` only) everything verified
+but some ``LATEST`` could not be checked against a floor (unanchored).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -25,6 +27,7 @@ from pipelines.registry import (
     Store,
     VerificationError,
     VerifiedVersion,
+    check_against_history,
     heartbeat,
     list_models,
     list_versions,
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNANCHORED = 3
 
 
 # --------------------------------------------------------------------------- CLI plumbing
@@ -123,38 +127,142 @@ WorkdirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
+@dataclass(frozen=True)
+class _Anchor:
+    """A sequence ``LATEST`` must not be below, and where it comes from."""
+
+    sequence: int
+    manifest_sha256: str | None
+    source: str
+    given: bool = True  # named on the command line (its message comes first)
+
+
+def _anchors(
+    cfg: Settings,
+    st: Store,
+    name: str,
+    ring: KeyRing,
+    accepted: ClientState | None,
+    state: Path | None,
+    min_sequence: int | None,
+) -> list[_Anchor]:
+    """Every floor known for ``name``: a consumer's state file, ``--min-sequence`` and the
+    pointer this workdir's publisher state says it made live (read and verified)."""
+    from pipelines.registry.publisher_state import read_record, state_file
+
+    out = []
+    if accepted is not None:
+        out.append(_Anchor(accepted.sequence, accepted.manifest_sha256, f"which {state} accepted"))
+    if min_sequence is not None:
+        out.append(_Anchor(min_sequence, None, "the --min-sequence floor"))
+    folder = _publisher_state(cfg)
+    try:
+        record = read_record(folder, st.uri, name, ring)
+    except RegistryError as exc:
+        typer.secho(f"WARN  {name}: publisher state not used as a floor: {exc}", err=True)
+        record = None
+    if record is not None and record.pointer is not None:
+        path = state_file(folder, st.uri, name)
+        out.append(
+            _Anchor(
+                record.pointer.sequence,
+                record.pointer.manifest_sha256,
+                f"which this workdir's publisher state {path} made live",
+                given=False,
+            )
+        )
+    return out
+
+
 def _verify_one(
+    st: Store, name: str, ring: KeyRing, version: str | None, anchors: list[_Anchor]
+) -> VerifiedVersion:
+    """Verify one model: LATEST must not be older than the newest verified history entry
+    beside it, nor than any anchor (a consumer's state, ``--min-sequence``, the publisher's
+    record), nor reuse an anchor's sequence for another manifest."""
+    strictest = max(anchors, key=lambda a: a.sequence) if anchors and version is None else None
+    if strictest is not None:
+        pointer = read_pointer(st, name, ring)[0]
+        given = [a for a in anchors if a.given]
+        for group in (given, [a for a in anchors if not a.given]):
+            worst = max(group, key=lambda a: a.sequence, default=None)
+            if worst is not None and pointer.sequence < worst.sequence:
+                raise ReplayError(
+                    f"{name}/LATEST has sequence {pointer.sequence}, older than sequence "
+                    f"{worst.sequence}, {worst.source}: an old pointer was replayed"
+                )
+            if group is given:  # then the history beside LATEST, then the publisher's record
+                check_against_history(st, name, ring, pointer)
+    vv = verify_model(
+        st,
+        name,
+        ring,
+        version=version,
+        min_sequence=strictest.sequence - 1 if strictest is not None else None,
+        check_history=version is None,
+    )
+    for anchor in anchors if version is None else []:
+        if (
+            vv.sequence == anchor.sequence
+            and anchor.manifest_sha256 is not None
+            and vv.manifest_sha256 != anchor.manifest_sha256
+        ):
+            raise PointerMismatchError(
+                f"{name}/LATEST reuses sequence {anchor.sequence}, {anchor.source}, for another "
+                "manifest"
+            )
+    return vv
+
+
+def _report_one(
+    cfg: Settings,
     st: Store,
     name: str,
     ring: KeyRing,
     version: str | None,
     accepted: ClientState | None,
     state: Path | None,
-) -> VerifiedVersion:
-    """Verify one model; with a consumer's state, also refuse a LATEST older than it accepted."""
-    floor = accepted.sequence - 1 if accepted is not None and version is None else None
+    min_sequence: int | None,
+    as_json: bool,
+) -> dict[str, object]:
+    """Verify one model and print its line (``OK``/``FAIL``, and ``WARN`` when unanchored);
+    the row for ``--json``."""
     try:
-        vv = verify_model(
-            st, name, ring, version=version, min_sequence=floor, check_history=version is None
+        anchors = _anchors(cfg, st, name, ring, accepted, state, min_sequence)
+        vv = _verify_one(st, name, ring, version, anchors)
+    except (RegistryError, ValueError) as exc:
+        code = getattr(exc, "code", "invalid")
+        if not as_json:
+            typer.secho(f"FAIL  {name}: [{code}] {exc}", fg=typer.colors.RED)
+        return {"model": name, "ok": False, "code": code, "error": str(exc)}
+    anchor = max(anchors, key=lambda a: a.sequence) if anchors and version is None else None
+    row: dict[str, object] = {
+        "model": name,
+        "ok": True,
+        "version": vv.version,
+        "sequence": vv.sequence,
+        "files": len(vv.files),
+        "key_id": vv.manifest["key_id"],
+        "algorithm": vv.manifest["algorithm"],
+        "anchored": anchor is not None if version is None else None,
+        "anchor": f"sequence {anchor.sequence}, {anchor.source}" if anchor else None,
+    }
+    if version is None and anchor is None:
+        typer.secho(
+            f"WARN  {name}: unanchored: sequence {vv.sequence} was not checked against a "
+            "floor, so a replayed older LATEST whose newer history was deleted would look "
+            "the same (pass --state or --min-sequence, or run in the publisher's workdir)",
+            err=True,
+            fg=typer.colors.YELLOW,
         )
-    except ReplayError:
-        if accepted is None:
-            raise
-        # The floor passed is one below the accepted sequence (the accepted pointer itself
-        # is fine), so the message names the accepted sequence, not the floor.
-        raise ReplayError(
-            f"{name}/LATEST is older than sequence {accepted.sequence}, which {state} "
-            "accepted: an old pointer was replayed"
-        ) from None
-    if (
-        accepted is not None
-        and vv.sequence == accepted.sequence
-        and vv.manifest_sha256 != accepted.manifest_sha256
-    ):
-        raise PointerMismatchError(
-            f"{name}/LATEST reuses the accepted sequence {accepted.sequence} for another manifest"
+    if not as_json:
+        seq = f" sequence {vv.sequence}" if vv.sequence is not None else ""
+        typer.secho(
+            f"OK    {name} {vv.version}{seq}: {len(vv.files)} file(s), "
+            f"key {vv.manifest['key_id']} ({vv.manifest['algorithm']})",
+            fg=typer.colors.GREEN,
         )
-    return vv
+    return row
 
 
 def verify_cmd(
@@ -174,10 +282,28 @@ def verify_cmd(
             "older than what it accepted as a replay.",
         ),
     ] = None,
+    min_sequence: Annotated[
+        int | None,
+        typer.Option(
+            "--min-sequence",
+            min=1,
+            help="Report a LATEST with a lower sequence as a replay (a floor, as a bot's).",
+        ),
+    ] = None,
+    require_anchor: Annotated[
+        bool,
+        typer.Option(
+            "--require-anchor",
+            help=f"Exit {EXIT_UNANCHORED} when a LATEST verified but had no floor to be "
+            "checked against (no --state, no --min-sequence, no publisher state).",
+        ),
+    ] = False,
 ) -> None:
     """Check pointer, manifest signature, every file's sha256 and size, that the pointer
     has not expired and that no verified history entry is newer than LATEST (a replayed
-    LATEST); 0 only if all pass."""
+    LATEST); with a floor (--state, --min-sequence or the workdir's publisher state) also
+    that LATEST is not older than it. 0 only if all pass; without a floor a LATEST is
+    reported unanchored (exit 3 with --require-anchor)."""
     from pipelines.registry.client import ClientStateError, read_client_state
 
     accepted = None
@@ -202,43 +328,29 @@ def verify_cmd(
     if version is not None and model is None:
         raise _fail("--version needs --model")
     failed = 0
+    unanchored = 0
     rows: list[dict[str, object]] = []
     for name in models:
-        try:
-            vv = _verify_one(st, name, ring, version, accepted, state)
-        except (RegistryError, ValueError) as exc:
-            failed += 1
-            code = getattr(exc, "code", "invalid")
-            rows.append({"model": name, "ok": False, "code": code, "error": str(exc)})
-            if not as_json:
-                typer.secho(f"FAIL  {name}: [{code}] {exc}", fg=typer.colors.RED)
-            continue
-        rows.append(
-            {
-                "model": name,
-                "ok": True,
-                "version": vv.version,
-                "sequence": vv.sequence,
-                "files": len(vv.files),
-                "key_id": vv.manifest["key_id"],
-                "algorithm": vv.manifest["algorithm"],
-            }
-        )
-        if as_json:
-            continue
-        seq = f" sequence {vv.sequence}" if vv.sequence is not None else ""
-        typer.secho(
-            f"OK    {name} {vv.version}{seq}: {len(vv.files)} file(s), "
-            f"key {vv.manifest['key_id']} ({vv.manifest['algorithm']})",
-            fg=typer.colors.GREEN,
-        )
+        row = _report_one(cfg, st, name, ring, version, accepted, state, min_sequence, as_json)
+        rows.append(row)
+        failed += not row["ok"]
+        unanchored += row.get("anchored") is False
     total = len(models)
     if as_json:
-        doc = {"store": st.uri, "verified": total - failed, "total": total, "models": rows}
+        doc = {
+            "store": st.uri,
+            "verified": total - failed,
+            "total": total,
+            "unanchored": unanchored,
+            "models": rows,
+        }
         typer.echo(json.dumps(doc, indent=2, default=str))
     else:
-        typer.echo(f"{total - failed}/{total} model(s) verified in {st.uri}")
-    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+        tail = f"; {unanchored} unanchored (no floor)" if unanchored else ""
+        typer.echo(f"{total - failed}/{total} model(s) verified in {st.uri}{tail}")
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+    raise typer.Exit(EXIT_UNANCHORED if unanchored and require_anchor else EXIT_OK)
 
 
 def models_cmd(

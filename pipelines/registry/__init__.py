@@ -54,6 +54,7 @@ from pipelines.registry.signing import Ed25519Key, HmacKey, KeyRing, parse_hmac_
 from pipelines.registry.store import FileStore, MemoryStore, S3Store, Store, open_store
 from pipelines.registry.verify import (
     VerifiedVersion,
+    check_against_history,
     check_fresh,
     list_models,
     list_versions,
@@ -142,6 +143,7 @@ __all__ = [
     "WeakKeyError",
     "WrongKeyError",
     "canonical_json",
+    "check_against_history",
     "check_fresh",
     "describe_onnx",
     "heartbeat",

@@ -58,6 +58,7 @@ from pipelines.registry.verify import (
     VerifiedVersion,
     check_fresh,
     list_versions,
+    newer_history,
     read_pointer,
     verify_pointer_bytes,
     verify_version,
@@ -218,6 +219,14 @@ class ModelClient:
         its cache) a pointer whose sequence is below this, with or without a state file.
         Deploy a bot with the sequence ``LATEST`` had when its config was written (``edgeflow
         models`` shows it) and a replayed older pointer cannot become its first model.
+    check_history:
+        When ``LATEST`` is not the pointer being served, look at the signed pointer history
+        beside it (one listing of ``<model>/pointers/``, or a read of the next slot where
+        listing is not allowed). A verified entry newer than ``LATEST`` (an older envelope
+        copied over ``LATEST`` while the newer history stayed, or a publish interrupted
+        before ``LATEST`` moved) is what the client then goes by, with every check below:
+        it is the pointer the next publish or heartbeat makes ``LATEST``. Deleted history
+        cannot be seen this way; ``min_sequence`` and the state file bound that.
     clock:
         Current UTC time (tests pass a fixed one).
     """
@@ -235,6 +244,7 @@ class ModelClient:
         max_pointer_age: timedelta | None = None,
         clock: Callable[[], datetime] | None = None,
         min_sequence: int | None = None,
+        check_history: bool = True,
     ) -> None:
         if min_sequence is not None and (isinstance(min_sequence, bool) or min_sequence < 1):
             raise ValueError("min_sequence must be a positive integer")
@@ -253,6 +263,7 @@ class ModelClient:
         self._cache_checked = False
         self.max_pointer_age = max_pointer_age
         self.min_sequence = min_sequence
+        self.check_history = check_history
         self.clock = clock or (lambda: datetime.now(UTC))
         self.cache_error: Exception | None = None
         self._accepted_sha256: str | None = None
@@ -441,42 +452,66 @@ class ModelClient:
                 )
                 return False
 
-    def _refresh(self) -> bool:
-        pointer, pdata, psig = read_pointer(self.store, self.model, self.keyring)
-        current = self._serving
+    def _already_serving(self, pointer: Pointer, current: _Serving | None) -> bool:
+        """True when ``pointer`` is the one being served; :class:`ReplayError` (or
+        :class:`PointerMismatchError`) when it is below the bootstrap floor or not above
+        the last accepted sequence."""
         last = self._last_sequence
-        now = self.clock()
         if self.min_sequence is not None and pointer.sequence < self.min_sequence:
             raise ReplayError(
                 f"{self.model}/LATEST has sequence {pointer.sequence}, below the configured "
                 f"minimum {self.min_sequence}: refusing a replayed pointer"
             )
-        if last is not None and pointer.sequence <= last:
-            if (
-                current is not None
-                and pointer.sequence == current.sequence
-                and pointer.manifest_sha256 == current.manifest_sha256
-            ):
-                stale = self.freshness_error()
-                self.last_error = stale  # expired: keep serving, but say so
-                if stale is not None:
-                    log.error("%s: keeping %s, but %s", self.model, current.version, stale)
-                return False
-            if (
-                pointer.sequence == last
-                and current is None
-                and pointer.manifest_sha256 == self._accepted_sha256
-            ):
-                pass  # restart without a usable cache: the accepted pointer itself is fine
-            elif pointer.sequence == last:
-                raise PointerMismatchError(
-                    f"{self.model}/LATEST reuses sequence {last} for another manifest"
+        if last is None or pointer.sequence > last:
+            return False
+        if (
+            current is not None
+            and pointer.sequence == current.sequence
+            and pointer.manifest_sha256 == current.manifest_sha256
+        ):
+            stale = self.freshness_error()
+            self.last_error = stale  # expired: keep serving, but say so
+            if stale is not None:
+                log.error("%s: keeping %s, but %s", self.model, current.version, stale)
+            return True
+        if (
+            pointer.sequence == last
+            and current is None
+            and pointer.manifest_sha256 == self._accepted_sha256
+        ):
+            return False  # restart without a usable cache: the accepted pointer itself is fine
+        if pointer.sequence == last:
+            raise PointerMismatchError(
+                f"{self.model}/LATEST reuses sequence {last} for another manifest"
+            )
+        raise ReplayError(
+            f"{self.model}/LATEST has sequence {pointer.sequence}, not above the last "
+            f"accepted {last}: refusing a replayed pointer"
+        )
+
+    def _refresh(self) -> bool:
+        pointer, pdata, psig = read_pointer(self.store, self.model, self.keyring)
+        current = self._serving
+        now = self.clock()
+        served = current is not None and (pointer.sequence, pointer.manifest_sha256) == (
+            current.sequence,
+            current.manifest_sha256,
+        )
+        alert: ReplayError | None = None
+        if self.check_history and not served:  # a new LATEST: is it the newest signed one?
+            newer = newer_history(self.store, self.model, self.keyring, pointer.sequence)
+            if newer is not None:
+                alert = ReplayError(
+                    f"{self.model}/LATEST has sequence {pointer.sequence} ({pointer.version}) "
+                    f"but the signed history holds sequence {newer.pointer.sequence} "
+                    f"({newer.pointer.version}): going by the history entry (LATEST was "
+                    "replaced by an older pointer, or a publish stopped before LATEST moved)"
                 )
-            else:
-                raise ReplayError(
-                    f"{self.model}/LATEST has sequence {pointer.sequence}, not above the last "
-                    f"accepted {last}: refusing a replayed pointer"
-                )
+                log.warning("%s", alert)
+                pointer, pdata, psig = newer
+        if self._already_serving(pointer, current):
+            self.last_error = self.last_error or alert  # an expired pointer's alert first
+            return False
         check_fresh(pointer, now, self.max_pointer_age if current is None else None)
         if (
             current is not None
@@ -484,6 +519,7 @@ class ModelClient:
             and pointer.version == current.version
         ):
             self._accept_same_version(current, pointer, pdata, psig)
+            self.last_error = alert
             return False
         known_bad = self._bad.get(pointer.manifest_sha256)
         if known_bad is not None:
@@ -515,7 +551,7 @@ class ModelClient:
             self.cache_error = exc
             log.error("%s: could not cache %s locally: %s", self.model, vv.version, exc)
         self._swap(serving)
-        self.last_error = None
+        self.last_error = alert  # serving the newest signed pointer, but LATEST was older
         return True
 
     def _accept_same_version(

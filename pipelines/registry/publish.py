@@ -44,6 +44,7 @@ from pipelines.registry.manifest import (
     format_version,
     make_envelope,
     pae,
+    parse_time,
     sha256_hex,
     version_number,
 )
@@ -77,8 +78,11 @@ production passes nothing."""
 
 HISTORY_KEEP = 50
 DEFAULT_TTL = timedelta(hours=72)
-_MAX_VERSION_SKIPS = 1000
 RESERVED = (MANIFEST, MANIFEST + SIG)
+WITHHELD_MARGIN = timedelta(minutes=10)
+"""How much later than the newest verified pointer an unnamed signed version must be before
+a publisher without its record takes it as evidence of deleted history: more than a race
+between two publishers or the clock skew between two machines."""
 PARTIAL_GRACE = timedelta(hours=1)
 """An unsigned version folder younger than this may be a concurrent publish still writing
 it: pruning leaves it alone (older ones are crash leftovers and go)."""
@@ -157,8 +161,17 @@ def describe_onnx(blob: bytes) -> dict[str, Any]:
     }
 
 
+def _key_name(name: str) -> bool:
+    """True for an object name inside a version folder that the store API can address (not
+    an S3 folder marker ``v000002/`` nor a name with an empty segment, which only junk has)."""
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
 def _version_folders(keys: list[str], model: str) -> dict[str, set[str]]:
-    """Version folder name -> names of the objects in it, from one listing of ``<model>/``."""
+    """Version folder name -> names of the objects in it, from one listing of ``<model>/``.
+
+    Every name counts, S3 folder markers (``<model>/v000002/``) included: any object under
+    a version name makes that name taken."""
     out: dict[str, set[str]] = {}
     for k in keys:
         parts = k.split("/", 2)
@@ -293,14 +306,74 @@ def read_state(
     state.newest_history = newest_history(store, model, keyring, keys)
     state.local = read_record(state_dir, store.uri, model, keyring)
     if manifests:
-        for version, names in state.folders.items():
-            if MANIFEST not in names or MANIFEST + SIG not in names:
-                continue
-            try:
-                state.verified[version] = verify_manifest(store, model, version, keyring)[0]
-            except (VerificationError, ObjectNotFoundError) as exc:
-                log.warning("%s/%s: manifest does not verify, ignoring it: %s", model, version, exc)
+        _verify_manifests(store, state, keyring)
     return state
+
+
+def _verify_manifests(store: Store, state: StoreState, keyring: KeyRing) -> None:
+    """Fill ``state.verified`` with every version folder whose manifest verifies."""
+    model = state.model
+    for version, names in state.folders.items():
+        if MANIFEST not in names or MANIFEST + SIG not in names:
+            continue
+        try:
+            state.verified[version] = verify_manifest(store, model, version, keyring)[0]
+        except (VerificationError, ObjectNotFoundError) as exc:
+            log.warning("%s/%s: manifest does not verify, ignoring it: %s", model, version, exc)
+
+
+def check_withheld_history(store: Store, state: StoreState, keyring: KeyRing) -> None:
+    """What a publisher without its own record can still see of deleted pointer history.
+
+    Signed manifests cannot be withheld without also deleting the versions, and each names
+    the version that was live when it was published (``previous_version``). A signed version
+    that no verified pointer names, signed more than ``WITHHELD_MARGIN`` after the newest
+    verified pointer and on top of a different version than that pointer's, was published
+    after a pointer this store no longer shows: newer history was deleted and an older
+    pointer put back. Continuing from that older pointer would reuse sequences the fleet
+    already accepted (running bots refuse them, fresh bots load them) or re-sign an older
+    version, so :class:`PublishError`. A crash leftover (signed on top of the live version),
+    a publish that lost a race (signed within moments of the pointer that won) and an
+    operator's rollback (newer than every manifest) are not evidence. A publisher with its
+    record (``state_dir``) needs none of this: the record says what it signed.
+    """
+    if state.local is not None:
+        return
+    newest = state.newest
+    signed_at = newest.created() if newest is not None else None
+    if newest is None or signed_at is None:
+        return
+    suspects = []
+    for version, doc in state.verified.items():
+        created = parse_time(str(doc.get("created_at")))
+        if (
+            version != newest.version
+            and doc.get("previous_version") != newest.version
+            and created is not None
+            and created - signed_at > WITHHELD_MARGIN
+        ):
+            suspects.append((version, doc))
+    if not suspects:
+        return
+    named = {p.version for p in (state.pointer, state.newest_history) if p is not None}
+    for seq in history_sequences(state.keys, state.model):
+        try:
+            named.add(read_history(store, state.model, keyring, seq).version)
+        except (VerificationError, ObjectNotFoundError):
+            continue
+    for version, doc in sorted(suspects, key=lambda vd: version_number(vd[0]) or 0):
+        if version in named:
+            continue
+        raise PublishError(
+            f"{state.model}/{version} was signed at {doc.get('created_at')} on top of "
+            f"{doc.get('previous_version')}, after the newest verified pointer (sequence "
+            f"{newest.sequence}, {newest.version}, signed at {newest.created_at}), yet no "
+            "verified pointer names it: newer pointer history was deleted and an older "
+            "pointer put back. Without its publisher state this publisher cannot tell which "
+            "sequence the fleet accepted; refusing to continue from the older pointer. Run "
+            "from the workdir that keeps publisher-state/, or pass a start sequence above the "
+            "highest one any bot accepted (its state file holds it)"
+        )
 
 
 def _next_sequence(state: StoreState, start_sequence: int | None) -> int:
@@ -327,18 +400,41 @@ def _next_sequence(state: StoreState, start_sequence: int | None) -> int:
 
 
 def _next_version(state: StoreState, store: Store) -> str:
+    """One above the newest verified version number, past every name already in use.
+
+    The number comes from what verified (manifests, pointers, this publisher's record); a
+    name that anything already occupies (a folder with objects in it, an empty folder, an S3
+    folder marker, a symlink or other special file: an interrupted publish or planted junk)
+    is never reused. The free name is found in the one listing already read, by walking the
+    sorted taken numbers above the candidate, so no number of planted folders blocks a
+    publish (they only move the number up, and pruning removes those below the live version
+    once they have settled).
+    """
     number = state.newest_verified_number() + 1
-    unsafe = getattr(store, "list_unsafe_entries", None)  # symlinks etc. where a folder goes
-    taken = set(state.folders) | set(unsafe(state.model) if unsafe is not None else ())
-    for _ in range(_MAX_VERSION_SKIPS):
-        try:
-            name = format_version(number)
-        except ValueError:
-            raise PublishError(f"{state.model}: version numbers exhausted") from None
-        if name not in taken:
-            return name
-        number += 1  # an interrupted publish (or junk) left this folder: never reuse it
-    raise PublishError(f"{state.model}: {_MAX_VERSION_SKIPS} unsigned version folders in a row")
+    taken_names = set(state.folders)  # every name with an object under it (S3 markers too)
+    unsafe = getattr(store, "list_unsafe_entries", None)  # a store with real folders
+    if unsafe is not None:  # empty folders, and symlinks etc. where a folder goes
+        taken_names |= set(store.list_dirs(state.model)) | set(unsafe(state.model))
+    taken = sorted(n for n in map(version_number, taken_names) if n is not None and n >= number)
+    skipped = 0
+    for t in taken:
+        if t > number:
+            break
+        if t == number:
+            number += 1
+            skipped += 1
+    if skipped:
+        log.warning(
+            "%s: %d version name(s) from v%06d on are taken by folders that hold no verified "
+            "manifest (interrupted publishes or junk): publishing as the next free name",
+            state.model,
+            skipped,
+            number - skipped,
+        )
+    try:
+        return format_version(number)
+    except ValueError:
+        raise PublishError(f"{state.model}: version numbers exhausted") from None
 
 
 def write_pointer(
@@ -527,6 +623,11 @@ def publish_model(
     described = _check_model_files(blobs)
 
     state = read_state(store, model, keyring, state_dir=state_dir)
+    if start_sequence is None:  # an operator's start sequence is the answer to this check
+        check_withheld_history(store, state, keyring)
+    drift = state.describe_drift()
+    if drift is not None:
+        log.warning("%s; publishing on top of the latter", drift)
     sequence = _next_sequence(state, start_sequence)
     version = _next_version(state, store)
     previous = state.live
@@ -712,6 +813,9 @@ def heartbeat(
     check_model_name(model)
     keyring.signer()
     state = read_state(store, model, keyring, manifests=False, state_dir=state_dir)
+    if state.local is None:  # no record of its own: look for withheld history
+        _verify_manifests(store, state, keyring)
+        check_withheld_history(store, state, keyring)
     newest = state.newest
     if newest is None:
         why = state.latest_junk or "missing"
@@ -803,6 +907,7 @@ def prune(
             for v, names in state.folders.items()
             if MANIFEST + SIG not in names
             and (version_number(v) or 0) < live_n
+            and any(_key_name(n) for n in names)
             and _settled(store, model, v, names, now)
         ]
         deleted: list[str] = []
@@ -814,7 +919,7 @@ def prune(
             store.delete(f"{prefix}/{MANIFEST}{SIG}")
             store.delete(f"{prefix}/{MANIFEST}")
             for name in state.folders.get(v, set()):
-                if name not in RESERVED:
+                if name not in RESERVED and _key_name(name):  # a folder marker is left be
                     store.delete(f"{prefix}/{name}")
             deleted.append(v)
             log.info("pruned %s/%s", model, v)
@@ -830,7 +935,7 @@ def prune(
 def _settled(store: Store, model: str, version: str, names: set[str], now: datetime) -> bool:
     """True when no object of an unsigned folder was written within ``PARTIAL_GRACE``."""
     prefix = version_prefix(model, version)
-    for name in names:
+    for name in filter(_key_name, names):
         when = store.modified_at(f"{prefix}/{name}")
         if when is not None and now - when < PARTIAL_GRACE:
             return False

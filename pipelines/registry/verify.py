@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipelines.registry.errors import (
     FileHashMismatchError,
@@ -26,6 +26,7 @@ from pipelines.registry.errors import (
     PointerInvalidError,
     PointerMismatchError,
     PointerMissingError,
+    RegistryError,
     ReplayError,
     SignatureMissingError,
     VerificationError,
@@ -60,6 +61,8 @@ MANIFEST = "manifest.json"
 SIG = ".sig"
 HISTORY = "pointers"
 _HISTORY_RE = re.compile(r"^(\d{12})\.json$")
+HISTORY_PROBE = 64
+"""Slots read one by one above ``LATEST`` where the history cannot be listed."""
 
 
 def pointer_key(model: str) -> str:
@@ -212,6 +215,20 @@ def history_sequences(keys: list[str], model: str) -> list[int]:
 def read_history(store: Store, model: str, keyring: KeyRing, seq: int) -> Pointer:
     """The verified history entry ``seq``; it must carry that sequence (a copy of another
     entry under a higher name is refused)."""
+    return read_history_entry(store, model, keyring, seq).pointer
+
+
+class HistoryEntry(NamedTuple):
+    """A verified history entry with the bytes it was verified from (a consumer caches
+    these as it caches ``LATEST``'s)."""
+
+    pointer: Pointer
+    data: bytes
+    sig: bytes | None
+
+
+def read_history_entry(store: Store, model: str, keyring: KeyRing, seq: int) -> HistoryEntry:
+    """:func:`read_history`, with the verified bytes (and legacy ``.sig``)."""
     key = history_key(model, seq)
     data = store.read(key, max_bytes=MAX_ENVELOPE_BYTES)
     sig = None
@@ -220,7 +237,7 @@ def read_history(store: Store, model: str, keyring: KeyRing, seq: int) -> Pointe
     pointer = verify_pointer_bytes(data, sig, model, keyring, what=key)
     if pointer.sequence != seq:
         raise PointerInvalidError(f"{key} carries sequence {pointer.sequence}")
-    return pointer
+    return HistoryEntry(pointer, data, sig)
 
 
 def newest_history(
@@ -237,15 +254,47 @@ def newest_history(
     return None
 
 
+def newer_history(store: Store, model: str, keyring: KeyRing, sequence: int) -> HistoryEntry | None:
+    """The newest verified history entry with a sequence above ``sequence``, or None.
+
+    Lists only ``<model>/pointers/``. Where the store refuses a listing (a bot whose
+    credentials may read objects but not list them), the slots above ``sequence`` are read
+    directly instead, one by one up to the first that is absent or does not verify (at most
+    ``HISTORY_PROBE``); an entry that cannot be read or does not verify counts as absent.
+    """
+    try:
+        keys = store.list_keys(f"{model}/{HISTORY}")
+    except Exception as exc:  # any listing failure: S3 AccessDenied, a network error
+        log.warning("%s: cannot list the pointer history (%s): reading the next slots", model, exc)
+        found = None
+        for seq in range(sequence + 1, sequence + 1 + HISTORY_PROBE):
+            try:
+                found = read_history_entry(store, model, keyring, seq)
+            except RegistryError:
+                break
+        return found
+    for seq in reversed(history_sequences(keys, model)):
+        if seq <= sequence:
+            break
+        try:
+            return read_history_entry(store, model, keyring, seq)
+        except RegistryError as exc:
+            log.warning("%s: ignoring pointer history entry %d: %s", model, seq, exc)
+    return None
+
+
 def check_against_history(store: Store, model: str, keyring: KeyRing, pointer: Pointer) -> None:
     """:class:`ReplayError` when the verified history beside ``LATEST`` holds a newer pointer.
 
-    What a consumer without state cannot see: an older, validly signed envelope copied over
-    ``LATEST``. (An interrupted publish leaves the same picture until the next publish or
-    heartbeat completes it; either way ``LATEST`` is not the newest signed pointer.)
+    What a consumer without state cannot otherwise see: an older, validly signed envelope
+    copied over ``LATEST`` while the newer history entries stayed. (An interrupted publish
+    leaves the same picture until the next publish or heartbeat completes it; either way
+    ``LATEST`` is not the newest signed pointer.) Deleted history cannot be seen this way:
+    only a floor (a consumer's state, a minimum sequence, the publisher's record) can.
     """
-    newest = newest_history(store, model, keyring)
-    if newest is not None and newest.sequence > pointer.sequence:
+    entry = newer_history(store, model, keyring, pointer.sequence)
+    if entry is not None:
+        newest = entry.pointer
         raise ReplayError(
             f"{model}/{POINTER} has sequence {pointer.sequence} ({pointer.version}) but the "
             f"verified history beside it holds sequence {newest.sequence} ({newest.version}): "

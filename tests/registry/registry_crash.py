@@ -81,7 +81,7 @@ def random_kills(
     state = Path(own_state.name) if own_state is not None else Path(state_dir or ".")
     rng = random.Random(seed)
     report = KillReport()
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(CHILD.parent), env.get("PYTHONPATH", ""), str(CHILD.parents[2])]
     )

@@ -70,9 +70,13 @@ def test_replayed_pointer_refused(store: Store, keyring: KeyRing, tmp_path: Path
     import shutil
 
     shutil.rmtree(tmp_path / "cache" / "regime")
+    blind = ModelClient(store, "regime", keyring, tmp_path / "cache", check_history=False)
+    assert not blind.refresh()
+    assert isinstance(blind.last_error, ReplayError)
+    # one that reads the signed history beside LATEST goes by its newer entry (and says so)
     wiped = ModelClient(store, "regime", keyring, tmp_path / "cache")
-    assert not wiped.refresh()
-    assert isinstance(wiped.last_error, ReplayError)
+    assert wiped.refresh() and isinstance(wiped.last_error, ReplayError)
+    _assert_serves(wiped, "v000002", 1)
 
 
 def test_restart_recovers_from_cache_when_store_corrupt(

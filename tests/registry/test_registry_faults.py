@@ -43,10 +43,15 @@ def _setup(store: Store, keyring: KeyRing, tmp_path: Path) -> ModelClient:
     return client
 
 
-def _check_consumer(client: ModelClient, k: int) -> None:
-    """After step k the consumer serves v2 (old) or v3 (new, complete) with the right outputs."""
+def _check_consumer(client: ModelClient, k: int, *, fresh: bool = False) -> None:
+    """After step k the consumer serves v2 (old) or v3 (new, complete) with the right outputs.
+
+    A consumer that serves nothing yet goes by the signed history: once the new version's
+    history entry is claimed it gets v3 (complete, and what the next heartbeat makes
+    ``LATEST``); one already serving v2 keeps it until ``LATEST`` moves."""
     client.refresh()
-    expect = "v000003" if k >= POINTER_DONE else "v000002"
+    done = STEPS.index("history") if fresh else POINTER_DONE
+    expect = "v000003" if k >= done else "v000002"
     x = np.arange(4, dtype=np.float32)
     pred = client.predict(x)
     assert pred.version == expect
@@ -132,5 +137,5 @@ def test_publisher_killed_after_each_step(
     # a brand-new consumer without cache always gets a complete version: the pointer is one
     # signed object written in one rename/PUT, so there is no torn-pointer window any more
     fresh = ModelClient(store, "regime", keyring, tmp_path / "cache-fresh")
-    _check_consumer(fresh, k)
+    _check_consumer(fresh, k, fresh=True)
     _retry_and_check(store, keyring, client, k)

@@ -10,6 +10,7 @@ stop publishing nor to sign an older version.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from pipelines.registry import (
     PublishError,
     ReplayError,
     Store,
+    StoreError,
     VerificationError,
     WeakKeyError,
     canonical_json,
@@ -356,9 +358,11 @@ def test_bootstrap_minimum_sequence_bounds_trust_on_first_use(
 ) -> None:
     _publish(store, keyring, 3)
     _replay(store, 1, drop_above=False)
-    naive = ModelClient(store, "regime", keyring, tmp_path / "naive")
+    naive = ModelClient(store, "regime", keyring, tmp_path / "naive", check_history=False)
     assert naive.refresh() and naive.version == "v000001"  # what TOFU alone accepts
-    bootstrapped = ModelClient(store, "regime", keyring, tmp_path / "boot", min_sequence=3)
+    bootstrapped = ModelClient(  # the floor alone (the history check is tested below)
+        store, "regime", keyring, tmp_path / "boot", min_sequence=3, check_history=False
+    )
     assert not bootstrapped.refresh() and bootstrapped.version is None
     assert isinstance(bootstrapped.last_error, ReplayError)
     heartbeat(store, "regime", keyring)  # the next scheduled run repairs LATEST
@@ -424,3 +428,197 @@ def test_weak_key_refused_before_anything_is_written(
     )
     assert result.exit_code == 2 and "do not follow from the ones before" in result.output
     assert store.list_keys("regime") == []
+
+
+# A cold attacker's second try ----------------------------------------------------------
+def _plant_folder(store: Store, version: str, junk: bytes | None) -> None:
+    """A version folder an attacker planted: with a junk object, or empty (a file store's
+    empty folder; on S3 the zero-byte folder marker ``<model>/<version>/``)."""
+    if junk is not None:
+        store.write(f"regime/{version}/model.onnx", junk)
+    elif isinstance(store, FileStore):
+        (store.root / "regime" / version).mkdir(parents=True)
+    else:
+        s3: Any = store
+        s3.client.put_object(Bucket=s3.bucket, Key=f"{s3.prefix}/regime/{version}/", Body=b"")
+
+
+@BOTH
+def test_a_thousand_planted_version_folders_never_block_publish(
+    store: Store, keyring: KeyRing
+) -> None:
+    """Found by a cold attacker's try: 1,000 junk folders from the next version on stopped
+    every publish ("1000 unsigned version folders in a row")."""
+    _publish(store, keyring, 1)
+    for n in range(2, 1103):  # junk in most, nothing in every seventh
+        _plant_folder(store, f"v{n:06d}", None if n % 7 == 0 else b"junk %d" % n)
+    _plant_folder(store, "v999999999999", b"junk")  # the last name taken: no "exhausted"
+    pub = _publish(store, keyring, 1)[0]
+    assert (pub.version, pub.sequence) == ("v001103", 2)
+    assert verify_model(store, "regime", keyring).version == "v001103"
+    assert _publish(store, keyring, 1)[0].version == "v001104"  # then on from there
+    # nothing was written into a planted folder: only the three publishes are signed
+    signed = {k.split("/")[1] for k in store.list_keys("regime") if k.endswith(".json.sig")}
+    assert signed == {"v000001", "v001103", "v001104"}
+    assert store.read("regime/v000002/model.onnx") == b"junk 2"
+
+
+@BOTH
+def test_an_empty_planted_version_folder_is_skipped_not_reused(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    """The doc said such folders are skipped; an empty one on a file store was reused (on
+    S3 its folder marker already counted). Pruning leaves a marker it cannot address."""
+    _publish(store, keyring, 1)
+    _plant_folder(store, "v000002", None)
+    pub = _publish(store, keyring, 1)[0]
+    assert pub.version == "v000003"
+    assert not [k for k in store.list_keys("regime/v000002") if not k.endswith("/")]
+    later = datetime.now(UTC) + timedelta(hours=2)  # settled: prune runs over the marker
+    prune(store, "regime", 1, keyring, now=later)
+    assert verify_model(store, "regime", keyring).version == "v000003"
+    assert _publish(store, keyring, 1)[0].version == "v000004"
+
+
+def _cli(store_uri: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
+    from flows.registry_cli import register
+
+    if store_uri.startswith("s3"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
+    app = typer.Typer()
+    register(app)
+    env = {"EDGEFLOW_HMAC_KEYS": f"k1:{KEY_HEX}"}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(app, ["verify", store_uri, *args], env=env)
+
+    return run
+
+
+@BOTH
+def test_verify_without_a_floor_says_unanchored_and_reads_the_publishers_state(
+    store: Store,
+    store_uri: str,
+    keyring: KeyRing,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Newer history deleted and an older envelope in LATEST: verify exited 0 (OK v000001)
+    although the workdir's publisher state recorded sequence 3."""
+    verify = _cli(store_uri, monkeypatch, request)
+    publisher = tmp_path / "publisher"
+    (publisher / ".edgeflow").mkdir(parents=True)
+    _publish(store, keyring, 3, publisher / ".edgeflow" / "publisher-state")
+    _replay(store, 1, drop_above=True)
+    monkeypatch.chdir(publisher)  # the publisher's workdir: its record is the floor
+    result = verify()
+    assert result.exit_code == 1, result.output
+    assert "FAIL  regime: [replay]" in result.output
+    assert "older than sequence 3, which this workdir's publisher state" in result.output
+    elsewhere = tmp_path / "auditor"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no floor at all: it cannot know, so it says so
+    result = verify()
+    assert result.exit_code == 0 and "OK    regime v000001 sequence 1" in result.output
+    assert "WARN  regime: unanchored" in result.output
+    assert "1 unanchored (no floor)" in result.output
+    assert verify("--require-anchor").exit_code == 3
+    doc = json.loads(_stdout(verify("--json")))
+    assert doc["unanchored"] == 1 and doc["models"][0]["anchored"] is False
+    result = verify("--min-sequence", "3")  # a floor given by hand, as a bot's
+    assert result.exit_code == 1 and "older than sequence 3, the --min-sequence" in result.output
+    heartbeat(store, "regime", keyring, state_dir=publisher / ".edgeflow" / "publisher-state")
+    result = verify("--min-sequence", "3", "--require-anchor")
+    assert result.exit_code == 0 and "WARN" not in result.output, result.output
+    monkeypatch.chdir(publisher)
+    doc = json.loads(_stdout(verify("--json", "--require-anchor")))
+    assert doc["models"][0]["anchored"] is True and "publisher state" in doc["models"][0]["anchor"]
+
+
+def _stdout(result: Any) -> str:
+    """The JSON document alone (warnings go to stderr)."""
+    return str(result.stdout)
+
+
+@BOTH
+def test_a_fresh_client_goes_by_the_signed_history_not_a_replayed_latest(
+    store: Store, keyring: KeyRing, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh ModelClient without min_sequence took a replayed LATEST (v000001) while the
+    history beside it held the newer signed sequence 3."""
+    _publish(store, keyring, 3)
+    running = ModelClient(store, "regime", keyring, tmp_path / "running")
+    assert running.refresh() and running.sequence == 3
+    _replay(store, 1, drop_above=False)
+    fresh = ModelClient(store, "regime", keyring, tmp_path / "fresh")
+    assert fresh.refresh() and (fresh.version, fresh.sequence) == ("v000003", 3)
+    assert isinstance(fresh.last_error, ReplayError)  # serving, and saying LATEST is older
+    assert "holds sequence 3" in str(fresh.last_error)
+    assert not fresh.refresh() and fresh.version == "v000003"
+    assert not running.refresh() and running.version == "v000003"
+    assert isinstance(running.last_error, ReplayError)
+    restarted = ModelClient(store, "regime", keyring, tmp_path / "fresh")  # from its cache
+    assert not restarted.refresh() and (restarted.version, restarted.sequence) == ("v000003", 3)
+    tofu = ModelClient(store, "regime", keyring, tmp_path / "tofu", check_history=False)
+    assert tofu.refresh() and tofu.version == "v000001"  # what every fresh bot did before
+    # a bot whose credentials may not list the store reads the slots above LATEST instead
+    listing = store.list_keys
+
+    def no_listing(prefix: str) -> list[str]:
+        if "pointers" in prefix:
+            raise StoreError("AccessDenied")
+        return listing(prefix)
+
+    monkeypatch.setattr(store, "list_keys", no_listing)
+    unlisted = ModelClient(store, "regime", keyring, tmp_path / "unlisted")
+    assert unlisted.refresh() and (unlisted.version, unlisted.sequence) == ("v000003", 3)
+    monkeypatch.setattr(store, "list_keys", listing)
+    # below a bootstrap floor the history entry is refused like LATEST
+    floored = ModelClient(store, "regime", keyring, tmp_path / "floored", min_sequence=4)
+    assert not floored.refresh() and isinstance(floored.last_error, ReplayError)
+    heartbeat(store, "regime", keyring)  # the next scheduled run repairs LATEST
+    assert not fresh.refresh() and fresh.sequence == 4  # same version, the new pointer
+    assert fresh.last_error is None
+    assert floored.refresh() and (floored.version, floored.sequence) == ("v000003", 4)
+
+
+@BOTH
+def test_a_stateless_publisher_is_not_steered_below_the_signed_history(
+    store: Store, keyring: KeyRing, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publisher without its state folder continued from a replayed older LATEST: with
+    newer history deleted it reused sequence 2 and its heartbeat re-signed v000001."""
+    _publish(store, keyring, 3)  # v1..v3, sequences 1..3, no publisher state
+    # history intact: whatever LATEST holds, it continues above the newest verified entry
+    _replay(store, 1, drop_above=False)
+    pub = _publish(store, keyring, 1)[0]
+    assert (pub.sequence, pub.previous_version) == (4, "v000003")
+    store.delete("regime/LATEST")
+    beat = heartbeat(store, "regime", keyring)
+    assert (beat.version, beat.sequence) == ("v000004", 5)
+    # newer history deleted: the signed manifests say a pointer is missing, so it refuses
+    monkeypatch.setattr("pipelines.registry.publish.WITHHELD_MARGIN", timedelta(0))
+    _replay(store, 2, drop_above=True)  # LATEST: sequence 2 (v000002); 3..5 gone
+    bot = ModelClient(store, "regime", keyring, tmp_path / "fresh")
+    with pytest.raises(PublishError, match="history was deleted"):
+        _publish(store, keyring, 1)
+    with pytest.raises(PublishError, match="history was deleted"):
+        heartbeat(store, "regime", keyring)
+    assert read_pointer(store, "regime", keyring)[0].sequence == 2  # nothing was signed
+    assert bot.refresh() and bot.version == "v000002"  # (what TOFU alone still takes)
+    # an operator who knows the fleet's sequence continues above it
+    pub = _publish(store, keyring, 1, start_sequence=10)[0]
+    assert (pub.sequence, pub.version) == (10, "v000005")
+    assert bot.refresh() and bot.sequence == 10
+    # a crash leftover (signed on top of the live version) is no such evidence
+    with pytest.raises(_Killed):
+        publish_model(
+            store,
+            "regime",
+            {"model.onnx": make_onnx(seed=8)},
+            keyring,
+            on_step=_kill_at("manifest_sig"),
+        )
+    assert _publish(store, keyring, 1)[0].sequence == 11
+    assert heartbeat(store, "regime", keyring).sequence == 12
