@@ -18,6 +18,7 @@ complexity even where it edges past the champion.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from pipelines.evaluation.bootstrap import mean_difference
+from pipelines.evaluation.bootstrap import PairedStat, mean_difference
 from pipelines.evaluation.gates import Gate, blocked_reason, check, lower_bound_gates
 from pipelines.evaluation.spans import (
     SPANS,
@@ -122,6 +123,8 @@ def challenge(
     unit: str,
     parity_tolerance: float,
     min_lift: float = 0.0,
+    stat: PairedStat = mean_difference,
+    measure: str = "exact value per decision",
 ) -> ChampionDecision:
     """Pick the challenger among ``candidates`` and judge it against the champion.
 
@@ -129,14 +132,19 @@ def challenge(
     with ``ts``, time-ordered within each symbol; the slot's exact reward, higher is better),
     ``champion_values`` the champion's on the same rows; ``eligible`` maps a candidate to
     why it cannot ship (None when it can). ``cfg`` gives ``n_bootstrap``, ``bootstrap_block``,
-    ``ci_level`` and ``confirm_fraction``.
+    ``ci_level`` and ``confirm_fraction``. ``stat(candidate, champion)`` is the paired lift
+    (the mean difference by default; the sizer slot's is a Sharpe difference), ``scale`` and
+    ``unit`` say how a person reads it, ``measure`` what it measures.
     """
     masks = span_masks(ts, cfg.confirm_fraction)
     metrics: dict[str, float] = {}
     rows = []
+    lifts: dict[str, float] = {}
     for cand in candidates:
         v = values[cand.name]
         means = {s: float(np.mean(v[masks[s]])) * scale for s in SPANS}
+        lift = {s: stat(v[masks[s]], champion_values[masks[s]]) * scale for s in SPANS}
+        lifts[cand.name] = lift["test"]
         for s in SPANS:
             metrics[span_key(f"{PREFIX}/value/{cand.name}", s)] = means[s] / scale
         rows.append(
@@ -145,6 +153,8 @@ def challenge(
                 "kind": cand.kind,
                 "test": means["test"],
                 "confirm": means["confirm"],
+                "lift_test": lift["test"],
+                "lift_confirm": lift["confirm"],
                 "eligible": eligible.get(cand.name) is None,
                 "why_not": eligible.get(cand.name) or "",
             }
@@ -158,6 +168,8 @@ def challenge(
             "kind": champion.kind,
             "test": champ["test"] * scale,
             "confirm": champ["confirm"] * scale,
+            "lift_test": 0.0,
+            "lift_confirm": 0.0,
             "eligible": True,
             "why_not": "",
         }
@@ -170,12 +182,12 @@ def challenge(
         return ChampionDecision(champion, None, [], reason, metrics, table)
     # the test span chooses the challenger (its bound there is biased up by that choice);
     # the confirmation span, which no choice saw, must confirm it
-    best = max(pool, key=lambda c: (float(np.mean(values[c.name][masks["test"]])), -pool.index(c)))
+    best = max(pool, key=lambda c: (lifts[c.name], -pool.index(c)))
     cis = paired_span_cis(
         ts,
         values[best.name],
         champion_values,
-        mean_difference,
+        stat,
         block=cfg.bootstrap_block,
         n=cfg.n_bootstrap,
         level=cfg.ci_level,
@@ -192,8 +204,8 @@ def challenge(
             metrics,
             LIFT_KEY,
             min_lift,
-            f"lower bound of the challenger {best.name}'s exact value minus the champion "
-            f"{champion.label}'s, per decision, paired",
+            f"lower bound of the challenger {best.name}'s lift over the champion "
+            f"{champion.label} in {measure}, paired",
             scale=scale,
             unit=unit,
         ),
@@ -218,8 +230,15 @@ def challenge(
             "does (a tie keeps the champion)"
         )
     else:
-        reason = (
-            f"champion {champion.label} stays: challenger {best.name} ({best.kind}) "
-            f"not confirmed ({blocked_reason(gates)})"
-        )
+        bad = next(g for g in gates if not g.passed)
+        if bad.name == "challenger_parity":
+            why = blocked_reason([bad])
+        else:
+            span = "confirmation" if bad.span == "confirm" else "test"
+            est = bad.estimate if bad.estimate is not None else math.nan
+            why = (
+                f"lift {est:+.3g} {unit}, lower bound {bad.value:+.3g} {unit} <= "
+                f"{bad.threshold:g} on the {span} span"
+            )
+        reason = f"champion {champion.label} stays: challenger {best.name} ({best.kind}) {why}"
     return ChampionDecision(champion, best, gates, reason, metrics, table)

@@ -95,7 +95,7 @@ def test_a_lift_the_confirmation_span_does_not_show_keeps_the_champion() -> None
     d = _decide({"lucky": lucky}, champ)
     test, confirm = d.gates[0], d.gates[1]
     assert test.passed and not confirm.passed and not d.promote
-    assert "lift_vs_champion_lower_bound_confirmation" in d.reason
+    assert "on the confirmation span" in d.reason and "stays" in d.reason
 
 
 def test_a_tie_keeps_the_champion_and_says_so() -> None:
@@ -196,3 +196,74 @@ def test_an_incompatible_live_graph_is_replaced_by_the_fallback_as_champion(
     )
     d = result.champion
     assert d is not None and d.champion.kind == "fallback" and "v000007" in d.champion.note
+
+
+SIZER_TINY = {
+    "total_timesteps": 512,
+    "n_envs": 4,
+    "n_steps": 64,
+    "batch_size": 64,
+    "n_epochs": 2,
+    "window": 16,
+    "net_arch": [16, 16],
+}
+
+
+def test_sizer_slot_vol_target_is_a_candidate_at_the_fallbacks_exposure(
+    worlds, tmp_path: Path
+) -> None:
+    from configs.sizer import SizerConfig
+    from pipelines.bot.engine import EngineConfig
+    from pipelines.models.sizer.candidates import FALLBACK_MULTIPLIER, VOL_FEATURE
+
+    assert EngineConfig().fallback_multiplier == FALLBACK_MULTIPLIER
+    bars, feats = worlds["demo"]
+    cfg = SizerConfig.model_validate(SIZER_TINY)
+    result = train_one(SPECS["sizer"], bars, feats, cfg, 3, tmp_path, champions={})
+    d = result.champion
+    assert d is not None and d.champion.kind == "fallback"
+    table = pd.read_csv(result.artifacts["champion_table"])
+    assert list(table["candidate"]) == ["cvar_ppo", "vol_target", "champion: fallback"]
+    assert [g.name for g in d.gates] == [
+        "lift_vs_champion_lower_bound",
+        "lift_vs_champion_lower_bound_confirmation",
+        "challenger_parity",
+    ] or d.challenger is None
+    assert all(g.unit == "Sharpe" for g in d.gates[:2])
+    # the rule's graph re-times risk by 1 / rv_24 at the fallback's exposure on train rows
+    rule = tmp_path / "candidates" / "vol_target.onnx"
+    x = feats[[*FEATURE_NAMES]].to_numpy(np.float32)[-200:]
+    obs = np.c_[x, np.ones((len(x), 1), np.float32)]
+    (m,) = run(make_session(rule), obs)
+    m = m.reshape(-1)
+    assert ((m >= 0.1 - 1e-6) & (m <= 2.0 + 1e-6)).all()
+    vol = feats[VOL_FEATURE].to_numpy()[-200:]
+    inside = (m > 0.1 + 1e-6) & (m < 2.0 - 1e-6)
+    assert inside.any()
+    ratio = m[inside] * vol[inside]  # constant: m = c / rv_24 where it is not clamped
+    assert np.allclose(ratio, ratio[0], rtol=1e-4)
+    assert result.passed == d.promote
+
+
+def test_a_delevered_sizer_earns_no_sharpe_over_the_champion() -> None:
+    """De-levering scales returns and leaves Sharpe where it was: the placebo is blocked."""
+    from pipelines.models.sizer.candidates import sharpe_difference
+
+    rng = np.random.default_rng(9)
+    champ = 2e-4 + rng.normal(0.0, 5e-3, N)
+    d = challenge(
+        _ts(),
+        {"half": 0.5 * champ},
+        FALLBACK,
+        champ,
+        [_candidate("half")],
+        {"half": None},
+        _Cfg(),
+        1,
+        scale=1.0,
+        unit="Sharpe",
+        parity_tolerance=1e-5,
+        stat=sharpe_difference(8766.0),
+    )
+    assert not d.promote, d.reason
+    assert abs(d.gates[0].estimate) < 1e-9  # type: ignore[arg-type]

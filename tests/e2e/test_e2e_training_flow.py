@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -54,7 +55,13 @@ def test_passing_model_is_published_and_failing_one_is_not(
     models = summary["models"]
     assert models["regime"]["status"] == "published"
     assert models["sizer"]["status"] == "blocked"
-    assert "sharpe_vs_constant" in models["sizer"]["detail"]
+    # the champion (the bot's fallback) stays, and the run says why; the learned sizer could
+    # not even be the challenger: its own gate failed, as the slot's candidate table records
+    assert models["sizer"]["detail"].startswith("champion fallback stays"), models["sizer"]
+    run_dir = Path(settings.workdir) / "runs" / summary["run_id"]
+    table = pd.read_csv(run_dir / "sizer" / "champion.csv")
+    why = table.set_index("candidate").loc["cvar_ppo", "why_not"]
+    assert "sharpe_vs_constant" in why, table
     store = open_store(store_uri(settings))
     live = verify_model(store, "regime", _keyring(settings))
     assert live.version == models["regime"]["version"]

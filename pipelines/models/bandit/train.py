@@ -581,6 +581,7 @@ class BanditTrainer:
             unit="bps",
             parity_tolerance=parity_tolerance,
             min_lift=cfg.min_lift,
+            measure="exact net reward per decision",
         )
         if decision.challenger is not None and decision.challenger.kind == "rule":
             frame = split.data.frame

@@ -25,12 +25,22 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from configs.sizer import SizerConfig
 from pipelines.evaluation import risk
+from pipelines.evaluation.gates import Gate, blocked_reason
 from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
+from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
 from pipelines.models.common import time_split
 from pipelines.models.sizer.baselines import baseline_multipliers, vol_target_multipliers
+from pipelines.models.sizer.candidates import (
+    FALLBACK_MULTIPLIER,
+    onnx_multipliers,
+    portfolio_returns,
+    sharpe_difference,
+    vol_target_export,
+    vol_target_scale,
+)
 from pipelines.models.sizer.cppo import CVaRPPO
 from pipelines.models.sizer.data import (
     NEXT_RETURN_COLUMN,
@@ -389,6 +399,65 @@ class SizerTrainer(NoExtras):
         }
         return Evaluation(metrics, artifacts, params)
 
+    def challenge(
+        self,
+        data: SizerData,
+        fitted: SizerFit,
+        cfg: SizerConfig,
+        streams: Streams,
+        out_dir: Path,
+        learned: OnnxExport,
+        learned_gates: list[Gate],
+        champion: Champion,
+        parity_tolerance: float,
+    ) -> ChampionDecision:
+        """The slot's candidates (CVaR-PPO; volatility targeting at the fallback's exposure,
+        fitted on the training span) against the live champion, every one scored by the
+        annualized Sharpe of the sized stream on the held-out bars
+        (``pipelines/models/sizer/candidates.py``)."""
+        hold, cost = data.holdout, cfg.cost_bps * 1e-4
+        x = data.raw_obs(hold)
+        scale = vol_target_scale(data.train, FALLBACK_MULTIPLIER)
+        rule = vol_target_export(
+            data.obs_columns, scale, x, out_dir / "candidates" / "vol_target.onnx", cfg.onnx_opset
+        )
+        candidates = [
+            Candidate("cvar_ppo", "learned", learned, "PPO with a CVaR constraint"),
+            Candidate("vol_target", "rule", rule, f"{scale:.3g} / rv_24, clamped"),
+        ]
+        eligible = {
+            "cvar_ppo": None
+            if all(g.passed for g in learned_gates)
+            else f"its own gates failed: {blocked_reason(learned_gates)}",
+            "vol_target": None
+            if rule.max_abs_diff <= parity_tolerance
+            else f"ONNX parity {rule.max_abs_diff:.3g} > {parity_tolerance:g}",
+        }
+        values: dict[str, np.ndarray] = {}
+        ts = None
+        for cand in candidates:
+            ts, values[cand.name] = portfolio_returns(
+                hold, onnx_multipliers(cand.export.path, x), cost
+            )
+        assert ts is not None
+        champion, champ_mult = _champion_multipliers(champion, x)
+        _, champ_values = portfolio_returns(hold, champ_mult, cost)
+        return challenge(
+            ts,
+            values,
+            champion,
+            champ_values,
+            candidates,
+            eligible,
+            cfg,
+            streams.seed("champion"),
+            scale=1.0,
+            unit="Sharpe",
+            parity_tolerance=parity_tolerance,
+            stat=sharpe_difference(data.ann_factor),
+            measure="annualized Sharpe of the sized stream, net of turnover cost",
+        )
+
     def export(
         self, data: SizerData, fitted: SizerFit, cfg: SizerConfig, out_dir: Path
     ) -> OnnxExport:
@@ -397,6 +466,22 @@ class SizerTrainer(NoExtras):
         (got,) = run(make_session(path), raw)
         want = sb3_multipliers(fitted.cppo, data.scaler, raw)
         return OnnxExport.checked(path, got.reshape(-1), want)
+
+
+def _champion_multipliers(
+    champion: Champion, x: npt.NDArray[np.float32]
+) -> tuple[Champion, npt.NDArray[np.float64]]:
+    """The live champion's multiplier per held-out row; the fallback's when nothing is live
+    or the live graph cannot take today's inputs (the bot would fall back as well)."""
+    fallback = np.full(len(x), FALLBACK_MULTIPLIER)
+    if champion.onnx_path is None:
+        return champion, fallback
+    try:
+        return champion, onnx_multipliers(champion.onnx_path, x)
+    except Exception as exc:  # an old contract: the fallback is what the bot would size by
+        logger.warning("sizer: the live %s cannot be scored (%s): fallback", champion.label, exc)
+        note = f"live {champion.label} does not take today's inputs ({exc})"
+        return Champion("fallback", "fallback", note=note), fallback
 
 
 def train_sizer(
