@@ -108,6 +108,16 @@ def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
     assert champion.run_id == by_model["regime"].info.run_id
     with pytest.raises(Exception, match="alias"):
         client.get_model_version_by_alias("edgeflow-tiny-sizer", "champion")
+    # a slot with a champion stage registers its challenger (not always the learned model)
+    # under the challenger alias, tagged with the candidate and its kind; champion stays put
+    for slot in ("bandit", "sizer"):
+        challenger = client.get_model_version_by_alias(f"edgeflow-tiny-{slot}", "challenger")
+        assert challenger.run_id == by_model[slot].info.run_id
+        assert challenger.tags["edgeflow.kind"] in ("learned", "rule")
+        assert by_model[slot].data.tags["edgeflow.decision"].startswith("champion fallback")
+        assert (
+            challenger.tags["edgeflow.candidate"] in by_model[slot].data.tags["edgeflow.challenger"]
+        )
 
 
 def test_report_shows_gates_and_every_plot(first_run: tuple[Settings, dict[str, Any]]) -> None:
