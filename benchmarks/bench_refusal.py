@@ -44,7 +44,6 @@ def _run(tree: Path, command: str, data: str) -> tuple[float, int, str]:
     """Wall time, exit code and first stderr line (or first stdout status) of one run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EDGEFLOW_"))}
     env["PYTHONPATH"] = str(tree)
-    env["PYTHONHASHSEED"] = "0"
     with tempfile.TemporaryDirectory() as work:
         args = [command, "--config", str(tree / "configs/demo.yaml"), "--data", str(ROOT / data)]
         args += ["--workdir", str(Path(work) / "wd")]

@@ -92,7 +92,7 @@ def child(stage: str, n_bars: int, n_symbols: int) -> dict[str, float]:
 
 
 def _run(stage: str, n_bars: int, n_symbols: int) -> dict[str, float]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd = [sys.executable, __file__, "--child", stage, str(n_bars), str(n_symbols)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:

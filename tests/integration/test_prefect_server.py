@@ -200,7 +200,6 @@ def _environment(tmp: Path, port: int) -> dict[str, str]:
         PREFECT_WORKER_QUERY_SECONDS="2",
         EDGEFLOW_REPO_DIR=str(ROOT),
         PYTHONPATH=str(ROOT),
-        PYTHONHASHSEED="0",
         COLUMNS="200",
     )
     return env
