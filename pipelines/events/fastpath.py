@@ -11,8 +11,9 @@ are checked on whole columns.
 
 The fast path only ever *accepts*. A line it is not sure about is handed to the exact path,
 one line at a time: anything the scanner does not know (an unknown or repeated key, a
-``null`` other than an absent feature vector or distribution, an escape sequence in a
-string, ``true`` / ``false``, an ``engine`` object, a ``-0`` or a very long integer, bytes
+``null`` other than an absent feature vector or distribution (or inside the ``engine``
+note, which is checked as JSON and not kept), an escape sequence in a string, ``true`` /
+``false`` as a field's value, a ``-0`` or a very long integer, bytes
 that are not UTF-8, a blank line, a line that is not JSON) and every record that fails a rule
 of the contract. So a bad line is quarantined by exactly the code that quarantined it before,
 with the same file, line, field and reason; and a good line accepted here yields exactly the
@@ -191,6 +192,87 @@ def _match(buf: np.ndarray, s: int, e: int, names: np.ndarray, offs: np.ndarray)
 
 
 @nb.njit(cache=True, nogil=True)
+def _literal(buf: np.ndarray, p: int, end: int) -> int:
+    """End of ``true`` / ``false`` / ``null`` at ``p``, or -1."""
+    c = buf[p]
+    if c == 116 and p + 4 <= end and buf[p + 1] == 114 and buf[p + 2] == 117:
+        return p + 4 if buf[p + 3] == 101 else -1
+    if c == 110 and p + 4 <= end and buf[p + 1] == 117 and buf[p + 2] == 108:
+        return p + 4 if buf[p + 3] == 108 else -1
+    if c == 102 and p + 5 <= end and buf[p + 1] == 97 and buf[p + 2] == 108:
+        return p + 5 if buf[p + 3] == 115 and buf[p + 4] == 101 else -1
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
+def _skip_object(buf: np.ndarray, p: int, end: int, ascii_only: bool) -> int:  # noqa: C901
+    """End of the JSON object at ``p`` (an ``engine`` note: checked, not kept), or -1 for
+    anything the exact path should judge (escapes, ``-0``, long integers, deep nesting)."""
+    if p >= end or buf[p] != 123:
+        return -1
+    stack = np.zeros(32, dtype=np.uint8)  # 1: object, 2: array
+    depth = 0
+    want_value = True
+    while True:
+        if not want_value and depth == 0:
+            return p
+        p = _ws(buf, p, end)
+        if p >= end:
+            return -1
+        c = buf[p]
+        if want_value:
+            if c == 123 or c == 91:
+                if depth == len(stack):
+                    return -1
+                stack[depth] = 1 if c == 123 else 2
+                depth += 1
+                p = _ws(buf, p + 1, end)
+                if p < end and buf[p] == (125 if c == 123 else 93):
+                    depth -= 1
+                    p += 1
+                    want_value = False
+                elif c == 123:
+                    q = _string(buf, p, end, ascii_only)
+                    if q < 0:
+                        return -1
+                    p = _ws(buf, q + 1, end)
+                    if p >= end or buf[p] != 58:
+                        return -1
+                    p += 1
+                continue
+            if c == 34:
+                q = _string(buf, p, end, ascii_only)
+                if q < 0:
+                    return -1
+                p = q + 1
+            elif c == 45 or 48 <= c <= 57:
+                p = _number(buf, p, end)
+            else:
+                p = _literal(buf, p, end)
+            if p < 0:
+                return -1
+            want_value = False
+            continue
+        top = stack[depth - 1]
+        if c == 44:
+            p = _ws(buf, p + 1, end)
+            if top == 1:
+                q = _string(buf, p, end, ascii_only)
+                if q < 0:
+                    return -1
+                p = _ws(buf, q + 1, end)
+                if p >= end or buf[p] != 58:
+                    return -1
+                p += 1
+            want_value = True
+        elif (c == 125 and top == 1) or (c == 93 and top == 2):
+            depth -= 1
+            p += 1
+        else:
+            return -1
+
+
+@nb.njit(cache=True, nogil=True)
 def _scan_line(  # noqa: C901 (one scanner: a state machine reads best in one piece)
     buf: np.ndarray,
     p: int,
@@ -314,8 +396,11 @@ def _scan_line(  # noqa: C901 (one scanner: a state machine reads best in one pi
                         break
                     else:
                         return -1
-        else:
-            return -1
+        else:  # the engine note: checked as JSON, not kept
+            q = _skip_object(buf, p, end, ascii_only)
+            if q < 0:
+                return -1
+            p = q
         p = _ws(buf, p, end)
         if p < end and buf[p] == 44:
             p = _ws(buf, p + 1, end)
@@ -700,7 +785,6 @@ def _decisions(blk: _Block, rows: np.ndarray) -> tuple[Columns | None, np.ndarra
     """Typed decision columns of the rows that pass every rule; (columns, rows, refused)."""
     ok = (blk.present[rows] & _DECISION_REQUIRED_BITS) == _DECISION_REQUIRED_BITS
     ok &= (blk.present[rows] & ~_DECISION_ALLOWED_BITS) == 0
-    ok &= ~blk.has(rows, "engine")
     rows, refused = rows[ok], rows[~ok]
     nf, nd = _LIST_LEN
     x_len, d_len = blk.lst_len[rows, 0], blk.lst_len[rows, 1]

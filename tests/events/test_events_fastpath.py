@@ -140,6 +140,35 @@ def _planted(dec: dict[str, Any], out: dict[str, Any]) -> list[bytes]:
             | {"event_id": "no-features"}
         ),
         orjson.dumps(dict(d, event_id="engine", engine={"p_win": 0.5, "fallbacks": []})),
+        orjson.dumps(
+            dict(
+                d,
+                event_id="engine-bot",
+                engine={
+                    "fallbacks": [{"model": "regime", "reason": "no-model (E1)"}],
+                    "changepoint_action": None,
+                    "p_win": 0.61,
+                    "signal": -1,
+                    "target_position": -0.85,
+                    "regime_probabilities": [0.1, 0.2, 0.3, 0.4],
+                    "flags": [True, False, None, [], {}, {"a": [1, {"b": "c"}]}],
+                },
+            )
+        ),
+        orjson.dumps(dict(d, event_id="engine-empty", engine={})),
+        orjson.dumps(dict(d, event_id="engine-esc", engine={"reason": 'a "quoted" one'})),
+        orjson.dumps(dict(d, event_id="engine-list", engine=[1, 2])),
+        orjson.dumps(dict(d, event_id="engine-num", engine=5)),
+        orjson.dumps(
+            dict(
+                d,
+                event_id="engine-deep",
+                engine={"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+            )
+        ),
+        orjson.dumps(dict(d, event_id="engine-cut", engine={"a": [1, 2]})).replace(
+            b"[1,2]", b"[1,]"
+        ),
         orjson.dumps(dict(d, event_id="no-bandit", models={"regime": "v000002"})),
         orjson.dumps(dict(d, event_id="no-models-at-all", models={})),
         orjson.dumps(dict(d, event_id="us-ts", ts="2026-03-02T14:00:00.5-05:30")),
@@ -232,8 +261,10 @@ def test_which_lines_the_fast_path_takes(sim_log: SimulatedLog) -> None:
     taken = {ids[i] for i in range(n) if i not in rest}
     assert {"spaced", "lead-ws", "uni", "reordered", "int-size", "exp", "us-ts", "leap"} <= taken
     assert {"null-features", "no-features", "neg-zero-f", "huge", "o-float-hold"} <= taken
+    assert {"engine", "engine-bot", "engine-empty"} <= taken
     handed = {orjson.loads(lines[i]).get("event_id") for i in rest if _json(lines[i])}
-    assert {"esc", "esc2", "null-regime", "engine", "no-bandit", "neg-zero", "big-int"} <= handed
+    assert {"esc", "esc2", "null-regime", "no-bandit", "neg-zero", "big-int"} <= handed
+    assert {"engine-esc", "engine-list", "engine-num", "engine-deep"} <= handed
     assert {
         "not-leap",
         "sec60",
