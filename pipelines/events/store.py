@@ -25,7 +25,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import orjson
@@ -34,7 +34,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.events import fastpath
 from pipelines.events.contract import (
     event_kind,
     non_event_problem,
@@ -42,10 +41,21 @@ from pipelines.events.contract import (
     validate_outcomes,
     validate_reference,
 )
-from pipelines.events.fastpath import Columns
 from pipelines.events.join import id_array, join_events
 from pipelines.events.reader import Chunk, parse_lines, read_body, read_chunk
 from pipelines.events.storage import EventSource, StateStorage
+
+if TYPE_CHECKING:
+    from pipelines.events.fastpath import Columns
+
+
+def _fastpath() -> Any:
+    """The compiled scanner, imported on first ingest: importing the training flow must not
+    load numba (only the featurize child does; tests/features/test_features_isolated.py)."""
+    from pipelines.events import fastpath
+
+    return fastpath
+
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +300,7 @@ class _FastRows:
     def assemble(self, kind: str) -> pd.DataFrame | None:
         fast = None
         if self.pieces[kind]:
-            fast = fastpath.frame(self.pieces[kind], self.files[kind], self.lines[kind])
+            fast = _fastpath().frame(self.pieces[kind], self.files[kind], self.lines[kind])
         with_fast = set(self.seqs[kind])
         exact: list[tuple[int, pd.DataFrame]] = []
         units = []
@@ -346,7 +356,7 @@ def _read_fast(
     max_tokens = chunk.n_lines * 64 + 16
     while start < len(body):
         left = first_line + chunk.n_lines - base
-        res = fastpath.scan_block(buf, start, left, max_tokens, ascii_only)
+        res = _fastpath().scan_block(buf, start, left, max_tokens, ascii_only)
         for kind, cols, at in (
             ("decision", res.decisions, res.decision_lines),
             ("outcome", res.outcomes, res.outcome_lines),
