@@ -1,18 +1,16 @@
 """Two runs of the same config and seed, started as a user starts them (the CLI, a plain
-environment without PYTHONHASHSEED, at the same time), write the same bytes (issue 31).
+environment without PYTHONHASHSEED, at the same time), write the same bytes.
 
 Compared: every model's ONNX, the report's data files (CSV, JSON) and the store's published
 files and manifests. Left out, and why: wall-clock fields (a manifest's ``created_at``, the
-recommendation's ``generated_at`` and so that file's sha256 and size in its manifest, the
-``fit_seconds`` columns of the regime tables), the MLflow run id (a new id per run), the
+recommendation's ``generated_at`` and so that file's sha256 and size in its manifest), the
+MLflow run id (a new id per run), the
 signatures and pointers (they sign those times) and ``summary.json`` (run id, times).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -55,11 +53,6 @@ def _without_times(name: str, blob: bytes) -> bytes:
         doc = json.loads(blob)
         doc.pop("generated_at")
         return json.dumps(doc, sort_keys=True).encode()
-    if name.endswith(".csv") and b"_seconds" in blob.split(b"\n", 1)[0]:
-        rows = list(csv.DictReader(io.StringIO(blob.decode())))
-        return json.dumps(
-            [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]
-        ).encode()
     return blob
 
 

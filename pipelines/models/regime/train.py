@@ -507,11 +507,15 @@ def _evaluate(
 
     artifacts: dict[str, Path] = {}
     artifacts["walk_forward"] = out_dir / "regime_walk_forward.csv"
-    fitted.table.to_csv(artifacts["walk_forward"], index=False, float_format="%.6f")
-    artifacts["comparison"] = out_dir / "regime_comparison.csv"
-    fitted.summary.assign(selected=fitted.summary["model"] == best).to_csv(
-        artifacts["comparison"], index=False, float_format="%.6f"
+    # wall-clock fit times stay in the metrics (time/..., MLflow): in the tables they would
+    # make two runs of the same inputs write different reports
+    fitted.table.drop(columns=["fit_seconds"]).to_csv(
+        artifacts["walk_forward"], index=False, float_format="%.6f"
     )
+    artifacts["comparison"] = out_dir / "regime_comparison.csv"
+    fitted.summary.drop(columns=["fit_seconds_mean"]).assign(
+        selected=fitted.summary["model"] == best
+    ).to_csv(artifacts["comparison"], index=False, float_format="%.6f")
     artifacts["holdout"] = out_dir / "regime_holdout.csv"
     pd.DataFrame(holdout_rows).to_csv(artifacts["holdout"], index=False, float_format="%.6f")
     artifacts["reliability"] = out_dir / "regime_reliability.csv"
