@@ -5,11 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/demo.yaml
 WORKDIR ?= .edgeflow
-# pytest-xdist workers: the tests spend much of their time waiting on servers and child processes,
-# so two workers pay on two cores; tests sharing costly setup run in one xdist group
-# (tests/conftest.py). JOBS=0 runs the suite in one process.
-JOBS ?= 2
-PYTEST := $(BIN)/python -m pytest -q $(if $(filter-out 0,$(JOBS)),-n $(JOBS) --dist loadgroup)
+# pytest-xdist workers (tests sharing costly setup run in one xdist group, tests/conftest.py).
+# The whole suite runs in one process (JOBS=0) until two tests that fail only under xdist are
+# understood (the Ctrl-C tests of tests/unit/test_interrupt.py and the orphaned-child test of
+# the featurize child); the fast tier, which has neither, runs on two workers.
+JOBS ?= 0
+FAST_JOBS ?= 2
+xdist = $(if $(filter-out 0,$(1)),-n $(1) --dist loadgroup)
+PYTEST := $(BIN)/python -m pytest -q $(call xdist,$(JOBS))
+PYTEST_FAST := $(BIN)/python -m pytest -q $(call xdist,$(FAST_JOBS))
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -44,7 +48,7 @@ test: setup  ## lint, type-check and run the whole test suite
 	$(PYTEST)
 
 test-fast: setup  ## the developer's tier: every test not marked slow (CI runs them all)
-	$(PYTEST) -m "not slow"
+	$(PYTEST_FAST) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
