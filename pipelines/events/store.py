@@ -144,7 +144,10 @@ def _read_parts(
         tables.append(pq.read_table(io.BytesIO(raw), columns=columns))
     if not tables:
         return None
-    return pa.concat_tables(tables, promote_options="default").to_pandas()
+    # parts written by different ingests may type one column differently (string vs
+    # large_string from the fast and the exact path, us vs ns timestamps, null vs string
+    # before a first model version): widen to the common type, as pandas reads them alike
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
 def read_dataset(storage: StateStorage, name: str) -> pd.DataFrame:
@@ -387,7 +390,7 @@ def _seen_ids(storage: StateStorage, state: dict[str, Any]) -> dict[str, pa.Arra
             raise FileNotFoundError(f"{storage.describe()}/{key}: committed part is missing")
         tables.append(pq.read_table(io.BytesIO(raw)))
     out: dict[str, pa.Array] = {}
-    table = pa.concat_tables(tables) if tables else None
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else None
     for kind in ("decision", "outcome", "closed"):
         if table is None:
             out[kind] = pa.array([], type=pa.string())
