@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 
 _TMP_PREFIX = ".tmp-"
 _LOCK_PREFIX = ".lock-"
+#: How long a writer waits for a file store's pointer lock before it gives up with an error
+#: naming the lock: anyone who can read the lock file can take it, so waiting forever would
+#: let them stop every publish and heartbeat without a word.
+LOCK_WAIT_S = 120.0
 _CHUNK = 1 << 20
 _SWAP_READ_LIMIT = 64 << 20  # a swap compares content up to this size, else by stat
 
@@ -107,6 +112,49 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _lstat_mode(path: Path) -> int:
+    """The entry's mode, or 0 (neither folder nor file: skipped) when a concurrent writer
+    removed it between the folder listing and this look (pruning by another publisher)."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return 0
+
+
+def _open_error(uri: str, key: str, exc: OSError) -> Exception:
+    """What a failed open of a stored object means to a reader."""
+    if exc.errno in (errno.ELOOP, errno.EMLINK):
+        return UnsafeObjectError(f"{uri}/{key} is a symlink: refused")
+    if exc.errno == errno.EISDIR:
+        return ObjectNotFoundError(f"{uri}/{key}: not found")
+    if exc.errno in (errno.ENXIO, errno.EACCES, errno.EPERM):
+        # a socket (ENXIO) or an object this process may not read is junk planted in the
+        # store, like a FIFO: refused as unsafe, so readers skip it as they skip any junk,
+        # instead of a store error that stops publish and heartbeat
+        return UnsafeObjectError(
+            f"{uri}/{key} cannot be read as a regular file ({exc.strerror}): refused"
+        )
+    return StoreError(f"{uri}/{key}: read failed: {exc.strerror}")
+
+
+def _flock_within(fd: int, wait_s: float, name: str) -> None:
+    """Take an exclusive flock on ``fd`` within ``wait_s`` seconds, else a store error."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{name}: lock held by another process for over {wait_s:g} s: a writer that "
+                    "hangs, or someone holding it on purpose; nothing was written"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class FileStore:
     """A folder: writes go to a temporary file, are fsynced, then renamed into place.
 
@@ -166,11 +214,7 @@ class FileStore:
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EMLINK):
-                raise UnsafeObjectError(f"{self.uri}/{key} is a symlink: refused") from None
-            if exc.errno == errno.EISDIR:
-                raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
-            raise StoreError(f"{self.uri}/{key}: read failed: {exc.strerror}") from None
+            raise _open_error(self.uri, key, exc) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -279,7 +323,7 @@ class FileStore:
                 self._held.discard(lock_key)
             raise StoreError(f"{self.uri}/{key}: cannot open its lock: {exc.strerror}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock_within(fd, LOCK_WAIT_S, f"{self.uri}/{lock_path.name}")
             yield
         finally:
             os.close(fd)  # releases the flock
@@ -302,7 +346,7 @@ class FileStore:
         return sorted(
             p.name
             for p in base.iterdir()
-            if not p.name.startswith(".") and stat.S_ISDIR(os.lstat(p).st_mode)
+            if not p.name.startswith(".") and stat.S_ISDIR(_lstat_mode(p))
         )
 
     def list_unsafe_entries(self, prefix: str) -> list[str]:
@@ -318,7 +362,9 @@ class FileStore:
             return []
         out = []
         for p in base.iterdir():
-            mode = os.lstat(p).st_mode
+            mode = _lstat_mode(p)
+            if mode == 0:  # removed since the listing (a concurrent prune): not there
+                continue
             if not p.name.startswith(".") and not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
                 out.append(p.name)
         return sorted(out)
