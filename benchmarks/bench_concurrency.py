@@ -32,7 +32,7 @@ def main() -> None:
 
     from pipelines.data.synthetic import generate_bars
     from pipelines.features import featurize
-    from pipelines.models.registry import SPECS, train_one
+    from pipelines.models.specs import SPECS, train_one
     from pipelines.strategies import compute_signals
 
     s = load_config(args.config, environ={})

@@ -35,7 +35,7 @@ from pipelines.data.store import append_bars, read_bars  # noqa: E402
 from pipelines.data.synthetic import generate_bars  # noqa: E402
 from pipelines.features import featurize  # noqa: E402
 from pipelines.models.base import TrainInputs  # noqa: E402
-from pipelines.models.registry import SPECS, train_one  # noqa: E402
+from pipelines.models.specs import SPECS, train_one  # noqa: E402
 from pipelines.strategies import compute_signals  # noqa: E402
 from pipelines.workdir import WorkdirLayout  # noqa: E402
 from tasks.context import ModelOutcome  # noqa: E402

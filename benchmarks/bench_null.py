@@ -56,7 +56,7 @@ def main() -> None:
     from pipelines.data.synthetic import generate_null_bars
     from pipelines.features import featurize
     from pipelines.models.base import NotTrainable, TrainInputs
-    from pipelines.models.registry import SPECS
+    from pipelines.models.specs import SPECS
     from pipelines.strategies import compute_signals
 
     overrides = {**SMALL_BUDGET, "metalabel.n_estimators": 100} if args.budget == "small" else {}

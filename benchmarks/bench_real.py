@@ -12,7 +12,7 @@ Datasets: the ``backtesting`` package's GOOG daily and EURUSD hourly samples (of
 ``arch`` package's S&P 500 and NASDAQ daily 1999-2018 (offline, a dev extra), plus
 any ``--data`` file or folder (CSV/Parquet in the bar contract), each loaded and checked the
 way the flow does (``check_bars``), featurized with ``featurize``. Every model is trained by
-the model registry (``pipelines.models.registry.train_one``, the sizer after the bandit),
+the spec list (``pipelines.models.specs.train_one``, the sizer after the bandit),
 as the flow calls it; ``--budget small`` (the default) overrides the training budgets so the
 whole card runs in minutes on 2 cores (the overrides are listed in the output). The model
 loop is :func:`run_model` only, so pointing the card at another entry point (a registry of
@@ -176,7 +176,7 @@ def run_model(
     with its gates, and score the same fit on the rest of the set (``benchmarks/forward.py``)."""
     from benchmarks.forward import cut_inputs, fit_forward, format_gate, verdict
     from pipelines.models.base import TrainInputs
-    from pipelines.models.registry import SPECS
+    from pipelines.models.specs import SPECS
     from pipelines.strategies import compute_signals
 
     spec = SPECS[model]

@@ -21,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from configs import Settings, load_config
 from flows.collect import collect_stage
 from pipelines.models.base import TrainInputs
-from pipelines.models.registry import SPECS
+from pipelines.models.specs import SPECS
 from tasks.champions import read_champions
 from tasks.context import ModelOutcome, RunContext, store_uri
 from tasks.data import CollectResult, pull_cloud_state, push_cloud_state

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.models.champion import FALLBACK, Champion, ChampionKind
-from pipelines.models.registry import SPECS
+from pipelines.models.specs import SPECS
 from tasks.context import RunContext
 
 

@@ -14,7 +14,7 @@ from prefect.states import Completed
 from configs import Settings
 from pipelines.memory import release_memory
 from pipelines.models.base import ModelResult, NotTrainable, TrainInputs, run_trainer
-from pipelines.models.registry import SPECS
+from pipelines.models.specs import SPECS
 from pipelines.seeding import Streams
 from pipelines.strategies import compute_signals
 

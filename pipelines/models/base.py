@@ -4,7 +4,7 @@ it hands back.
 A trainer is four stages (``prepare -> fit -> evaluate -> export``), each a method of a
 small class that follows :class:`Trainer`. :func:`run_trainer` runs them in order and then
 judges the result with the model's gate rule from ``pipelines.evaluation.gates`` plus the
-shared ONNX parity gate: trainers measure, gates judge. ``pipelines.models.registry`` lists
+shared ONNX parity gate: trainers measure, gates judge. ``pipelines.models.specs`` lists
 one :class:`ModelSpec` per model; the flow, the MLflow logging, the report and the
 benchmarks iterate over it.
 """

@@ -17,7 +17,7 @@ from pipelines.events.simulate import BotSpec, simulate_bot, write_files
 from pipelines.features import featurize
 from pipelines.models.bandit.logged import logged_split
 from pipelines.models.base import TrainInputs, run_trainer
-from pipelines.models.registry import SPECS
+from pipelines.models.specs import SPECS
 from pipelines.seeding import Streams
 from pipelines.strategies import compute_signals
 

@@ -18,7 +18,7 @@ from pipelines.data.synthetic import generate_bars, generate_null_bars
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES, featurize
 from pipelines.models.champion import FALLBACK, Candidate, Champion, challenge
-from pipelines.models.registry import SPECS, train_one
+from pipelines.models.specs import SPECS, train_one
 from pipelines.strategies import ARM_NAMES, FALLBACK_ARM
 
 torch.set_num_threads(1)

@@ -326,7 +326,7 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_13
 
 def test_cli_help_lists_every_model_of_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     from flows.cli import MODEL_TITLES
-    from pipelines.models.registry import MODEL_NAMES
+    from pipelines.models.specs import MODEL_NAMES
 
     assert tuple(MODEL_TITLES) == MODEL_NAMES
     code, out, _ = _main(capsys, "--help")

@@ -40,7 +40,7 @@ def _pre(s: object, tmp_path: Path, **kw: object) -> object:
 
 def test_minimums_mirror_the_model_registry() -> None:
     from pipelines.features import WARMUP_BARS as FEATURES_WARMUP
-    from pipelines.models.registry import SPECS
+    from pipelines.models.specs import SPECS
 
     assert dict(MIN_FEATURE_ROWS) == {n: s.min_rows for n, s in SPECS.items()}
     assert WARMUP_BARS == FEATURES_WARMUP
@@ -97,7 +97,7 @@ def test_feature_rows_equal_featurize_on_the_stored_bars(tmp_path: Path) -> None
 
 
 def test_history_reason_matches_the_model_spec_rule() -> None:
-    from pipelines.models.registry import SPECS
+    from pipelines.models.specs import SPECS
 
     for rows in ({"A": 300, "B": 900}, {"A": 999}, {"A": 1000}, {"A": 10, "B": 600}, {}):
         frame = pd.DataFrame({"symbol": np.repeat(list(rows), list(rows.values()))})

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 
 from configs import Settings, load_config
 from flows.training import run_training, store_uri
-from pipelines.models.registry import MODEL_NAMES
+from pipelines.models.specs import MODEL_NAMES
 from pipelines.recommendations import check_bounds
 from pipelines.registry.errors import VerificationError
 from pipelines.registry.keys import keyring_from_env

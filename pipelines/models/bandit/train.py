@@ -302,7 +302,7 @@ class BanditFit:
 
 
 class BanditTrainer:
-    """The strategy bandit's stages for the model registry."""
+    """The strategy bandit's stages for the spec list (``pipelines/models/specs.py``)."""
 
     def prepare(self, inputs: TrainInputs, cfg: BanditConfig, streams: Streams) -> BanditSplit:
         data = build_dataset(inputs.bars, inputs.features, cfg, inputs.signals)
@@ -655,6 +655,6 @@ def train_bandit(
     out_dir : receives ``model.onnx``, plots (PNG), the OPE table (CSV), arms and the
         Thompson table (JSON).
     """
-    from pipelines.models.registry import SPECS, train_one
+    from pipelines.models.specs import SPECS, train_one
 
     return train_one(SPECS["bandit"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

@@ -438,7 +438,7 @@ def filter_lifts(
 
 
 class MetaLabelTrainer:
-    """The meta-labeler's stages for the model registry."""
+    """The meta-labeler's stages for the spec list (``pipelines/models/specs.py``)."""
 
     def prepare(self, inputs: TrainInputs, cfg: MetaLabelConfig, streams: Streams) -> MetaData:
         trades = entry_trades(inputs.bars, inputs.signals, inputs.features, cfg)
@@ -615,7 +615,7 @@ def train_metalabel(
     parity_tolerance: float = 1e-5,
 ) -> ModelResult:
     """Train, calibrate, evaluate, export and gate the meta-labeler outside a flow."""
-    from pipelines.models.registry import SPECS, train_one
+    from pipelines.models.specs import SPECS, train_one
 
     return train_one(
         SPECS["metalabel"], bars, features, cfg, seed, out_dir, signals, parity_tolerance

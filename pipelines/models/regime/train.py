@@ -242,7 +242,7 @@ class RegimeFit:
 
 
 class RegimeTrainer(NoExtras):
-    """The regime classifier's stages for the model registry.
+    """The regime classifier's stages for the spec list (``pipelines/models/specs.py``).
 
     BLAS threads fighting other processes on a small box made the logistic fit 60x slower;
     each stage runs with one BLAS thread (the models' own parallelism is ``cfg.n_jobs``).
@@ -620,6 +620,6 @@ def train_regime(
     cfg, seed, out_dir
         Regime config, root seed, folder for the ONNX file, plots and tables.
     """
-    from pipelines.models.registry import SPECS, train_one
+    from pipelines.models.specs import SPECS, train_one
 
     return train_one(SPECS["regime"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

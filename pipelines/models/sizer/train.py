@@ -322,7 +322,7 @@ class SizerFit:
 
 
 class SizerTrainer(NoExtras):
-    """The sizer's stages for the model registry."""
+    """The sizer's stages for the spec list (``pipelines/models/specs.py``)."""
 
     def prepare(self, inputs: TrainInputs, cfg: SizerConfig, streams: Streams) -> SizerData:
         # size the stream the bot will trade: the bandit's choices when it passed its gates
@@ -505,6 +505,6 @@ def train_sizer(
         and ``holdout_metrics.csv``.
     signals : strategy signals row-aligned with ``bars``; default ``compute_signals(bars)``.
     """
-    from pipelines.models.registry import SPECS, train_one
+    from pipelines.models.specs import SPECS, train_one
 
     return train_one(SPECS["sizer"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

@@ -1,4 +1,4 @@
-"""The model registry: one :class:`ModelSpec` per model. Everything that loops over models
+"""The spec list: one :class:`ModelSpec` per model. Everything that loops over models
 (the training flow, MLflow logging, the report, the benchmarks, the contract tests) loops over
 :data:`SPECS`; adding a model is adding its package and one entry here.
 

@@ -1,4 +1,4 @@
-"""One contract over every model in the registry: deterministic per seed (also when the
+"""One contract over every model of the spec list: deterministic per seed (also when the
 models train concurrently on threads), finite outputs of the documented shapes, ONNX parity,
 and the gate names that docs/models.md documents."""
 
@@ -17,7 +17,7 @@ from pipelines.data.synthetic import generate_bars
 from pipelines.export.onnx import make_session, run
 from pipelines.features import featurize
 from pipelines.models.base import ModelResult, TrainInputs, run_trainer
-from pipelines.models.registry import MODEL_NAMES, SPECS
+from pipelines.models.specs import MODEL_NAMES, SPECS
 from pipelines.seeding import Streams
 from pipelines.strategies import compute_signals
 
