@@ -22,6 +22,7 @@ from configs import Settings, load_config
 from pipelines.data.store import watermarks
 from pipelines.registry.errors import PointerExpiredError, RegistryError, VerificationError
 from pipelines.registry.keys import keyring_from_env
+from pipelines.registry.publisher_state import recorded_models
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store, open_store
 from pipelines.registry.verify import check_fresh, list_models, verify_model
@@ -89,10 +90,11 @@ def _disk(layout: WorkdirLayout, min_free_gb: float) -> dict[str, Any]:
 
 
 def _store_checks(
-    store: Store, keyring: KeyRing, now: datetime, limit_h: float
+    store: Store, keyring: KeyRing, now: datetime, limit_h: float, state_dir: Path | None
 ) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
-    models = list_models(store)
+    # With the publisher's records, a model whose folder was deleted fails by name.
+    models = sorted(set(list_models(store)) | set(recorded_models(state_dir, store.uri)))
     if not models:
         return [_check("store", False, f"no models published in {store.uri}")]
     for model in models:
@@ -167,7 +169,9 @@ def check_health(
     try:
         store = open_store(uri, endpoint_url=settings.registry.s3_endpoint_url)
         keyring = keyring_from_env(os.environ, settings, settings.workdir, create_dev_key=False)
-        checks.extend(_store_checks(store, keyring, now, lim["model_max_age_h"]))
+        checks.extend(
+            _store_checks(store, keyring, now, lim["model_max_age_h"], layout.publisher_state)
+        )
     except RegistryError as exc:
         checks.append(_check("store", False, f"{uri}: {exc}"))
     return {

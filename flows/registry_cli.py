@@ -137,6 +137,14 @@ class _Anchor:
     given: bool = True  # named on the command line (its message comes first)
 
 
+def _models(st: Store, cfg: Settings) -> list[str]:
+    """The models in the store and those this workdir's publisher signed for there: a model
+    whose folder was deleted is checked (and fails by name) instead of vanishing."""
+    from pipelines.registry.publisher_state import recorded_models
+
+    return sorted(set(list_models(st)) | set(recorded_models(_publisher_state(cfg), st.uri)))
+
+
 def _anchors(
     cfg: Settings,
     st: Store,
@@ -316,7 +324,7 @@ def verify_cmd(
             model = model or accepted.model
             if model != accepted.model:
                 raise _UserError(f"{state} is the state of {accepted.model!r}, not {model!r}")
-        models = [model] if model else list_models(st)
+        models = [model] if model else _models(st, cfg)
     except (_UserError, RegistryError, ValueError) as exc:
         exit_code = EXIT_FAILED if isinstance(exc, ClientStateError) else EXIT_USAGE
         raise _fail(str(exc), exit_code) from None
@@ -493,7 +501,7 @@ def heartbeat_cmd(
         cfg = _settings(config, workdir)
         st = _store(store, cfg)
         ring = _keys(cfg, signing=True)
-        models = [model] if model else list_models(st)
+        models = [model] if model else _models(st, cfg)
     except (_UserError, RegistryError, ValueError) as exc:
         raise _fail(str(exc)) from None
     failed = 0

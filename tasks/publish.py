@@ -18,6 +18,7 @@ from pipelines.memory import release_memory
 from pipelines.models.base import ModelResult
 from pipelines.registry.errors import PublishError, VerificationError
 from pipelines.registry.publish import PublishedVersion, heartbeat, publish_model
+from pipelines.registry.publisher_state import recorded_models
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from pipelines.workdir import WorkdirLayout
@@ -146,17 +147,15 @@ def heartbeat_pointers(ctx: RunContext, outcomes: Mapping[str, ModelOutcome]) ->
     log = get_run_logger()
     ttl = timedelta(hours=ctx.settings.registry.pointer_ttl_hours)
     done: dict[str, str] = {}
+    state_dir = WorkdirLayout(ctx.settings.workdir).publisher_state
+    signed = set(recorded_models(state_dir, ctx.store.uri))  # a deleted LATEST still alerts
     for name, outcome in outcomes.items():
-        if outcome.status == "published" or not ctx.store.list_keys(f"{name}/LATEST"):
+        if outcome.status == "published":
+            continue
+        if name not in signed and not ctx.store.list_keys(f"{name}/LATEST"):
             continue
         try:
-            beat = heartbeat(
-                ctx.store,
-                name,
-                ctx.keyring,
-                ttl=ttl,
-                state_dir=WorkdirLayout(ctx.settings.workdir).publisher_state,
-            )
+            beat = heartbeat(ctx.store, name, ctx.keyring, ttl=ttl, state_dir=state_dir)
         except (PublishError, VerificationError) as exc:
             log.error("ALERT %s: no heartbeat, the live pointer does not verify: %s", name, exc)
             done[name] = f"refused: {exc}"

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from pipelines.registry.errors import PublishError, RegistryError
 from pipelines.registry.manifest import (
+    MODEL_RE,
     Pointer,
     canonical_json,
     check_model_name,
@@ -57,6 +58,29 @@ def state_file(state_dir: Path, store_uri: str, model: str) -> Path:
     """``<state_dir>/<sha256(store uri)[:16]>/<model>.json``: one file per store and model."""
     digest = hashlib.sha256(store_uri.encode("utf-8")).hexdigest()[:16]
     return Path(state_dir) / digest / f"{check_model_name(model)}.json"
+
+
+def recorded_models(state_dir: Path | None, store_uri: str) -> list[str]:
+    """The models this publisher holds a record for in ``store_uri`` (sorted).
+
+    Listing a store shows only what is still in it: a model whose whole folder was deleted
+    vanishes from ``list_models`` and would be skipped by verify, heartbeat and health alike.
+    The publisher's records outlive the store's contents, so the models it signed for are
+    checked (and fail by name) even when nothing of them is left in the store.
+    """
+    if state_dir is None:
+        return []
+    folder = state_file(state_dir, store_uri, "x").parent
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for name in names:
+        stem, dot, ext = name.rpartition(".")
+        if dot and ext == "json" and MODEL_RE.fullmatch(stem):
+            out.append(stem)
+    return sorted(out)
 
 
 def read_record(

@@ -622,3 +622,50 @@ def test_a_stateless_publisher_is_not_steered_below_the_signed_history(
         )
     assert _publish(store, keyring, 1)[0].sequence == 11
     assert heartbeat(store, "regime", keyring).sequence == 12
+
+
+@BOTH
+def test_a_deleted_model_folder_fails_verify_and_heartbeat_by_name(
+    store: Store,
+    store_uri: str,
+    keyring: KeyRing,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Someone with write access and no key deleted regime/ entirely: the store listing no
+    longer showed it, so verify (even --require-anchor) and the heartbeat exited 0 although
+    this workdir's publisher state recorded what it signed there."""
+    from flows.health import _store_checks
+
+    verify = _cli(store_uri, monkeypatch, request)
+    publisher = tmp_path / "publisher"
+    state = publisher / ".edgeflow" / "publisher-state"
+    state.mkdir(parents=True)
+    _publish(store, keyring, 2, state)
+    publish_model(store, "sizer", {"model.onnx": make_onnx(seed=9)}, keyring, state_dir=state)
+    for key in store.list_keys("regime"):
+        store.delete(key)
+    monkeypatch.chdir(publisher)
+    result = verify("--require-anchor")
+    assert result.exit_code == 1, result.output
+    assert "FAIL  regime: [pointer-missing]" in result.output and "OK    sizer" in result.output
+    assert "1/2 model(s) verified" in result.output
+    beat = CliRunner().invoke(
+        _app(), ["heartbeat", store_uri], env={"EDGEFLOW_HMAC_KEYS": f"k1:{KEY_HEX}"}
+    )
+    assert beat.exit_code == 1 and "FAIL  regime:" in beat.output, beat.output
+    checks = _store_checks(store, keyring, datetime.now(UTC), 48.0, state)
+    assert [c["ok"] for c in checks if c["check"] == "verify:regime"] == [False]
+    elsewhere = tmp_path / "auditor"  # without the publisher's records it cannot know
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert verify().exit_code == 0
+
+
+def _app() -> typer.Typer:
+    from flows.registry_cli import register
+
+    app = typer.Typer()
+    register(app)
+    return app
