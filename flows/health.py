@@ -90,7 +90,11 @@ def _disk(layout: WorkdirLayout, min_free_gb: float) -> dict[str, Any]:
 
 
 def _store_checks(
-    store: Store, keyring: KeyRing, now: datetime, limit_h: float, state_dir: Path | None
+    store: Store,
+    keyring: KeyRing,
+    now: datetime,
+    limit_h: float,
+    state_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     # With the publisher's records, a model whose folder was deleted fails by name.
