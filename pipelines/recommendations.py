@@ -155,7 +155,7 @@ def _choose_cell(
     live_pair: tuple[float, float],
     name: str,
 ) -> ExitChoice:
-    from pipelines.exit_policy import choose_exits
+    from pipelines.exit_policy import QLearn, choose_exits
 
     return choose_exits(
         w,
@@ -171,6 +171,8 @@ def _choose_cell(
         n_boot=cfg.n_bootstrap,
         level=cfg.ci_level,
         seed=streams.seed(name),
+        q=QLearn.from_config(cfg),
+        q_seed=streams.child(name).seed("qlearn"),
     )
 
 

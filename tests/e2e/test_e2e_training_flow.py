@@ -82,7 +82,7 @@ def test_passing_model_is_published_and_failing_one_is_not(
     assert set(doc["family_exits"]) == set(doc["recommendations"])
     for cells in doc["recommendations"].values():
         for cell in cells.values():
-            assert cell["exits"]["candidate"] in {"live", "grid", "heuristic"}
+            assert cell["exits"]["candidate"] in {"live", "grid", "heuristic", "qlearn"}
             assert cell["exits"]["reason"]
 
 
