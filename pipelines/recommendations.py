@@ -114,6 +114,8 @@ def excursions(bars: pd.DataFrame, side: np.ndarray, horizon: int) -> tuple[np.n
     return np.maximum(mae, 0.0), np.maximum(mfe, 0.0)
 
 
+#: The fields the exit choice sets.
+EXIT_FIELDS: Final = ("stop_loss_multiplier", "take_profit_multiplier")
 #: The key of a family's own (all-regime) exit choice in :func:`exit_choices`' result.
 FAMILY_CELL: Final = "*"
 
@@ -227,6 +229,28 @@ def _clamp(name: str, value: float) -> float:
     return float(min(max(value, lo), hi))
 
 
+def _confidence(
+    views: ModelViews, in_regime: np.ndarray, family: str, n_families: int, regime_known: bool
+) -> tuple[float, str]:
+    """A cell's confidence threshold and where it came from (module docstring's rule)."""
+    if views.meta_threshold is not None:
+        return float(views.meta_threshold), "metalabel: the meta-labeler's P(win) threshold"
+    if regime_known:
+        conf = float(np.quantile(views.regime_confidence[in_regime], 0.2))
+        why = (
+            "heuristic: 20th percentile of the regime classifier's top probability on "
+            f"{int(in_regime.sum())} held-out bars"
+        )
+    else:
+        conf, why = NEUTRAL["confidence_threshold"], "default: no regime champion (family-level)"
+    if views.bandit_family is not None:
+        share = float(np.mean(views.bandit_family[in_regime] == family))
+        if share < 1.0 / (2 * n_families):
+            conf += 0.1
+            why += f", +0.1 (the bandit picks the family on {share:.1%} of them)"
+    return conf, why
+
+
 def derive_recommendations(
     bars: pd.DataFrame,
     fam_signals: pd.DataFrame,
@@ -261,29 +285,28 @@ def derive_recommendations(
             in_regime = ((labels == k) if regime_known else np.ones(len(bars), bool)) & use
             active = in_regime & (side != 0) & np.isfinite(mae) & np.isfinite(atr) & (atr > 0)
             n = int(active.sum())
-            choice = None
+            choice, exit_from = None, ""
             if exits is not None:
-                choice = exits[family].get(regime) or exits[family][FAMILY_CELL]
+                own = regime in exits[family]
+                choice = exits[family][regime if own else FAMILY_CELL]
+                exit_from = f"{choice.candidate}{'' if own else ' (family-level)'}: " + (
+                    choice.reason or "chosen on the fit span, confirmed forward"
+                )
             if n < MIN_SAMPLES:
                 cell = {**NEUTRAL, "samples": n, "basis": "neutral (few samples)"}
+                few = f"default: {n} samples in this cell (< {MIN_SAMPLES})"
+                prov = dict.fromkeys(NEUTRAL, few)
                 if choice is not None:
                     cell.update(_exit_fields(choice))
-                table[family][regime] = cell
+                    prov.update(dict.fromkeys(EXIT_FIELDS, exit_from))
+                table[family][regime] = {**cell, "provenance": prov}
                 continue
             mult = 1.0
             if views.sizer_multiplier is not None:
                 mult = float(np.mean(views.sizer_multiplier[family][active]))
-            conf = (
-                float(np.quantile(views.regime_confidence[in_regime], 0.2))
-                if regime_known
-                else NEUTRAL["confidence_threshold"]
+            conf, conf_from = _confidence(
+                views, in_regime, family, len(fam_signals.columns), regime_known
             )
-            if views.meta_threshold is not None:
-                conf = float(views.meta_threshold)
-            elif views.bandit_family is not None:
-                share = float(np.mean(views.bandit_family[in_regime] == family))
-                if share < 1.0 / (2 * len(fam_signals.columns)):
-                    conf += 0.1
             size = _clamp("position_size_multiplier", mult)
             stop = _clamp(
                 "stop_loss_multiplier", float(np.quantile(mae[active] / atr[active], 0.8))
@@ -300,9 +323,23 @@ def derive_recommendations(
                 "samples": n,
                 "basis": "models" if regime_known else "family-level (no regime champion)",
             }
+            prov = {
+                "position_size_multiplier": (
+                    f"sizer: the CVaR-PPO sizer's mean multiplier on {n} bars"
+                    if views.sizer_multiplier is not None
+                    else "default: no sizer passed its gates"
+                ),
+                "confidence_threshold": conf_from,
+                "risk_per_trade": f"heuristic: {BASE_RISK:.0%} of equity x the size multiplier",
+                "stop_loss_multiplier": "heuristic: 80th percentile of the adverse excursion "
+                f"in ATR on {n} bars",
+                "take_profit_multiplier": "heuristic: 60th percentile of the favourable "
+                f"excursion in ATR on {n} bars",
+            }
             if choice is not None:
                 cell.update(_exit_fields(choice))
-            table[family][regime] = cell
+                prov.update(dict.fromkeys(EXIT_FIELDS, exit_from))
+            table[family][regime] = {**cell, "provenance": prov}
     return {
         "schema": SCHEMA,
         "horizon_bars": horizon,

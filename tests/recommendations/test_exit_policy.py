@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from configs.recommendation import RecommendationConfig
+from pipelines.data.schema import REGIMES
 from pipelines.exit_policy import (
     QLearn,
     candidate_pairs,
@@ -17,6 +18,7 @@ from pipelines.recommendations import (
     FAMILY_CELL,
     SAFE_BOUNDS,
     ModelViews,
+    check_bounds,
     derive_recommendations,
     exit_choices,
 )
@@ -125,6 +127,33 @@ def test_without_a_regime_champion_every_cell_carries_the_family_values() -> Non
     assert all(c["stop_loss_multiplier"] == first["stop_loss_multiplier"] for c in cells.values())
     assert all(c["exits"]["candidate"] == exits["A"][FAMILY_CELL].candidate for c in cells.values())
     assert first["take_profit_multiplier"] == round(exits["A"][FAMILY_CELL].take, 4)
+
+
+def test_with_the_regime_classifier_blocked_every_value_says_where_it_came_from() -> None:
+    # no regime champion, a sizer that passed: the document still has every cell, each of
+    # its values in bounds and traced to a candidate (default, heuristic, sizer, exits)
+    bars = _cycles(400, 0, up=1.0, down=3.0)
+    side = np.zeros(len(bars), dtype=int)
+    side[np.arange(0, len(bars) - 24, 12)] = 1
+    side[np.arange(1, len(bars) - 24, 12)] = 1  # two bars in a position per cycle
+    fams = pd.DataFrame({"A": side})
+    exits = exit_choices(bars, fams, None, None, CFG, cost_bps=1.0, slippage_bps=0.5, seed=3)
+    views = ModelViews(None, np.ones(len(bars)), None, {"A": np.full(len(bars), 1.5)})
+    doc = derive_recommendations(bars, fams, views, 6, {}, exits=exits)
+    check_bounds(doc)
+    choice = exits["A"][FAMILY_CELL]
+    assert set(doc["recommendations"]["A"]) == set(REGIMES)
+    for cell in doc["recommendations"]["A"].values():
+        assert cell["basis"] == "family-level (no regime champion)"
+        prov = cell["provenance"]
+        assert set(prov) == set(SAFE_BOUNDS)
+        assert prov["confidence_threshold"] == "default: no regime champion (family-level)"
+        assert cell["confidence_threshold"] == 0.7
+        assert prov["position_size_multiplier"].startswith("sizer: ")
+        assert cell["position_size_multiplier"] == 1.5
+        assert prov["risk_per_trade"].startswith("heuristic: 1% of equity")
+        for name in ("stop_loss_multiplier", "take_profit_multiplier"):
+            assert prov[name] == f"{choice.candidate} (family-level): {choice.reason}"
 
 
 def _windows(bars: pd.DataFrame):

@@ -68,7 +68,11 @@ def test_values_come_from_models_and_stay_in_bounds() -> None:
         **NEUTRAL,
         "samples": 0,
         "basis": "neutral (few samples)",
+        "provenance": dict.fromkeys(NEUTRAL, "default: 0 samples in this cell (< 30)"),
     }
+    prov = cell["provenance"]
+    assert prov["confidence_threshold"].startswith("heuristic: 20th percentile")
+    assert prov["position_size_multiplier"].startswith("sizer: the CVaR-PPO sizer")
     again = derive_recommendations(bars, fams, _views(400, 2, sizer=5.0), 6, {"x": "y"})
     assert again == doc
 
