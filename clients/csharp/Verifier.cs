@@ -438,6 +438,25 @@ namespace Edgeflow
 
         const int IfDir = 0x4000, IfReg = 0x8000;
 
+        // The names of the plain entries of the folder <root>/<key> (empty when it is missing
+        // or is not a real folder: a symlinked or planted folder lists nothing). Each entry is
+        // read through Read, which refuses what is not a regular file.
+        public List<string> List(string key)
+        {
+            var names = new List<string>();
+            string path = root;
+            foreach (string part in key.Split('/'))
+            {
+                path = Path.Combine(path, part);
+                if (!Directory.Exists(path)) return names;
+                if ((File.GetAttributes(path) & FileAttributes.ReparsePoint) != 0) return names;
+                int mode = Mode(path);
+                if (mode >= 0 && mode != IfDir) return names;
+            }
+            foreach (string entry in Directory.GetFileSystemEntries(path)) names.Add(Path.GetFileName(entry));
+            return names;
+        }
+
         // The bytes of <root>/<key> (at most limit + 1 read), or null when it does not exist.
         public byte[] Read(string key, long limit)
         {
@@ -657,12 +676,76 @@ namespace Edgeflow
 
         const double LegacyMaxAgeHours = 72;
 
+        // A pointer (LATEST or a history entry) that passed steps 2-4.
+        sealed class Pointer
+        {
+            public string Key, Version, ManifestSha256;
+            public long Sequence;
+            public DateTime Created, Expires;
+            public bool Envelope;
+        }
+
+        static readonly Regex HistoryName = new Regex("^[0-9]{12}\\.json$");
+
         public Verified Verify(string model, State state, DateTime now, long maxAgeSeconds, long minSequence)
         {
             if (!ModelRe.IsMatch(model)) throw new Refusal("pointer-invalid", "'" + model + "' is not a model name");
-            string what = model + "/LATEST";
             byte[] latest = store.Read(model + "/LATEST", EnvelopeLimit);
-            if (latest == null) throw new Refusal("pointer-missing", what + " does not exist: nothing published");
+            if (latest == null) throw new Refusal("pointer-missing", model + "/LATEST does not exist: nothing published");
+            Pointer ptr = ReadPointer(model, model + "/LATEST", latest);
+
+            // Step 5a: a LATEST that is not the pointer being served is checked against the
+            // signed history beside it; a newer verified entry is the newest signed pointer
+            // (LATEST was replaced by an older one, or a publish stopped before moving it).
+            bool served = state != null && ptr.Sequence == state.Sequence && ptr.ManifestSha256 == state.ManifestSha256;
+            if (!served)
+            {
+                Pointer newer = NewerHistory(model, ptr.Sequence);
+                if (newer != null)
+                {
+                    Console.Error.WriteLine("ALERT " + model + "/LATEST has sequence " + ptr.Sequence + " but the signed history holds sequence "
+                        + newer.Sequence + " (" + newer.Version + "): going by the history entry");
+                    ptr = newer;
+                }
+            }
+            return VerifyPointer(model, ptr, state, now, maxAgeSeconds, minSequence);
+        }
+
+        // The verified history entry with the highest sequence above `sequence`, or null;
+        // entries that do not verify, or carry another sequence than their name, are ignored.
+        Pointer NewerHistory(string model, long sequence)
+        {
+            var found = new List<long>();
+            foreach (string name in store.List(model + "/pointers"))
+            {
+                long seq;
+                if (HistoryName.IsMatch(name) && long.TryParse(name.Substring(0, 12), NumberStyles.None, CultureInfo.InvariantCulture, out seq) && seq > sequence)
+                    found.Add(seq);
+            }
+            found.Sort();
+            for (int i = found.Count - 1; i >= 0; i--)
+            {
+                string key = model + "/pointers/" + found[i].ToString("D12", CultureInfo.InvariantCulture) + ".json";
+                try
+                {
+                    byte[] bytes = store.Read(key, EnvelopeLimit);
+                    if (bytes == null) continue;
+                    Pointer entry = ReadPointer(model, key, bytes);
+                    if (entry.Sequence == found[i]) return entry;
+                    Console.Error.WriteLine("NOTE ignoring " + key + ": it carries sequence " + entry.Sequence);
+                }
+                catch (Refusal r)
+                {
+                    Console.Error.WriteLine("NOTE ignoring " + key + ": " + r.Code + ": " + r.Message);
+                }
+            }
+            return null;
+        }
+
+        // Steps 2-4 for the pointer bytes read from `key` (LATEST or a history entry).
+        Pointer ReadPointer(string model, string key, byte[] latest)
+        {
+            string what = key;
             JsonObject outer = ParseObject(latest, what, "pointer-invalid");
 
             byte[] payload, signed;
@@ -707,7 +790,7 @@ namespace Edgeflow
             }
             else
             {
-                byte[] sig = store.Read(model + "/LATEST.sig", SigLimit);
+                byte[] sig = store.Read(key + ".sig", SigLimit);
                 if (sig == null) throw new Refusal("signature-missing", what + ".sig does not exist");
                 sigHex = SigText(sig, what + ".sig");
                 payload = latest;
@@ -746,6 +829,21 @@ namespace Edgeflow
                         throw new Refusal("pointer-invalid", what + ": field '" + f + "' must be a version name or null");
                 }
             }
+
+            return new Pointer
+            {
+                Key = key, Version = version, ManifestSha256 = manifestSha, Sequence = sequence,
+                Created = created, Expires = expires, Envelope = envelope,
+            };
+        }
+
+        // Steps 5-9 for a pointer that passed steps 2-4.
+        Verified VerifyPointer(string model, Pointer ptr, State state, DateTime now, long maxAgeSeconds, long minSequence)
+        {
+            string what = ptr.Key, version = ptr.Version, manifestSha = ptr.ManifestSha256;
+            long sequence = ptr.Sequence;
+            DateTime created = ptr.Created, expires = ptr.Expires;
+            bool envelope = ptr.Envelope;
 
             // Step 5: never go back (nor below the bootstrap floor of a bot without state).
             if (sequence < minSequence)

@@ -238,9 +238,33 @@ def test_replayed_older_pointer_is_refused_with_the_state_file(
             p.unlink()
     for name, blob in pointer_files.items():
         (store / "regime" / name).write_bytes(blob)
+    # The signed history beside LATEST still holds sequence 2 (step 5a): the consumer with
+    # state keeps v000002 and alerts; a fresh one goes by the history too (it accepted
+    # v000001 before).
+    rc, out = _run(verifier, store, "--state", str(state))
+    assert rc == 0 and "version=v000002 sequence=2" in out and "(already accepted)" in out, out
+    assert "ALERT regime/LATEST has sequence 1 but the signed history holds sequence 2" in out
+    rc, out = _run(verifier, store)
+    assert rc == 0 and "version=v000002 sequence=2" in out, out
+    assert "(v000002): going by the history entry" in out
+    (store / "regime" / "pointers" / "000000000003.json").write_bytes(b"{junk")  # ignored
+    shutil.copy(  # a copy of entry 1 under a higher name carries the wrong sequence: ignored
+        store / "regime" / "pointers" / "000000000001.json",
+        store / "regime" / "pointers" / "000000000004.json",
+    )
+    rc, out = _run(verifier, store)
+    assert rc == 0 and "version=v000002 sequence=2" in out, out
+    assert "ignoring regime/pointers/000000000004.json: it carries sequence 1" in out
+    assert "ignoring regime/pointers/000000000003.json: pointer-invalid" in out
+    for seq in (2, 3, 4):  # newer history deleted as well: only the state can tell
+        (store / "regime" / "pointers" / f"{seq:012d}.json").unlink()
     rc, out = _run(verifier, store, "--state", str(state))
     assert rc == 2 and out.startswith("REFUSED replay:"), out
-    rc, out = _run(verifier, store)  # without the state a fresh consumer accepts it
+    rc, out = _run(verifier, store)
+    assert rc == 0 and "version=v000001" in out, out
+    (store / "regime" / "pointers").rename(store / "regime" / "pointers-away")
+    (store / "regime" / "pointers").symlink_to(store / "regime" / "pointers-away")
+    rc, out = _run(verifier, store)  # a symlinked history folder lists nothing
     assert rc == 0 and "version=v000001" in out, out
 
 
