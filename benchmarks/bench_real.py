@@ -160,6 +160,7 @@ class Truth:
     later: str = "-"
     right: str = "n/a"
     error: str | None = None
+    champion: Any = None  # benchmarks.forward.ChampionTruth of the slot's champion stage
 
 
 def run_model(
@@ -174,7 +175,7 @@ def run_model(
     """Train one model of the registry on the first ``train_share`` of the set through its own
     stages (same named random streams, same parity tolerance, its upstream results), judge it
     with its gates, and score the same fit on the rest of the set (``benchmarks/forward.py``)."""
-    from benchmarks.forward import cut_inputs, fit_forward, format_gate, verdict
+    from benchmarks.forward import champion_truth, cut_inputs, fit_forward, format_gate, verdict
     from pipelines.models.base import TrainInputs
     from pipelines.models.specs import SPECS
     from pipelines.strategies import compute_signals
@@ -227,6 +228,7 @@ def run_model(
         published=fwd.published,
         later=format_gate(later_gate),
         right=verdict(fwd.published, later_gate),
+        champion=champion_truth(fwd),
     )
     return (
         ModelResult(
@@ -268,6 +270,42 @@ def truth_section(truths: list[Truth]) -> str:
         "ships only if every gate passed there. Later: the same estimate of the same fit on "
         "the bars after the cut. Right: shipped and the later estimate is above the gate's "
         "threshold, or blocked and the later lower bound is not.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def champion_section(truths: list[Truth]) -> str:
+    """What each slot's champion stage would ship on the first part (against the bot's
+    fallback, as a fresh store's first run does), and whether that was right on the rest."""
+    rows = [t for t in truths if t.error is None and t.champion is not None]
+    if not rows:
+        return ""
+    lines = [
+        "### What shipped, and was it right? (champion stage on the first part, truth on the rest)",
+        "",
+        "| set | seed | slot | challenger | lift over the fallback, test | confirmation | "
+        "ships | later lift (no run saw it) | right? |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in rows:
+        c = t.champion
+        lines.append(
+            f"| {t.dataset} | {t.seed} | {t.model} | {c.challenger} | {c.test} | {c.confirm} | "
+            f"{c.shipped} | {c.later} | {c.right} |"
+        )
+    promoted = [t for t in rows if t.champion.shipped != "fallback"]
+    wrong = [t for t in rows if t.champion.right.startswith("WRONG")]
+    lines += [
+        "",
+        f"{len(promoted)} of {len(rows)} slot runs replaced the fallback; {len(wrong)} champion "
+        "decisions were wrong on the later bars. The challenger is the best eligible candidate "
+        "(learned model whose own gates passed, or a rule whose ONNX parity holds) on the test "
+        "span; it ships only if its lift's one-sided 95 % lower bound is above zero on the test "
+        "and on the confirmation span. Later: the same candidate's lift over the fallback on "
+        "the bars after the cut (estimate [interval] where it is also the later challenger). "
+        "The sizer rows run on the learned bandit's arm stream (a promoted bandit rule is not "
+        "handed on here, as the flow would).",
         "",
     ]
     return "\n".join(lines)
@@ -400,6 +438,7 @@ Bracketed figures are the trainer's block-bootstrap intervals where it reports t
 
 """
         + truth_section(truths)
+        + champion_section(truths)
         + "\n".join(model_section(m, rs) for m, rs in results.items())
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

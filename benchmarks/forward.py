@@ -19,6 +19,7 @@ Two uses:
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import pandas as pd
 from pipelines.evaluation import gates as gate_rules
 from pipelines.evaluation.gates import Gate
 from pipelines.models.base import ModelResult, ModelSpec, TrainInputs
+from pipelines.models.champion import FALLBACK, ChampionDecision
 from pipelines.seeding import Streams
 
 
@@ -43,6 +45,10 @@ class Forward:
     forward_metrics: dict[str, float] = field(default_factory=dict)
     result: ModelResult | None = None  # the earlier run, as the flow would hand it on
     forward_result: ModelResult | None = None  # extras on the later bars, for downstream models
+    # the slot's champion stage against the bot's fallback, on the earlier bars (what the
+    # flow would ship) and the same candidates scored on the later bars
+    decision: ChampionDecision | None = None
+    forward_decision: ChampionDecision | None = None
 
     @property
     def published(self) -> bool:
@@ -69,6 +75,57 @@ def verdict(published: bool, later: Gate | None) -> str:
     if published:
         return "right" if later.estimate > later.threshold else "WRONG: shipped a loser"
     return "WRONG: missed a winner" if later.passed else "right"
+
+
+@dataclass(frozen=True)
+class ChampionTruth:
+    """What the slot's champion stage shipped on the earlier bars, and whether it was right."""
+
+    challenger: str  # "name (kind)", or "-" when no candidate could ship
+    test: str
+    confirm: str
+    shipped: str  # the candidate that would be live after the run
+    later: str  # the earlier challenger's lift over the fallback on the later bars
+    right: str
+
+
+def champion_truth(fwd: Forward) -> ChampionTruth | None:
+    """Read a :class:`Forward`'s two champion decisions as a scorecard row.
+
+    The challenger chosen on the earlier bars is looked up among the later decision's
+    candidates (its lift over the fallback there, same statistic and unit). Right: promoted
+    and its later lift above zero, or kept and the later bars give no lower bound above zero
+    for it (only when it is also the later decision's challenger does a bound exist; a kept
+    challenger whose later point lift is positive without a bound is "n/a")."""
+    early, late = fwd.decision, fwd.forward_decision
+    if early is None or late is None:
+        return None
+    if early.challenger is None:
+        return ChampionTruth("-", "-", "-", early.champion.label, "-", "n/a")
+    name = early.challenger.name
+    bound = {g.span: g for g in early.gates if g.ci_low is not None}
+    row = late.table[late.table["candidate"] == name]
+    unit = bound["test"].unit if "test" in bound else ""
+    lift = float(row["lift_test"].iloc[0]) if len(row) else math.nan
+    later_gate = None
+    if late.challenger is not None and late.challenger.name == name:
+        tested = [g for g in late.gates if g.span == "test" and g.ci_low is not None]
+        later_gate = tested[0] if tested else None
+    later = format_gate(later_gate) if later_gate is not None else f"{lift:+.3g} {unit}".strip()
+    if early.promote:
+        right = "right" if lift > 0 else "WRONG: shipped a loser"
+    elif later_gate is not None:
+        right = "WRONG: missed a winner" if later_gate.passed else "right"
+    else:
+        right = "right" if not lift > 0 else "n/a (no later bound)"
+    return ChampionTruth(
+        f"{name} ({early.challenger.kind})",
+        format_gate(bound.get("test")),
+        format_gate(bound.get("confirm")),
+        name if early.promote else early.champion.label,
+        later,
+        right,
+    )
 
 
 def _stages(
@@ -115,7 +172,42 @@ def fit_forward(
         fwd_result = ModelResult(
             spec.name, export, fwd_metrics, fwd_gates, extras=trainer.extras(fwd_data, fitted)
         )
-    return Forward(spec.name, gates, fwd_gates, metrics, fwd_metrics, result, fwd_result)
+        decision = fwd_decision = None
+        stage = getattr(trainer, "challenge", None)
+        if stage is not None:  # against the bot's fallback, as a fresh store's first run
+            decision = stage(
+                data,
+                fitted,
+                cfg,
+                streams,
+                root / "earlier",
+                export,
+                gates,
+                FALLBACK,
+                parity_tolerance,
+            )
+            fwd_decision = stage(
+                fwd_data,
+                fitted,
+                later_cfg,
+                fwd_streams,
+                root / "later",
+                export,
+                gates,
+                FALLBACK,
+                parity_tolerance,
+            )
+    return Forward(
+        spec.name,
+        gates,
+        fwd_gates,
+        metrics,
+        fwd_metrics,
+        result,
+        fwd_result,
+        decision,
+        fwd_decision,
+    )
 
 
 def cut_inputs(
