@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Final
+
+from pydantic import Field, field_validator
 
 from configs.base import Section, confirm_fraction_field
+
+#: The range the recommendation's ``confidence_threshold`` is clamped into (its safe bounds,
+#: docs/recommendations.md). The meta-labeler's threshold becomes that field when it ships, so
+#: its candidates must lie inside: one outside would be chosen, logged and gated at its own
+#: value and then shipped clamped, at a value no gate judged.
+CONFIDENCE_THRESHOLD_BOUNDS: Final = (0.5, 0.95)
 
 
 class MetaLabelConfig(Section):
@@ -36,12 +44,28 @@ class MetaLabelConfig(Section):
     num_leaves: int = Field(default=15, ge=2, description="LightGBM leaves per tree.")
     min_child_samples: int = Field(default=100, ge=1, description="LightGBM min rows per leaf.")
     thresholds: list[float] = Field(
-        default=[0.45, 0.5, 0.52, 0.55, 0.58, 0.6],
+        default=[0.5, 0.52, 0.55, 0.58, 0.6],
         min_length=1,
         description="Candidate P(win) thresholds; the walk-forward picks the one whose "
         "out-of-fold net P&L beats filtering by the per-arm prior at the same kept share by "
-        "the most, among those keeping at least min_trade_share.",
+        "the most, among those keeping at least min_trade_share. Each within the "
+        "recommendation's confidence_threshold bounds [0.5, 0.95].",
     )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _within_recommendation_bounds(cls, value: list[float]) -> list[float]:
+        lo, hi = CONFIDENCE_THRESHOLD_BOUNDS
+        outside = [t for t in value if not lo <= t <= hi]
+        if outside:
+            raise ValueError(
+                f"{', '.join(f'{t:g}' for t in outside)} outside [{lo:g}, {hi:g}]: the chosen "
+                "threshold ships as the recommendation's confidence_threshold, which is kept "
+                "within those bounds, so a threshold outside them would ship at another value "
+                "than the one gated"
+            )
+        return value
+
     min_trade_share: float = Field(
         default=0.1, gt=0, le=1, description="A threshold must keep at least this share of trades."
     )

@@ -104,12 +104,15 @@ ABS_DIFF: Final = Unit("max abs diff", 1.0, 3)
 SECONDS: Final = Unit("s", 1.0, 3)
 COUNT: Final = Unit("count", 1.0, 0)
 ATR: Final = Unit("ATR", 1.0, 3)
+PTS: Final = Unit("pts", 1.0, 2)
 
 # (glob over a metric key, CSV column or gate name, unit); the first match wins. Stored
 # values are fractions of capital (rewards, returns, risks), probabilities and plain counts.
 QUANTITY_UNITS: Final[tuple[tuple[str, Unit], ...]] = (
     # stored in bps already (named so): shown as they are
     ("*_bps", Unit("bps", 1.0, 2)),
+    # meta-labeler precision lifts: stored in percentage points (as its log and gates say)
+    ("*lift/precision*", PTS),
     # bandit: reward per decision and its differences
     ("*lift*", BPS),
     ("ope/*", BPS),

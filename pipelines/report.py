@@ -82,6 +82,7 @@ def format_number(value: float, unit: Unit | None = None) -> str:
     """
     if not math.isfinite(value):
         return str(value)
+    value += 0.0  # a negated zero prints as 0, never -0
     if unit is None:
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))  # counts, sizes, folds: all digits, no exponent

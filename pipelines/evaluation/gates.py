@@ -12,6 +12,7 @@ never publishes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -76,9 +77,15 @@ class Gate:
         verdict = "passed" if self.passed else "failed"
         what = f" ({self.description})" if self.description else ""
         return (
-            f"{self.name} {verdict}: {self.value:.4g}{unit} needs {self.direction} "
-            f"{self.threshold:.4g}{unit}{what}"
+            f"{self.name} {verdict}: {_figure(self.value)}{unit} needs {self.direction} "
+            f"{_figure(self.threshold)}{unit}{what}"
         )
+
+
+def _figure(value: float) -> str:
+    """4 significant digits; a value that rounds to zero prints ``0``, never ``-0``."""
+    text = f"{float(value):.4g}"
+    return "0" if re.fullmatch(r"-0(\.0*)?(e[+-]?\d+)?", text) else text
 
 
 def check(
@@ -93,11 +100,15 @@ def check(
     estimate: float | None = None,
     span: str = "test",
 ) -> Gate:
-    """Judge ``value direction threshold``; NaN or inf values fail."""
-    value, threshold = float(value), float(threshold)
+    """Judge ``value direction threshold``; NaN or inf values fail.
+
+    A negated zero (``-tolerance`` with a tolerance of 0) is stored as 0, so the log, Prefect,
+    the manifest and the report never print ``-0``.
+    """
+    value, threshold = float(value) + 0.0, float(threshold) + 0.0
     passed = math.isfinite(value) and _COMPARE[direction](value, threshold)
-    low, high = (float(ci[0]), float(ci[1])) if ci is not None else (None, None)
-    est = float(estimate) if estimate is not None else None
+    low, high = (float(ci[0]) + 0.0, float(ci[1]) + 0.0) if ci is not None else (None, None)
+    est = float(estimate) + 0.0 if estimate is not None else None
     return Gate(
         name, value, threshold, bool(passed), direction, unit, low, high, description, est, span
     )

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from report_support import LOG_LOSS_GATE, SHARPE_GATE
 
+from configs.metalabel import MetaLabelConfig
 from pipelines.evaluation.gates import Gate, check, parity_gate
 from pipelines.models.bandit.plots import ope_display_table
 from pipelines.report import (
@@ -151,3 +152,45 @@ def test_page_has_status_reasons_tables_and_no_raw_json(report_page: Path) -> No
     assert not re.search(r">-0(\.0+)?<| -0 ", page)
     for image in re.findall(r'<img src="([^"]+)"', page):
         assert (report_page.parent / image).stat().st_size > 1000
+
+
+def test_a_zero_tolerance_gate_never_reads_minus_zero_in_log_manifest_or_report() -> None:
+    """The sizer's Sharpe gate's threshold is ``-gate_sharpe_tolerance``, -0.0 by default: the
+    log line (``Gate.reason``), the manifest's dict and the report printed ``-0``."""
+    from configs.sizer import SizerConfig
+    from pipelines.evaluation.gates import blocked_reason as gate_reason
+    from pipelines.evaluation.gates import sizer_gates
+    from pipelines.plots import BPS
+
+    metrics = {"holdout/sharpe": 0.5, "baseline/constant/sharpe": 0.8}
+    sharpe = next(g for g in sizer_gates(metrics, SizerConfig()) if g.name == "sharpe_vs_constant")
+    assert not sharpe.passed and str(sharpe.as_dict()["threshold"]) == "0.0"
+    minus_zero = re.compile(r"-0(?![.\d])|-0\.0*(?!\d)")
+    assert "needs >= 0 (" in sharpe.reason and not minus_zero.search(gate_reason([sharpe]))
+    assert gate_view("sizer", sharpe.as_dict()).check == "-0.3 >= 0"
+    assert format_number(-0.0, BPS) == "0.00"
+
+
+def test_precision_lift_reads_in_points_as_the_log_and_the_gate_say() -> None:
+    """``lift/precision_within_arm`` is stored in points; the metrics table scaled it as a
+    fraction to bps (3.38 pts shown as 33,815 bps) while the gate and the log said pts."""
+    from pipelines.evaluation.gates import metalabel_gates
+    from pipelines.report import _metrics_table
+
+    metrics = {
+        "lift/precision_within_arm": 3.3815,
+        "lift/precision_within_arm_ci_low": 0.7647,
+        "lift/precision_within_arm_ci_high": 5.705,
+        "confirm/lift/precision_vs_unfiltered": 7.5594,
+    }
+    page = _metrics_table(metrics)
+    assert '<td class="num">3.38</td><td>pts</td>' in page
+    assert '<td class="num">7.56</td><td>pts</td>' in page and "bps" not in page
+    gate = next(
+        g
+        for g in metalabel_gates(metrics, MetaLabelConfig())
+        if g.name == "precision_within_arm_lower_bound"
+    )
+    assert gate.unit == "pts" and gate_view("metalabel", gate).check.startswith(
+        "lower bound 0.7647 > 0 pts · estimate 3.381 [0.7647, 5.705]"
+    )

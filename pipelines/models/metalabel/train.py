@@ -253,7 +253,11 @@ def choose_threshold(
 ) -> tuple[float, pd.DataFrame]:
     """The candidate threshold whose kept trades beat the per-arm prior's at the same kept
     share by the most net reward (out-of-fold probabilities ``p``, out-of-fold prior ``q``),
-    among those keeping at least ``min_trade_share``; ties go to the lower threshold."""
+    among those keeping at least ``min_trade_share``; ties go to the lower threshold. Without
+    a candidate that qualifies (no out-of-fold trades) it is the lowest candidate.
+
+    The table's ``chosen`` column marks the returned threshold, so the report's table, the log
+    line and the recommendation name the same one."""
     rows = []
     for t in cfg.thresholds:
         keep = p >= t
@@ -274,11 +278,14 @@ def choose_threshold(
         (table["kept_share"] >= cfg.min_trade_share) & table["lift_vs_arm_prior_per_trade"].notna()
     ]
     if ok.empty:
-        return float(min(cfg.thresholds)), table
-    best = ok.sort_values(
-        ["lift_vs_arm_prior_per_trade", "threshold"], ascending=[False, True]
-    ).iloc[0]
-    return float(best["threshold"]), table
+        chosen = float(min(cfg.thresholds))
+    else:
+        best = ok.sort_values(
+            ["lift_vs_arm_prior_per_trade", "threshold"], ascending=[False, True]
+        ).iloc[0]
+        chosen = float(best["threshold"])
+    table["chosen"] = table["threshold"] == chosen
+    return chosen, table
 
 
 @dataclass
@@ -494,9 +501,21 @@ class MetaLabelTrainer:
         threshold, table = choose_threshold(
             calibrated, oof_prior[seen], fit["reward"].to_numpy()[seen], cfg
         )
-        logger.info(
-            "metalabel: threshold %.2f from %d out-of-fold trades", threshold, int(seen.sum())
+        qualified = table["lift_vs_arm_prior_per_trade"].notna() & (
+            table["kept_share"] >= cfg.min_trade_share
         )
+        if qualified.any():
+            logger.info(
+                "metalabel: threshold %.2f from %d out-of-fold trades", threshold, int(seen.sum())
+            )
+        else:
+            logger.warning(
+                "metalabel: threshold %.2f, the lowest candidate: none kept at least "
+                "min_trade_share=%g of the %d out-of-fold trades, so none was chosen on evidence",
+                threshold,
+                cfg.min_trade_share,
+                int(seen.sum()),
+            )
         return MetaFit(model, a, b, threshold, table, fit_arm_prior(fit, cfg))
 
     def evaluate(
