@@ -38,6 +38,21 @@ from configs import load_config  # noqa: E402
 FRESH_SEED_OFFSET = 1_000_000
 
 
+def _champion_row(seed: int, name: str, fwd: Any) -> str | None:
+    """None when the slot has no champion stage; "" when it kept the fallback; else the
+    false promotion's table row."""
+    from benchmarks.forward import champion_truth
+
+    truth = champion_truth(fwd)
+    if truth is None:
+        return None
+    if truth.shipped == "fallback":
+        return ""
+    return (
+        f"| {seed} | {name} | {truth.challenger} | {truth.test} | {truth.confirm} | {truth.later} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=40)
@@ -67,6 +82,9 @@ def main() -> None:
     errors = {name: 0 for name in names}
     failing: dict[str, dict[str, int]] = {name: {} for name in names}
     fresh_rows: list[str] = []
+    promoted = {name: 0 for name in names}  # the champion stage replaced the fallback
+    staged = {name: 0 for name in names}  # slot runs with a champion stage
+    champion_rows: list[str] = []
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
 
@@ -112,6 +130,11 @@ def main() -> None:
                     f"{format_gate(twin)} | {format_gate(later)} | "
                     f"{'yes' if positive else 'no'} | {'yes' if within else 'no'} |"
                 )
+            row = _champion_row(seed, name, fwd)
+            if row is not None:
+                staged[name] += 1
+                promoted[name] += row != ""
+                champion_rows += [row] if row else []
             print(f"seed {seed} {name}: {'PUBLISHED' if fwd.published else 'blocked'}")
     seconds = time.perf_counter() - t0
     n = args.seeds
@@ -158,6 +181,31 @@ def main() -> None:
         ]
     else:
         lines += ["No model published on any null world, so none needed a fresh-world score.", ""]
+    lines += [
+        "Champion stage on the same null worlds: the slot's candidates (the learned model when "
+        "its own gates passed, and the rules: best arm, volatility targeting) against the "
+        "bot's fallback, as a fresh store's first run. Replacing the fallback on noise is a "
+        "false promotion.",
+        "",
+        "| slot | fallback replaced | rate |",
+        "|---|---:|---:|",
+        *(
+            f"| {name} | {promoted[name]} / {staged[name]} | {promoted[name] / staged[name]:.0%} |"
+            for name in names
+            if staged[name]
+        ),
+        "",
+    ]
+    if champion_rows:
+        lines += [
+            "Every false promotion, with the same candidate's lift over the fallback on the "
+            "fresh null world:",
+            "",
+            "| seed | slot | challenger | test | confirmation | fresh null world |",
+            "|---|---|---|---|---|---|",
+            *champion_rows,
+            "",
+        ]
     text = "\n".join(lines)
     print(text)
     RESULTS.write_text(text, encoding="utf-8")
