@@ -25,14 +25,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.data.schema import BAR_COLUMNS, TRUE_REGIME_COLUMN
+from pipelines.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, TRUE_REGIME_COLUMN
 from pipelines.workdir import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -117,11 +117,57 @@ def _next_part(folder: Path) -> int:
     return max(used, default=-1) + 1
 
 
+#: Every part file's columns and types, whatever the source handed over: prices and volume
+#: float64, ``ts`` microseconds UTC, the true regime int8 (the generator's). The folder is the
+#: symbol. One schema across parts is what lets ``pandas.read_parquet(root)`` read the store:
+#: an int64 volume in one append and a float64 one in the next ("Float value 0.5 was
+#: truncated converting to int64"), or a symbol column in the file as well as in the folder
+#: ("Field symbol has incompatible types"), made it fail.
+PART_SCHEMA: Final = pa.schema(
+    [pa.field("ts", pa.timestamp("us", tz="UTC"))]
+    + [pa.field(c, pa.float64()) for c in NUMERIC_COLUMNS]
+)
+_REGIME_FIELD: Final = pa.field(TRUE_REGIME_COLUMN, pa.int8())
+
+
+def _part_schema(with_regime: bool) -> pa.Schema:
+    return PART_SCHEMA.append(_REGIME_FIELD) if with_regime else PART_SCHEMA
+
+
 def _write_part(path: Path, frame: pd.DataFrame) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    """One part in :data:`PART_SCHEMA` (nanosecond stamps are cut to microseconds)."""
+    schema = _part_schema(TRUE_REGIME_COLUMN in frame)
+    table = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
+    table = table.cast(schema, safe=False).replace_schema_metadata(None)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def _canonical_parts(root: Path, state: dict[str, Any]) -> list[Path]:
+    """Rewrite committed parts that an older writer left in another schema (a symbol column
+    in the file, an int volume, nanosecond stamps) as new parts in :data:`PART_SCHEMA`, and
+    list those in ``state`` instead; returns the files they replace, for the caller to delete
+    once ``state`` is committed. Their rows are kept as they are, up to the watermark."""
+    replaced: list[Path] = []
+    for sym, entry in state["symbols"].items():
+        parts = []
+        for rel in entry["parts"]:
+            path = root / rel
+            have = pq.read_schema(path).remove_metadata()
+            want = _part_schema(TRUE_REGIME_COLUMN in have.names)
+            if have.equals(want):
+                parts.append(rel)
+                continue
+            frame = pq.read_table(path).to_pandas()
+            folder = path.parent
+            new_rel = f"{_symbol_dir(sym)}/part-{_next_part(folder):05d}.parquet"
+            _write_part(root / new_rel, frame.drop(columns="symbol", errors="ignore"))
+            logger.info("%s: rewrote %s as %s (one schema for every part)", root, rel, new_rel)
+            parts.append(new_rel)
+            replaced.append(path)
+        entry["parts"] = parts
+    return replaced
 
 
 def append_bars(root: Path | str, bars: pd.DataFrame) -> AppendResult:
@@ -129,11 +175,17 @@ def append_bars(root: Path | str, bars: pd.DataFrame) -> AppendResult:
 
     Rows at or before a symbol's watermark are skipped (counted), repeats of (symbol, ts)
     within ``bars`` keep the first. Extra columns other than the true ``regime`` are dropped.
+    Parts are written in :data:`PART_SCHEMA`; committed parts an older writer left in another
+    schema are rewritten in it by the next append (committed with the new rows).
     """
     root = Path(root)
     _validate(bars)
     root.mkdir(parents=True, exist_ok=True)
     state = _load_state(root)
+    for sym, entry in state["symbols"].items():
+        # before any rewrite: a crashed append's leftovers go, what is listed stays
+        _remove_orphans(root / _symbol_dir(sym), entry["parts"])
+    replaced = _canonical_parts(root, state)
     columns = [*BAR_COLUMNS] + ([TRUE_REGIME_COLUMN] if TRUE_REGIME_COLUMN in bars else [])
     ts_utc = bars["ts"].dt.tz_convert("UTC")
     frame = bars.assign(ts=ts_utc, symbol=bars["symbol"].astype("str"))[columns]
@@ -152,7 +204,8 @@ def append_bars(root: Path | str, bars: pd.DataFrame) -> AppendResult:
             continue
         folder = root / _symbol_dir(sym)
         folder.mkdir(exist_ok=True)
-        _remove_orphans(folder, entry["parts"] if entry else [])
+        if entry is None:
+            _remove_orphans(folder, [])  # a new symbol's folder left by a crashed append
         rel = f"{_symbol_dir(sym)}/part-{_next_part(folder):05d}.parquet"
         # The folder name is the symbol (hive partitioning): a symbol column in the file too
         # made `pandas.read_parquet(root)` fail ("Field symbol has incompatible types").
@@ -163,8 +216,10 @@ def append_bars(root: Path | str, bars: pd.DataFrame) -> AppendResult:
             "rows": (entry["rows"] if entry else 0) + len(new),
             "parts": [*(entry["parts"] if entry else []), rel],
         }
-    if parts:
+    if parts or replaced:
         _write_state(root, state)  # the commit point
+    for path in replaced:
+        path.unlink(missing_ok=True)  # listed nowhere now
     marks = {s: v["watermark"] for s, v in sorted(state["symbols"].items())}
     logger.debug("appended %d rows in %d parts to %s", sum(added.values()), len(parts), root)
     return AppendResult(added=added, skipped=skipped, watermarks=marks, parts=parts)
@@ -177,7 +232,17 @@ def read_bars(root: Path | str, symbols: Iterable[str] | None = None) -> pd.Data
     Unknown symbols are an error (a typo must not look like "no data").
     """
     root = Path(root)
-    state = _load_state(root)
+    try:
+        return _read_committed(root, _load_state(root), symbols)
+    except FileNotFoundError:
+        # an append committed between reading the record and a part, and deleted a part it
+        # had rewritten (``_canonical_parts``): the new record lists its replacement
+        return _read_committed(root, _load_state(root), symbols)
+
+
+def _read_committed(
+    root: Path, state: dict[str, Any], symbols: Iterable[str] | None
+) -> pd.DataFrame:
     stored = state["symbols"]
     wanted = sorted(stored) if symbols is None else sorted(set(symbols))
     unknown = [s for s in wanted if s not in stored]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import pipelines.data.store as store
@@ -144,3 +145,54 @@ def test_data_checks_store_reads_with_plain_read_parquet_and_old_parts(tmp_path:
     got = read_bars(tmp_path)
     assert list(got.columns[:2]) == ["ts", "symbol"] and len(got) == 100
     assert got["symbol"].tolist().count("AAA") == 50
+
+
+def _typed(bars: pd.DataFrame, unit: str, int_volume: bool) -> pd.DataFrame:
+    out = bars.assign(ts=bars["ts"].astype(f"datetime64[{unit}, UTC]"))
+    return out.assign(volume=out["volume"].round().astype("int64")) if int_volume else out
+
+
+def test_data_checks_store_parts_share_one_schema_whatever_the_source_typed(
+    tmp_path: Path,
+) -> None:
+    """An int volume and nanosecond stamps in one append, floats and microseconds in the next
+    (a Parquet export, then a CSV): ``pandas.read_parquet`` on the store failed ("Float value
+    ... was truncated converting to int64")."""
+    full = _bars(120)
+    head = full.groupby("symbol").head(60)
+    append_bars(tmp_path, _typed(head, "ns", int_volume=True))
+    append_bars(tmp_path, _typed(full, "us", int_volume=False))
+    schemas = {str(pq.read_schema(p).remove_metadata()) for p in tmp_path.glob("symbol=*/*")}
+    assert len(schemas) == 1
+    plain = pd.read_parquet(tmp_path)
+    plain["symbol"] = plain["symbol"].astype(str)
+    plain = plain.sort_values(["symbol", "ts"], ignore_index=True)[list(full.columns)]
+    pd.testing.assert_frame_equal(plain, read_bars(tmp_path), check_dtype=False)
+    assert len(plain) == 240 and plain["volume"].dtype == "float64"
+
+
+def test_data_checks_store_old_parts_are_rewritten_by_the_next_append(tmp_path: Path) -> None:
+    """A store an older writer left (a symbol column in each part, an int volume) read with
+    edgeflow but not with ``pandas.read_parquet``; the next append rewrites those parts in
+    the one schema, so both read it, with the same rows."""
+    bars = _bars(80)
+    append_bars(tmp_path, bars.groupby("symbol").head(50))
+    for part in tmp_path.glob("symbol=*/part-*.parquet"):
+        symbol = "AAA" if "AAA" in part.parent.name else "B/C"
+        frame = pd.read_parquet(part).assign(symbol=symbol)
+        frame.assign(volume=frame["volume"].round().astype("int64")).to_parquet(part, index=False)
+    with pytest.raises(Exception, match=r"incompatible types|truncated"):
+        pd.read_parquet(tmp_path)
+    before = read_bars(tmp_path)
+    append_bars(tmp_path, bars)  # 30 new bars per symbol
+    after = read_bars(tmp_path)
+    kept = after.groupby("symbol").head(50).reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before, check_dtype=False)  # int volume now float
+    assert len(after) == 160 and len(pd.read_parquet(tmp_path)) == 160
+    listed = {
+        p
+        for v in json.loads((tmp_path / WATERMARK_FILE).read_text())["symbols"].values()
+        for p in v["parts"]
+    }
+    on_disk = {str(p.relative_to(tmp_path)) for p in tmp_path.glob("symbol=*/part-*.parquet")}
+    assert on_disk == listed  # the rewritten parts' old files are gone
