@@ -940,7 +940,18 @@ def check_bars(
     q_path = None
     if len(bad) and quarantine_dir is not None:
         q_path = _write_quarantine(raws, df, bad, quarantine_dir)
-        logger.warning("quarantined %d rows -> %s", len(bad), q_path)
+        # the first bad value by file, column and row: the count alone (all a scheduled
+        # collect printed) does not say what to fix
+        first = bad.iloc[0]
+        logger.warning(
+            "quarantined %d row(s); first: %s: column %r, row %d: %s -> %s",
+            len(bad),
+            raws[int(df.at[first.name, _FILE])].origin,
+            first["column"],
+            int(df.at[first.name, _ROW]),
+            first["detail"],
+            q_path,
+        )
     _enforce_quarantine_limit(reports, df, bad, cfg.max_quarantine_fraction)
 
     kept = df[reason == ""].sort_values(["symbol", "ts"], kind="stable", ignore_index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -123,9 +124,15 @@ def test_data_checks_row_problem_over_limit_is_fatal(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ROW_LEVEL))
-def test_data_checks_row_problem_quarantined(name: str, tmp_path: Path) -> None:
+def test_data_checks_row_problem_quarantined(
+    name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     reason, column, row, _, detail = ROW_LEVEL[name]
-    out = check_bars(read_files(BAD / name), LENIENT, quarantine_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="pipelines.data.checks"):
+        out = check_bars(read_files(BAD / name), LENIENT, quarantine_dir=tmp_path)
+    # the log names the bad value (a scheduled collect logged only "quarantined 1 rows")
+    said = f"quarantined 1 row(s); first: {_origin(name)}: column '{column}', row {row}: {detail}"
+    assert said in caplog.text
     rep = out.report
     assert rep.quarantined == {reason: 1}
     assert (rep.rows_in, rep.rows_out) == (12, 11)
