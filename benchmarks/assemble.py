@@ -27,6 +27,8 @@ ORDER = [
     "regime",
     "bandit",
     "sizer",
+    "exits",
+    "exit_policy",
 ]
 HEADER = """# Benchmarks
 
