@@ -24,8 +24,9 @@ from pipelines.data.synthetic import generate_bars
 from pipelines.evaluation.gates import bandit_gates
 from pipelines.export.onnx import make_session, run
 from pipelines.features import FEATURE_NAMES, featurize
-from pipelines.models.bandit import NeuralBandit, train_bandit
+from pipelines.models.bandit import NeuralBandit
 from pipelines.models.bandit.export import export_onnx
+from pipelines.models.specs import SPECS, train_one
 
 ROOT = Path(__file__).resolve().parents[1]
 ESTS = ("ips", "snips", "dr")
@@ -59,7 +60,7 @@ def _sweep(cfg: Settings, seeds: range, tmp: Path) -> list[str]:
         feats = featurize(bars).frame
         for learner, update in (("configured", {}), ("previous", PREVIOUS)):
             bc = cfg.bandit.model_copy(update=update)
-            m = train_bandit(bars, feats, bc, seed, tmp / f"{seed}-{learner}").metrics
+            m = train_one(SPECS["bandit"], bars, feats, bc, seed, tmp / f"{seed}-{learner}").metrics
             true_lift = (m["truth/bandit"] - m["truth/best_arm"]) * 1e4
             key = "lift/bandit_vs_best_arm/exact"
             passed = all(g.passed for g in bandit_gates(m, bc))
@@ -95,7 +96,7 @@ def main() -> None:
     feat_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        out = train_bandit(bars, feats, cfg.bandit, cfg.seed, Path(tmp))
+        out = train_one(SPECS["bandit"], bars, feats, cfg.bandit, cfg.seed, Path(tmp))
         train_s = time.perf_counter() - t0
         # Latency does not depend on the weights: time the same safe-scoring graph, exported
         # from a NeuralBandit fitted briefly here (the trainer keeps no torch handle).
@@ -129,7 +130,8 @@ def main() -> None:
         f"({len(cfg.data.synthetic.symbols)} symbols x {cfg.data.synthetic.n_bars} hourly bars), "
         f"seed {cfg.seed}.",
         "",
-        f"- featurize: {feat_s:.2f} s; `train_bandit` end to end: {train_s:.1f} s "
+        f"- featurize: {feat_s:.2f} s; `train_one(SPECS['bandit'], ...)` end to end: "
+        f"{train_s:.1f} s "
         f"(network + posterior fit {m['train/fit_seconds']:.1f} s, "
         f"{int(m['train/epochs_run'])} epochs, {int(m['train/n_decisions'])} train / "
         f"{int(m['holdout/n_decisions'])} held-out decisions)",

@@ -115,7 +115,8 @@ def main() -> None:
         export_onnx,
         onnx_probabilities,
     )
-    from pipelines.models.regime.train import build_dataset, train_regime
+    from pipelines.models.regime.train import build_dataset
+    from pipelines.models.specs import SPECS, train_one
 
     cfg = load_config(args.config, environ={})
     bars = generate_bars(cfg.data.synthetic, cfg.seed)
@@ -124,7 +125,7 @@ def main() -> None:
     feat_s = time.perf_counter() - t0
     out_dir = Path(tempfile.mkdtemp(prefix="bench-regime-"))
     t0 = time.perf_counter()
-    outcome = train_regime(bars, feats, cfg.regime, cfg.seed, out_dir)
+    outcome = train_one(SPECS["regime"], bars, feats, cfg.regime, cfg.seed, out_dir)
     train_s = time.perf_counter() - t0
     m = outcome.metrics
     best = outcome.params["selected_model"]
@@ -215,9 +216,9 @@ Command: `{cmd}` · machine: 2-core x86_64 CPU, no GPU ({platform.processor() or
 Python {sys.version.split()[0]}), shared with other jobs · date: {dt.date.today().isoformat()}.
 Data: the `{args.config}` profile's synthetic bars ({len(bars)} bars, {bars["symbol"].nunique()}
 symbols, seed {cfg.seed}); targets are the generator's true regimes; held out: the last
-{cfg.regime.holdout_fraction:.0%} of the time range. Featurize {feat_s:.1f} s; `train_regime`
-(walk-forward {m["time/walk_forward_seconds"]:.1f} s, refit {m["time/refit_seconds"]:.1f} s,
-BOCD, conformal, plots, export) {train_s:.1f} s in all.
+{cfg.regime.holdout_fraction:.0%} of the time range. Featurize {feat_s:.1f} s;
+`train_one(SPECS['regime'], ...)` (walk-forward {m["time/walk_forward_seconds"]:.1f} s,
+refit {m["time/refit_seconds"]:.1f} s, BOCD, conformal, plots, export) {train_s:.1f} s in all.
 
 ### Walk-forward comparison ({cfg.regime.n_folds} expanding folds, purge {cfg.regime.purge} +
 embargo {cfg.regime.embargo} bars; selection by {cfg.regime.selection_metric})

@@ -74,17 +74,17 @@ def child(stage: str, n_bars: int, n_symbols: int) -> dict[str, float]:
         if stage == "featurize":
             featurize(bars)
         elif stage == "regime":
-            from pipelines.models.regime.train import train_regime
+            from pipelines.models.specs import SPECS, train_one
 
-            train_regime(bars, feats, cfg.regime, cfg.seed, out)
+            train_one(SPECS["regime"], bars, feats, cfg.regime, cfg.seed, out)
         elif stage == "bandit":
-            from pipelines.models.bandit.train import train_bandit
+            from pipelines.models.specs import SPECS, train_one
 
-            train_bandit(bars, feats, cfg.bandit, cfg.seed, out)
+            train_one(SPECS["bandit"], bars, feats, cfg.bandit, cfg.seed, out)
         elif stage == "sizer":
-            from pipelines.models.sizer.train import train_sizer
+            from pipelines.models.specs import SPECS, train_one
 
-            train_sizer(bars, feats, cfg.sizer, cfg.seed, out)
+            train_one(SPECS["sizer"], bars, feats, cfg.sizer, cfg.seed, out)
         else:
             raise ValueError(f"unknown stage {stage!r}")
         seconds = time.perf_counter() - t0
@@ -153,7 +153,8 @@ def main() -> None:
         f"{platform.python_version()}; date {dt.date.today().isoformat()}; 1-min load average "
         f"{load_before:.1f} at start, {load_after:.1f} at end (cores shared with other jobs)",
         f"- Data: the demo's synthetic hourly bars (seed 7), {args.base_bars:,} bars per symbol "
-        "at 1x; trainers called directly (`train_regime`, `train_bandit`, `train_sizer`) with "
+        "at 1x; trainers called directly (`train_one(SPECS[name], ...)` for regime, bandit, "
+        "sizer) with "
         f"the demo config and these budget overrides at every size: {budget}",
         "",
         "| stage | size | rows | time s | peak RSS MiB | RSS above the data MiB |",

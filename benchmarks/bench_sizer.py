@@ -128,14 +128,14 @@ def bench_latency(data: object, repeats: int = 2000) -> dict[str, float]:
 
 def demo_run(timesteps: int | None) -> tuple[object, float]:
     from configs.settings import load_config
-    from pipelines.models.sizer import train_sizer
+    from pipelines.models.specs import SPECS, train_one
 
     bars, features, signals, seed = _inputs()
     cfg = load_config("demo").sizer
     if timesteps is not None:
         cfg = cfg.model_copy(update={"total_timesteps": timesteps})
     t0 = time.perf_counter()
-    outcome = train_sizer(bars, features, cfg, seed, OUT_DIR, signals=signals)
+    outcome = train_one(SPECS["sizer"], bars, features, cfg, seed, OUT_DIR, signals=signals)
     return outcome, time.perf_counter() - t0
 
 
@@ -219,7 +219,8 @@ def main() -> None:
         traj = pd.read_csv(outcome.artifacts["lambda_trajectory"])  # type: ignore[attr-defined]
         lines += [
             "",
-            f"### Demo run: `train_sizer` on the demo profile ({seconds:.1f} s wall, both "
+            f"### Demo run: `train_one(SPECS['sizer'], ...)` on the demo profile "
+            f"({seconds:.1f} s wall, both "
             f"trainings of {int(outcome.params['total_timesteps']):,} steps each)",  # type: ignore[attr-defined]
             "",
             f"Arm sized: `{outcome.params['arm']}` (best train-span Sharpe). Held-out span: "  # type: ignore[attr-defined]

@@ -13,8 +13,8 @@ from tasks.context import RunContext
 
 
 def challenged_slots() -> list[str]:
-    """The slots whose trainers run a champion stage."""
-    return [name for name, spec in SPECS.items() if hasattr(spec.trainer, "challenge")]
+    """The slots whose trainers run a champion stage (a spec that names candidates)."""
+    return [name for name, spec in SPECS.items() if spec.candidates]
 
 
 @task(name="read_champions", cache_policy=NO_CACHE)

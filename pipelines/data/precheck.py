@@ -5,12 +5,10 @@ trainers, so bad input is refused (one line naming file, column and row) in abou
 reading and checking it takes, rather than after the orchestration has started. The flow
 still runs the same checks itself: a scheduled run has no command line.
 
-It also answers "would every model be skipped for lack of history?" without importing the
-model registry (which imports torch, SB3 and LightGBM): :data:`MIN_FEATURE_ROWS` holds each
-model's minimum and the registry's ``ModelSpec.min_rows`` reads it, and the feature rows a
-symbol will have
-follow from its bar count, because ``featurize`` drops exactly the first ``WARMUP_BARS`` bars
-of every symbol.
+It also answers "would every model be skipped for lack of history?" with each spec's own
+rule (``ModelSpec.history_reason`` on ``ModelSpec.min_rows``; the spec list imports no
+trainer), and the feature rows a symbol will have follow from its bar count, because
+``featurize`` drops exactly the first ``WARMUP_BARS`` bars of every symbol.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,14 +31,11 @@ from pipelines.data.errors import DataError
 from pipelines.data.provenance import claim_store, source_fingerprint
 from pipelines.data.sources import load_source
 from pipelines.data.store import _load_state
+from pipelines.models.base import ModelSpec
+from pipelines.models.specs import SPECS
 
-#: Fewest feature rows per symbol each model trains on (``ModelSpec.min_rows``, registry order).
-MIN_FEATURE_ROWS: Final[Mapping[str, int]] = {
-    "regime": 1000,
-    "bandit": 500,
-    "sizer": 500,
-    "metalabel": 1000,
-}
+#: Fewest feature rows per symbol each model trains on, read from the specs (in their order).
+MIN_FEATURE_ROWS: Final[Mapping[str, int]] = {name: s.min_rows for name, s in SPECS.items()}
 #: Bars ``featurize`` drops at the start of every symbol (``pipelines.features.WARMUP_BARS``;
 #: not imported from there because that package loads the numba kernels).
 WARMUP_BARS: Final = 200
@@ -71,27 +66,16 @@ class Precheck:
 
 
 def history_skip_reason(
-    feature_rows: Mapping[str, int], minimums: Mapping[str, int] = MIN_FEATURE_ROWS
+    feature_rows: Mapping[str, int], specs: Iterable[ModelSpec] | None = None
 ) -> str | None:
-    """Why every model would be skipped for lack of history, or None when one can train.
-
-    Same rule and wording as ``ModelSpec.skip_reason``: a model is skipped when every symbol
-    has fewer than its ``min_rows`` feature rows.
-    """
+    """Why every model would be skipped for lack of history, or None when one can train:
+    each spec's own rule (``ModelSpec.history_reason``), so the wording is the flow's."""
     reasons = []
-    for name, need in minimums.items():
-        if need <= 0:
+    for spec in SPECS.values() if specs is None else specs:
+        reason = spec.history_reason(feature_rows)
+        if reason is None:
             return None
-        if not feature_rows:
-            reasons.append(f"{name}: needs >= {need:,} feature rows per symbol, got none")
-            continue
-        if max(feature_rows.values()) >= need:
-            return None
-        worst = min(sorted(feature_rows), key=lambda s: feature_rows[s])
-        reasons.append(
-            f"{name}: needs >= {need:,} feature rows per symbol, got "
-            f"{max(feature_rows.values()):,} (shortest: {worst}, {feature_rows[worst]:,})"
-        )
+        reasons.append(reason)
     return "too little history for every model: " + "; ".join(reasons)
 
 

@@ -5,26 +5,34 @@ A trainer is four stages (``prepare -> fit -> evaluate -> export``), each a meth
 small class that follows :class:`Trainer`. :func:`run_trainer` runs them in order and then
 judges the result with the model's gate rule from ``pipelines.evaluation.gates`` plus the
 shared ONNX parity gate: trainers measure, gates judge. ``pipelines.models.specs`` lists
-one :class:`ModelSpec` per model; the flow, the MLflow logging, the report and the
-benchmarks iterate over it.
+one :class:`ModelSpec` per model; the flow, the MLflow logging, the report, the pre-check and
+the benchmarks iterate over it. A spec names its trainer as ``"module:Class"`` and imports it
+on first use, so reading the facts of a model (its minimum history, its ONNX interface, its
+docs) costs no torch, SB3 or LightGBM import.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pipelines.evaluation.gates import Gate, GateRule, evaluate
-from pipelines.export.onnx import OnnxExport
 from pipelines.interrupt import checkpoint, training
-from pipelines.models.champion import FALLBACK, Champion, ChampionDecision
 from pipelines.seeding import Streams
+
+if TYPE_CHECKING:  # onnxruntime and the champion stage load with the first training only
+    from pipelines.export.onnx import OnnxExport
+    from pipelines.models.champion import Champion, ChampionDecision
 
 logger = logging.getLogger(__name__)
 
@@ -172,46 +180,98 @@ class NoExtras:
         return {}
 
 
+@cache
+def _import_trainer(path: str) -> type:
+    """The class a spec's ``"module:Class"`` names, imported once per process."""
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise ValueError(f"a trainer is named 'module:Class', got {path!r}")
+    trainer: type = getattr(importlib.import_module(module), name)
+    return trainer
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of the registry: its name, config section, trainer, gates and baselines.
+    """Every fact about one model that code outside its package needs, in one entry.
 
-    ``after`` names models whose results this one reads from ``TrainInputs.upstream``;
-    ``min_rows`` is the fewest labelled feature rows per symbol it can train on (a shorter
-    history skips the model with one line instead of failing it).
+    ``trainer`` names the class that follows :class:`Trainer` as ``"module:Class"``; it is
+    imported on first use (:meth:`make_trainer`), so the pre-check, the CLI and the report
+    read specs without loading torch, SB3 or LightGBM. ``after`` names models whose results
+    this one reads from ``TrainInputs.upstream``; ``min_rows`` is the fewest labelled feature
+    rows per symbol it can train on (a shorter history skips the model with one line instead
+    of failing it). ``input_width`` and ``output_shapes`` are the exported ONNX graph's
+    interface (one float32 input of ``[N, input_width]``; each output's shape per row), and
+    ``one_hot_inputs`` how many of the last input columns are a one-hot (the meta-labeler's
+    arm), which a valid input row sets to exactly one 1. ``candidates`` are the policies the
+    slot's champion stage judges (empty: the model is judged alone), ``baselines`` what its
+    gates compare it with, ``docs`` the page that documents it (``path#anchor`` from the
+    repository root). ``default_config`` makes the model's settings while ``Settings`` has no
+    section for it (a new model's defaults live in its package; a profile can set them once
+    ``configs/settings.py`` gives it a section).
     """
 
     name: str
     section: str
-    trainer: type
+    trainer: str
     gate_rule: GateRule
     baselines: tuple[str, ...]
     description: str
+    input_width: int
+    output_shapes: tuple[tuple[int, ...], ...]
+    docs: str
     after: tuple[str, ...] = ()
     min_rows: int = 0
+    one_hot_inputs: int = 0
+    candidates: tuple[str, ...] = ()
+    default_config: Callable[[], Any] | None = None
 
     def config(self, settings: Any) -> Any:
-        return getattr(settings, self.section)
+        """The model's settings: the profile's section, else the spec's ``default_config``."""
+        section = getattr(settings, self.section, None)
+        if section is not None:
+            return section
+        if self.default_config is None:
+            raise AttributeError(
+                f"settings have no section {self.section!r} for model {self.name!r}, "
+                "and its spec names no default_config"
+            )
+        return self.default_config()
 
     def make_trainer(self) -> Trainer:
-        trainer: Trainer = self.trainer()
+        trainer: Trainer = _import_trainer(self.trainer)()
         return trainer
+
+    def sample_input(self, rows: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+        """``rows`` valid inputs for the ONNX graph: standard normal features, and a one-hot
+        that cycles through its columns where the interface has one."""
+        x = rng.normal(0, 1, (rows, self.input_width)).astype(np.float32)
+        if self.one_hot_inputs:
+            hot = np.eye(self.one_hot_inputs, dtype=np.float32)
+            x[:, self.input_width - self.one_hot_inputs :] = hot[
+                np.arange(rows) % self.one_hot_inputs
+            ]
+        return x
 
     def skip_reason(self, features: pd.DataFrame) -> str | None:
         """Why this model cannot train on ``features`` (too little history), or None."""
+        counts = features.groupby("symbol").size() if len(features) else pd.Series(dtype=int)
+        return self.history_reason({str(s): int(n) for s, n in counts.items()})
+
+    def history_reason(self, feature_rows: Mapping[str, int]) -> str | None:
+        """Why this model cannot train on symbols with these feature-row counts, or None: the
+        one rule behind :meth:`skip_reason` and the pre-check, which counts rows from the
+        stored bars before anything is featurized."""
         if self.min_rows <= 0:
             return None
-        counts = features.groupby("symbol").size() if len(features) else pd.Series(dtype=int)
-        if counts.empty:
+        if not feature_rows:
             return f"{self.name}: needs >= {self.min_rows:,} feature rows per symbol, got none"
-        short = counts[counts < self.min_rows]
-        if len(short) == len(counts):
-            worst = short.sort_values().index[0]
-            return (
-                f"{self.name}: needs >= {self.min_rows:,} feature rows per symbol, "
-                f"got {int(short.max()):,} (shortest: {worst}, {int(short.min()):,})"
-            )
-        return None
+        if max(feature_rows.values()) >= self.min_rows:
+            return None
+        worst = min(sorted(feature_rows), key=lambda s: feature_rows[s])
+        return (
+            f"{self.name}: needs >= {self.min_rows:,} feature rows per symbol, got "
+            f"{max(feature_rows.values()):,} (shortest: {worst}, {feature_rows[worst]:,})"
+        )
 
 
 def run_trainer(
@@ -256,6 +316,8 @@ def run_trainer(
     decision = None
     stage = getattr(trainer, "challenge", None)
     if inputs.champions is not None and stage is not None:
+        from pipelines.models.champion import FALLBACK
+
         champion = inputs.champions.get(spec.name, FALLBACK)
         decision = stage(
             data, fitted, cfg, streams, out_dir, export, gates, champion, parity_tolerance

@@ -12,8 +12,9 @@ from configs.settings import load_config
 from pipelines.data.synthetic import generate_bars
 from pipelines.export.onnx import make_session, run
 from pipelines.features import FEATURE_NAMES, featurize
-from pipelines.models.bandit import build_dataset, train_bandit
+from pipelines.models.bandit import build_dataset
 from pipelines.models.bandit.train import forward_mean
+from pipelines.models.specs import SPECS, train_one
 from pipelines.strategies import ARM_NAMES
 
 torch.set_num_threads(1)
@@ -66,7 +67,7 @@ def test_forward_mean_labels_by_hand() -> None:
 @pytest.mark.slow
 def test_train_bandit_outcome(demo_like, tmp_path: Path) -> None:
     bars, feats = demo_like
-    out = train_bandit(bars, feats, _cfg(), seed=3, out_dir=tmp_path / "a")
+    out = train_one(SPECS["bandit"], bars, feats, _cfg(), seed=3, out_dir=tmp_path / "a")
     assert out.model == "bandit"
     assert out.input_names == ["features"] and out.output_names == ["arm_values"]
     assert out.input_shape == ["N", 43]
@@ -118,7 +119,7 @@ def test_train_bandit_outcome(demo_like, tmp_path: Path) -> None:
     values = run(make_session(out.onnx_path), x)[0]
     assert values.shape == (50, len(ARM_NAMES))
     # same seed, same inputs -> same outcome
-    again = train_bandit(bars, feats, _cfg(), seed=3, out_dir=tmp_path / "b")
+    again = train_one(SPECS["bandit"], bars, feats, _cfg(), seed=3, out_dir=tmp_path / "b")
     assert again.metrics.keys() == out.metrics.keys()
     for k, v in out.metrics.items():
         if "seconds" not in k:
@@ -129,7 +130,7 @@ def test_train_bandit_outcome(demo_like, tmp_path: Path) -> None:
 def test_train_bandit_logged_feedback_and_safe_rule(demo_like, tmp_path: Path) -> None:
     bars, feats = demo_like
     cfg = _cfg().model_copy(update={"training_feedback": "logged", "n_bootstrap": 50})
-    out = train_bandit(bars, feats, cfg, seed=4, out_dir=tmp_path)
+    out = train_one(SPECS["bandit"], bars, feats, cfg, seed=4, out_dir=tmp_path)
     m = out.metrics
     assert out.params["training_feedback"] == "logged"
     assert 0.0 <= m["holdout/deviation_share"] <= 1.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,6 @@ from configs import load_config
 from pipelines.data.checks import check_bars
 from pipelines.data.errors import DataError
 from pipelines.data.precheck import (
-    MIN_FEATURE_ROWS,
     WARMUP_BARS,
     history_skip_reason,
     precheck_input,
@@ -38,11 +39,20 @@ def _pre(s: object, tmp_path: Path, **kw: object) -> object:
     return precheck_input(s.data, s.seed, s.profile, bars, Path(s.workdir), **kw)  # type: ignore[attr-defined]
 
 
-def test_minimums_mirror_the_model_registry() -> None:
+def test_minimums_come_from_the_specs_without_importing_a_trainer() -> None:
+    """The pre-check reads each model's minimum from its spec; the spec list must stay free of
+    the trainers' imports (torch, SB3, LightGBM), or the early check loses its point."""
     from pipelines.features import WARMUP_BARS as FEATURES_WARMUP
-    from pipelines.models.specs import SPECS
 
-    assert dict(MIN_FEATURE_ROWS) == {n: s.min_rows for n, s in SPECS.items()}
+    code = (
+        "import sys; import pipelines.data.precheck as p; "
+        "heavy = ('torch', 'stable_baselines3', 'lightgbm', 'prefect', 'mlflow', 'numba'); "
+        "print(sorted(m for m in heavy if m in sys.modules)); print(dict(p.MIN_FEATURE_ROWS))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "{'regime': 1000, 'bandit': 500, 'sizer': 500, 'metalabel': 1000}"]
     assert WARMUP_BARS == FEATURES_WARMUP
 
 

@@ -1,44 +1,33 @@
 """One contract over every model of the spec list: deterministic per seed (also when the
-models train concurrently on threads), finite outputs of the documented shapes, ONNX parity,
-and the gate names that docs/models.md documents."""
+models train concurrently on threads), finite outputs of the shapes its spec declares, ONNX
+parity, and the gate names its docs document (``tests/models/spec_contract.py``, which a model
+added from outside the package passes too: ``test_adding_a_model.py``)."""
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from spec_contract import (
+    ROOT,
+    check_candidates,
+    check_interface,
+    check_parity_and_gates,
+    check_spec,
+)
 
 from configs import Settings, load_config
 from pipelines.data.synthetic import generate_bars
-from pipelines.export.onnx import make_session, run
 from pipelines.features import featurize
 from pipelines.models.base import ModelResult, TrainInputs, run_trainer
 from pipelines.models.specs import MODEL_NAMES, SPECS
 from pipelines.seeding import Streams
 from pipelines.strategies import compute_signals
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "e2e" / "tiny.yaml"
-#: model -> (input width, output shapes per row)
-SHAPES = {
-    "regime": (43, [(), (4,)]),
-    "bandit": (43, [(12,)]),
-    "sizer": (44, [(1,)]),
-    "metalabel": (55, [(1,)]),
-}
-
-
-def documented_gates() -> dict[str, list[str]]:
-    """``model -> [gate, ...]`` from the gate table in docs/models.md."""
-    text = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
-    out: dict[str, list[str]] = {}
-    for model, gate in re.findall(r"^\| `(\w+)` \| `(\w+)` \|", text, flags=re.M):
-        out.setdefault(model, []).append(gate)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +73,10 @@ def concurrent(
 
 def test_registry_lists_every_model_once() -> None:
     assert MODEL_NAMES == ("regime", "bandit", "sizer", "metalabel")
-    assert set(SHAPES) == set(SPECS)
     for spec in SPECS.values():
         assert all(dep in SPECS and dep != spec.name for dep in spec.after)
         assert spec.baselines, f"{spec.name} names no baseline"
+        check_spec(spec)
 
 
 @pytest.mark.slow
@@ -108,17 +97,7 @@ def test_concurrent_training_is_identical_to_sequential(
 def test_outputs_are_finite_with_documented_shapes(
     name: str, sequential: dict[str, ModelResult], inputs: TrainInputs
 ) -> None:
-    result = sequential[name]
-    width, shapes = SHAPES[name]
-    assert result.model == name
-    assert result.input_shape == ["N", width]
-    x = np.random.default_rng(0).normal(0, 1, (17, width)).astype(np.float32)
-    if name == "metalabel":  # the last 12 columns are a one-hot arm
-        x[:, 43:] = np.eye(12, dtype=np.float32)[np.arange(17) % 12]
-    outputs = run(make_session(result.onnx_path), x)
-    assert [o.shape[1:] for o in outputs] == shapes
-    for o in outputs:
-        assert o.shape[0] == 17 and np.isfinite(o).all()
+    check_interface(SPECS[name], sequential[name])
 
 
 @pytest.mark.slow
@@ -126,14 +105,14 @@ def test_outputs_are_finite_with_documented_shapes(
 def test_parity_holds_and_gates_are_the_documented_ones(
     name: str, sequential: dict[str, ModelResult], settings: Settings
 ) -> None:
-    result = sequential[name]
-    assert 0 <= result.onnx_max_abs_diff <= settings.training.parity_tolerance
-    assert [g.name for g in result.gates] == documented_gates()[name]
-    parity = result.gates[-1]
-    assert parity.name == "onnx_max_abs_diff" and parity.passed
-    for gate in result.gates:
-        assert gate.passed == (np.isfinite(gate.value) and gate.passed)
-        assert gate.direction in (">=", "<=", ">", "<") and gate.description
+    check_parity_and_gates(SPECS[name], sequential[name], settings.training.parity_tolerance)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_spec_names_candidates_exactly_when_its_trainer_has_a_champion_stage(
+    name: str,
+) -> None:
+    check_candidates(SPECS[name])
 
 
 def test_a_short_history_is_a_skip_with_the_minimum_named(inputs: TrainInputs) -> None:

@@ -1,4 +1,4 @@
-"""train_regime end to end on small synthetic data: outcome contract, artifacts, gates, seeds."""
+"""The regime trainer end to end on small data: outcome contract, artifacts, gates, seeds."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from configs.regime import RegimeConfig
 from pipelines.data.synthetic import generate_bars
 from pipelines.features import FEATURE_NAMES, featurize
 from pipelines.models.base import ModelResult as TrainOutcome
-from pipelines.models.regime.train import train_regime
+from pipelines.models.specs import SPECS, train_one
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,9 @@ def outcome(
 ) -> TrainOutcome:
     bars, feats = data
     cfg = RegimeConfig.model_validate(SMALL)
-    return train_regime(bars, feats, cfg, seed=11, out_dir=tmp_path_factory.mktemp("regime"))
+    return train_one(
+        SPECS["regime"], bars, feats, cfg, seed=11, out_dir=tmp_path_factory.mktemp("regime")
+    )
 
 
 def test_outcome_contract(outcome: TrainOutcome) -> None:
@@ -169,7 +171,9 @@ def test_same_seed_same_outcome(
     outcome: TrainOutcome, data: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     bars, feats = data
-    again = train_regime(bars, feats, RegimeConfig.model_validate(SMALL), 11, tmp_path)
+    again = train_one(
+        SPECS["regime"], bars, feats, RegimeConfig.model_validate(SMALL), 11, tmp_path
+    )
     for key, value in outcome.metrics.items():
         if not key.startswith(("time/", "walk_forward/")) or key.endswith("log_loss_mean"):
             assert again.metrics[key] == pytest.approx(value, nan_ok=True), key
@@ -179,7 +183,7 @@ def test_same_seed_same_outcome(
 def test_rule_labels_without_truth(data: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path) -> None:
     bars, feats = data
     cfg = RegimeConfig.model_validate({**SMALL, "candidates": ["logistic"]})
-    out = train_regime(bars.drop(columns="regime"), feats, cfg, 0, tmp_path)
+    out = train_one(SPECS["regime"], bars.drop(columns="regime"), feats, cfg, 0, tmp_path)
     assert out.params["label_source"] == "rule"
     assert out.metrics["label/true_regime"] == 0.0
     gate = next(g for g in out.gates if g.name == "log_loss_lift_lower_bound")

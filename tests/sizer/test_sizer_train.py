@@ -1,4 +1,4 @@
-"""train_sizer end to end on a tiny budget, plus the evaluation pieces on hand-made tables."""
+"""The sizer trainer end to end on a tiny budget, plus the evaluation pieces on hand-made tables."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from configs.sizer import SizerConfig
 from pipelines.data.synthetic import generate_bars
 from pipelines.features import FEATURE_NAMES, featurize
 from pipelines.models.base import ModelResult as TrainOutcome
-from pipelines.models.sizer import SIZERS, train_sizer
+from pipelines.models.sizer import SIZERS
 from pipelines.models.sizer.data import NEXT_RETURN_COLUMN, SIGNAL_COLUMN, select_arm
 from pipelines.models.sizer.evaluate import rule_multipliers, run_sizer
+from pipelines.models.specs import SPECS, train_one
 from pipelines.strategies import compute_signals
 
 TINY = {
@@ -40,7 +41,7 @@ def demo_inputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def _train(inputs: tuple[pd.DataFrame, ...], out: Path, seed: int = 11) -> TrainOutcome:
     bars, features, signals = inputs
     cfg = SizerConfig.model_validate(TINY)
-    return train_sizer(bars, features, cfg, seed, out, signals=signals)
+    return train_one(SPECS["sizer"], bars, features, cfg, seed, out, signals=signals)
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 from pipelines.models.bandit.neural import NeuralBandit, RewardNet
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
-from pipelines.models.bandit.train import MODEL_NAME, BanditData, build_dataset, train_bandit
+from pipelines.models.bandit.train import MODEL_NAME, BanditData, build_dataset
 
 __all__ = [
     "MODEL_NAME",
@@ -12,5 +12,4 @@ __all__ = [
     "RewardNet",
     "build_dataset",
     "proxy_regimes",
-    "train_bandit",
 ]

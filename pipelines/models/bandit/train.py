@@ -1,8 +1,9 @@
-"""``train_bandit``: rewards -> NeuralBandit + Beta-Thompson -> OPE on held-out -> ONNX.
+"""The bandit's trainer: rewards -> NeuralBandit + Beta-Thompson -> OPE on held-out -> ONNX.
 
-The flow calls this one function. Arms' rewards are computed from bars for every arm, and
-the *logged* view (one arm per decision, chosen by the configured logging policy with its
-propensity) is replayed on history. What the network learns from is
+The flow runs :class:`BanditTrainer` (its spec: ``pipelines/models/specs.py``). Arms'
+rewards are computed from bars for every arm, and the *logged* view (one arm per decision,
+chosen by the configured logging policy with its propensity) is replayed on history. What the
+network learns from is
 ``training_feedback``: every arm's reward on the training span (``full_information``, the
 default: the arms are rule strategies whose P&L is computable from bars) or the logged arm's
 only (``logged``). The held-out span is evaluated from its logged view only (IPS, SNIPS, DR,
@@ -44,7 +45,7 @@ from pipelines.models.bandit.logged import LoggedSplit, evaluate_logged, fit_log
 from pipelines.models.bandit.neural import NeuralBandit, score_rows
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
-from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
+from pipelines.models.base import Evaluation, NotTrainable, TrainInputs
 from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
 from pipelines.models.common import time_split
 from pipelines.seeding import Streams
@@ -633,28 +634,3 @@ def _ground_truth(
         oracle_arm = np.array([per_regime_best[int(r)] for r in true_reg])
         truth["oracle_regime"] = float(np.mean(full_ho[np.arange(len(hold)), oracle_arm]))
     return truth
-
-
-def train_bandit(
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    cfg: BanditConfig,
-    seed: int,
-    out_dir: Path,
-    signals: pd.DataFrame | None = None,
-    parity_tolerance: float = 1e-5,
-) -> ModelResult:
-    """Train, evaluate off-policy, export and gate the bandit outside a flow (tests, benchmarks).
-
-    Parameters
-    ----------
-    bars : the bar contract frame (``regime`` column optional: synthetic truth, evaluation only).
-    features : ``featurize(bars).frame`` (ts, symbol and the feature columns).
-    cfg : ``Settings.bandit``.
-    seed : the root seed; logging draws, network init and bootstrap use named streams of it.
-    out_dir : receives ``model.onnx``, plots (PNG), the OPE table (CSV), arms and the
-        Thompson table (JSON).
-    """
-    from pipelines.models.specs import SPECS, train_one
-
-    return train_one(SPECS["bandit"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

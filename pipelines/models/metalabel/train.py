@@ -45,7 +45,7 @@ from pipelines.evaluation.spans import (
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES
 from pipelines.interrupt import checkpoint
-from pipelines.models.base import Evaluation, ModelResult, NotTrainable, TrainInputs
+from pipelines.models.base import Evaluation, NotTrainable, TrainInputs
 from pipelines.models.metalabel.export import INPUT_COLUMNS, export_onnx
 from pipelines.seeding import Streams
 from pipelines.strategies import ARM_NAMES, N_ARMS, arm_rewards
@@ -623,19 +623,3 @@ class MetaLabelTrainer:
     def extras(self, data: MetaData, fitted: MetaFit) -> dict[str, Any]:
         return {"threshold": fitted.threshold, "arm_prior": fitted.prior}
 
-
-def train_metalabel(
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    cfg: MetaLabelConfig,
-    seed: int,
-    out_dir: Path,
-    signals: pd.DataFrame | None = None,
-    parity_tolerance: float = 1e-5,
-) -> ModelResult:
-    """Train, calibrate, evaluate, export and gate the meta-labeler outside a flow."""
-    from pipelines.models.specs import SPECS, train_one
-
-    return train_one(
-        SPECS["metalabel"], bars, features, cfg, seed, out_dir, signals, parity_tolerance
-    )

@@ -1,12 +1,12 @@
 """Regime classifier: TREND_UP / TREND_DOWN / RANGE / PANIC from the 43 features, plus BOCD.
 
-``train_regime`` is the flow's entry point; ``bocd_changepoint_prob`` / ``bocd_frame`` give the
-changepoint probability as a signal on their own. See ``docs/regime.md``.
+``RegimeTrainer`` (``train.py``) is what the spec list names; ``bocd_changepoint_prob`` /
+``bocd_frame`` give the changepoint probability as a signal on their own. See ``docs/regime.md``.
 """
 
 from pipelines.models.regime.bocd import bocd_changepoint_prob, bocd_frame, detection_stats
 from pipelines.models.regime.labels import regime_labels, rule_labels
-from pipelines.models.regime.train import MODEL_NAME, build_dataset, train_regime
+from pipelines.models.regime.train import MODEL_NAME, build_dataset
 
 __all__ = [
     "MODEL_NAME",
@@ -16,5 +16,4 @@ __all__ = [
     "detection_stats",
     "regime_labels",
     "rule_labels",
-    "train_regime",
 ]

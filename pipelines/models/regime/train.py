@@ -1,4 +1,4 @@
-"""``train_regime``: the regime classifier from bars and features to a gated ONNX export.
+"""The regime trainer: the regime classifier from bars and features to a gated ONNX export.
 
 Steps (one call, deterministic in ``seed``):
 
@@ -43,7 +43,7 @@ from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.evaluation.splits import inner_split_bars, time_split_bars, walk_forward_bars
 from pipelines.export.onnx import OnnxExport
 from pipelines.features import FEATURE_NAMES
-from pipelines.models.base import Evaluation, ModelResult, NoExtras, NotTrainable, TrainInputs
+from pipelines.models.base import Evaluation, NoExtras, NotTrainable, TrainInputs
 from pipelines.models.regime.bocd import bocd_frame, detection_stats
 from pipelines.models.regime.candidates import (
     BASELINE_INPUTS,
@@ -596,30 +596,3 @@ def _evaluate(
         report.coverage,
     )
     return Evaluation(metrics, artifacts, params)
-
-
-def train_regime(
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    cfg: RegimeConfig,
-    seed: int,
-    out_dir: Path,
-    signals: pd.DataFrame | None = None,
-    parity_tolerance: float = 1e-5,
-) -> ModelResult:
-    """Train, select, calibrate, evaluate, export and gate the regime classifier outside a
-    flow (tests, benchmarks).
-
-    Parameters
-    ----------
-    bars : DataFrame
-        The bar contract; a ``regime`` column (synthetic truth) is used as the target when
-        ``cfg.use_true_regime``. Never a feature.
-    features : DataFrame
-        ``featurize(bars).frame``: ``ts``, ``symbol`` and the 43 ``FEATURE_NAMES``.
-    cfg, seed, out_dir
-        Regime config, root seed, folder for the ONNX file, plots and tables.
-    """
-    from pipelines.models.specs import SPECS, train_one
-
-    return train_one(SPECS["regime"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)

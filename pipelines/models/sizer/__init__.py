@@ -2,6 +2,6 @@
 
 from pipelines.models.sizer.cppo import CVaRPPO
 from pipelines.models.sizer.env import SizingEnv, action_to_multiplier
-from pipelines.models.sizer.train import MODEL_NAME, SIZERS, train_sizer
+from pipelines.models.sizer.train import MODEL_NAME, SIZERS
 
-__all__ = ["MODEL_NAME", "SIZERS", "CVaRPPO", "SizingEnv", "action_to_multiplier", "train_sizer"]
+__all__ = ["MODEL_NAME", "SIZERS", "CVaRPPO", "SizingEnv", "action_to_multiplier"]

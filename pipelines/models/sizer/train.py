@@ -1,7 +1,7 @@
-"""``train_sizer``: train CVaR-PPO and plain PPO, evaluate four sizers, export, gate.
+"""The sizer's trainer: train CVaR-PPO and plain PPO, evaluate four sizers, export, gate.
 
-The flow calls :func:`train_sizer` once; everything it needs comes in as arguments, and the
-same bars, features, config and seed give the same figures.
+The flow runs :class:`SizerTrainer` once (its spec: ``pipelines/models/specs.py``); everything
+it needs comes in as arguments, and the same bars, features, config and seed give the same figures.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pipelines.evaluation.gates import Gate, blocked_reason
 from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.interrupt import checkpoint
-from pipelines.models.base import Evaluation, ModelResult, NoExtras, TrainInputs
+from pipelines.models.base import Evaluation, NoExtras, TrainInputs
 from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
 from pipelines.models.common import time_split
 from pipelines.models.sizer.baselines import baseline_multipliers, vol_target_multipliers
@@ -482,29 +482,3 @@ def _champion_multipliers(
         logger.warning("sizer: the live %s cannot be scored (%s): fallback", champion.label, exc)
         note = f"live {champion.label} does not take today's inputs ({exc})"
         return Champion("fallback", "fallback", note=note), fallback
-
-
-def train_sizer(
-    bars: pd.DataFrame,
-    features: pd.DataFrame,
-    cfg: SizerConfig,
-    seed: int,
-    out_dir: Path,
-    signals: pd.DataFrame | None = None,
-    parity_tolerance: float = 1e-5,
-) -> ModelResult:
-    """Train, evaluate, export and gate the CVaR-PPO sizer outside a flow (tests, benchmarks).
-
-    Parameters
-    ----------
-    bars : the bar contract (``ts``, ``symbol``, ``close`` ...), any number of symbols.
-    features : ``featurize(bars).frame``: ``ts``, ``symbol`` and the feature columns.
-    cfg : ``Settings.sizer``.
-    seed : the root seed; the sizer draws from its own named stream of it.
-    out_dir : receives ``sizer.onnx``, ``equity_curves.png``, ``lambda_trajectory.png``/``.csv``
-        and ``holdout_metrics.csv``.
-    signals : strategy signals row-aligned with ``bars``; default ``compute_signals(bars)``.
-    """
-    from pipelines.models.specs import SPECS, train_one
-
-    return train_one(SPECS["sizer"], bars, features, cfg, seed, out_dir, signals, parity_tolerance)
