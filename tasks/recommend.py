@@ -95,7 +95,9 @@ def publish_recommendation(
         settings.registry.keep_last,
         WorkdirLayout(settings.workdir).publisher_state,
     )
-    used = ", ".join(k for k, v in doc["sources"].items() if "(passed)" in v) or "regime"
+    used = ", ".join(k for k, v in doc["sources"].items() if "(passed)" in v) or (
+        "no model passed its gates: family-level values"
+    )
     return ModelOutcome(
         "recommendation",
         "published",

@@ -104,6 +104,12 @@ def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
     for run in by_model.values():
         assert run.data.metrics["onnx_max_abs_diff"] <= 1e-5
         assert run.data.metrics["onnx/pyfunc_max_abs_diff"] <= 1e-6
+        # the model's run spans its training (it spanned only its logging: 2.5 s of 107 s)
+        trained_ms = 1000 * sum(v for k, v in run.data.metrics.items() if k.startswith("time/"))
+        assert run.info.end_time - run.info.start_time >= trained_ms, run.data.tags
+        assert run.info.start_time >= parent.info.start_time
+    kind = client.get_experiment(parent.info.experiment_id).tags.get("mlflow.experimentKind")
+    assert kind == "custom_model_development"
     champion = client.get_model_version_by_alias("edgeflow-tiny-regime", "champion")
     assert champion.run_id == by_model["regime"].info.run_id
     with pytest.raises(Exception, match="alias"):
@@ -155,6 +161,11 @@ def test_failed_gate_leaves_previous_version_live_on_a_dask_cluster(
     )
     summary = run_training(settings, force=True)
     assert summary["models"]["regime"]["status"] == "blocked"
+    # never blocked whole: the recommendation is published with family-level values and
+    # names only the models that passed as its sources
+    rec = summary["models"]["recommendation"]
+    assert rec["status"] == "published", rec
+    assert "regime" not in rec["detail"].split("(from: ", 1)[1], rec
     live = verify_model(open_store(store_uri(settings)), "regime", _keyring(settings))
     assert live.version == first["models"]["regime"]["version"]
     state = json.loads(WorkdirLayout(settings.workdir).last_training.read_text())
