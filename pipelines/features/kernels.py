@@ -101,11 +101,6 @@ def rolling_var(x: FloatArray, n: int, ddof: int = 0) -> FloatArray:
     return np.maximum(var, 0.0)
 
 
-def rolling_std(x: FloatArray, n: int, ddof: int = 0) -> FloatArray:
-    """Standard deviation of the last ``n`` values."""
-    return np.sqrt(rolling_var(x, n, ddof))
-
-
 def window_sums(x: FloatArray, ns: tuple[int, ...], head: int = 0) -> list[FloatArray]:
     """Rolling sums of ``x`` over several windows from one prefix sum (one scan, not one each).
 
