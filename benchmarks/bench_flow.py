@@ -194,7 +194,7 @@ def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float], float]
         ctx = RunContext.open(s)
         run_dir = ctx.run_dir
         claimed = t_data.claim_bar_store.fn(s.data, s.seed, s.profile, layout.bars, layout.root)
-        assert claimed is None or not isinstance(claimed, t_data.Rejected)
+        assert claimed is None, claimed
         raws = t_data.collect_raw.fn(s.data, s.seed)
         checked = t_data.check_data.fn(raws, s.data, run_dir)
         t_data.store_bars.fn(checked, layout.bars)
@@ -208,7 +208,7 @@ def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float], float]
         futures: dict[str, Future[Any]] = {}
 
         def train(name: str) -> Any:
-            upstream = {u: futures[u].result() for u in SPECS[name].after}
+            upstream = {u: _trained(futures[u].result()) for u in SPECS[name].after}
             return t_train.train_model.fn(name, inputs, s, ctx.model_dir(name), upstream)
 
         outcomes: dict[str, ModelOutcome] = {}
@@ -218,7 +218,7 @@ def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float], float]
                 futures[name] = pool.submit(train, name)
             names = {id(f): n for n, f in futures.items()}
             for future in as_completed(list(futures.values())):
-                result = future.result()
+                result = _trained(future.result()).result
                 name = names[id(future)]
                 results[name] = result
                 outcomes[name] = _settle(ctx, parent, result, t_tracking, t_publish)
@@ -231,6 +231,12 @@ def bookkept(config: str, workdir: str) -> tuple[float, dict[str, float], float]
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     timers.restore()
     return wall, timers.seconds, cpu
+
+
+def _trained(out: Any) -> Any:
+    """What the flow's futures resolve to: a train task returns a named state (Blocked) or
+    the trained model itself."""
+    return out.result() if hasattr(out, "is_completed") else out
 
 
 def _settle(ctx: Any, parent: str, result: Any, t_tracking: Any, t_publish: Any) -> Any:

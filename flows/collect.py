@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+from prefect.states import Failed, State
 
 from configs import Settings, load_config
 from pipelines.memory import release_memory
 from pipelines.workdir import WorkdirLayout, new_run_id
 from tasks.data import (
+    REJECTED,
     CollectResult,
-    Rejected,
     RejectedInputError,
     check_data,
     claim_bar_store,
@@ -26,22 +27,26 @@ from tasks.data import (
 )
 
 
-@flow(name="edgeflow-collect", log_prints=True)
-def collect_stage(settings: Settings, run_id: str) -> CollectResult:
-    """collect -> check -> store -> featurize; returns what later stages and reports need."""
+def collect_data(settings: Settings, run_id: str) -> CollectResult:
+    """collect -> check -> store -> featurize as tasks of the calling flow; returns what later
+    stages and reports need, or the one line that refused the input (the refusing task ends
+    Rejected). Any other failure of a task is raised."""
     layout = WorkdirLayout(settings.workdir)
     run_dir = layout.run_dir(run_id)
     claimed = claim_bar_store(
-        settings.data, settings.seed, settings.profile, layout.bars, layout.root
+        settings.data, settings.seed, settings.profile, layout.bars, layout.root, return_state=True
     )
-    if isinstance(claimed, Rejected):
-        return CollectResult.refused(run_dir, claimed.message)
-    raws = collect_raw(settings.data, settings.seed)
-    if isinstance(raws, Rejected):
-        return CollectResult.refused(run_dir, raws.message)
-    checked = check_data(raws, settings.data, run_dir)
-    if isinstance(checked, Rejected):
-        return CollectResult.refused(run_dir, checked.message)
+    if claimed.name == REJECTED:
+        return CollectResult.refused(run_dir, str(claimed.message))
+    claimed.result()  # raises what failed otherwise
+    read = collect_raw(settings.data, settings.seed, return_state=True)
+    if read.name == REJECTED:
+        return CollectResult.refused(run_dir, str(read.message))
+    raws = read.result()
+    check = check_data(raws, settings.data, run_dir, return_state=True)
+    if check.name == REJECTED:
+        return CollectResult.refused(run_dir, str(check.message))
+    checked = check.result()
     appended = store_bars(checked, layout.bars)
     bars, data_hash = load_bars(layout.bars)
     features = featurize_bars(bars, data_hash)
@@ -59,11 +64,29 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
     )
 
 
+@flow(name="edgeflow-collect", log_prints=True)
+def collect_stage(settings: Settings, run_id: str) -> CollectResult:
+    """The collect stage as a flow of its own (``edgeflow collect``, the collect deployment):
+    it ends Failed named Rejected, with the refusal's one line, when the input is refused."""
+    result = collect_data(settings, run_id)
+    if result.rejected is not None:
+        return Failed(name=REJECTED, message=result.rejected)  # type: ignore[return-value]
+    return result
+
+
 def run_collect(settings: Settings) -> dict[str, Any]:
-    """CLI entry: one collect run; returns a JSON-able summary."""
-    result = collect_stage(settings, new_run_id())
-    if result.rejected is not None or result.features is None:
-        raise RejectedInputError(result.rejected or "no features")
+    """CLI entry: one collect run; returns a JSON-able summary; refused input raises
+    :class:`RejectedInputError` with the one line."""
+    state = collect_stage(settings, new_run_id(), return_state=True)
+    if state.name == REJECTED:
+        raise RejectedInputError(str(state.message))
+    return collect_summary(state.result())
+
+
+def collect_summary(result: CollectResult) -> dict[str, Any]:
+    """The JSON-able summary of one collect (the CLI prints it; the deployment returns it)."""
+    if result.features is None:
+        raise RejectedInputError("no features")
     return {
         "rows_added": result.append["rows_added"],
         "watermarks": result.append["watermarks"],
@@ -76,9 +99,27 @@ def run_collect(settings: Settings) -> dict[str, Any]:
     }
 
 
+def deployment_settings(config: str, workdir: str | None) -> Settings:
+    """A deployment's settings: the config file, with ``workdir`` only when one is given, so
+    each profile keeps to the workdir its file names (the demo's ``.edgeflow``, the default
+    profile's ``.edgeflow-default``) and a scheduled run never meets another profile's bars."""
+    return load_config(config, overrides={"workdir": workdir} if workdir else None)
+
+
 @flow(name="edgeflow-collect-scheduled")
 def collect_flow(
-    config: str = "configs/default.yaml", workdir: str = ".edgeflow"
-) -> dict[str, Any]:
-    """Deployment entry (prefect.yaml): build the config once, then collect."""
-    return run_collect(load_config(config, overrides={"workdir": workdir}))
+    config: str = "configs/default.yaml", workdir: str | None = None
+) -> dict[str, Any] | State[Any]:
+    """Deployment entry (prefect.yaml): build the config once, then collect.
+
+    Refused input ends this run Failed (named Rejected) with the refusal's one line as its
+    message, not with a traceback.
+
+    Args:
+        config: the profile's YAML file (relative to the checkout) or a shipped profile's name.
+        workdir: where the run writes; empty: the config file's own ``workdir``.
+    """
+    state = collect_stage(deployment_settings(config, workdir), new_run_id(), return_state=True)
+    if not state.is_completed():
+        return Failed(name=state.name, message=state.message)
+    return collect_summary(state.result())

@@ -18,7 +18,8 @@ from typing import Any
 
 from prefect import flow
 
-from configs import Settings, load_config
+from configs import Settings
+from flows.collect import deployment_settings
 from pipelines.data.store import watermarks
 from pipelines.registry.errors import PointerExpiredError, RegistryError, VerificationError
 from pipelines.registry.keys import keyring_from_env
@@ -189,10 +190,16 @@ def check_health(
 
 @flow(name="edgeflow-health")
 def health_flow(
-    config: str = "configs/default.yaml", workdir: str = ".edgeflow", store: str | None = None
+    config: str = "configs/default.yaml", workdir: str | None = None, store: str | None = None
 ) -> dict[str, Any]:
-    """Deployment entry (prefect.yaml); fails the flow run when unhealthy, so alerts fire."""
-    report = check_health(load_config(config, overrides={"workdir": workdir}), store)
+    """Deployment entry (prefect.yaml); fails the flow run when unhealthy, so alerts fire.
+
+    Args:
+        config: the profile's YAML file (relative to the checkout) or a shipped profile's name.
+        workdir: the workdir to check; empty: the config file's own ``workdir``.
+        store: the model store to verify; empty: the workdir's.
+    """
+    report = check_health(deployment_settings(config, workdir), store)
     if not report["healthy"]:
         bad = [c["detail"] for c in report["checks"] if not c["ok"]]
         raise RuntimeError("unhealthy: " + "; ".join(bad))

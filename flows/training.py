@@ -18,8 +18,8 @@ from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from configs import Settings, load_config
-from flows.collect import collect_stage
+from configs import Settings
+from flows.collect import collect_data, deployment_settings
 from pipelines.models.base import TrainInputs
 from pipelines.models.specs import SPECS
 from tasks.champions import read_champions
@@ -57,7 +57,7 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
     # The collect stage's tasks run as this flow's own, not as a subflow: a subflow run costs
     # its own state round trips and, on the local SQLite API, a "database is locked" retry
     # now and then (2 s of backoff; docs/performance.md). ``edgeflow collect`` runs it as a flow.
-    data = collect_stage.fn(settings, ctx.run_id)
+    data = collect_data(settings, ctx.run_id)
     if data.rejected is not None or data.features is None:
         summary: dict[str, Any] = {
             "status": "rejected",
@@ -175,8 +175,32 @@ def summary_of(state: Any) -> dict[str, Any]:
 
 @flow(name="edgeflow-training-scheduled")
 def scheduled_training(
-    config: str = "configs/default.yaml", workdir: str = ".edgeflow", force: bool = False
-) -> Any:
-    """Deployment entry (prefect.yaml): build the config once, then train."""
-    settings = load_config(config, overrides={"workdir": workdir})
-    return with_task_runner(settings)(settings, force=force, return_state=True)
+    config: str = "configs/default.yaml", workdir: str | None = None, force: bool = False
+) -> State[Any]:
+    """Deployment entry (prefect.yaml): build the config once, then train (a subflow, on the
+    configured task runner).
+
+    This run, the one ``prefect deployment run`` prints, ends as the training ended: its own
+    state with the training's name and one-line message (Failed ``rejected input: ...``,
+    Skipped, Completed with the counts), and carries the run's artifacts. Returning the
+    subflow's state itself would end it "1/1 states failed." and make the worker raise a
+    ``TypeError`` on the summary a failed state carries.
+
+    Args:
+        config: the profile's YAML file (relative to the checkout) or a shipped profile's name.
+        workdir: where the run writes; empty: the config file's own ``workdir``.
+        force: train even when too few new bars arrived since the last published training.
+    """
+    settings = deployment_settings(config, workdir)
+    state = with_task_runner(settings)(settings, force=force, return_state=True)
+    return own_state(state)
+
+
+def own_state(state: State[Any]) -> State[Any]:
+    """A new state for the calling flow run from its subflow's final one: same type, name and
+    message; a Completed one keeps the summary as its result, a failed one carries no data
+    (Prefect turns a failed state's result into its exception: the message, one line)."""
+    if state.is_completed():
+        summary = state.result(raise_on_failure=False)
+        return Completed(name=state.name, message=state.message, data=summary)
+    return Failed(name=state.name if state.is_failed() else "Failed", message=state.message)

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.states import Failed, State
 
 import pipelines.features
 from configs import Settings
@@ -28,12 +29,27 @@ from pipelines.events.storage import open_source, open_state
 from pipelines.features import FeatureSet
 from pipelines.features.isolated import featurize_isolated
 
+#: The name of a task run's final state when it refused the input: Failed (red in Prefect's
+#: UI, counted as a failure), its message the one line, no traceback; returned rather than
+#: raised so that nothing logs a traceback for bad input. Never retried.
+REJECTED = "Rejected"
 
-@dataclass(frozen=True)
-class Rejected:
-    """Bad input, as one clear line: returned rather than raised so no traceback is logged."""
 
-    message: str
+def rejected_state(message: str) -> State[Any]:
+    """The state a task returns when it refuses its input: logged once as one ERROR line."""
+    get_run_logger().error("rejected input: %s", message)
+    return Failed(name=REJECTED, message=message)
+
+
+def _not_rejected(task: Any, run: Any, state: State[Any]) -> bool:
+    """Retry I/O failures, never a refusal: bad input is the same on every try."""
+    return state.name != REJECTED
+
+
+def _io_not_rejected(task: Any, run: Any, state: State[Any]) -> bool:
+    """Retry only an I/O failure. (A task with retries also keeps Prefect from logging a
+    returned refusal a second time, at ERROR with an empty traceback.)"""
+    return state.name != REJECTED and _is_io_error(state)
 
 
 @dataclass(frozen=True)
@@ -70,35 +86,40 @@ def s3_client(endpoint_url: str | None) -> Any:
     return boto3.client("s3", endpoint_url=endpoint_url)
 
 
-@task(name="collect_raw", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def collect_raw(cfg: DataConfig, seed: int) -> list[RawFrame] | Rejected:
-    """Read the configured source as it is (I/O: retried; bad input is not retried)."""
+@task(
+    name="collect_raw",
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=_not_rejected,
+    cache_policy=NO_CACHE,
+)
+def collect_raw(cfg: DataConfig, seed: int) -> list[RawFrame]:
+    """Read the configured source as it is (I/O: retried; bad input ends the task
+    :data:`REJECTED`, not retried)."""
     client = s3_client(cfg.s3_endpoint_url) if cfg.source == "s3" else None
     try:
         raws = load_source(cfg, seed, s3_client=client)
     except DataError as exc:
-        get_run_logger().error("rejected input: %s", exc)
-        return Rejected(str(exc))
+        return rejected_state(str(exc))  # type: ignore[return-value]
     get_run_logger().info("read %d table(s) from source %r", len(raws), cfg.source)
     return raws
 
 
-@task(name="claim_bar_store", cache_policy=NO_CACHE)
-def claim_bar_store(
-    cfg: DataConfig, seed: int, profile: str, root: Path, workdir: Path
-) -> Rejected | None:
-    """Refuse a source other than the one whose bars the store holds (one line, no traceback)."""
+@task(name="claim_bar_store", retries=1, retry_condition_fn=_io_not_rejected, cache_policy=NO_CACHE)
+def claim_bar_store(cfg: DataConfig, seed: int, profile: str, root: Path, workdir: Path) -> None:
+    """Refuse a source other than the one whose bars the store holds: the task ends
+    :data:`REJECTED` with that one line (no traceback)."""
     try:
         claim_store(root, source_fingerprint(cfg, seed, profile), workdir=workdir)
     except DataError as exc:
-        get_run_logger().error("rejected input: %s", exc)
-        return Rejected(str(exc))
+        return rejected_state(str(exc))  # type: ignore[return-value]
     return None
 
 
-@task(name="check_data", cache_policy=NO_CACHE)
-def check_data(raws: list[RawFrame], cfg: DataConfig, run_dir: Path) -> CheckedBars | Rejected:
-    """Validate; quarantine bad rows; a fatal problem is rejected naming file, column and row."""
+@task(name="check_data", retries=1, retry_condition_fn=_io_not_rejected, cache_policy=NO_CACHE)
+def check_data(raws: list[RawFrame], cfg: DataConfig, run_dir: Path) -> CheckedBars:
+    """Validate; quarantine bad rows; a fatal problem ends the task :data:`REJECTED`, naming
+    file, column and row."""
     try:
         checked = check_bars(
             raws,
@@ -108,8 +129,7 @@ def check_data(raws: list[RawFrame], cfg: DataConfig, run_dir: Path) -> CheckedB
             quarantine_dir=run_dir / "quarantine",
         )
     except DataError as exc:
-        get_run_logger().error("rejected input: %s", exc)
-        return Rejected(str(exc))
+        return rejected_state(str(exc))  # type: ignore[return-value]
     report = checked.report
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "data_checks.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))

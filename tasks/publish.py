@@ -24,6 +24,7 @@ from pipelines.registry.store import Store
 from pipelines.workdir import WorkdirLayout
 from tasks.context import ModelOutcome, RunContext
 from tasks.tracking import log_model_run
+from tasks.train import Trained
 
 
 @task(name="publish_model", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -78,11 +79,17 @@ def live_note(store: Store, model: str) -> str:
 
 
 @task(name="settle_model", task_run_name="settle_{result.model}", cache_policy=NO_CACHE)
-def settle_model(ctx: RunContext, parent: str, result: ModelResult) -> ModelOutcome:
-    """Log to MLflow, then publish if every gate passed and move the ``champion`` alias."""
+def settle_model(
+    ctx: RunContext, parent: str, result: ModelResult, started_ms: int | None = None
+) -> ModelOutcome:
+    """Log to MLflow, then publish if every gate passed and move the ``champion`` alias.
+
+    ``started_ms``: when the model's training began; its MLflow run starts there and ends
+    when this task has logged and published it.
+    """
     log = get_run_logger()
     name = result.model
-    child, record = log_model_run(ctx.tracker, parent, result)
+    child, record = log_model_run(ctx.tracker, parent, result, started_ms)
     gates = result.publish_gates
     decision = result.champion
     if not result.passed:
@@ -178,8 +185,11 @@ def settle_trained(
     if not state.is_completed():
         log.error("%s training failed: %s", name, state.message)
         return ModelOutcome(name, "failed", f"training failed: {state.message}"), None
-    result: ModelResult = future.result()
-    outcome = settle_model(ctx, parent, result, return_state=True).result(raise_on_failure=False)
+    trained: Trained = future.result()
+    result = trained.result
+    outcome = settle_model(ctx, parent, result, trained.started_ms, return_state=True).result(
+        raise_on_failure=False
+    )
     release_memory()
     if isinstance(outcome, BaseException):
         log.error("%s could not be logged or published: %s", name, outcome)

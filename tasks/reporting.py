@@ -119,47 +119,144 @@ def write_run_report(
     )
 
 
-@task(name="publish_run_artifacts", cache_policy=NO_CACHE)
-def publish_run_artifacts(summary: Mapping[str, Any], outcomes: Mapping[str, Any]) -> None:
-    """The run summary, the gate table and the report link as Prefect artifacts (UI)."""
-    from prefect.artifacts import (
-        create_link_artifact,
-        create_markdown_artifact,
-        create_table_artifact,
-    )
+#: How a gate's direction reads in a Prefect table artifact. The UI renders each cell as
+#: Markdown, where a leading ``>`` opens a block quote (``>`` showed blank, ``>=`` as a quote
+#: bar), so the comparison is escaped.
+_DIRECTION_CELL = {">=": "\\>=", ">": "\\>", "<=": "\\<=", "<": "\\<"}
 
-    lines = [
-        f"### edgeflow run `{summary['run_id']}`: {summary['status']}",
-        "",
-        "| model | outcome | detail |",
-        "|---|---|---|",
-        *[
-            f"| {name} | **{o.status}** | {o.detail.replace('|', '/')} |"
-            for name, o in outcomes.items()
-        ],
-    ]
-    create_markdown_artifact("\n".join(lines), key="edgeflow-run-summary")
-    rows = [
+
+def number_cell(value: float | None) -> str:
+    """A number as a table cell: four significant digits, so a parity difference of 3e-08
+    reads ``3e-08`` (rounding to six decimals showed it as 0) and a threshold ``0``."""
+    if value is None:
+        return ""
+    if value == 0:
+        return "0"  # also -0.0
+    return f"{value:.4g}"
+
+
+def gate_rows(outcomes: Mapping[str, ModelOutcome]) -> list[dict[str, Any]]:
+    """The gate table artifact's rows: every gate of every model with its point estimate and
+    bootstrap interval beside the value the gate compares (the interval's low end for a
+    lower-bound gate)."""
+    return [
         {
             "model": name,
             "gate": g.name,
-            "value": round(g.value, 6),
-            "direction": g.direction,
-            "threshold": g.threshold,
+            "span": g.span,
+            "estimate": number_cell(g.estimate),
+            "ci_low": number_cell(g.ci_low),
+            "ci_high": number_cell(g.ci_high),
+            "value": number_cell(g.value),
+            "direction": _DIRECTION_CELL.get(g.direction, g.direction),
+            "threshold": number_cell(g.threshold),
             "unit": g.unit,
-            "passed": g.passed,
+            "passed": "yes" if g.passed else "**no**",
         }
         for name, o in outcomes.items()
         for g in o.gates
     ]
-    if rows:
-        create_table_artifact(rows, key="edgeflow-gates")
-    if summary.get("report"):
-        create_link_artifact(
-            Path(summary["report"]).resolve().as_uri(),
-            link_text="run report",
-            key="edgeflow-report",
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def _counts(outcomes: Mapping[str, ModelOutcome]) -> str:
+    return ", ".join(
+        f"{sum(o.status == s for o in outcomes.values())} {s}"
+        for s in ("published", "blocked", "skipped", "failed")
+    )
+
+
+def report_markdown(summary: Mapping[str, Any], outcomes: Mapping[str, ModelOutcome]) -> str:
+    """The report's key facts for the Prefect UI, and where the HTML page is: a ``file://``
+    link does nothing from the UI's http page, so the path, its host and its copy in MLflow
+    are named instead."""
+    import socket
+
+    run_id, report = summary["run_id"], summary.get("report")
+    lines = [
+        f"### edgeflow run `{run_id}`: {summary['status']} ({_counts(outcomes)})",
+        "",
+        "| model | outcome | why |",
+        "|---|---|---|",
+        *[f"| {name} | **{o.status}** | {_cell(o.detail)} |" for name, o in outcomes.items()],
+        "",
+        "**The HTML report** (every plot, the gate table with intervals, the data checks):",
+        "",
+        f"- file `{report}` on host `{socket.gethostname()}`" if report else "- not written",
+        f"- in MLflow: artifact `report/index.html` of run `{summary.get('mlflow_run_id')}` "
+        f"(tracking URI `{summary.get('mlflow_tracking_uri')}`)",
+        f"- `edgeflow runs open {run_id} --workdir {summary.get('workdir', '<workdir>')}` "
+        "prints its path",
+    ]
+    experiment = summary.get("mlflow_experiment_id")
+    if experiment is not None:
+        lines.append(
+            f"- MLflow UI: `#/experiments/{experiment}?workflowType=machine_learning` "
+            "(the Machine learning view; MLflow 3 opens the GenAI view otherwise)"
         )
+    return "\n".join(lines)
+
+
+def root_flow_run_id() -> Any:
+    """The flow run at the top of this one's tree: the run ``prefect deployment run`` prints
+    when this flow runs as its subflow, else this run itself (None outside a flow)."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return None
+    run = ctx.flow_run
+    with get_client(sync_client=True) as client:
+        for _ in range(8):  # a few levels at most: scheduled entry -> training
+            if run.parent_task_run_id is None:
+                break
+            parent = client.read_task_run(run.parent_task_run_id)
+            if parent.flow_run_id is None:
+                break
+            run = client.read_flow_run(parent.flow_run_id)
+    return run.id
+
+
+@task(name="publish_run_artifacts", cache_policy=NO_CACHE)
+def publish_run_artifacts(summary: Mapping[str, Any], outcomes: Mapping[str, ModelOutcome]) -> None:
+    """The run summary, the gate table and the report's key facts as Prefect artifacts of the
+    top flow run (the one a deployment run prints; the training runs as its subflow)."""
+    from prefect.artifacts import MarkdownArtifact, TableArtifact
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    lines = [
+        f"### edgeflow run `{summary['run_id']}`: {summary['status']} ({_counts(outcomes)})",
+        "",
+        "| model | outcome | detail |",
+        "|---|---|---|",
+        *[f"| {name} | **{o.status}** | {_cell(o.detail)} |" for name, o in outcomes.items()],
+    ]
+    artifacts: list[MarkdownArtifact | TableArtifact] = [
+        MarkdownArtifact(key="edgeflow-run-summary", markdown="\n".join(lines)),
+    ]
+    rows = gate_rows(outcomes)
+    if rows:
+        artifacts.append(TableArtifact(key="edgeflow-gates", table=rows))
+    artifacts.append(
+        MarkdownArtifact(key="edgeflow-report", markdown=report_markdown(summary, outcomes))
+    )
+    root = root_flow_run_id()
+    with get_client(sync_client=True) as client:
+        for artifact in artifacts:
+            client.create_artifact(
+                ArtifactCreate(
+                    key=artifact.key,
+                    type=artifact.type,
+                    description=artifact.description,
+                    data=artifact.format(_sync=True),  # type: ignore[call-arg]
+                    flow_run_id=root,
+                )
+            )
 
 
 @task(name="close_run", cache_policy=NO_CACHE)
@@ -184,6 +281,8 @@ def close_run(
         "store": store_uri(ctx.settings),
         "mlflow_run_id": parent,
         "mlflow_tracking_uri": ctx.tracker.tracking_uri,
+        "mlflow_experiment_id": ctx.tracker.experiment_id,
+        "workdir": str(ctx.settings.workdir),
         "models": {name: o.summary() for name, o in outcomes.items()},
         "heartbeats": dict(heartbeats),
         **ctx.lineage,
@@ -202,7 +301,8 @@ def close_run(
 
 def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -> State[Any]:
     """Failed when a model failed, Completed named Skipped when every model was skipped,
-    else Completed with the counts in its message."""
+    Completed named Blocked when no model shipped (the recommendation aside) and one was
+    blocked, else Completed with the counts in its message."""
     counts = ", ".join(
         f"{sum(o.status == s for o in outcomes.values())} {s}"
         for s in ("published", "blocked", "skipped", "failed")
@@ -212,4 +312,7 @@ def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -
         return Failed(message=f"{', '.join(failed)} failed ({counts})", data=summary)
     if summary["status"] == "skipped":
         return Completed(name="Skipped", message=f"every model skipped ({counts})", data=summary)
+    models = [o.status for n, o in outcomes.items() if n != "recommendation"]
+    if "blocked" in models and "published" not in models:
+        return Completed(name="Blocked", message=f"no model shipped ({counts})", data=summary)
     return Completed(message=counts, data=summary)

@@ -86,8 +86,9 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self._artifact_root = artifact_root
-        self._opened: tuple[MlflowClient, str] | None = None
-        self._opening: Future[tuple[MlflowClient, str]] | None = None
+        self._opened: tuple[MlflowClient, str | None] | None = None
+        self._opening: Future[tuple[MlflowClient, str | None]] | None = None
+        self._tagged: set[str] = set()
         if background:
             pool = ThreadPoolExecutor(1, thread_name_prefix="mlflow-open")
             self._opening = pool.submit(self._open)
@@ -95,21 +96,13 @@ class Tracker:
         else:
             self._opened = self._open()
 
-    def _open(self) -> tuple[MlflowClient, str]:
+    def _open(self) -> tuple[MlflowClient, str | None]:
         uri = self.tracking_uri
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # opens (creates) the store
         found = client.get_experiment_by_name(self.experiment)
-        if found is None:
-            root = self._artifact_root
-            location = root.resolve().as_uri() if root else None
-            experiment_id = client.create_experiment(self.experiment, artifact_location=location)
-        else:
-            experiment_id = found.experiment_id
-        # The classic ML view (runs, metrics, models), not MLflow 3's GenAI view.
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, CLASSIC_KIND)
-        return client, str(experiment_id)
+        return client, None if found is None else str(found.experiment_id)
 
-    def _ready(self) -> tuple[MlflowClient, str]:
+    def _ready(self) -> tuple[MlflowClient, str | None]:
         if self._opened is None:
             assert self._opening is not None
             self._opened = self._opening.result()
@@ -121,7 +114,22 @@ class Tracker:
 
     @property
     def experiment_id(self) -> str:
-        return self._ready()[1]
+        """The experiment, created on first use: a run refused before it tracks anything
+        (bad input, another profile's bars) leaves no empty experiment behind."""
+        client, experiment_id = self._ready()
+        if experiment_id is None:
+            root = self._artifact_root
+            location = root.resolve().as_uri() if root else None
+            experiment_id = str(
+                client.create_experiment(self.experiment, artifact_location=location)
+            )
+            self._opened = (client, experiment_id)
+        # The classic ML view (runs, metrics, models) for MLflow UIs that read the tag; MLflow
+        # 3.17's own UI follows its sidebar switch instead (?workflowType=machine_learning).
+        if experiment_id not in self._tagged:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, CLASSIC_KIND)
+            self._tagged.add(experiment_id)
+        return experiment_id
 
     def registered_name(self, model: str) -> str:
         """``<experiment>-<model>``: each experiment (profile) owns its aliases."""
@@ -133,11 +141,15 @@ class Tracker:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         parent_id: str | None = None,
+        start_time: int | None = None,
     ) -> str:
+        """A run (nested under ``parent_id``); ``start_time`` in ms since the epoch, default now."""
         all_tags = dict(tags or {})
         if parent_id:
             all_tags["mlflow.parentRunId"] = parent_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        run = self.client.create_run(
+            self.experiment_id, start_time=start_time, run_name=name, tags=all_tags
+        )
         run_id = str(run.info.run_id)
         if params:
             items = [Param(k, v) for k, v in flatten(params).items()]
@@ -267,11 +279,18 @@ def start_parent_run(
 
 
 @task(name="log_model_run", task_run_name="log_{result.model}", cache_policy=NO_CACHE)
-def log_model_run(tracker: Tracker, parent: str, result: ModelResult) -> tuple[str, ModelRecord]:
+def log_model_run(
+    tracker: Tracker, parent: str, result: ModelResult, started_ms: int | None = None
+) -> tuple[str, ModelRecord]:
     """A nested run with every metric, gate, file and plot; the ONNX model registered and
-    read back through pyfunc."""
+    read back through pyfunc. It starts at ``started_ms`` (the training's start) when given,
+    so its duration in MLflow is the model's, not its logging's."""
     child = tracker.start_run(
-        result.model, params=result.params, parent_id=parent, tags={"edgeflow.model": result.model}
+        result.model,
+        params=result.params,
+        parent_id=parent,
+        tags={"edgeflow.model": result.model},
+        start_time=started_ms,
     )
     tracker.log_metrics(child, result.metrics)
     tracker.log_metrics(child, {f"gate/{g.name}": g.value for g in result.publish_gates})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -12,11 +13,33 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from configs import Settings
+from pipelines.evaluation.gates import blocked_reason
 from pipelines.memory import release_memory
 from pipelines.models.base import ModelResult, NotTrainable, TrainInputs, run_trainer
 from pipelines.models.specs import SPECS
 from pipelines.seeding import Streams
 from pipelines.strategies import compute_signals
+
+#: The name of a train task's final state when the model it trained ships nothing this run
+#: (a gate failed, or its challenger did not beat the champion). Prefect colours states by
+#: their type, and a blocked model is no failure, so the state stays Completed; the name is
+#: what the timeline, the task list and the state badge show.
+BLOCKED = "Blocked"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A judged model and when its training ran (wall clock, milliseconds since the epoch, as
+    MLflow keeps a run's times), so the model's MLflow run spans its training and not only
+    the seconds its logging took."""
+
+    result: ModelResult
+    started_ms: int
+    finished_ms: int
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @task(name="compute_signals", cache_policy=NO_CACHE)
@@ -36,12 +59,17 @@ def train_model(
     inputs: TrainInputs,
     settings: Settings,
     out_dir: Path,
-    upstream: Mapping[str, ModelResult] | None = None,
-) -> ModelResult:
-    """Train, evaluate against baselines on the held-out span, export ONNX, judge the gates."""
+    upstream: Mapping[str, Trained] | None = None,
+) -> Trained:
+    """Train, evaluate against baselines on the held-out span, export ONNX, judge the gates.
+
+    Ends Completed named :data:`BLOCKED` (with the one-line reason) when the model will not
+    ship, Skipped when it cannot train, else Completed.
+    """
+    started = _now_ms()
     spec = SPECS[model]
     if upstream:  # only results: a failed or skipped upstream model is simply absent
-        done = {k: v for k, v in upstream.items() if isinstance(v, ModelResult)}
+        done = {k: v.result for k, v in upstream.items() if isinstance(v, Trained)}
         inputs = replace(inputs, upstream=done)
     log = get_run_logger()
     try:
@@ -60,4 +88,9 @@ def train_model(
         release_memory(collect=True)
     for gate in result.gates:
         log.info("%s gate %s -> %s", model, gate.reason, "pass" if gate.passed else "FAIL")
-    return result
+    trained = Trained(result, started, _now_ms())
+    if not result.passed:
+        decision = result.champion
+        why = decision.reason if decision is not None else blocked_reason(result.publish_gates)
+        return Completed(name=BLOCKED, message=f"{model}: {why}", data=trained)  # type: ignore[return-value]
+    return trained

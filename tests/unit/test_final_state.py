@@ -22,3 +22,12 @@ def test_failed_and_ok_runs() -> None:
     ok = final_state({"status": "ok"}, _outcomes("published", "blocked", "skipped"))
     assert ok.is_completed() and ok.name == "Completed"
     assert ok.message == "1 published, 1 blocked, 1 skipped, 0 failed"
+
+
+def test_a_run_that_shipped_no_model_is_named_blocked() -> None:
+    """Green "Completed" beside four blocked models read as success; the name says it."""
+    outcomes = _outcomes("blocked", "skipped")
+    outcomes["recommendation"] = ModelOutcome("recommendation", "published", "v1")
+    state = final_state({"status": "ok"}, outcomes)
+    assert state.is_completed() and state.name == "Blocked"
+    assert state.message == "no model shipped (1 published, 1 blocked, 1 skipped, 0 failed)"

@@ -290,3 +290,19 @@ def test_upload_hides_no_missing_path() -> None:
     assert upload["with"]["include-hidden-files"] is True  # .edgeflow is a hidden folder
     assert upload["with"]["path"] == "${{ steps.gather.outputs.paths }}"
     assert "always()" in _step("Gather what a person needs to look at the run")["if"]
+
+
+def test_deployments_never_share_the_demos_workdir() -> None:
+    """``make demo`` fills .edgeflow with the demo profile's bars; a deployment run with its
+    default parameters must not land there (it was refused: "workdir .edgeflow holds bars
+    from ... profile 'demo'"). Each deployment resolves its workdir from its config file."""
+    from flows.collect import deployment_settings
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    demo = load_config(ROOT / "configs" / "demo.yaml", environ={}).workdir
+    for dep in spec["deployments"]:
+        params = dep["parameters"]
+        config = str(ROOT / params["config"])
+        workdir = deployment_settings(config, params.get("workdir")).workdir
+        assert workdir != demo, (dep["name"], workdir)
+        assert workdir == load_config(config, environ={}).workdir  # the file's own
