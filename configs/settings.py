@@ -25,6 +25,9 @@ from configs.sizer import SizerConfig
 
 ENV_PREFIX = "EDGEFLOW_"
 CONFIG_DIR = Path(__file__).resolve().parent
+#: The ONNX parity tolerance's default (``training.parity_tolerance``): code that trains outside
+#: a flow (``pipelines.models.specs.train_one``) defaults to it too, so the two cannot drift.
+PARITY_TOLERANCE = 1e-5
 
 
 class MLflowConfig(Section):
@@ -70,7 +73,7 @@ class TrainingConfig(Section):
         "ones; 'dask' runs them in separate processes instead.",
     )
     parity_tolerance: float = Field(
-        default=1e-5,
+        default=PARITY_TOLERANCE,
         gt=0,
         description="Every model's ONNX export must match the framework's own output to this "
         "max absolute difference (the one parity gate).",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from configs.settings import PARITY_TOLERANCE
 from pipelines.evaluation import gates
 from pipelines.models.base import ModelResult, ModelSpec, TrainInputs, run_trainer
 from pipelines.seeding import Streams
@@ -126,7 +127,7 @@ def train_one(
     seed: int,
     out_dir: Path,
     signals: pd.DataFrame | None = None,
-    parity_tolerance: float = 1e-5,
+    parity_tolerance: float = PARITY_TOLERANCE,
     upstream: dict[str, ModelResult] | None = None,
     champions: Mapping[str, Champion] | None = None,
 ) -> ModelResult:
