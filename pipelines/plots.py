@@ -119,6 +119,7 @@ QUANTITY_UNITS: Final[tuple[tuple[str, Unit], ...]] = (
     ("truth/*", BPS),
     ("regret/*", BPS),
     ("*mean_reward", BPS),
+    ("mean_reward_kept", BPS),  # the meta-labeler's threshold table, beside its lift in bps
     ("true_value", BPS),
     # sizer: per-bar returns and risks in bps, longer horizons in %
     ("*ann_return", PCT_PER_YEAR),

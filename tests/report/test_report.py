@@ -191,6 +191,9 @@ def test_precision_lift_reads_in_points_as_the_log_and_the_gate_say() -> None:
         for g in metalabel_gates(metrics, MetaLabelConfig())
         if g.name == "precision_within_arm_lower_bound"
     )
+    thresholds = display_frame(pd.DataFrame({"threshold": [0.5], "mean_reward_kept": [-2.95e-4]}))
+    assert list(thresholds.columns) == ["threshold", "mean_reward_kept (bps)"]
+    assert thresholds.iloc[0, 1] == "-2.95"  # was a bare fraction beside the lift in bps
     assert gate.unit == "pts" and gate_view("metalabel", gate).check.startswith(
         "lower bound 0.7647 > 0 pts · estimate 3.381 [0.7647, 5.705]"
     )
