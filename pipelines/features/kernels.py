@@ -6,7 +6,7 @@ prefix sums (``np.cumsum`` is sequential, so a prefix's values never change when
 change: bit-exact causality) and rolling extrema a doubling (sparse-table) scheme. The
 sequential parts are compiled numba loops (``@njit(cache=True, nogil=True)``): the recursive
 filters (EMA, Wilder, EWM) and the volume profile; their numpy/scipy predecessors live on as
-test oracles in :mod:`pipelines.features.reference`. The first call in a fresh environment
+test oracles in ``tests/feature_reference.py``. The first call in a fresh environment
 compiles them (seconds) and caches the machine code in ``__pycache__``; later processes load it.
 Conventions follow TA-Lib where both define an indicator (EMA and Wilder averages seeded with
 the simple mean of their first window), so values can be checked against it.
@@ -202,7 +202,7 @@ def rolling_mean_var(
     variances), computed once for all windows in one compiled pass; the mean is
     ``shift + sum/n``, equal to :func:`rolling_mean` up to rounding. ``x[:head]`` may be NaN
     (see :func:`window_sums`); ``x[head:]`` must be finite. Oracle:
-    :func:`pipelines.features.reference.rolling_mean_var_numpy`.
+    ``rolling_mean_var_numpy`` in ``tests/feature_reference.py``.
     """
     m = len(x)
     shift = _shift_of(x)

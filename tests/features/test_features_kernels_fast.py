@@ -9,11 +9,11 @@ oracle (``reference.volume_profile_numpy``) both meet the definition.
 
 from __future__ import annotations
 
+import feature_reference as ref_impl
 import numpy as np
 import pytest
 
 from pipelines.features import kernels as k
-from pipelines.features import reference as ref_impl
 
 
 def _naive_profile(

@@ -8,11 +8,11 @@ with flat stretches, repeated levels and equal volumes.
 
 from __future__ import annotations
 
+import feature_reference as ref_impl
 import numpy as np
 import pytest
 
 from pipelines.features import kernels as k
-from pipelines.features import reference as ref_impl
 
 
 def _walk(seed: int, m: int, nan_head: int = 0) -> np.ndarray:
