@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/bench_events.py [--events 1000000] [--reference-sample 2000]``
 
-The simulated bot (``pipelines.events.simulate``) trades 2 synthetic symbols, one decision
+The simulated bot (``tests/events_simulation.py``) trades 2 synthetic symbols, one decision
 per hourly bar, and logs one decision and one outcome per trade (so ``--events`` / 2
 decisions), one gzip file per 30 days, each file written as 4 members. Then 0.1 % bad lines
 (10 kinds), 0.1 % duplicated lines and a half-written last member (100 outcomes) are added.
@@ -40,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "events.md"
+sys.path.insert(0, str(ROOT / "tests"))  # the simulated bot lives with the tests
 
 
 def _cpu_model() -> str:
@@ -57,12 +58,12 @@ def _learning_table(n_bars: int) -> list[str]:
     """Bandits from logged feedback vs full information, judged on held-out truth and logs."""
     import numpy as np
     import pandas as pd
+    from events_simulation import BotSpec, simulate_bot, write_files
 
     from configs.data import SyntheticConfig
     from configs.settings import load_config
     from pipelines.data.synthetic import generate_bars
     from pipelines.events.feedback import evaluate_on_logs, logged_feedback
-    from pipelines.events.simulate import BotSpec, simulate_bot, write_files
     from pipelines.events.storage import FolderSource, LocalStorage
     from pipelines.events.store import ingest_events, read_dataset
     from pipelines.models.bandit.neural import NeuralBandit
@@ -191,11 +192,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import pandas as pd
+    from events_simulation import BotSpec, corrupt_logs, simulate_bot, write_files
 
     from configs.data import SyntheticConfig
     from pipelines.data.synthetic import generate_bars
     from pipelines.events.contract import validate_decisions, validate_reference
-    from pipelines.events.simulate import BotSpec, corrupt_logs, simulate_bot, write_files
     from pipelines.events.storage import FolderSource, LocalStorage
     from pipelines.events.store import ingest_events, read_dataset
     from pipelines.features.names import WARMUP_BARS

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from events_simulation import BotSpec, simulate_bot, write_files
 
 from configs.data import SyntheticConfig
 from configs.settings import load_config
 from pipelines.data.synthetic import generate_bars
 from pipelines.events import FolderSource, LocalStorage, ingest_events, read_dataset
-from pipelines.events.simulate import BotSpec, simulate_bot, write_files
 from pipelines.features import featurize
 from pipelines.models.bandit.logged import logged_split
 from pipelines.models.base import TrainInputs, run_trainer

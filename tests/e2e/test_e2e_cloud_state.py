@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
+from events_simulation import BotSpec, put_files, simulate_bot
 
 from configs import Settings, load_config
 from flows.training import run_training
@@ -24,7 +25,6 @@ from pipelines.cloudstate import (
 )
 from pipelines.data.store import read_bars
 from pipelines.data.synthetic import generate_bars
-from pipelines.events.simulate import BotSpec, put_files, simulate_bot
 
 TINY = Path(__file__).with_name("tiny.yaml")
 PASS_REGIME = {"regime.min_log_loss_lift": -10.0, "regime.coverage_tolerance": 0.99}

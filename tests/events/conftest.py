@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from events_simulation import BotSpec, SimulatedLog, simulate_bot
 
 from configs.data import SyntheticConfig
 from pipelines.data.synthetic import generate_bars
-from pipelines.events.simulate import BotSpec, SimulatedLog, simulate_bot
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from events_simulation import SimulatedLog, corrupt_logs, write_files
 
 from configs import Settings, load_config
 from flows.collect import collect_stage, run_collect
 from pipelines.events import LocalStorage, read_dataset
-from pipelines.events.simulate import SimulatedLog, corrupt_logs, write_files
 from pipelines.workdir import WorkdirLayout
 
 TINY = Path(__file__).resolve().parents[1] / "e2e" / "tiny.yaml"

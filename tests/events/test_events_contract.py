@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from events_simulation import SimulatedLog
 from jsonschema import Draft202012Validator
 
 from pipelines.events.contract import (
@@ -25,7 +26,6 @@ from pipelines.events.contract import (
     validate_outcomes,
     validate_reference,
 )
-from pipelines.events.simulate import SimulatedLog
 from pipelines.features.names import FEATURE_NAMES
 from pipelines.strategies.signals import ARM_NAMES
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+from events_simulation import SimulatedLog, corrupt_logs, encode_member, write_files
 
-from pipelines.events.simulate import SimulatedLog, corrupt_logs, encode_member, write_files
 from pipelines.events.storage import FolderSource, LocalStorage
 from pipelines.events.store import DATASETS, ingest_events, read_dataset, read_pending
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from events_simulation import BotSpec, SimulatedLog, simulate_bot, write_files
 
 from pipelines.events.exploration import action_distribution
 from pipelines.events.feedback import (
@@ -15,7 +16,6 @@ from pipelines.events.feedback import (
     logged_feedback,
     weight_diagnostics,
 )
-from pipelines.events.simulate import BotSpec, SimulatedLog, simulate_bot, write_files
 from pipelines.events.storage import FolderSource, LocalStorage
 from pipelines.events.store import ingest_events, read_dataset
 from pipelines.features import FEATURE_NAMES, featurize

@@ -9,9 +9,7 @@ from pathlib import Path
 import boto3
 import orjson
 import pytest
-
-from configs.events import EventsConfig
-from pipelines.events.simulate import (
+from events_simulation import (
     BAD_LINE_KINDS,
     SimulatedLog,
     corrupt_logs,
@@ -19,6 +17,8 @@ from pipelines.events.simulate import (
     put_files,
     write_files,
 )
+
+from configs.events import EventsConfig
 from pipelines.events.storage import (
     FolderSource,
     LocalStorage,
