@@ -6,7 +6,6 @@ from pipelines.strategies.logged import (
     TradeLogError,
     log_decisions,
     read_trade_log,
-    write_trade_log,
 )
 from pipelines.strategies.rules import ARMS, FAMILIES, ArmSpec
 from pipelines.strategies.signals import (
@@ -33,5 +32,4 @@ __all__ = [
     "compute_signals",
     "log_decisions",
     "read_trade_log",
-    "write_trade_log",
 ]

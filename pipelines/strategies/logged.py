@@ -113,22 +113,6 @@ class TradeLogError(ValueError):
     """A trade-log record that cannot be used; the message names the file and line."""
 
 
-def write_trade_log(log: pd.DataFrame, path: Path) -> Path:
-    """Write a logged-bandit frame as gzip JSON lines (``ts`` ISO-8601 UTC, arm by name)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8") as fh:
-        for row in log.itertuples(index=False):
-            record = {
-                "ts": pd.Timestamp(row.ts).isoformat(),
-                "symbol": str(row.symbol),
-                "arm": str(row.arm_name),
-                "propensity": float(row.propensity),
-                "reward": float(row.reward),
-            }
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
-    return path
-
-
 def _parse_record(line: str, where: str) -> dict[str, object]:
     try:
         rec = json.loads(line)

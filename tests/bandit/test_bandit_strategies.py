@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ from pipelines.strategies import (
     compute_signals,
     log_decisions,
     read_trade_log,
-    write_trade_log,
 )
 from pipelines.strategies.rules import donchian, ema_cross, rsi
 
@@ -142,6 +142,23 @@ def test_logging_policy_validates() -> None:
         LoggingPolicy("epsilon_greedy", epsilon=0.0)
     with pytest.raises(ValueError, match="kind"):
         LoggingPolicy("softmax")  # type: ignore[arg-type]
+
+
+def write_trade_log(log: pd.DataFrame, path: Path) -> Path:
+    """Write a logged-bandit frame as gzip JSON lines (``ts`` ISO-8601 UTC, arm by name): the
+    format ``read_trade_log`` reads, which only this test writes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for row in log.itertuples(index=False):
+            record = {
+                "ts": pd.Timestamp(row.ts).isoformat(),
+                "symbol": str(row.symbol),
+                "arm": str(row.arm_name),
+                "propensity": float(row.propensity),
+                "reward": float(row.reward),
+            }
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+    return path
 
 
 def test_trade_log_round_trip_and_errors(small_bars: pd.DataFrame, tmp_path: Path) -> None:
