@@ -35,8 +35,10 @@ from pipelines.bot.replay import (
     ReplayResult,
     ReplaySettings,
     Verdict,
+    exits_verdict,
     loop_verdict,
     plot_replay,
+    published_exits,
     run_replay,
 )
 from pipelines.models.regime.train import bocd_prior_variance
@@ -67,10 +69,10 @@ def _write_feed(bars: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _html(table: pd.DataFrame, verdict: Verdict, trainings: list[dict[str, Any]]) -> str:
+def _html(table: pd.DataFrame, verdicts: list[Verdict], trainings: list[dict[str, Any]]) -> str:
     shown = table.copy()
     for col in shown.columns:
-        if col.startswith(("live", "frozen", "best_arm", "oracle")) and col not in (
+        if col.startswith(("live", "frozen", "best_arm", "oracle", "exits")) and col not in (
             "best_arm_name",
             "live_versions",
         ):
@@ -85,7 +87,8 @@ def _html(table: pd.DataFrame, verdict: Verdict, trainings: list[dict[str, Any]]
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px}</style></head><body><h1>Closed-loop replay</h1>"
-        f"<p><b>{html.escape(verdict.line)}</b></p><img src='replay.png' alt='replay plot'>"
+        + "".join(f"<p><b>{html.escape(v.line)}</b></p>" for v in verdicts)
+        + "<img src='replay.png' alt='replay plot'>"
         "<h2>Reward per decision by cycle (bps, CI in _low/_high)</h2>"
         f"{shown.to_html(index=False, na_rep='-')}"
         "<h2>Training runs (before cycle N)</h2><table><tr><th>before cycle</th>"
@@ -110,8 +113,11 @@ def _cycles_json(result: ReplayResult) -> list[dict[str, Any]]:
             ("frozen", c.frozen),
             ("best_arm_value", c.best_arm_value),
             ("oracle", c.oracle),
+            ("exits_published", c.exits_published),
+            ("exits_default", c.exits_default),
         ):
             doc[name] = None if est is None else {k: float(v) for k, v in asdict(est).items()}
+        doc["exits"] = None if c.exits is None else {k: list(v) for k, v in c.exits.items()}
         out.append(doc)
     return out
 
@@ -148,6 +154,7 @@ def run_closed_loop(
             cost_bps=b.cost_bps,
             slippage_bps=b.slippage_bps,
             seed=settings.seed,
+            exit_max_hold=settings.recommendation.max_hold,
         )
     except ValueError as exc:
         raise ConfigError(f"--initial-bars {initial}: {exc}") from None
@@ -183,22 +190,28 @@ def run_closed_loop(
     )
     frozen = DecisionEngine.from_store(store, keyring, root / "client-frozen", config)
     try:
-        result = run_replay(bars, live, frozen, train, events_dir, replay)
+        result = run_replay(
+            bars, live, frozen, train, events_dir, replay, published_exits(store, keyring)
+        )
     finally:
         live.close()
         frozen.close()
     verdict = loop_verdict(result, replay)
+    exits = exits_verdict(result, replay)
     table = result.table()
     plot = plot_replay(result, root / "replay.png")
     table.to_csv(root / "replay_cycles.csv", index=False)
     result.decisions.to_parquet(root / "replay_decisions.parquet", index=False)
     page = root / "replay.html"
-    page.write_text(_html(table, verdict, trainings), encoding="utf-8")
+    page.write_text(_html(table, [verdict, exits], trainings), encoding="utf-8")
     return {
         "status": "ok",
         "verdict": verdict.line,
         "beats_frozen": verdict.beats_frozen,
         "live_minus_frozen": {k: float(v) for k, v in asdict(verdict.difference).items()},
+        "exits_verdict": exits.line,
+        "exits_beat_defaults": exits.beats_frozen,
+        "published_minus_default_exits": {k: float(v) for k, v in asdict(exits.difference).items()},
         "source": str(data) if data is not None else settings.data.source,
         "bars_per_symbol": int(n_stamps),
         "initial_bars": initial,

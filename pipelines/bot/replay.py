@@ -15,7 +15,12 @@ beside it, so each cycle reports:
   a non-contextual bot would pick), on the cycle's decisions;
 - ``oracle`` (data with a true regime): each true regime's best arm on the cycle, chosen in
   hindsight: a ceiling no causal policy reaches;
-- which model versions were live.
+- which model versions were live;
+- ``exits`` (with an ``exits`` reader): each live decision's trade (its arm's side at the
+  decision bar) exited by the stop-loss / take-profit the published recommendation held
+  when the cycle began, for the arm's family (``family_exits``; the neutral 2.0 / 3.0 ATR
+  when none is published), against the same trades under the neutral defaults: so the
+  verdict covers the parameters the loop publishes, not only its models.
 
 The training step is injected (``train(bars_so_far, events_dir, cycle)``), so this module holds
 no orchestration: the CLI passes the training flow, the test a small real trainer.
@@ -24,9 +29,10 @@ no orchestration: the CLI passes the training flow, the test a small real traine
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +48,9 @@ log = logging.getLogger(__name__)
 #: ``train(bars_so_far, events_dir, cycle)``: train on the bars (and logged events), publish
 #: what passes the gates. Called before cycle 0 (on the bars before it) and after each cycle.
 TrainFn = Callable[[pd.DataFrame, Path, int], None]
+#: ``exits()``: the stop-loss / take-profit (ATR units) per strategy family of the
+#: recommendation live now, or None when none is (the bot then runs the neutral defaults).
+ExitsFn = Callable[[], Mapping[str, tuple[float, float]] | None]
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class ReplaySettings:
     n_bootstrap: int = 400
     bootstrap_block: int = 24
     seed: int = 0
+    exit_max_hold: int = 24  # bars after entry at which a trade exits on time (exits only)
 
     def __post_init__(self) -> None:
         if self.cycles < 1 or self.cycle_bars < 1:
@@ -83,6 +93,10 @@ class CycleResult:
     oracle: Estimate | None
     live_versions: dict[str, str | None]
     frozen_versions: dict[str, str | None]
+    #: net return per live trade under the published exits / the defaults (None: no reader)
+    exits_published: Estimate | None = None
+    exits_default: Estimate | None = None
+    exits: dict[str, tuple[float, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,8 @@ class ReplayResult:
                 ("frozen", c.frozen),
                 ("best_arm", c.best_arm_value),
                 ("oracle", c.oracle),
+                ("exits_published", c.exits_published),
+                ("exits_default", c.exits_default),
             ):
                 row[name] = est.value if est else np.nan
                 row[f"{name}_low"] = est.low if est else np.nan
@@ -258,6 +274,79 @@ class _Outcomes:
         return done
 
 
+class _ExitReturns:
+    """Net return of a decision's trade when it exits by a stop / target pair (ATR units) or
+    on time (``pipelines.strategies.exits``, the recommendation's own simulation): the trade
+    enters at the decision bar's close on the side of its arm's signal there; a flat arm is
+    no trade (0); a trade whose window runs past its symbol's data is NaN."""
+
+    def __init__(self, bars: pd.DataFrame, sig: np.ndarray, settings: ReplaySettings) -> None:
+        from pipelines.recommendations import atr_fraction
+
+        order = np.lexsort((bars["ts"].to_numpy(), bars["symbol"].to_numpy()))
+        self.by_symbol = bars.iloc[order].reset_index(drop=True)  # symbol, then ts
+        self.pos = np.empty(len(bars), dtype=np.int64)
+        self.pos[order] = np.arange(len(bars))
+        self.atr = atr_fraction(self.by_symbol)
+        self.sig, self.settings = sig, settings
+
+    def __call__(
+        self, rows: np.ndarray, arms: np.ndarray, exits: Mapping[str, tuple[float, float]]
+    ) -> np.ndarray:
+        from pipelines.recommendations import NEUTRAL
+        from pipelines.strategies import ARM_FAMILIES
+        from pipelines.strategies.exits import simulate_exits, trade_windows
+
+        default = (NEUTRAL["stop_loss_multiplier"], NEUTRAL["take_profit_multiplier"])
+        out = np.full(len(rows), np.nan)
+        side = np.sign(self.sig[rows, arms]).astype(np.float64)
+        out[side == 0] = 0.0
+        pairs = [exits.get(ARM_FAMILIES[ARM_NAMES[a]], default) for a in arms]
+        for pair in set(pairs):
+            idx = np.flatnonzero(np.array([p == pair for p in pairs], dtype=bool) & (side != 0))
+            if len(idx) == 0:
+                continue
+            at = self.pos[rows[idx]]
+            w = trade_windows(
+                self.by_symbol, at, side[idx], self.atr[at], self.settings.exit_max_hold
+            )
+            if w.n == 0:
+                continue
+            pnl = simulate_exits(
+                w,
+                [pair[0]],
+                [pair[1]],
+                cost_bps=self.settings.cost_bps,
+                slippage_bps=self.settings.slippage_bps,
+            ).pnl[:, 0, 0]
+            # ``w.row`` keeps the order of ``at`` (unique rows), minus the dropped trades
+            out[idx[np.isin(at, w.row)]] = pnl
+        return out
+
+
+def published_exits(store: Any, keyring: Any) -> ExitsFn:
+    """A reader of the verified live recommendation's per-family exits (``family_exits``),
+    or None when none verifies (the bot's neutral defaults then)."""
+
+    def read() -> dict[str, tuple[float, float]] | None:
+        import json
+
+        from pipelines.registry.verify import verify_model
+
+        try:
+            vv = verify_model(store, "recommendation", keyring, check_freshness=False)
+            doc = json.loads(vv.files["latest_recommendation.json"])
+        except Exception as exc:  # nothing published yet is the common case
+            log.info("no verified live recommendation (%s): the replay's exits are defaults", exc)
+            return None
+        return {
+            family: (float(cell["stop_loss_multiplier"]), float(cell["take_profit_multiplier"]))
+            for family, cell in doc.get("family_exits", {}).items()
+        }
+
+    return read
+
+
 def run_replay(
     bars: pd.DataFrame,
     live: DecisionEngine,
@@ -265,13 +354,16 @@ def run_replay(
     train: TrainFn,
     events_dir: Path,
     settings: ReplaySettings,
+    exits: ExitsFn | None = None,
 ) -> ReplayResult:
     """Trade ``bars`` cycle by cycle with ``live`` (reloaded after each training) and
     ``frozen`` (loaded once, before cycle 0); see the module docstring.
 
     Both engines see every bar from the first (their features need the history); decisions
     are scored only inside the cycles. ``live`` should write its events under ``events_dir``
-    so ``train`` can learn from them.
+    so ``train`` can learn from them. With ``exits`` (e.g. :func:`published_exits`), read
+    when each cycle begins, the live decisions' trades are also scored under the published
+    stop / target against the defaults.
     """
     bars = bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
     signals = compute_signals(bars)
@@ -284,6 +376,7 @@ def run_replay(
     row_stamp = np.searchsorted(stamps, bars["ts"].to_numpy())
     rng = np.random.default_rng(settings.seed)
     outcomes = _Outcomes(bars, sig, rewards, settings)
+    exit_returns = _ExitReturns(bars, sig, settings) if exits is not None else None
 
     first = int(np.searchsorted(row_stamp, edges[0][0]))
     train(bars.iloc[:first], events_dir, 0)
@@ -332,6 +425,15 @@ def run_replay(
                 v, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng
             )
 
+        published = e_pub = e_def = None
+        x_pub = x_def = np.full(len(rows), np.nan)
+        if exit_returns is not None and exits is not None:
+            published = dict(exits() or {})
+            x_pub = exit_returns(rows, arms_live, published)
+            x_def = exit_returns(rows, arms_live, {})
+            traded = np.sign(sig[rows, arms_live]) != 0 if len(rows) else np.zeros(0, bool)
+            e_pub, e_def = ci(x_pub[traded]), ci(x_def[traded])
+
         results.append(
             CycleResult(
                 cycle=c,
@@ -345,10 +447,22 @@ def run_replay(
                 oracle=oracle,
                 live_versions=versions,
                 frozen_versions=frozen_versions,
+                exits_published=e_pub,
+                exits_default=e_def,
+                exits=published,
             )
         )
-        for r, value, fro in zip(got_live, r_live, r_frozen, strict=True):
-            logged.append({**r, "cycle": c, "reward": float(value), "frozen_reward": float(fro)})
+        for r, value, fro, xp, xd in zip(got_live, r_live, r_frozen, x_pub, x_def, strict=True):
+            logged.append(
+                {
+                    **r,
+                    "cycle": c,
+                    "reward": float(value),
+                    "frozen_reward": float(fro),
+                    "exit_reward": float(xp),
+                    "exit_default_reward": float(xd),
+                }
+            )
         outcomes.add(got_live)
         outcomes.report(live, hi)
         log.info("replay cycle %d: live %s frozen %s", c, results[-1].live, results[-1].frozen)
@@ -395,6 +509,36 @@ class Verdict:
     n_decisions: int
     beats_frozen: bool
     line: str
+
+
+def exits_verdict(result: ReplayResult, settings: ReplaySettings) -> Verdict:
+    """One line: whether the published exits earned more than the defaults on the live
+    engine's trades over every cycle (paired per trade, block-bootstrap CI above 0)."""
+    d = result.decisions
+    if len(d) == 0 or "exit_reward" not in d or d["exit_reward"].isna().all():
+        nan = Estimate(np.nan, np.nan, np.nan)
+        return Verdict(nan, 0, False, "no published exits were read: nothing to compare")
+    both = d[np.isfinite(d["exit_reward"]) & np.isfinite(d["exit_default_reward"])]
+    both = both[both["exit_reward"].ne(0) | both["exit_default_reward"].ne(0)]
+    diff = (both["exit_reward"] - both["exit_default_reward"]).to_numpy(np.float64)
+    if len(diff) == 0:
+        nan = Estimate(np.nan, np.nan, np.nan)
+        return Verdict(nan, 0, False, "no live trade closed inside the data: nothing to compare")
+    rng = np.random.default_rng(settings.seed + 2)
+    est = mean_ci(diff, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng)
+    beats = bool(est.low > 0)
+    figures = (
+        f"published - default exits = {est.value * 1e4:+.2f} bps per trade "
+        f"({settings.ci_level:.0%} CI {est.low * 1e4:+.2f} to {est.high * 1e4:+.2f}, "
+        f"{len(diff)} trades)"
+    )
+    if beats:
+        line = f"the published exits beat the defaults on the live trades: {figures}"
+    elif np.allclose(diff, 0.0):
+        line = f"the published exits are the defaults on every live trade: {figures}"
+    else:
+        line = f"the published exits do NOT beat the defaults on the live trades: {figures}"
+    return Verdict(est, len(diff), beats, line)
 
 
 def loop_verdict(result: ReplayResult, settings: ReplaySettings) -> Verdict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,97 @@ def test_outcome_timing_turnover_and_verdict() -> None:
     down = loop_verdict(ReplayResult((cyc, cyc), flat), SETTINGS)
     assert not down.beats_frozen and "do NOT beat" in down.line
     assert not loop_verdict(ReplayResult((cyc,), decisions), SETTINGS).beats_frozen
+
+
+def _walk(bars: pd.DataFrame, at: int, side: float, atr: float, pair: tuple, hold: int) -> float:
+    """One trade of one symbol's bars walked bar by bar (gap, stop first, target, time)."""
+    entry = bars["close"].iloc[at]
+    stop, target = -pair[0] * atr, pair[1] * atr
+    for k in range(1, hold + 1):
+        b = bars.iloc[at + k]
+        o, lo, hi = (side * (b[c] / entry - 1.0) for c in ("open", "low", "high"))
+        if o <= stop or o >= target:
+            return o
+        if min(lo, hi) <= stop:
+            return stop
+        if max(lo, hi) >= target:
+            return target
+    return side * (bars["close"].iloc[at + hold] / entry - 1.0)
+
+
+def test_the_replay_scores_the_published_exits(tmp_path: Path) -> None:
+    """The live trades exit by the stop / target the published recommendation held when
+    each cycle began (defaults before one is published), so the verdict covers them."""
+    from pipelines.bot.replay import exits_verdict, published_exits
+    from pipelines.recommendations import atr_fraction
+    from pipelines.registry import publish_model
+    from pipelines.strategies import ARM_FAMILIES
+
+    cfg = load_config().data.synthetic.model_copy(
+        update={"n_bars": 1450, "symbols": ["SYN1", "SYN2"]}
+    )
+    bars = generate_bars(cfg, 3)
+    store = FileStore(tmp_path / "store")
+    tight = (0.5, 1.0)
+
+    def train(seen: pd.DataFrame, events_dir: Path, cycle: int) -> None:
+        if cycle == 0:
+            publish(store, "regime", regime_onnx()[0])
+            publish(store, "sizer", sizer_onnx()[0])
+            publish(store, "bandit", _ridge_bandit(seen))
+        if cycle == 1:  # the first recommendation, tight exits for every family
+            doc = {
+                "family_exits": {
+                    f: {"stop_loss_multiplier": tight[0], "take_profit_multiplier": tight[1]}
+                    for f in set(ARM_FAMILIES.values())
+                }
+            }
+            publish_model(
+                store,
+                "recommendation",
+                {"latest_recommendation.json": json.dumps(doc).encode()},
+                keyring(),
+                lineage={"mlflow_run_id": "t", "git_commit": "t", "data_hash": "x"},
+            )
+
+    events = tmp_path / "events"
+    config = EngineConfig(bot_id="replay", seed=1)
+    live = DecisionEngine.from_store(
+        store, keyring(), tmp_path / "c-live", config, EventLog(events, "replay")
+    )
+    frozen = DecisionEngine.from_store(store, keyring(), tmp_path / "c-frozen", config)
+    settings = ReplaySettings(
+        cycles=2, cycle_bars=250, initial_bars=700, n_bootstrap=200, exit_max_hold=12
+    )
+    exits = published_exits(store, keyring())
+    assert exits() is None  # nothing published yet: the defaults
+    result = run_replay(bars, live, frozen, train, events, settings, exits)
+
+    assert result.cycles[0].exits == {}
+    assert result.cycles[1].exits == dict.fromkeys(set(ARM_FAMILIES.values()), tight)
+    d = result.decisions
+    first, second = d[d["cycle"] == 0], d[d["cycle"] == 1]
+    assert np.allclose(first["exit_reward"], first["exit_default_reward"], equal_nan=True)
+    assert (second["exit_reward"] != second["exit_default_reward"]).sum() > 20
+    # every scored trade equals a bar-by-bar walk of its symbol's bars
+    ordered = bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+    sig = compute_signals(ordered).to_numpy()
+    unit = 2 * (settings.cost_bps + settings.slippage_bps) / 1e4
+    checked = 0
+    for _, dec in second.iloc[::7].iterrows():
+        row, arm = int(dec["row"]), int(dec["arm_index"])
+        side = float(np.sign(sig[row, arm]))
+        if side == 0:
+            assert dec["exit_reward"] == 0.0
+            continue
+        sym = ordered[ordered["symbol"] == ordered["symbol"].iat[row]].reset_index()
+        at = int(np.flatnonzero(sym["index"].to_numpy() == row)[0])
+        atr = atr_fraction(sym.drop(columns="index"))[at]
+        want = _walk(sym, at, side, atr, tight, 12) - unit
+        assert dec["exit_reward"] == pytest.approx(want, abs=1e-12)
+        checked += 1
+    assert checked > 5
+    verdict = exits_verdict(result, settings)
+    assert verdict.n_decisions > 0 and "published - default exits" in verdict.line
+    assert result.cycles[1].exits_published is not None
+    assert {"exits_published", "exits_default"} <= set(result.table())

@@ -54,6 +54,11 @@ def test_replay_three_cycles(tmp_path: Path) -> None:
     assert "frozen first-cycle policy" in summary["verdict"]
     assert summary["verdict"] in out.stderr
     assert isinstance(summary["beats_frozen"], bool)
+    # the live trades are scored under the exits the training published before each cycle
+    families = {"ema_cross", "mean_reversion", "breakout", "momentum"}
+    assert all(set(c["exits"]) == families for c in cycles), [c["exits"] for c in cycles]
+    assert "exits" in summary["exits_verdict"] and summary["exits_verdict"] in out.stderr
+    assert all(c["exits_published"]["low"] <= c["exits_published"]["high"] for c in cycles)
     # the live engine logged every decision; outcomes only for windows closed in the replay
     events = _events(Path(summary["events"]))
     decisions = [e for e in events if e["schema"].startswith("edgeflow.decision")]
