@@ -4,7 +4,7 @@ Plain HTML with the PNGs copied beside it, so it opens from disk, from an MLflow
 view, or from a CI artifact without a server. What a person reads is shown in one unit per
 quantity (``pipelines.plots.QUANTITY_UNITS``, named in every header), gates read as
 ``value >= threshold unit [CI low, high]``, and every table scrolls inside its own box so a
-wide one never widens the page.
+wide one never widens the page (headers wrap after ``_`` and ``/`` so most fit it).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _table(
     ``long_last``: the last column holds long unbroken values (paths, hashes) that may wrap
     anywhere, so the table fits the page instead of scrolling for them.
     """
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    head = "".join(f"<th>{_breakable(h)}</th>" for h in headers)
     body = []
     for row in rows:
         cells = []
@@ -130,6 +130,13 @@ def _table(
         body.append("<tr>" + "".join(cells) + "</tr>")
     cap = f'<caption class="muted">{html.escape(caption)}</caption>' if caption else ""
     return f'<div class="table-wrap"><table>{cap}<tr>{head}</tr>{"".join(body)}</table></div>'
+
+
+def _breakable(header: str) -> str:
+    """A header that may wrap after ``_`` and ``/`` (``balanced_<wbr>accuracy_<wbr>mean``): a
+    long snake_case name is one word to the browser, so a table of them was wider than the
+    page and cut off at the right behind its scroll bar."""
+    return re.sub(r"([_/])", r"\1<wbr>", html.escape(header))
 
 
 def _status(status: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 import matplotlib.image as mpimg
 import numpy as np
+import pandas as pd
 import pytest
 from report_support import WIDE_COLUMNS
 
@@ -225,3 +226,35 @@ def test_report_screenshot_shows_the_page(chromium: str, report_page: Path, tmp_
     keep = os.environ.get("EDGEFLOW_REPORT_SCREENSHOT")
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_tables_of_long_snake_case_headers_fit_a_desktop_page(
+    chromium: str, tmp_path: Path
+) -> None:
+    """The demo's sizer, regime comparison and recommendation tables: each header a long
+    snake_case word, so the browser could not wrap it and the table ran past its box at
+    1280 px (cut at the right behind a scroll bar). Headers now wrap after ``_`` and ``/``."""
+    from pipelines.report import ModelSection, write_report
+
+    tables = {
+        "sizer_comparison.csv": [
+            "sizer", "ann_return", "ann_log_return", "sharpe", "sortino", "max_drawdown",
+            "var_bar", "cvar_bar", "cvar_day", "turnover", "mean_multiplier",
+        ],
+        "regime_comparison.csv": [
+            "model", "kind", "folds", "log_loss_mean", "log_loss_std",
+            "balanced_accuracy_mean", "balanced_accuracy_std", "accuracy_mean", "selected",
+        ],
+    }  # fmt: skip
+    paths = []
+    for name, columns in tables.items():
+        path = tmp_path / name
+        rows = [["name_of_it", *(f"{-0.1234 * i:.4f}" for i in range(1, len(columns)))]] * 4
+        pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+        paths.append(path)
+    section = ModelSection("sizer", "blocked", "a sentence", tables=paths)
+    page = write_report(tmp_path / "out", "long headers", {"status": "ok"}, [section])
+    result = layout_check(chromium, page, 1280, 900, tmp_path)
+    assert problems(result) == []
+    assert len(result["tables"]) == 5  # summary, gates, outcomes, the two above
+    assert [t["columns"] for t in result["tables"] if t["overflows"]] == []
