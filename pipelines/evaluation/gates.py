@@ -390,7 +390,8 @@ def metalabel_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
             _get(metrics, "holdout/kept_share"),
             cfg.min_trade_share,
             ">=",
-            description="share of test-span trades the filter keeps",
+            description="share of test-span trades the filter keeps at its P(win) threshold "
+            f"{_figure(_get(metrics, 'holdout/threshold'))} (the threshold table's chosen row)",
         ),
         check(
             "brier_vs_arm_prior",

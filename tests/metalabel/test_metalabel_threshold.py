@@ -58,3 +58,17 @@ def test_without_out_of_fold_trades_the_lowest_candidate_is_marked_and_said(
     assert table.loc[table["chosen"], "threshold"].tolist() == [fitted.threshold]
     said = "threshold 0.50, the lowest candidate: none kept at least min_trade_share=0.1 of the"
     assert said in caplog.text and "so none was chosen on evidence" in caplog.text
+
+
+def test_the_kept_share_gate_names_the_threshold_it_was_measured_at() -> None:
+    """The log, Prefect and the report showed "kept_trade_share 0.91 >= 0.1" beside a table
+    of thresholds without saying at which one: the gate names it."""
+    from pipelines.evaluation.gates import metalabel_gates
+
+    metrics = {"holdout/kept_share": 0.236, "holdout/threshold": 0.52}
+    gate = next(
+        g for g in metalabel_gates(metrics, MetaLabelConfig()) if g.name == "kept_trade_share"
+    )
+    assert gate.passed and "at its P(win) threshold 0.52 (the threshold table's chosen row)" in (
+        gate.reason
+    )
