@@ -368,7 +368,9 @@ namespace Edgeflow
             for (int p = 0; p <= 16; p++)
             {
                 e = d.ToString("E" + p, CultureInfo.InvariantCulture);
-                if (double.Parse(e, CultureInfo.InvariantCulture) == d) break;
+                // near double.MaxValue a short form rounds past it: Parse would throw
+                double back;
+                if (double.TryParse(e, NumberStyles.Float, CultureInfo.InvariantCulture, out back) && back == d) break;
             }
             bool neg = e[0] == '-';
             if (neg) e = e.Substring(1);
@@ -737,6 +739,11 @@ namespace Edgeflow
                 catch (Refusal r)
                 {
                     Console.Error.WriteLine("NOTE ignoring " + key + ": " + r.Code + ": " + r.Message);
+                }
+                catch (Exception e) when (!(e is IOException || e is UnauthorizedAccessException))
+                {
+                    // an input no check foresaw is junk here too: one entry never refuses the model
+                    Console.Error.WriteLine("NOTE ignoring " + key + ": verifier-error: " + e.GetType().Name + ": " + e.Message);
                 }
             }
             return null;

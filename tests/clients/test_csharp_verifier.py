@@ -210,6 +210,8 @@ def test_malformed_pointers_are_refusals_not_crashes(verifier: Path, store: Path
         (b"\xff\xfe not utf-8", "pointer-invalid"),
         (b"[" * 40 + b"]" * 40, "pointer-invalid"),
         (b'{"payloadType": 1e400}', "pointer-invalid"),
+        (b'{"payloadType": 1.5e308}', "pointer-invalid"),
+        (b'{"payloadType": -1.7976931348623157e308}', "pointer-invalid"),
         (b"{}" + b" " * (64 * 1024), "too-large"),
     ):
         latest.write_bytes(blob)
@@ -252,11 +254,14 @@ def test_replayed_older_pointer_is_refused_with_the_state_file(
         store / "regime" / "pointers" / "000000000001.json",
         store / "regime" / "pointers" / "000000000004.json",
     )
+    # numbers near the double range's end once crashed the canonical-number check
+    (store / "regime" / "pointers" / "000000000005.json").write_bytes(b'{"payloadType":1.5e308}')
     rc, out = _run(verifier, store)
     assert rc == 0 and "version=v000002 sequence=2" in out, out
     assert "ignoring regime/pointers/000000000004.json: it carries sequence 1" in out
+    assert "ignoring regime/pointers/000000000005.json: pointer-invalid" in out
     assert "ignoring regime/pointers/000000000003.json: pointer-invalid" in out
-    for seq in (2, 3, 4):  # newer history deleted as well: only the state can tell
+    for seq in (2, 3, 4, 5):  # newer history deleted as well: only the state can tell
         (store / "regime" / "pointers" / f"{seq:012d}.json").unlink()
     rc, out = _run(verifier, store, "--state", str(state))
     assert rc == 2 and out.startswith("REFUSED replay:"), out
