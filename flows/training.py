@@ -129,7 +129,7 @@ def _train_and_settle(
 
     if results:  # never blocked whole: without a regime champion, family-level values
         outcomes["recommendation"] = publish_recommendation(
-            ctx, parent, data.bars, features, inputs.signals, results, outcomes
+            ctx, parent, data.bars, features, inputs.signals, results, outcomes, data.joined_events
         )
     heartbeats = heartbeat_pointers(ctx, outcomes)
     summary = close_run(ctx, parent, data, outcomes, results, heartbeats)

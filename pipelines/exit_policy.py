@@ -30,6 +30,7 @@ the settings only exits), so the lift is paired trade by trade.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -145,6 +146,7 @@ def qlearn_pair(
     *,
     cost_bps: float,
     slippage_bps: float,
+    exit_slippage: Mapping[str, float] | None = None,
 ) -> tuple[float, float]:
     """Tabular Q-learning over stop / target moves on the ``rows`` (fit) trades.
 
@@ -159,7 +161,12 @@ def qlearn_pair(
     stops = _lattice(*bounds["stop_loss_multiplier"])
     takes = _lattice(*bounds["take_profit_multiplier"])
     pnl = simulate_exits(
-        subset(w, rows), stops, takes, cost_bps=cost_bps, slippage_bps=slippage_bps
+        subset(w, rows),
+        stops,
+        takes,
+        cost_bps=cost_bps,
+        slippage_bps=slippage_bps,
+        exit_slippage=exit_slippage,
     ).pnl
     n = pnl.shape[0]
     if n == 0:
@@ -204,8 +211,17 @@ def qlearn_pair(
     return float(stops[state[0]]), float(takes[state[1]])
 
 
-def _pnl(w: Windows, stop: float, take: float, cost_bps: float, slippage_bps: float) -> Any:
-    grid = simulate_exits(w, [stop], [take], cost_bps=cost_bps, slippage_bps=slippage_bps)
+def _pnl(
+    w: Windows,
+    stop: float,
+    take: float,
+    cost_bps: float,
+    slippage_bps: float,
+    exit_slippage: Mapping[str, float] | None = None,
+) -> Any:
+    grid = simulate_exits(
+        w, [stop], [take], cost_bps=cost_bps, slippage_bps=slippage_bps, exit_slippage=exit_slippage
+    )
     return grid.pnl[:, 0, 0]
 
 
@@ -217,6 +233,7 @@ def candidate_pairs(
     *,
     cost_bps: float,
     slippage_bps: float,
+    exit_slippage: Mapping[str, float] | None = None,
     q: QLearn | None,
     q_rng: np.random.Generator | None,
 ) -> dict[str, tuple[float, float]]:
@@ -227,7 +244,12 @@ def candidate_pairs(
     stops = np.array([s for s in STOP_GRID if lo_s <= s <= hi_s])
     takes = np.array([t for t in TARGET_GRID if lo_t <= t <= hi_t])
     grid = simulate_exits(
-        subset(w, fit), stops, takes, cost_bps=cost_bps, slippage_bps=slippage_bps
+        subset(w, fit),
+        stops,
+        takes,
+        cost_bps=cost_bps,
+        slippage_bps=slippage_bps,
+        exit_slippage=exit_slippage,
     )
     fit_mean = grid.pnl.mean(axis=0)
     s, t = np.unravel_index(int(np.argmax(fit_mean)), fit_mean.shape)
@@ -237,7 +259,15 @@ def candidate_pairs(
     }
     if q is not None and q_rng is not None:
         out["qlearn"] = qlearn_pair(
-            w, fit, live, bounds, q, q_rng, cost_bps=cost_bps, slippage_bps=slippage_bps
+            w,
+            fit,
+            live,
+            bounds,
+            q,
+            q_rng,
+            cost_bps=cost_bps,
+            slippage_bps=slippage_bps,
+            exit_slippage=exit_slippage,
         )
     return out
 
@@ -251,6 +281,7 @@ def lift_cis(
     *,
     cost_bps: float,
     slippage_bps: float,
+    exit_slippage: Mapping[str, float] | None = None,
     confirm_fraction: float,
     block: int,
     n_boot: int,
@@ -259,8 +290,8 @@ def lift_cis(
 ) -> dict[Span, Interval]:
     """Paired per-trade P&L lift of ``pair`` over ``base`` on the held-out trades' test and
     confirmation spans (fractions of entry price per trade)."""
-    a = _pnl(w, *pair, cost_bps, slippage_bps)[held]
-    b = _pnl(w, *base, cost_bps, slippage_bps)[held]
+    a = _pnl(w, *pair, cost_bps, slippage_bps, exit_slippage)[held]
+    b = _pnl(w, *base, cost_bps, slippage_bps, exit_slippage)[held]
     return paired_span_cis(
         np.asarray(entry_ts)[held],
         a,
@@ -284,6 +315,7 @@ def choose_exits(
     *,
     cost_bps: float,
     slippage_bps: float,
+    exit_slippage: Mapping[str, float] | None = None,
     confirm_fraction: float,
     block: int,
     n_boot: int,
@@ -303,12 +335,19 @@ def choose_exits(
     keep = ExitChoice(live[0], live[1], "live", "", trades=counts)
     if n_fit < MIN_TRADES or n_held < 2 * MIN_TRADES:
         return _replace(keep, reason=f"too few trades ({n_fit} fit, {n_held} held out)")
-    costs = {"cost_bps": cost_bps, "slippage_bps": slippage_bps}
     candidates = candidate_pairs(
-        w, fit, live, bounds, **costs, q=q, q_rng=np.random.default_rng(q_seed)
+        w,
+        fit,
+        live,
+        bounds,
+        cost_bps=cost_bps,
+        slippage_bps=slippage_bps,
+        exit_slippage=exit_slippage,
+        q=q,
+        q_rng=np.random.default_rng(q_seed),
     )
     fit_value = {
-        name: float(_pnl(w, *pair, cost_bps, slippage_bps)[fit].mean())
+        name: float(_pnl(w, *pair, cost_bps, slippage_bps, exit_slippage)[fit].mean())
         for name, pair in candidates.items()
     }
     name = max(fit_value, key=lambda k: fit_value[k])
@@ -321,7 +360,9 @@ def choose_exits(
         held,
         pair,
         live,
-        **costs,
+        cost_bps=cost_bps,
+        slippage_bps=slippage_bps,
+        exit_slippage=exit_slippage,
         confirm_fraction=confirm_fraction,
         block=block,
         n_boot=n_boot,

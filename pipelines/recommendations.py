@@ -156,6 +156,7 @@ def _choose_cell(
     sel: np.ndarray,
     live_pair: tuple[float, float],
     name: str,
+    exit_slippage: Mapping[str, float] | None = None,
 ) -> ExitChoice:
     from pipelines.exit_policy import QLearn, choose_exits
 
@@ -168,6 +169,7 @@ def _choose_cell(
         SAFE_BOUNDS,
         cost_bps=cost_bps,
         slippage_bps=slippage_bps,
+        exit_slippage=exit_slippage,
         confirm_fraction=cfg.confirm_fraction,
         block=cfg.bootstrap_block,
         n_boot=cfg.n_bootstrap,
@@ -188,11 +190,14 @@ def exit_choices(
     cost_bps: float,
     slippage_bps: float,
     seed: int,
+    exit_slippage: Mapping[str, float] | None = None,
 ) -> dict[str, dict[str, ExitChoice]]:
     """Per family (``*``) and, with a regime champion, per regime cell: the exit settings the
     evidence supports (``pipelines.exit_policy.choose_exits``; ``cfg`` is the
     ``recommendation`` config section). A cell is judged against its live settings; a cell
-    with no live entry of its own starts from its family's choice."""
+    with no live entry of its own starts from its family's choice. ``exit_slippage``: the
+    fill slippage per exit type calibrated from the bot's outcomes
+    (``pipelines.exit_outcomes``), if any."""
     from pipelines.exit_policy import split_trades
     from pipelines.seeding import Streams
     from pipelines.strategies.exits import entry_rows, trade_windows
@@ -208,8 +213,18 @@ def exit_choices(
         fit, held = split_trades(entry_ts, cfg.holdout_fraction)
 
         choose = partial(
-            _choose_cell, w, entry_ts, fit, held, cfg, cost_bps, slippage_bps, streams.child(family)
+            _choose_cell,
+            w,
+            entry_ts,
+            fit,
+            held,
+            cfg,
+            cost_bps,
+            slippage_bps,
+            streams.child(family),
+            exit_slippage=exit_slippage,
         )
+
         everything = np.ones(w.n, dtype=bool)
         cells = {FAMILY_CELL: choose(everything, _live_pair(live, family, FAMILY_CELL), "all")}
         if regime_label is not None:
@@ -364,6 +379,7 @@ def derive_from_models(
     cost_bps: float = 1.0,
     slippage_bps: float = 0.5,
     seed: int = 0,
+    events: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The recommendation document from this run's exported graphs, as the bot runs them.
 
@@ -373,7 +389,10 @@ def derive_from_models(
     ``compute_signals(bars)`` (row-aligned with ``bars``). Statistics use the featurized rows
     of the later ``holdout_fraction`` span. With ``exits_cfg`` (the ``recommendation``
     section) the stop and target come from :func:`exit_choices`, judged against ``live`` (the
-    published document, or None for the neutral defaults).
+    published document, or None for the neutral defaults). ``events``: the bot's joined
+    decisions and outcomes; where they exist, they calibrate the simulation's fill slippage
+    per exit type and the document's ``outcomes`` says simulated vs realized per cell
+    (``pipelines.exit_outcomes``).
     """
     from pipelines.export.onnx import make_session, run
     from pipelines.features import FEATURE_NAMES
@@ -429,6 +448,23 @@ def derive_from_models(
         meta_threshold=meta_threshold if use_meta else None,
     )
     exits = None
+    calibration = None
+    if exits_cfg is not None and events is not None and len(events):
+        from pipelines.exit_outcomes import calibrate
+
+        calibration = calibrate(
+            aligned,
+            events,
+            {f: _live_pair(live, f, FAMILY_CELL) for f in fams.columns},
+            ARM_FAMILIES,
+            cost_bps=cost_bps,
+            slippage_bps=slippage_bps,
+        )
+        sources["outcomes"] = (
+            f"{len(calibration.trades)} of the bot's {len(events)} joined trades replayed in the "
+            "exit simulation: fill slippage per exit type "
+            + ", ".join(f"{k} {v * 1e4:.2f} bps" for k, v in calibration.slippage.items())
+        )
     if exits_cfg is not None:
         exits = exit_choices(
             aligned,
@@ -439,6 +475,7 @@ def derive_from_models(
             cost_bps=cost_bps,
             slippage_bps=slippage_bps,
             seed=seed,
+            exit_slippage=calibration.slippage if calibration is not None else None,
         )
         sources["exits"] = (
             "stop / target per family (and regime cell): the live settings unless a candidate "
@@ -452,6 +489,8 @@ def derive_from_models(
         doc["family_exits"] = {
             family: _exit_fields(cells[FAMILY_CELL]) for family, cells in exits.items()
         }
+    if calibration is not None:
+        doc["outcomes"] = calibration.as_dict()
     check_bounds(doc)
     return doc
 

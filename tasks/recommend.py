@@ -41,6 +41,7 @@ def publish_recommendation(
     signals: pd.DataFrame,
     results: Mapping[str, ModelResult],
     outcomes: Mapping[str, ModelOutcome],
+    events: pd.DataFrame | None = None,
 ) -> ModelOutcome:
     """Per family and regime parameters from the models that passed, and exits chosen on
     evidence against the live document; published every run (without a regime champion every
@@ -63,6 +64,7 @@ def publish_recommendation(
         cost_bps=settings.bandit.cost_bps,
         slippage_bps=settings.bandit.slippage_bps,
         seed=settings.seed,
+        events=events,
     )
     for name, result in results.items():  # which candidate of each slot the values came from
         cand = result.champion.challenger if result.champion is not None else None
@@ -79,6 +81,14 @@ def publish_recommendation(
     ]
     table = path.with_name("recommendation.csv")
     pd.DataFrame(rows).to_csv(table, index=False)
+    tables = [table]
+    if "outcomes" in doc:  # the bot's realized exits vs the simulation, per family and cell
+        cells = doc["outcomes"]["simulated_vs_realized"]
+        outcome_table = path.with_name("simulated_vs_realized.csv")
+        pd.DataFrame(
+            [{"family": f, "cell": c, **v} for f, by in cells.items() for c, v in by.items()]
+        ).to_csv(outcome_table, index=False)
+        tables.append(outcome_table)
     ctx.tracker.log_artifact(parent, path, "recommendation")
     logger = get_run_logger()
     logger.info("recommendation derived from %s", doc["sources"])
@@ -103,5 +113,5 @@ def publish_recommendation(
         "published",
         f"version {published.version} (from: {used})",
         version=published.version,
-        tables=[table],
+        tables=tables,
     )

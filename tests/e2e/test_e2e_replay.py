@@ -71,6 +71,13 @@ def test_replay_three_cycles(tmp_path: Path) -> None:
     # the training flow ingested them (its bar store holds the bars up to the last training)
     runs = sorted((Path(summary["training_workdir"]) / "runs").iterdir())
     assert len(runs) == 3
+    # once the engine's outcomes are joined, they calibrate the exit simulation and the
+    # recommendation says simulated vs realized per family and cell
+    rec = json.loads((runs[-1] / "recommendation" / "latest_recommendation.json").read_text())
+    assert set(rec["outcomes"]["exit_slippage_bps"]) == {"stop", "target", "time"}
+    assert rec["outcomes"]["simulated_vs_realized"], rec["outcomes"]
+    assert "outcomes" in rec["sources"]
+    assert (runs[-1] / "recommendation" / "simulated_vs_realized.csv").stat().st_size > 0
     for key in ("plot", "report", "table"):
         assert Path(summary[key]).stat().st_size > 0
     page = Path(summary["report"]).read_text(encoding="utf-8")
