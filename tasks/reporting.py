@@ -176,6 +176,8 @@ def report_markdown(summary: Mapping[str, Any], outcomes: Mapping[str, ModelOutc
     import socket
 
     run_id, report = summary["run_id"], summary.get("report")
+    if report:  # the workdir may be relative (to the checkout a deployment runs in)
+        report = str(Path(report).resolve())
     lines = [
         f"### edgeflow run `{run_id}`: {summary['status']} ({_counts(outcomes)})",
         "",
@@ -314,5 +316,15 @@ def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -
         return Completed(name="Skipped", message=f"every model skipped ({counts})", data=summary)
     models = [o.status for n, o in outcomes.items() if n != "recommendation"]
     if "blocked" in models and "published" not in models:
-        return Completed(name="Blocked", message=f"no model shipped ({counts})", data=summary)
+        shipped = outcomes.get("recommendation")
+        tail = (
+            "; only the recommendation published"
+            if shipped and shipped.status == "published"
+            else ""
+        )
+        message = (
+            f"no model shipped: {models.count('blocked')} blocked, "
+            f"{models.count('skipped')} skipped{tail}"
+        )
+        return Completed(name="Blocked", message=message, data=summary)
     return Completed(message=counts, data=summary)

@@ -5,7 +5,10 @@ a dependency bump made the server's scheduler fail on every loop and ``prefect d
 after its first deployment. So this test drives the real CLI the README documents: start a
 server with a throwaway PREFECT_HOME, create the process pool, ``prefect deploy --all``, see the
 scheduler put cron-timed runs on every deployment, start a worker, run a small collect by hand
-and watch it reach Completed, then stop every process it started and check none is left.
+and watch it reach Completed; then, in a scratch checkout as ``make demo`` would leave it (the
+demo profile's bars in ``.edgeflow``), run the training deployment with its default parameters
+and check its own artifacts and final states, and see a run pointed at the demo's workdir
+refused with one line; then stop every process it started and check none is left.
 Every command and its key output lines go to ``transcript.txt`` in the test's tmp dir.
 """
 
@@ -105,12 +108,14 @@ class Stack:
                 start_new_session=True,
             )
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 120, cwd: Path = ROOT
+    ) -> subprocess.CompletedProcess[str]:
         """Run a CLI command to completion; its key lines go to the transcript."""
         self.note(f"$ {self.command(args)}")
         done = subprocess.run(
             list(args),
-            cwd=ROOT,
+            cwd=cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -277,10 +282,120 @@ def _tiny_collect_config(tmp: Path) -> Path:
     return cfg
 
 
+def _checkout(tmp: Path) -> Path:
+    """A checkout the worker's runs start in (``EDGEFLOW_REPO_DIR``): this repository's code
+    and the shipped profiles, each as it is (its profile, its workdir, its source) but with
+    the tiny budgets of tests/e2e/tiny.yaml and 1,500 bars, so a deployment run with its
+    default parameters trains in seconds; nothing is written into the real checkout."""
+    import yaml
+
+    checkout = tmp / "checkout"
+    (checkout / "configs").mkdir(parents=True)
+    # the entrypoints' files; the packages they import come from PYTHONPATH (this checkout)
+    (checkout / "flows").symlink_to(ROOT / "flows", target_is_directory=True)
+    tiny = yaml.safe_load((ROOT / "tests" / "e2e" / "tiny.yaml").read_text())
+    budgets = {k: v for k, v in tiny.items() if k in ("regime", "bandit", "sizer")}
+    for profile in ("demo", "default"):
+        spec = yaml.safe_load((ROOT / "configs" / f"{profile}.yaml").read_text())
+        spec["data"]["synthetic"]["n_bars"] = 1500
+        (checkout / "configs" / f"{profile}.yaml").write_text(yaml.safe_dump({**spec, **budgets}))
+    return checkout
+
+
+def _api_list(st: Stack, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(st.post(path, body))
+
+
+def _deployment_run(st: Stack, name: str, *params: str) -> tuple[str, dict[str, Any]]:
+    """``prefect deployment run NAME [--param k=v]... --watch``; the run's id and its record."""
+    args = [a for p in params for a in ("--param", p)]
+    done = st.run(
+        PREFECT, "deployment", "run", name, *args,
+        "--watch", "--watch-interval", "2", "--watch-timeout", "400",
+        timeout=420,
+    )  # fmt: skip
+    found = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
+    assert found, done.stdout + done.stderr + st.log("worker").read_text()[-4000:]
+    run_id = found.group(1)
+    (run,) = _api_list(st, "/flow_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+    st.note(
+        f"flow run {run_id}: {run['state_type']} {run['state_name']}: {run['state']['message']}"
+    )
+    return run_id, run
+
+
+def _tree(st: Stack, run_id: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The subflow runs of ``run_id`` and the task runs of the whole tree, by name."""
+    subs = _api_list(
+        st, "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}
+    )
+    ids = [run_id, *(s["id"] for s in subs)]
+    tasks = _api_list(st, "/task_runs/filter", {"flow_runs": {"id": {"any_": ids}}, "limit": 200})
+    return subs, {t["name"]: t for t in tasks}
+
+
+def _demo_then_default_deployment_runs(st: Stack, checkout: Path) -> None:
+    """After a demo-style run in the checkout, the training deployment with its default
+    parameters trains (own workdir, own artifacts, honest states); pointed at the demo's
+    workdir, training and collect are refused with one line as the printed run's message."""
+    demo = st.run(
+        str(BIN / "edgeflow"), "collect", "--config", "configs/demo.yaml", "--workdir", ".edgeflow",
+        cwd=checkout, timeout=300,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert (checkout / ".edgeflow" / "data" / "bars").is_dir()
+
+    run_id, run = _deployment_run(st, "edgeflow-training-scheduled/training")
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["state"]["message"] not in ("All states completed.", None), run["state"]
+    assert re.search(r"\d+ blocked", run["state"]["message"]), run["state"]
+    (summary_file,) = (checkout / ".edgeflow-default" / "runs").glob("*/summary.json")
+    summary = json.loads(summary_file.read_text())
+    report_file = (checkout / summary["report"]).resolve()  # the workdir is the checkout's
+    assert report_file.is_file()
+    arts = _api_list(st, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+    assert {a["key"] for a in arts} == {"edgeflow-run-summary", "edgeflow-gates", "edgeflow-report"}
+    report = next(a for a in arts if a["key"] == "edgeflow-report")
+    assert str(report_file) in report["data"] and "file://" not in report["data"]
+    subs, tasks = _tree(st, run_id)
+    assert [(s["state_type"], s["state"]["message"]) for s in subs] == [
+        ("COMPLETED", run["state"]["message"])
+    ]
+    for model, outcome in summary["models"].items():
+        if model == "recommendation" or outcome["status"] == "skipped":
+            continue
+        want = {"published": "Published", "blocked": "Blocked"}[outcome["status"]]
+        assert tasks[f"settle_{model}"]["state"]["name"] == want, (model, outcome)
+        if outcome["status"] == "blocked":
+            assert tasks[f"train_{model}"]["state"]["name"] == "Blocked", model
+    st.note(f"training deployment with default parameters: {run['state']['message']}")
+
+    for name in ("edgeflow-training-scheduled/training", COLLECT):
+        run_id, run = _deployment_run(st, name, "workdir=.edgeflow")
+        message = run["state"]["message"] or ""
+        assert run["state_type"] == "FAILED", run["state"]
+        assert "profile 'demo'" in message and "\n" not in message, message
+        assert "states failed" not in message, message
+        subs, tasks = _tree(st, run_id)
+        assert [s["state_type"] for s in subs] == ["FAILED"], subs
+        claims = [t["state"] for n, t in tasks.items() if n.startswith("claim_bar_store")]
+        assert [(c["type"], c["name"]) for c in claims] == [("FAILED", "Rejected")]
+    worker_log = st.log("worker").read_text()
+    assert "Unexpected result for failed state" not in worker_log, worker_log[-4000:]
+    db = checkout / ".edgeflow" / "mlflow.db"
+    if db.exists():  # the refused default-profile runs tracked nothing there
+        from mlflow import MlflowClient
+
+        names = {e.name for e in MlflowClient(f"sqlite:///{db}").search_experiments()}
+        assert "edgeflow-default" not in names, names
+
+
 @pytest.mark.integration
-@pytest.mark.timeout(480)  # ~45 s on an idle 2-core box, ~140 s at load 9
+@pytest.mark.timeout(900)  # ~45 s on an idle 2-core box before the training runs, ~140 s at load 9
 def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) -> None:
     st = stack
+    checkout = _checkout(st.tmp)  # the worker's runs start there (the pull step)
+    st.env["EDGEFLOW_REPO_DIR"] = str(checkout)
     started = datetime.now(UTC).replace(microsecond=0)
     st.start("server", PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(st.port))
     _wait_healthy(st)
@@ -362,6 +477,8 @@ def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) ->
             st.lines.append(f"    [worker] {line.strip()}")
     st.note(st.shown(f"flow run {run_id.group(1)}: COMPLETED; bars in {workdir / 'data' / 'bars'}"))
 
+    _demo_then_default_deployment_runs(st, checkout)
+
     st.stop("worker")
     st.stop("server")
     left = st.leftovers()
@@ -370,5 +487,6 @@ def test_deploy_schedule_worker_and_manual_run_on_a_real_server(stack: Stack) ->
     made = ", ".join(f"{name.split('/')[1]} {len(r)}" for name, r in sorted(runs.items()))
     st.note(
         f"SUMMARY: {len(deps)} deployments created; scheduled runs made by the scheduler: {made}; "
-        f"manual collect run COMPLETED; no process left"
+        f"manual collect run COMPLETED; training with default parameters after a demo-style "
+        f"collect COMPLETED with its artifacts; refused runs FAILED with one line; no process left"
     )

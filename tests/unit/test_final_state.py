@@ -30,4 +30,6 @@ def test_a_run_that_shipped_no_model_is_named_blocked() -> None:
     outcomes["recommendation"] = ModelOutcome("recommendation", "published", "v1")
     state = final_state({"status": "ok"}, outcomes)
     assert state.is_completed() and state.name == "Blocked"
-    assert state.message == "no model shipped (1 published, 1 blocked, 1 skipped, 0 failed)"
+    assert (
+        state.message == "no model shipped: 1 blocked, 1 skipped; only the recommendation published"
+    )
