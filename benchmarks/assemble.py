@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = [
     "real",
     "champion",
+    "replay",
     "null",
     "flow",
     "demo",
