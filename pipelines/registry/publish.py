@@ -460,7 +460,10 @@ def write_pointer(
     Raises :class:`ConcurrentPublishError` when another publisher claimed the sequence or
     moved ``LATEST`` since ``expected_etag`` was read; nothing is overwritten then. Junk at
     the history slot (anything that does not verify, a planted folder included) is removed
-    and the slot claimed again.
+    and the slot claimed again. Claim, record and swap run under the pointer lock (file
+    stores), taken first; a swap that fails for any reason is undone (history entry removed,
+    record put back) before the error is raised, so a failed publish or rollback never goes
+    live later.
     """
     signer = keyring.signer()
     if ttl <= timedelta(0):
@@ -486,33 +489,85 @@ def write_pointer(
     envelope = make_envelope(payload, signer.key_id, sig)
     step = on_step or (lambda _name: None)
     hist = history_key(model, sequence)
-    _claim_history(store, model, keyring, hist, envelope, sequence)
-    step("history")
-    max_version = max(prior.max_version if prior else 0, version_number(version) or 0)
-    claimed = max(prior.claimed if prior else 0, sequence)
-    try:  # before LATEST moves: a crash from here on leaves a record of this sequence
-        write_record(
-            state_dir, store.uri, model, PublisherRecord(claimed, None, envelope, max_version)
-        )
-    except PublishError:
-        store.delete(hist)
-        raise
-    try:
-        store.swap(pointer_key(model), envelope, expected_etag)
-    except PreconditionFailedError as exc:
-        # Our history entry names a sequence LATEST never took: remove it, or the history
-        # would stand above LATEST and be recovered as if it had gone live. Our record keeps
-        # the claimed number (never reused) but goes back to the pointer that is live.
-        store.delete(hist)
-        back = PublisherRecord(claimed, None, prior.envelope if prior else None, max_version)
-        write_record(state_dir, store.uri, model, back)
-        raise ConcurrentPublishError(
-            f"{model}/LATEST was moved by a concurrent publish ({exc}); nothing was overwritten"
-        ) from None
+    # The pointer lock (file stores) is taken before anything is written: a lock that cannot
+    # be had within LOCK_WAIT_S fails here with nothing claimed and nothing recorded.
+    with store.locked(pointer_key(model)):
+        _claim_history(store, model, keyring, hist, envelope, sequence)
+        step("history")
+        max_version = max(prior.max_version if prior else 0, version_number(version) or 0)
+        claimed = max(prior.claimed if prior else 0, sequence)
+        try:  # before LATEST moves: a crash from here on leaves a record of this sequence
+            write_record(
+                state_dir, store.uri, model, PublisherRecord(claimed, None, envelope, max_version)
+            )
+        except PublishError:
+            store.delete(hist)
+            raise
+        try:
+            store.swap(pointer_key(model), envelope, expected_etag)
+        except Exception as exc:  # every failure is undone, then re-raised
+            if not isinstance(exc, PreconditionFailedError) and _holds(store, model, envelope):
+                log.warning("%s/LATEST: the swap reported %s but took effect", model, exc)
+            else:
+                _undo_claim(store, model, hist, state_dir, prior, claimed, max_version, exc)
+    step("pointer")
     step("pointer")
     if store.exists(pointer_key(model) + SIG):  # the legacy two-file form is superseded
         store.delete(pointer_key(model) + SIG)
     return verify_pointer_bytes(envelope, None, model, keyring)
+
+
+def _holds(store: Store, model: str, envelope: bytes) -> bool:
+    """True when ``LATEST`` now holds exactly ``envelope`` (a write whose reply was lost)."""
+    try:
+        return store.read(pointer_key(model), max_bytes=MAX_ENVELOPE_BYTES) == envelope
+    except Exception:  # unreadable now: as far as we know it did not take effect
+        return False
+
+
+def _undo_claim(
+    store: Store,
+    model: str,
+    hist: str,
+    state_dir: Path | None,
+    prior: PublisherRecord | None,
+    claimed: int,
+    max_version: int,
+    exc: Exception,
+) -> None:
+    """A swap of ``LATEST`` that failed, for any reason: remove the history entry that
+    claimed the sequence and put the record back on the pointer that is live, then raise.
+
+    Left behind, the entry would stand above ``LATEST`` and be taken for an interrupted
+    publish: fresh bots would serve it and the next heartbeat would sign it, so a rollback
+    the operator was told had failed would go live. The record keeps the claimed number
+    (never reused). Only a crash leaves the entry behind, and that is the documented
+    interrupted-publish case."""
+    undo_failed: list[str] = []
+    try:
+        store.delete(hist)
+    except Exception as undo_exc:  # reported below, by name
+        undo_failed.append(f"{hist} could not be removed ({undo_exc})")
+    try:
+        back = PublisherRecord(claimed, None, prior.envelope if prior else None, max_version)
+        write_record(state_dir, store.uri, model, back)
+    except PublishError as undo_exc:
+        undo_failed.append(str(undo_exc))
+    if undo_failed:
+        raise PublishError(
+            f"{model}/LATEST was not replaced ({exc}), and undoing the claim failed: "
+            f"{'; '.join(undo_failed)}. The next publish or heartbeat would complete the "
+            "claimed pointer: check the store before either"
+        ) from None
+    if isinstance(exc, PreconditionFailedError):
+        # Our history entry named a sequence LATEST never took: removed above.
+        raise ConcurrentPublishError(
+            f"{model}/LATEST was moved by a concurrent publish ({exc}); nothing was overwritten"
+        ) from None
+    raise PublishError(
+        f"{model}/LATEST was not replaced ({exc}); its claimed history entry was removed and "
+        "the publisher record put back: nothing was made live"
+    ) from None
 
 
 def _claim_history(

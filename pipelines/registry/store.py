@@ -306,7 +306,9 @@ class FileStore:
     @contextlib.contextmanager
     def locked(self, key: str) -> Iterator[None]:
         path = self._check_parents(key, create=True)
-        lock_key = str(path)
+        # re-entrant per thread only: another thread sharing this store must wait for the
+        # flock (a second descriptor's flock conflicts with ours even in one process)
+        lock_key = f"{threading.get_ident()}:{path}"
         with self._held_guard:
             reentrant = lock_key in self._held
             if not reentrant:

@@ -1,0 +1,108 @@
+"""The model store, round three: what a cold attacker with write access and no key still
+found after round two, each on file:// and on S3 (moto, loopback) where it applies.
+
+The principle under test is round two's: the publisher and the heartbeat derive what they
+sign from verified history and their own persisted state; anything that does not verify or
+cannot be read is junk, replaced under compare-and-swap with a log line naming it; no
+planted object blocks publishing; a failed write leaves nothing that goes live later.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from registry_support import make_onnx
+
+from pipelines.registry import (
+    KeyRing,
+    ModelClient,
+    PublishError,
+    Store,
+    StoreError,
+    heartbeat,
+    publish_model,
+    read_pointer,
+    rollback,
+    verify_model,
+)
+from pipelines.registry import store as store_module
+from pipelines.registry.publisher_state import read_record
+from pipelines.registry.verify import history_sequences
+
+BOTH = pytest.mark.parametrize("store_uri", ["file", "s3"], indirect=True)
+FILE_ONLY = pytest.mark.parametrize("store_uri", ["file"], indirect=True)
+
+
+def _publish(store: Store, keyring: KeyRing, n: int, state: Path | None = None) -> list[Any]:
+    return [
+        publish_model(store, "regime", {"model.onnx": make_onnx(seed=s)}, keyring, state_dir=state)
+        for s in range(n)
+    ]
+
+
+def _history(store: Store) -> list[int]:
+    return history_sequences(store.list_keys("regime"), "regime")
+
+
+def _assert_nothing_went_live(
+    store: Store, keyring: KeyRing, tmp_path: Path, state: Path, live: str, seq: int
+) -> None:
+    """After a failed rollback: no history entry above LATEST, the record on the live
+    pointer, a fresh bot serves the live version and the next heartbeat re-signs it."""
+    assert read_pointer(store, "regime", keyring)[0].sequence == seq
+    assert max(_history(store)) == seq, _history(store)
+    record = read_record(state, store.uri, "regime", keyring)
+    assert record is not None and record.pointer is not None
+    assert (record.pointer.version, record.pointer.sequence) == (live, seq)
+    client = ModelClient(store, "regime", keyring, tmp_path / "fresh-bot")
+    client.refresh()
+    assert client.version == live
+    beat = heartbeat(store, "regime", keyring, state_dir=state)
+    assert beat.version == live and beat.sequence > seq
+
+
+# D4 -------------------------------------------------------------- a failed swap is undone
+@BOTH
+def test_a_pointer_swap_that_fails_for_any_reason_leaves_nothing_to_go_live(
+    store: Store, keyring: KeyRing, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a cold attacker: a swap that failed with anything but a precondition
+    failure left the claimed history entry and the publisher record behind; the "failed"
+    rollback was served by fresh bots and signed by the next heartbeat."""
+    state = tmp_path / "publisher"
+    _publish(store, keyring, 3, state)
+
+    def broken_swap(key: str, data: bytes, expected_etag: str | None) -> None:
+        raise StoreError(f"{store.uri}/{key}: write failed: InternalError")
+
+    monkeypatch.setattr(store, "swap", broken_swap)
+    with pytest.raises(PublishError, match="nothing was made live"):
+        rollback(store, "regime", keyring, to="v000001", state_dir=state)
+    monkeypatch.undo()
+    _assert_nothing_went_live(store, keyring, tmp_path, state, "v000003", 3)
+
+
+@FILE_ONLY
+def test_a_held_pointer_lock_fails_the_rollback_before_anything_is_claimed(
+    store: Store, keyring: KeyRing, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker's repro: the lock held past LOCK_WAIT_S; "nothing was written" was
+    false (the claimed entry went live at the next heartbeat)."""
+    state = tmp_path / "publisher"
+    _publish(store, keyring, 3, state)
+    monkeypatch.setattr(store_module, "LOCK_WAIT_S", 0.3)
+    lock = tmp_path / "store" / "regime" / ".lock-LATEST"
+    lock.touch()
+    fd = os.open(lock, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StoreError, match=r"held by another process.*nothing was written"):
+            rollback(store, "regime", keyring, to="v000001", state_dir=state)
+    finally:
+        os.close(fd)
+    _assert_nothing_went_live(store, keyring, tmp_path, state, "v000003", 3)
+    assert verify_model(store, "regime", keyring, check_history=True).version == "v000003"
