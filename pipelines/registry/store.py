@@ -317,13 +317,12 @@ class FileStore:
             yield
             return
         lock_path = path.parent / f"{_LOCK_PREFIX}{path.name}"
-        _clear_planted_lock(lock_path, self.uri, key)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as exc:
+            fd = _open_lock(lock_path, self.uri, key)
+        except BaseException:
             with self._held_guard:
                 self._held.discard(lock_key)
-            raise StoreError(f"{self.uri}/{key}: cannot open its lock: {exc.strerror}") from None
+            raise
         try:
             _flock_within(fd, LOCK_WAIT_S, f"{self.uri}/{lock_path.name}")
             yield
@@ -401,20 +400,60 @@ class FileStore:
             parent = parent.parent
 
 
+_LOCK_TRIES = 4
+
+
+def _open_lock(lock_path: Path, uri: str, key: str) -> int:
+    """A descriptor on the regular lock file at ``lock_path``, created if absent.
+
+    Only a regular file is ever a lock: anything else at its name (a folder, symlink, FIFO,
+    socket or device) was planted and would block every publish, heartbeat and rollback of
+    the key (a socket cannot even be opened: ENXIO), so it is removed, never followed, with
+    a log line naming it, and the lock created in its place. Re-planted between the removal
+    and the open, it is removed again, a bounded number of times."""
+    last = "not a regular file"
+    for _ in range(_LOCK_TRIES):
+        _clear_planted_lock(lock_path, uri, key)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.EMLINK):
+                last = exc.strerror or str(exc)
+                continue  # re-planted since it was cleared: clear it again
+            raise StoreError(f"{uri}/{key}: cannot open its lock: {exc.strerror}") from None
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)  # a FIFO or device opened: not a lock either
+    raise StoreError(
+        f"{uri}/{lock_path.name}: something not a regular file was planted there again each "
+        f"of {_LOCK_TRIES} times it was removed ({last}); nothing was written"
+    )
+
+
 def _clear_planted_lock(lock_path: Path, uri: str, key: str) -> None:
-    """Only a regular file is ever a lock: a folder or symlink at the lock's name was planted
-    and would block every publish, heartbeat and rollback of the key, so it is removed (never
-    following the link) with a log line. A FIFO or device opens and locks harmlessly."""
+    """Remove whatever is at the lock's name unless it is a regular file (see
+    :func:`_open_lock`); a symlink is removed itself, never its target."""
     try:
         st = lock_path.lstat()
     except FileNotFoundError:
         return
-    if stat.S_ISLNK(st.st_mode):
-        log.warning("%s/%s: a symlink at its lock file was planted; removed", uri, key)
-        lock_path.unlink(missing_ok=True)
-    elif stat.S_ISDIR(st.st_mode):
+    if stat.S_ISREG(st.st_mode):
+        return
+    if stat.S_ISDIR(st.st_mode):
         log.warning("%s/%s: a folder at its lock file was planted; removed", uri, key)
         shutil.rmtree(lock_path, ignore_errors=True)  # fd-based: symlinks are not followed
+        return
+    what = (
+        "a symlink"
+        if stat.S_ISLNK(st.st_mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(st.st_mode)
+        else "a socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "a device or other special file"
+    )
+    log.warning("%s/%s: %s at its lock file %s was planted; removed", uri, key, what, lock_path)
+    lock_path.unlink(missing_ok=True)
 
 
 def _remove_planted_dir(path: Path, uri: str, key: str) -> None:

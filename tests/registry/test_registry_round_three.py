@@ -10,7 +10,9 @@ planted object blocks publishing; a failed write leaves nothing that goes live l
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,46 @@ def test_a_held_pointer_lock_fails_the_rollback_before_anything_is_claimed(
         os.close(fd)
     _assert_nothing_went_live(store, keyring, tmp_path, state, "v000003", 3)
     assert verify_model(store, "regime", keyring, check_history=True).version == "v000003"
+
+
+# D3 -------------------------------------------------------------- junk at the lock's name
+@FILE_ONLY
+@pytest.mark.parametrize("planted", ["socket", "fifo"])
+def test_a_socket_or_fifo_at_the_lock_file_blocks_nothing(
+    store: Store,
+    keyring: KeyRing,
+    tmp_path: Path,
+    planted: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by a cold attacker: a unix socket at ``<model>/.lock-LATEST`` (open: ENXIO)
+    stopped publish, heartbeat and rollback for good; only a regular file is a lock."""
+    state = tmp_path / "publisher"
+    _publish(store, keyring, 2, state)
+    lock = tmp_path / "store" / "regime" / ".lock-LATEST"
+    lock.unlink(missing_ok=True)
+    sock = None
+    if planted == "socket":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        cwd = os.getcwd()
+        os.chdir(lock.parent)  # a relative bind: AF_UNIX paths are limited to ~108 bytes
+        try:
+            sock.bind(lock.name)
+        finally:
+            os.chdir(cwd)
+    else:
+        os.mkfifo(lock)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pipelines.registry.store"):
+            pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=7)}, keyring)
+        assert (pub.version, pub.sequence) == ("v000003", 3)
+        assert f"a {planted.replace('fifo', 'FIFO')} at its lock file" in caplog.text
+        assert lock.is_file() and not lock.is_symlink()
+        stat_mode = lock.lstat().st_mode
+        assert stat_mode & 0o170000 == 0o100000  # a regular file now
+        assert heartbeat(store, "regime", keyring, state_dir=state).sequence == 4
+        back = rollback(store, "regime", keyring, to="v000002", state_dir=state)
+        assert (back.version, back.sequence) == ("v000002", 5)
+    finally:
+        if sock is not None:
+            sock.close()
