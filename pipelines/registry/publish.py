@@ -171,12 +171,16 @@ def _version_folders(keys: list[str], model: str) -> dict[str, set[str]]:
     """Version folder name -> names of the objects in it, from one listing of ``<model>/``.
 
     Every name counts, S3 folder markers (``<model>/v000002/``) included: any object under
-    a version name makes that name taken."""
+    a version name makes that name taken, and so does an object *at* it (``<model>/v000004``
+    itself, a regular file: junk, listed with no names in it, so it is skipped, never
+    reused, and never pruned through the version-folder path)."""
     out: dict[str, set[str]] = {}
     for k in keys:
         parts = k.split("/", 2)
-        if len(parts) == 3 and parts[0] == model and version_number(parts[1]) is not None:
-            out.setdefault(parts[1], set()).add(parts[2])
+        if len(parts) >= 2 and parts[0] == model and version_number(parts[1]) is not None:
+            names = out.setdefault(parts[1], set())
+            if len(parts) == 3:
+                names.add(parts[2])
     return out
 
 
@@ -274,6 +278,7 @@ def read_state(
     or sequence, or block the compare-and-swap that replaces it: the ETag of ``LATEST`` is
     taken from the raw read, whatever it holds.
     """
+    _check_model_folder(store, model)
     keys = store.list_keys(model)
     state = StoreState(model=model, keys=keys, folders=_version_folders(keys, model))
     key = pointer_key(model)
@@ -308,6 +313,25 @@ def read_state(
     if manifests:
         _verify_manifests(store, state, keyring)
     return state
+
+
+def _check_model_folder(store: Store, model: str) -> None:
+    """:class:`PublishError` naming it when something other than a folder (a regular file,
+    symlink, FIFO, socket) stands where the model's folder belongs, in a store with real
+    folders. Nothing of the model can be read through it and no version written under it;
+    it is not removed automatically (it may be a moved model folder an operator needs to
+    look at), so the operator is told what to do instead of every publish failing on the
+    first write."""
+    unsafe = getattr(store, "list_unsafe_entries", None)
+    if unsafe is None or model not in unsafe("", files=True):
+        return
+    raise PublishError(
+        f"{store.uri}/{model} is not a folder (a file, symlink or special file stands where "
+        "the model's folder belongs: planted junk or a damaged store); nothing was written. "
+        "Move it out of the store after looking at it, then run this again: this publisher's "
+        "state (publisher-state/) keeps the sequence, and bots keep refusing anything older "
+        "than what they accepted"
+    )
 
 
 def _verify_manifests(store: Store, state: StoreState, keyring: KeyRing) -> None:

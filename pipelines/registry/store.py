@@ -350,13 +350,14 @@ class FileStore:
             if not p.name.startswith(".") and stat.S_ISDIR(_lstat_mode(p))
         )
 
-    def list_unsafe_entries(self, prefix: str) -> list[str]:
-        """Names directly under ``prefix`` that are neither a real folder nor a regular file.
+    def list_unsafe_entries(self, prefix: str, *, files: bool = False) -> list[str]:
+        """Names directly under ``prefix`` that are neither a real folder nor a regular file
+        (with ``files``: that are not a real folder, where only folders belong: the root).
 
         A symlink, FIFO, device or socket is never followed, but a listing that skipped it
-        would let someone with write access hide a model (replace its folder by a symlink and
-        ``verify`` reports the rest all OK); callers list these so verification refuses them
-        by name (``unsafe-object``).
+        would let someone with write access hide a model (replace its folder by a symlink or
+        a file and ``verify`` reports the rest all OK); callers list these so verification
+        refuses them by name (``unsafe-object``).
         """
         base = self.root.joinpath(*[p for p in prefix.split("/") if p])
         if not base.is_dir() or base.is_symlink():
@@ -366,7 +367,9 @@ class FileStore:
             mode = _lstat_mode(p)
             if mode == 0:  # removed since the listing (a concurrent prune): not there
                 continue
-            if not p.name.startswith(".") and not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            if not p.name.startswith(".") and not (
+                stat.S_ISDIR(mode) or (stat.S_ISREG(mode) and not files)
+            ):
                 out.append(p.name)
         return sorted(out)
 

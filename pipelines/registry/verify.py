@@ -473,9 +473,9 @@ def list_models(store: Store) -> list[str]:
             store.exists(pointer_key(name)) or list_versions(store, name)
         ):
             out.append(name)
-    # A model folder replaced by a symlink (or a FIFO, ...) is listed too, so verifying it
-    # fails by name (unsafe-object) instead of the model silently vanishing from the listing.
+    # A model folder replaced by a symlink, a regular file, a FIFO ... is listed too, so
+    # verifying it fails by name (unsafe-object) instead of the model silently vanishing.
     unsafe = getattr(store, "list_unsafe_entries", None)
     if unsafe is not None:
-        out.extend(name for name in unsafe("") if MODEL_RE.fullmatch(name))
+        out.extend(name for name in unsafe("", files=True) if MODEL_RE.fullmatch(name))
     return sorted(out)

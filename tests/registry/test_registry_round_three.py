@@ -25,6 +25,7 @@ from pipelines.registry import (
     PublishError,
     Store,
     StoreError,
+    VerificationError,
     heartbeat,
     publish_model,
     read_pointer,
@@ -151,3 +152,60 @@ def test_a_socket_or_fifo_at_the_lock_file_blocks_nothing(
     finally:
         if sock is not None:
             sock.close()
+
+
+# D5 -------------------------------------------------------------- a file at a taken name
+@BOTH
+def test_an_object_at_the_next_version_name_is_skipped_not_reused(
+    store: Store, keyring: KeyRing
+) -> None:
+    """Found by a cold attacker: a regular file at ``<model>/v<next>`` (on S3: an object
+    whose key is the bare version name) was not counted as taking the name, so every
+    publish chose it again and failed on the write."""
+    _publish(store, keyring, 3)
+    store.write("regime/v000004", b"junk")
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=8)}, keyring)
+    assert (pub.version, pub.sequence) == ("v000005", 4)
+    pub = publish_model(store, "regime", {"model.onnx": make_onnx(seed=9)}, keyring)
+    assert (pub.version, pub.sequence) == ("v000006", 5)
+    assert verify_model(store, "regime", keyring, check_history=True).version == "v000006"
+    assert store.read("regime/v000004") == b"junk"  # never written into, never pruned
+
+
+@FILE_ONLY
+@pytest.mark.parametrize("planted", ["file", "fifo", "symlink"])
+def test_junk_at_the_model_folder_fails_by_name_and_verify_lists_it(
+    store: Store, keyring: KeyRing, tmp_path: Path, planted: str
+) -> None:
+    """A file (or FIFO) where ``<root>/<model>`` belongs hid the model from ``verify``
+    (exit 0) while every publish failed on its first write; now verify fails by name and
+    the publisher says what the operator does, and goes on once it is moved away."""
+    from pipelines.registry import list_models
+
+    state = tmp_path / "publisher"
+    _publish(store, keyring, 2, state)
+    root = tmp_path / "store"
+    (root / "regime").rename(tmp_path / "regime.bak")
+    if planted == "file":
+        (root / "regime").write_bytes(b"junk")
+    elif planted == "fifo":
+        os.mkfifo(root / "regime")
+    else:
+        (root / "regime").symlink_to(tmp_path / "regime.bak")
+    assert list_models(store) == ["regime"]
+    with pytest.raises(VerificationError):
+        verify_model(store, "regime", keyring)
+    for attempt in (
+        lambda: publish_model(
+            store, "regime", {"model.onnx": make_onnx(seed=5)}, keyring, state_dir=state
+        ),
+        lambda: heartbeat(store, "regime", keyring, state_dir=state),
+    ):
+        with pytest.raises(PublishError, match=r"regime is not a folder.*Move it out"):
+            attempt()
+    (root / "regime").unlink()
+    (tmp_path / "regime.bak").rename(root / "regime")
+    pub = publish_model(
+        store, "regime", {"model.onnx": make_onnx(seed=5)}, keyring, state_dir=state
+    )
+    assert (pub.version, pub.sequence) == ("v000003", 3)
