@@ -622,4 +622,3 @@ class MetaLabelTrainer:
 
     def extras(self, data: MetaData, fitted: MetaFit) -> dict[str, Any]:
         return {"threshold": fitted.threshold, "arm_prior": fitted.prior}
-
