@@ -23,7 +23,7 @@ import pytest
 TINY = Path(__file__).with_name("tiny.yaml")
 PASS_REGIME = ("regime.min_log_loss_lift=-10.0", "regime.coverage_tolerance=0.99")
 #: One key for both runs (a test key, fixed bytes from a hash so it is not a placeholder).
-KEY = "repro:" + hashlib.sha256(b"edgeflow issue 31 test key").hexdigest()
+KEY = "repro:" + hashlib.sha256(b"edgeflow reproducibility test key").hexdigest()
 
 
 def _run(workdir: Path) -> None:

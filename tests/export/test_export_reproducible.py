@@ -1,5 +1,5 @@
 """Same model, same bytes: the canonical export step, and every model's export rebuilt in
-processes with different hash seeds, thread counts and export orders (issue 31).
+processes with different hash seeds, thread counts and export orders.
 
 The trigger: skl2onnx and onnxmltools fill ``opset_import`` in the iteration order of a
 ``set`` of ``(domain, version)`` pairs, which follows ``hash(domain)`` and so

@@ -1,4 +1,4 @@
-"""The model store, round two (issue 26): what someone with write access and no key could
+"""The model store, round two: what someone with write access and no key could
 still do after the envelope redesign, each on file:// and on S3 (moto, loopback).
 
 The principle under test: the publisher and the heartbeat derive what they sign from
@@ -302,7 +302,7 @@ def test_verify_without_state_reports_a_replayed_latest(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    from flows.registry_cli import register
+    from flows.cli.commands.registry import register
 
     if store_uri.startswith("s3"):
         monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
@@ -414,7 +414,7 @@ def test_weak_key_refused_before_anything_is_written(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    from flows.registry_cli import register
+    from flows.cli.commands.registry import register
 
     if store_uri.startswith("s3"):
         monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
@@ -481,7 +481,7 @@ def test_an_empty_planted_version_folder_is_skipped_not_reused(
 
 
 def _cli(store_uri: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
-    from flows.registry_cli import register
+    from flows.cli.commands.registry import register
 
     if store_uri.startswith("s3"):
         monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
@@ -664,7 +664,7 @@ def test_a_deleted_model_folder_fails_verify_and_heartbeat_by_name(
 
 
 def _app() -> typer.Typer:
-    from flows.registry_cli import register
+    from flows.cli.commands.registry import register
 
     app = typer.Typer()
     register(app)
