@@ -535,7 +535,6 @@ def write_pointer(
             else:
                 _undo_claim(store, model, hist, state_dir, prior, claimed, max_version, exc)
     step("pointer")
-    step("pointer")
     if store.exists(pointer_key(model) + SIG):  # the legacy two-file form is superseded
         store.delete(pointer_key(model) + SIG)
     return verify_pointer_bytes(envelope, None, model, keyring)
