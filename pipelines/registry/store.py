@@ -484,6 +484,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_UNREADABLE_CODES = frozenset(
+    {
+        "InvalidObjectState",  # archived (GLACIER, DEEP_ARCHIVE) and not restored
+        "AccessDenied",  # another account's object, a bucket policy or KMS key refusing it
+        "403",
+        "InvalidRequest",  # stored with SSE-C: readable only with the customer's key
+        "InvalidArgument",  # SSE-C headers required and absent
+    }
+)
+"""GET error codes of an object that exists but that this reader may not read."""
+
+
 class S3Store:
     """``s3://BUCKET/PREFIX`` through a boto3 client (AWS, MinIO, moto, any S3-compatible).
 
@@ -516,9 +528,21 @@ class S3Store:
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if self._err(exc) in ("NoSuchKey", "404", "NotFound"):
+            code = self._err(exc)
+            if code in ("NoSuchKey", "404", "NotFound"):
                 raise ObjectNotFoundError(f"{self.uri}/{key}: not found") from None
-            raise StoreError(f"{self.uri}/{key}: read failed: {self._err(exc)}") from exc
+            if code in _UNREADABLE_CODES or code.startswith("KMS."):
+                # an object that exists but nobody here may GET (archived, encrypted with a
+                # customer key or a KMS key this reader cannot use, another account's):
+                # junk planted in the store, like an unreadable file or a socket on a file
+                # store, skipped or replaced by name, never a store error that stops
+                # publish and heartbeat for good
+                unsafe = UnsafeObjectError(
+                    f"{self.uri}/{key} exists but cannot be read ({code}): refused"
+                )
+                unsafe.etag = self._head_etag(key)
+                raise unsafe from None
+            raise StoreError(f"{self.uri}/{key}: read failed: {code}") from exc
         body = resp["Body"]
         etag = str(resp.get("ETag", ""))
         try:
@@ -538,6 +562,17 @@ class S3Store:
         finally:
             body.close()
         return b"".join(chunks), etag
+
+    def _head_etag(self, key: str) -> str | None:
+        """The ETag of an object that cannot be read (to compare-and-swap it away), or None
+        where even its metadata is refused."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError):
+            return None
+        return str(resp.get("ETag", "")) or None
 
     def read(self, key: str, max_bytes: int | None = None) -> bytes:
         return self._get(key, max_bytes)[0]

@@ -20,11 +20,14 @@ import pytest
 from registry_support import make_onnx
 
 from pipelines.registry import (
+    FileStore,
     KeyRing,
     ModelClient,
     PublishError,
+    S3Store,
     Store,
     StoreError,
+    UnsafeObjectError,
     VerificationError,
     heartbeat,
     publish_model,
@@ -209,3 +212,74 @@ def test_junk_at_the_model_folder_fails_by_name_and_verify_lists_it(
         store, "regime", {"model.onnx": make_onnx(seed=5)}, keyring, state_dir=state
     )
     assert (pub.version, pub.sequence) == ("v000003", 3)
+
+
+# D2 -------------------------------------------------------------- objects nobody can read
+def _plant_unreadable(store: Store, key: str) -> None:
+    """An object that exists but cannot be read: on S3 an archived one (GET answers
+    InvalidObjectState, like SSE-C, a foreign KMS key or another account's object on AWS),
+    on a file store a unix socket (open answers ENXIO)."""
+    if isinstance(store, S3Store):
+        store.client.put_object(
+            Bucket=store.bucket, Key=store._key(key), Body=b"x", StorageClass="GLACIER"
+        )
+        return
+    assert isinstance(store, FileStore)
+    path = store.root.joinpath(*key.split("/"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    cwd = os.getcwd()
+    os.chdir(path.parent)  # a relative bind: AF_UNIX paths are limited to ~108 bytes
+    try:
+        sock.bind(path.name)
+    finally:
+        os.chdir(cwd)
+    _SOCKETS.append(sock)
+
+
+_SOCKETS: list[socket.socket] = []
+
+
+@BOTH
+@pytest.mark.parametrize("where", ["history", "next-history", "latest", "manifest"])
+def test_an_object_nobody_can_read_is_junk_not_a_store_error(
+    store: Store,
+    keyring: KeyRing,
+    tmp_path: Path,
+    where: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by a cold attacker: a GLACIER object at a history slot, at LATEST or as an old
+    version's manifest.json raised a bare store error that publish, heartbeat and rollback
+    did not treat as junk, so they failed for good while verify said OK."""
+    state = tmp_path / "publisher"
+    _publish(store, keyring, 3, state)
+    key = {
+        "history": "regime/pointers/000000000099.json",
+        "next-history": "regime/pointers/000000000004.json",
+        "latest": "regime/LATEST",
+        "manifest": "regime/v000001/manifest.json",
+    }[where]
+    _plant_unreadable(store, key)
+    with pytest.raises(UnsafeObjectError, match="cannot be read"):
+        store.read(key)
+    try:
+        with caplog.at_level(logging.WARNING):
+            pub = publish_model(
+                store, "regime", {"model.onnx": make_onnx(seed=7)}, keyring, state_dir=state
+            )
+        assert (pub.version, pub.sequence) == ("v000004", 4)
+        assert key.split("/", 1)[1] in caplog.text  # named in a log line
+        beat = heartbeat(store, "regime", keyring, state_dir=state)
+        assert (beat.version, beat.sequence) == ("v000004", 5)
+        back = rollback(store, "regime", keyring, to="v000002", state_dir=state)
+        assert (back.version, back.sequence) == ("v000002", 6)
+        live = verify_model(store, "regime", keyring, check_history=True)
+        assert (live.version, live.sequence) == ("v000002", 6)
+        client = ModelClient(store, "regime", keyring, tmp_path / "fresh-bot")
+        client.refresh()
+        assert (client.version, client.sequence) == ("v000002", 6)
+    finally:
+        while _SOCKETS:
+            _SOCKETS.pop().close()
