@@ -32,6 +32,33 @@ def live_recommendation(ctx: RunContext) -> dict[str, Any] | None:
     return doc
 
 
+def _interval(value: Any) -> str:
+    """``[estimate, low, high]`` in bps as a person reads it; ``-`` when not judged."""
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        return "-"
+    est, low, high = value
+    return f"{est:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def table_row(family: str, regime: str, cell: Mapping[str, Any]) -> dict[str, Any]:
+    """One cell of the document as a flat table row for the report and MLflow: values, the
+    exit decision in one line with its lifts, and where each non-exit value came from (the
+    document keeps the nested evidence; a table cell holding a dict reads as Python)."""
+    exits = cell.get("exits") or {}
+    provenance = cell.get("provenance") or {}
+    row: dict[str, Any] = {"family": family, "regime": regime}
+    row.update({k: v for k, v in cell.items() if not isinstance(v, Mapping)})
+    if exits:
+        why = exits.get("reason") or "chosen on evidence"
+        row["exits_from"] = f"{exits.get('candidate', '?')}: {why}"
+        row["exit_lift_test_bps"] = _interval(exits.get("lift_bps_per_trade_test"))
+        row["exit_lift_confirmation_bps"] = _interval(exits.get("lift_bps_per_trade_confirmation"))
+    for key in ("position_size_multiplier", "confidence_threshold", "risk_per_trade"):
+        if key in provenance:
+            row[f"{key}_from"] = provenance[key]
+    return row
+
+
 @task(name="publish_recommendation", cache_policy=NO_CACHE)
 def publish_recommendation(
     ctx: RunContext,
@@ -75,7 +102,7 @@ def publish_recommendation(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, sort_keys=True))
     rows = [
-        {"family": fam, "regime": reg, **cell}
+        table_row(fam, reg, cell)
         for fam, cells in doc["recommendations"].items()
         for reg, cell in cells.items()
     ]
