@@ -104,7 +104,9 @@ def _store_checks(
         return [_check("store", False, f"no models published in {store.uri}")]
     for model in models:
         try:
-            live = verify_model(store, model, keyring, check_freshness=False)
+            # LATEST against the verified history beside it: an older envelope copied over
+            # LATEST verifies on its own; only the newer signed entry next to it shows it
+            live = verify_model(store, model, keyring, check_freshness=False, check_history=True)
         except (VerificationError, RegistryError) as exc:
             code = getattr(exc, "code", "invalid")
             checks.append(
@@ -121,7 +123,8 @@ def _store_checks(
             _check(
                 f"verify:{model}",
                 True,
-                f"{model} {live.version} verifies",
+                f"{model} {live.version} (sequence {live.sequence}) verifies and no verified "
+                "history entry beside LATEST is newer",
                 version=live.version,
                 sequence=live.sequence,
             )

@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +284,24 @@ def test_an_object_nobody_can_read_is_junk_not_a_store_error(
     finally:
         while _SOCKETS:
             _SOCKETS.pop().close()
+
+
+# D6 -------------------------------------------------------------- health and models
+@BOTH
+def test_health_compares_latest_with_the_verified_history(store: Store, keyring: KeyRing) -> None:
+    """Found by a cold attacker: with an older envelope copied over LATEST (history intact)
+    health said the model verifies while ``verify`` failed with replay."""
+    from flows.health import _store_checks
+
+    _publish(store, keyring, 3)
+    checks = {c["check"]: c for c in _store_checks(store, keyring, datetime.now(UTC), 48.0)}
+    assert checks["verify:regime"]["ok"] is True
+    store.write("regime/LATEST", store.read("regime/pointers/000000000002.json"))
+    checks = {c["check"]: c for c in _store_checks(store, keyring, datetime.now(UTC), 48.0)}
+    assert checks["verify:regime"]["ok"] is False
+    assert checks["verify:regime"]["code"] == "replay"
+    assert "holds sequence 3" in checks["verify:regime"]["detail"]
+    heartbeat(store, "regime", keyring)  # re-signs from the verified history: repaired
+    checks = {c["check"]: c for c in _store_checks(store, keyring, datetime.now(UTC), 48.0)}
+    assert checks["verify:regime"]["ok"] is True
+    assert "v000003 (sequence 4) verifies" in checks["verify:regime"]["detail"]
