@@ -79,6 +79,7 @@ _ALL = (
         docs="docs/models.md#the-meta-labeler",
         min_rows=1000,
         one_hot_inputs=12,
+        candidates=("lightgbm", "per_arm_filter"),
     ),
 )
 

@@ -267,3 +267,103 @@ def test_a_delevered_sizer_earns_no_sharpe_over_the_champion() -> None:
     )
     assert not d.promote, d.reason
     assert abs(d.gates[0].estimate) < 1e-9  # type: ignore[arg-type]
+
+
+METALABEL_TINY = {"n_estimators": 20, "n_folds": 3, "n_bootstrap": 200}
+
+
+def _metalabel_cfg(**update):
+    return load_config().metalabel.model_copy(update={**METALABEL_TINY, **update})
+
+
+def _with_losing_arm(bars: pd.DataFrame, arm: int) -> pd.DataFrame:
+    """The strategies' signals with ``arm`` replaced by the inverse of the next bar's move:
+    every bar it holds loses that bar's return, so its trades lose by construction."""
+    from pipelines.strategies import compute_signals
+
+    signals = compute_signals(bars).copy()
+    nxt = bars.groupby("symbol")["close"].shift(-1)
+    move = np.sign((nxt / bars["close"] - 1.0).fillna(0.0).to_numpy())
+    signals[ARM_NAMES[arm]] = np.where(move == 0, 1.0, -move)
+    return signals
+
+
+def test_metalabel_per_arm_filter_drops_an_arm_that_loses_and_is_promoted(
+    worlds, tmp_path: Path
+) -> None:
+    from pipelines.bot.engine import EngineConfig
+    from pipelines.models.metalabel.candidates import VETO_MULTIPLIER, VETO_THRESHOLD
+
+    engine = EngineConfig()
+    assert (engine.metalabel_threshold, engine.min_multiplier) == (VETO_THRESHOLD, VETO_MULTIPLIER)
+    bars, feats = worlds["demo"]
+    loser = 3
+    signals = _with_losing_arm(bars, loser)
+    result = train_one(
+        SPECS["metalabel"], bars, feats, _metalabel_cfg(), 3, tmp_path, signals, champions={}
+    )
+    d = result.champion
+    assert d is not None and d.champion.kind == "fallback"
+    table = pd.read_csv(result.artifacts["champion_table"]).set_index("candidate")
+    assert list(table.index) == ["lightgbm", "per_arm_filter", "champion: fallback"]
+    assert table.loc["per_arm_filter", "lift_test"] > 0
+    assert table.loc["per_arm_filter", "lift_confirm"] > 0
+    # the rule's graph: 0.0 for the losing arm's trades, whatever the features say
+    rule = tmp_path / "candidates" / "per_arm_filter.onnx"
+    x = np.zeros((1, 55), np.float32)
+    x[0, len(FEATURE_NAMES) + loser] = 1.0
+    (p,) = run(make_session(rule), x)
+    assert p.shape == (1, 1) and p[0, 0] == 0.0
+    assert d.promote, d.reason
+    assert result.passed and d.challenger is not None
+    assert result.shipped_export.path == d.challenger.export.path
+    if d.challenger.name == "per_arm_filter":
+        assert result.extras["threshold"] == VETO_THRESHOLD  # what the recommendation reads
+        assert d.lineage() == {
+            "candidate": "per_arm_filter",
+            "kind": "rule",
+            "replaced": "fallback",
+        }
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_metalabel_slot_on_a_zero_skill_world_keeps_the_fallback(seed: int, tmp_path: Path) -> None:
+    """Null bars and no costs: every arm's trades are worth zero in expectation, so which arms
+    the fit span favours is noise, and nothing replaces 'take every trade'."""
+    synth = load_config().data.synthetic.model_copy(update={"n_bars": 2400})
+    bars = generate_null_bars(synth, seed=seed)
+    feats = featurize(bars).frame
+    cfg = _metalabel_cfg(cost_bps=0.0, slippage_bps=0.0)
+    result = train_one(SPECS["metalabel"], bars, feats, cfg, seed, tmp_path, champions={})
+    d = result.champion
+    assert d is not None and d.champion.kind == "fallback"
+    assert not d.promote, d.reason
+    assert not result.passed and "stays" in d.reason
+
+
+def test_metalabel_per_arm_filter_onnx_matches_its_numpy_rule(tmp_path: Path) -> None:
+    from pipelines.models.metalabel.candidates import (
+        per_arm_filter_export,
+        per_arm_keep,
+        per_arm_probability,
+    )
+
+    rng = np.random.default_rng(11)
+    n = 500
+    arms = rng.integers(0, len(ARM_NAMES), n)
+    fit = pd.DataFrame(
+        {"arm": arms, "reward": rng.normal(0, 1e-3, n) + np.where(arms % 3 == 0, -2e-3, 1e-3)}
+    )
+    keep = per_arm_keep(fit)
+    assert keep.tolist() == [a % 3 != 0 for a in range(len(ARM_NAMES))]
+    x = rng.normal(size=(n, 55)).astype(np.float32)
+    x[:, len(FEATURE_NAMES) :] = 0.0
+    x[np.arange(n), len(FEATURE_NAMES) + arms] = 1.0
+    x[::7, 0] = np.nan  # a feature the rule never reads
+    export = per_arm_filter_export(keep, x, tmp_path / "rule.onnx", 15)
+    assert export.max_abs_diff == 0.0
+    (p,) = run(make_session(export.path), x)
+    assert p.shape == (n, 1)
+    assert np.array_equal(p.reshape(-1), per_arm_probability(x, keep))
+    assert set(np.unique(p)) <= {0.0, 1.0}
+    assert np.array_equal(p.reshape(-1) == 1.0, keep[arms])

@@ -34,6 +34,7 @@ from pipelines.evaluation.calibration import (
     plot_reliability,
     reliability_curve,
 )
+from pipelines.evaluation.gates import Gate, blocked_reason
 from pipelines.evaluation.spans import (
     Span,
     confirm_cut,
@@ -46,6 +47,14 @@ from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES
 from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, NotTrainable, TrainInputs
+from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
+from pipelines.models.metalabel.candidates import (
+    VETO_THRESHOLD,
+    onnx_keep,
+    per_arm_filter_export,
+    per_arm_keep,
+    trade_values,
+)
 from pipelines.models.metalabel.export import INPUT_COLUMNS, export_onnx
 from pipelines.seeding import Streams
 from pipelines.strategies import ARM_NAMES, N_ARMS, arm_rewards
@@ -620,5 +629,85 @@ class MetaLabelTrainer:
         (got,) = run(make_session(path), x)
         return OnnxExport.checked(path, got.reshape(-1), fitted.predict(x))
 
+    def challenge(
+        self,
+        data: MetaData,
+        fitted: MetaFit,
+        cfg: MetaLabelConfig,
+        streams: Streams,
+        out_dir: Path,
+        learned: OnnxExport,
+        learned_gates: list[Gate],
+        champion: Champion,
+        parity_tolerance: float,
+    ) -> ChampionDecision:
+        """The slot's candidates (the meta-labeler; the per-arm filter fitted on the fit span)
+        against the live champion (nothing live: no filter), every one scored by the exact net
+        P&L of each held-out trade under the bot's veto (``pipelines/models/metalabel/
+        candidates.py``), on the held-out trades in time order."""
+        hold = data.holdout.reset_index(drop=True)
+        x = design(hold)
+        reward = hold["reward"].to_numpy(dtype=np.float64)
+        keep_arms = per_arm_keep(data.fit)
+        rule = per_arm_filter_export(
+            keep_arms, x, out_dir / "candidates" / "per_arm_filter.onnx", cfg.onnx_opset
+        )
+        kept = [a for a, k in zip(ARM_NAMES, keep_arms, strict=True) if k]
+        candidates = [
+            Candidate("lightgbm", "learned", learned, "the calibrated LightGBM meta-labeler"),
+            Candidate(
+                "per_arm_filter",
+                "rule",
+                rule,
+                f"keeps the {len(kept)} of {N_ARMS} arms with net P&L per trade > 0 on the fit "
+                f"span ({', '.join(kept) or 'none'})",
+            ),
+        ]
+        eligible = {
+            "lightgbm": None
+            if all(g.passed for g in learned_gates)
+            else f"its own gates failed: {blocked_reason(learned_gates)}",
+            "per_arm_filter": None
+            if rule.max_abs_diff <= parity_tolerance
+            else f"ONNX parity {rule.max_abs_diff:.3g} > {parity_tolerance:g}",
+        }
+        values = {c.name: trade_values(reward, onnx_keep(c.export.path, x)) for c in candidates}
+        champion, champ_keep = _champion_keep(champion, x)
+        decision = challenge(
+            hold["ts"],
+            values,
+            champion,
+            trade_values(reward, champ_keep),
+            candidates,
+            eligible,
+            cfg,
+            streams.seed("champion"),
+            scale=1e4,
+            unit="bps",
+            parity_tolerance=parity_tolerance,
+            measure="exact net P&L per held-out trade under the bot's veto",
+        )
+        decision.metrics["champion/per_arm_filter/kept_arms"] = float(len(kept))
+        if decision.challenger is not None and decision.challenger.kind == "rule":
+            # the rule's graph says 1.0 or 0.0: any threshold in (0, 1] reads it alike
+            decision.extras = {"threshold": VETO_THRESHOLD}
+        return decision
+
     def extras(self, data: MetaData, fitted: MetaFit) -> dict[str, Any]:
         return {"threshold": fitted.threshold, "arm_prior": fitted.prior}
+
+
+def _champion_keep(champion: Champion, x: np.ndarray) -> tuple[Champion, np.ndarray]:
+    """Which held-out trades the live champion keeps; all of them (the bot's fallback: no
+    filter) when nothing is live or the live graph cannot take today's inputs."""
+    every = np.ones(len(x), dtype=bool)
+    if champion.onnx_path is None:
+        return champion, every
+    try:
+        return champion, onnx_keep(champion.onnx_path, x)
+    except Exception as exc:  # an old contract: the bot would run without a filter too
+        logger.warning(
+            "metalabel: the live %s cannot be scored (%s): fallback", champion.label, exc
+        )
+        note = f"live {champion.label} does not take today's inputs ({exc})"
+        return Champion("fallback", "fallback", note=note), every
