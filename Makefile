@@ -29,10 +29,10 @@ $(BIN)/edgeflow: pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	@touch $@
 
-# Migrated, empty Prefect and MLflow databases a fresh workdir starts from (flows/runtime.py),
+# Migrated, empty Prefect and MLflow databases a fresh workdir starts from (flows/cli/runtime.py),
 # and the feature kernels compiled into numba's cache (pipelines/features/isolated.py).
 $(VENV)/share/edgeflow/templates.stamp: $(BIN)/edgeflow
-	$(BIN)/python -m flows.runtime
+	$(BIN)/python -m flows.cli.runtime
 	$(BIN)/python -m pipelines.features.isolated --warm
 	@touch $@
 

@@ -112,9 +112,9 @@ def main() -> None:
         lines.append("| " + " | ".join([*cells, cell(now), ok]) + " |")
     lines += [
         "",
-        "Why it is fast now: `flows/cli.py` imports only typer at start-up; settings, pandas, "
+        "Why it is fast now: `flows/cli/` imports only typer at start-up; settings, pandas, "
         "the registry and Prefect are imported inside the command that runs, and the store "
-        "commands (`flows/registry_cli.py`) are loaded only when one of them is used (the "
+        "commands (`flows/cli/commands/registry.py`) are loaded only when one of them is used (the "
         "top-level help lists them from one-liners). Before, `main()` imported Prefect (via "
         "`flows.health`) and the registry for every invocation, `--help` included. The store "
         "commands' module imports neither the settings (pydantic) nor the consumer side of "

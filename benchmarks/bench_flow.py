@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 WORK = Path(tempfile.mkdtemp(prefix="edgeflow-bench-flow-"))
-from flows.runtime import prepare_environment, seed_mlflow_database  # noqa: E402
+from flows.cli.runtime import prepare_environment, seed_mlflow_database  # noqa: E402
 
 prepare_environment(WORK / "flow", flows=True)
 
@@ -264,9 +264,9 @@ CLI_START = """
 import os, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from flows.runtime import prepare_environment
+from flows.cli.runtime import prepare_environment
 prepare_environment(Path(tempfile.mkdtemp()) / "wd", flows=True)
-from flows.local_api import start_local_api, wait_for_api
+from flows.cli.local_api import start_local_api, wait_for_api
 api = start_local_api(Path(os.environ["PREFECT_HOME"]))
 t0 = time.perf_counter()
 import flows.training
@@ -304,7 +304,7 @@ _API: list[Any] = []
 
 def start_api() -> float:
     """Start Prefect's local API as the CLI does; the seconds until it answers."""
-    from flows.local_api import start_local_api, wait_for_api
+    from flows.cli.local_api import start_local_api, wait_for_api
 
     t0 = time.perf_counter()
     api = start_local_api(Path(os.environ["PREFECT_HOME"]))
@@ -316,7 +316,7 @@ def start_api() -> float:
 def orchestrated(config: str, workdir: str) -> tuple[float, float, float]:
     """The real training flow on the local API, run as the CLI runs it: its wall time, this
     process's CPU seconds and the API server's."""
-    from flows.local_api import serving
+    from flows.cli.local_api import serving
     from flows.training import run_training
 
     s = load_config(config, overrides={"workdir": str(WORK / workdir)})
@@ -404,7 +404,7 @@ def main() -> None:
         f"| C. the Prefect training flow (same work, as flow and task runs on the local API; "
         f"mean of {len(pairs)}) | {flow:.2f} (each: "
         f"{', '.join(f'{c:.2f}' for _, c in pairs)}) |",
-        f"| Prefect's local API start (`flows/local_api.py`, measured alone; the CLI "
+        f"| Prefect's local API start (`flows/cli/local_api.py`, measured alone; the CLI "
         f"overlaps it with the imports) | {api_start:.2f} |",
         "",
         "| the CLI's start, fresh interpreter (API spawned, then the training code "

@@ -11,12 +11,12 @@ from prefect import flow
 from prefect.states import Failed, State
 
 from configs import Settings, load_config
+from pipelines.data.errors import RejectedInputError
 from pipelines.memory import release_memory
 from pipelines.workdir import WorkdirLayout, new_run_id
 from tasks.data import (
     REJECTED,
     CollectResult,
-    RejectedInputError,
     check_data,
     claim_bar_store,
     collect_raw,

@@ -3,7 +3,7 @@
 The training flow runs its models on threads. Ctrl-C raises ``KeyboardInterrupt`` in the main
 thread only: Python cannot stop another thread, and the flow's task runner waits for the
 running ones before it lets the interrupt out, so a run kept training for 20-30 s after
-Ctrl-C. :func:`stop_on_sigint` (around every CLI command, in ``flows.cli.main``) makes SIGINT
+Ctrl-C. :func:`stop_on_sigint` (around every CLI command, in ``flows.cli.app.main``) makes SIGINT
 also set :data:`STOP`, and the trainers' loops call :func:`checkpoint` between steps: each
 training raises :class:`StopRequested` at its next step, the threads end, and the interrupt
 reaches the CLI (exit 130, the flow run Crashed).

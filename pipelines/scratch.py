@@ -5,7 +5,7 @@ featurize scratch (a copy of the bars and their features, ~10 MB on the demo) wo
 the workdir for good. Each scratch folder is named ``edgeflow-featurize-<pid>-<random>``
 after the process that made it, so a later run can tell a leftover from a folder in use.
 Standard library only: the CLI calls :func:`sweep_orphans` while it sets up, before the heavy
-imports (``flows.runtime.prepare_environment``), and featurize calls it again.
+imports (``flows.cli.runtime.prepare_environment``), and featurize calls it again.
 """
 
 from __future__ import annotations

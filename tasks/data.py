@@ -72,10 +72,6 @@ class CollectResult:
         return cls(run_dir=run_dir, rejected=message)
 
 
-class RejectedInputError(ValueError):
-    """Raised by entry points (the CLI) for rejected input: printed as one line, no traceback."""
-
-
 FEATURES_CODE_HASH = source_hash(Path(pipelines.features.__file__).parent.glob("*.py"))
 
 

@@ -24,7 +24,7 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 # Start from the environment's migrated Prefect template (if built) as every workdir does.
-from flows.runtime import seed_prefect_database  # noqa: E402
+from flows.cli.runtime import seed_prefect_database  # noqa: E402
 
 seed_prefect_database(Path(os.environ["PREFECT_HOME"]))
 

@@ -43,3 +43,9 @@ class DataError(ValueError):
         head = f"{origin}: {', '.join(location)}" if location else origin
         # One line, whatever the problem text held: the CLI prints it without a traceback.
         super().__init__(f"{head}: {' '.join(problem.split())}")
+
+
+class RejectedInputError(ValueError):
+    """Raised by entry points (the CLI, the collect flow) for input a flow run refused: its
+    one line, printed without a traceback. Here, beside :class:`DataError`, so the CLI names
+    it without importing the Prefect tasks."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app, main
+from flows.cli.app import app, main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / "configs" / "demo.yaml")
@@ -139,8 +139,8 @@ def test_cli_every_store_command_is_reachable_and_heartbeat_uses_the_workdir(
 ) -> None:
     import typer
 
-    from flows.cli import LAZY_COMMANDS
-    from flows.registry_cli import register
+    from flows.cli.app import LAZY_COMMANDS
+    from flows.cli.commands.registry import register
 
     sub = typer.Typer()
     register(sub)
@@ -291,7 +291,7 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_13
     traceback and exit 1. After a Ctrl-C any error is the interrupt's."""
     import weakref
 
-    from flows import cli
+    from flows.cli import app as cli
     from pipelines import interrupt
     from pipelines.interrupt import STOP
 
@@ -325,7 +325,7 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_13
 
 
 def test_cli_help_lists_every_model_of_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.cli import MODEL_TITLES
+    from flows.cli.app import MODEL_TITLES
     from pipelines.models.specs import MODEL_NAMES
 
     assert tuple(MODEL_TITLES) == MODEL_NAMES
@@ -349,7 +349,8 @@ def test_cli_set_unknown_key_names_the_whole_dotted_key(
 def test_cli_config_show_without_config_is_what_run_reads(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from flows.cli import DEFAULT_CONFIG, run
+    from flows.cli.commands.pipeline import run
+    from flows.cli.options import DEFAULT_CONFIG
 
     assert run.__defaults__ is not None and DEFAULT_CONFIG in run.__defaults__
     code, out, _ = _main(capsys, "config", "show", "--json")
@@ -406,7 +407,7 @@ def test_cli_runs_open_browser_without_one_says_nothing_opened(
 
 
 def test_api_note_says_the_temporary_api_is_gone_or_names_the_server(tmp_path: Path) -> None:
-    from flows.cli import api_note
+    from flows.cli.local_api import api_note
 
     note = api_note("http://127.0.0.1:5555/api", tmp_path / "prefect", {})
     assert "View at http://127.0.0.1:5555/..." in note and "stopped" in note
@@ -420,16 +421,16 @@ def test_cli_lets_the_import_notes_through_at_info(
 ) -> None:
     import logging
 
-    from flows import cli
+    from flows.cli import runtime
     from pipelines.data.sources import read_file
 
     data = tmp_path / "ES.csv"
     data.write_text("ts;open;high;low;close;volume\n2024-01-01T00:00:00Z;1;1;1;1;1\n")
-    logger = logging.getLogger(cli.IMPORT_LOGGER)
+    logger = logging.getLogger(runtime.IMPORT_LOGGER)
     monkeypatch.setattr(logger, "level", logging.NOTSET)
     monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)  # as Prefect leaves it
     read_file(data)
     assert "separator ';'" not in caplog.text  # dropped: this was the defect
-    cli._show_import_notes()
+    runtime.show_import_notes()
     read_file(data)
     assert f"{data}: separator ';' (sniffed" in caplog.text

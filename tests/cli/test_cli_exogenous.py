@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from flows.cli import settings_from_cli
+from flows.cli.options import settings_from_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "demo.yaml"

@@ -57,7 +57,7 @@ def test_bad_input_is_one_line_exit_2_without_prefect(tmp_path: Path, command: s
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     assert "nan_value.csv: column 'close', row 5" in lines[0]
     assert "HEAVY=\n" in out.stdout  # refused before Prefect, MLflow and the trainers load
-    # numpy's BLAS was loaded after the CLI set one thread per pool (flows.runtime)
+    # numpy's BLAS was loaded after the CLI set one thread per pool (flows.cli.runtime)
     assert _pools(out.stdout) == {1}, out.stdout
     assert not (tmp_path / "wd" / "prefect").exists()
     if command == "replay":  # replays read their bars into their own folder: nothing written
@@ -87,9 +87,9 @@ def test_a_thread_count_set_by_the_user_wins(tmp_path: Path) -> None:
 API_PROBE = """
 import os, sys
 from pathlib import Path
-from flows.runtime import prepare_environment
+from flows.cli.runtime import prepare_environment
 prepare_environment(Path(sys.argv[1]), flows=True)
-from flows.cli import _start_local_api
+from flows.cli.local_api import serve_local_api
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.settings import get_current_settings
@@ -99,7 +99,7 @@ def probe() -> int:
     assert get_current_settings().flows.heartbeat_frequency is None  # a local server's runs
     return 7
 
-with _start_local_api():
+with serve_local_api():
     assert probe() == 7
 with get_client(sync_client=True) as client:
     assert str(client.api_url).rstrip("/") == os.environ["PREFECT_API_URL"].rstrip("/")
@@ -144,7 +144,7 @@ def test_local_api_started_early_is_the_one_the_flow_uses(tmp_path: Path) -> Non
 def test_no_local_api_when_a_server_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows import local_api
+    from flows.cli import local_api
 
     spawned: list[object] = []
     monkeypatch.setattr(local_api, "_spawn", lambda *a: spawned.append(a))
@@ -154,7 +154,7 @@ def test_no_local_api_when_a_server_is_configured(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_server_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
-    from flows.local_api import LocalApi
+    from flows.cli.local_api import LocalApi
 
     log = tmp_path / "local-api.log"
     log.write_text("ERROR: the reason it died\n")
@@ -168,7 +168,7 @@ def test_a_taken_port_is_found_in_this_starts_whole_output_only(tmp_path: Path) 
     """Under load uvicorn's one-line bind error was followed by kilobytes of shutdown
     tracebacks, past the tail the failure message shows: the restart must still happen. A
     bind error from an earlier start in the same (appended) log must not trigger one."""
-    from flows.local_api import LocalApi
+    from flows.cli.local_api import LocalApi
 
     log = tmp_path / "local-api.log"
     earlier = "ERROR: [Errno 98] error while attempting to bind: address already in use\n"
@@ -187,9 +187,9 @@ def test_a_taken_port_is_found_in_this_starts_whole_output_only(tmp_path: Path) 
 KILLED = """
 import os, signal, sys
 from pathlib import Path
-from flows.runtime import prepare_environment
+from flows.cli.runtime import prepare_environment
 prepare_environment(Path(sys.argv[1]), flows=True)
-from flows.local_api import start_local_api, wait_for_api
+from flows.cli.local_api import start_local_api, wait_for_api
 api = start_local_api(Path(os.environ["PREFECT_HOME"]))
 wait_for_api(api)
 print(api.process.pid, flush=True)
@@ -220,9 +220,9 @@ def test_a_killed_cli_leaves_no_server_behind(tmp_path: Path) -> None:
 RETRY = """
 import os, socket, sys
 from pathlib import Path
-from flows.runtime import prepare_environment
+from flows.cli.runtime import prepare_environment
 prepare_environment(Path(sys.argv[1]), flows=True)
-from flows import local_api
+from flows.cli import local_api
 taken = socket.socket()
 taken.bind(("127.0.0.1", 0))
 taken.listen()

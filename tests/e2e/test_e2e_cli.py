@@ -31,7 +31,7 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
     assert top.returncode == 0
     from typer.testing import CliRunner
 
-    from flows.cli import _register_optional_commands, app
+    from flows.cli.app import _register_optional_commands, app
 
     _register_optional_commands()
     runner = CliRunner()

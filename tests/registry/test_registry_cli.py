@@ -12,7 +12,7 @@ from registry_support import KEY_HEX, make_onnx
 from typer.testing import CliRunner
 
 from configs.settings import load_config
-from flows.registry_cli import register
+from flows.cli.commands.registry import register
 from pipelines.registry import BadKeyError, KeyTooShortError
 from pipelines.registry.keys import dev_key_path, keyring_from_env
 

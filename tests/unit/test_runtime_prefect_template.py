@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.runtime import prepare_environment, seed_prefect_database, template_path
+from flows.cli.runtime import prepare_environment, seed_prefect_database, template_path
 
 
 @pytest.fixture()
@@ -79,7 +79,7 @@ def test_commands_without_a_flow_do_not_seed(
 
 @pytest.fixture(scope="module")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flows.runtime import build_mlflow_template
+    from flows.cli.runtime import build_mlflow_template
 
     return build_mlflow_template(tmp_path_factory.mktemp("tpl") / "mlflow.db")
 
@@ -89,7 +89,7 @@ def test_a_seeded_mlflow_store_opens_as_a_migrated_one(
 ) -> None:
     from mlflow import MlflowClient
 
-    from flows.runtime import seed_mlflow_database
+    from flows.cli.runtime import seed_mlflow_database
 
     db, root = tmp_path / "wd" / "mlflow.db", tmp_path / "wd" / "mlartifacts"
     assert seed_mlflow_database(db, root, mlflow_template) is True
@@ -104,7 +104,7 @@ def test_a_seeded_mlflow_store_opens_as_a_migrated_one(
 
 
 def test_an_existing_mlflow_store_is_never_touched(tmp_path: Path, mlflow_template: Path) -> None:
-    from flows.runtime import seed_mlflow_database
+    from flows.cli.runtime import seed_mlflow_database
 
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"this workdir's runs")
@@ -123,7 +123,11 @@ def test_template_build_gets_the_runs_start_up_timeout(
     import subprocess
     import sys
 
-    from flows.runtime import STARTUP_TIMEOUT_SECONDS, STARTUP_TIMEOUT_SETTING, template_environment
+    from flows.cli.runtime import (
+        STARTUP_TIMEOUT_SECONDS,
+        STARTUP_TIMEOUT_SETTING,
+        template_environment,
+    )
 
     monkeypatch.delenv(STARTUP_TIMEOUT_SETTING, raising=False)
     env = template_environment(str(tmp_path))

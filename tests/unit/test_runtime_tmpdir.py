@@ -13,7 +13,7 @@ CODE = """
 import sys, tempfile
 from pathlib import Path
 tempfile.mkdtemp()  # the CLI's input check runs before the workdir is set up
-from flows.runtime import prepare_environment
+from flows.cli.runtime import prepare_environment
 prepare_environment(Path(sys.argv[1]))
 from stable_baselines3.common.logger import configure
 print(tempfile.gettempdir())

@@ -21,7 +21,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,3 +227,42 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def serve_local_api() -> AbstractContextManager[None]:
+    """Start Prefect's local API now, as a subprocess; the returned context waits for it and
+    runs the flows inside against it (:func:`serving`), then says where the run
+    can be looked at once it has ended (:func:`api_note`).
+
+    The subprocess comes up on the other core while this process imports the training code
+    (torch, SB3, LightGBM, MLflow); on a fresh workdir its database is the migrated template.
+    Nothing starts when a server is configured (``PREFECT_API_URL``) or ephemeral mode is off.
+    """
+    import typer
+
+    home = Path(os.environ["PREFECT_HOME"])
+    api = start_local_api(home)
+
+    @contextlib.contextmanager
+    def serve_then_note() -> Iterator[None]:
+        with serving(api):
+            yield
+        typer.echo(api_note(None if api is None else api.url, home, os.environ), err=True)
+
+    return serve_then_note()
+
+
+def api_note(local_url: str | None, home: Path, environ: Mapping[str, str]) -> str:
+    """One line after a flow: Prefect's "View at" link names this run's temporary API (no UI)
+    that stops with the process, so say so and how to browse the run; or, with a configured
+    server, where the run is."""
+    if local_url is None:
+        server = environ.get("PREFECT_UI_URL") or environ.get("PREFECT_API_URL", "")
+        where = server.removesuffix("/").removesuffix("/api") or "the configured Prefect server"
+        return f"note: this run is in the Prefect server at {where}"
+    base = local_url.removesuffix("/api")
+    return (
+        f"note: the 'View at {base}/...' link above was this run's temporary Prefect API, "
+        f"stopped now that the run has ended; the run is kept in {home / 'prefect.db'}: "
+        f"run `PREFECT_HOME={home} prefect server start` and open http://127.0.0.1:4200"
+    )

@@ -9,13 +9,14 @@ one exists for the installed Prefect: creating and migrating the sqlite database
 the local API's start (11 s of its ~15 s on the 2-core machine when measured), and the
 migrations are the same for every workdir. The workdir's MLflow store starts the same way
 (its first open otherwise runs MLflow's migrations: 2.1 s against 0.6 s). ``make setup``
-builds both templates once per virtual environment (``python -m flows.runtime``); without
+builds both templates once per virtual environment (``python -m flows.cli.runtime``); without
 them, Prefect and MLflow migrate the workdir's own databases as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -24,8 +25,12 @@ import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.memory import tune_malloc
+
+if TYPE_CHECKING:
+    from configs.settings import Settings
 
 #: The settings that point Prefect's server at a database other than ``PREFECT_HOME``'s.
 _DATABASE_URL_SETTINGS = (
@@ -205,6 +210,31 @@ def build_mlflow_template(target: Path | None = None) -> Path:
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
         subprocess.run([sys.executable, "-c", code, uri, root], env=env, check=True)
         return _pack(db, target)
+
+
+#: Where the data readers and checks log what they decided (separator, decimal comma, epoch
+#: unit, which close): docs/data-import.md promises these lines. Prefect's logging leaves the
+#: root logger at WARNING, so a library logger without a level of its own drops INFO.
+IMPORT_LOGGER = "pipelines.data"
+
+
+def show_import_notes() -> None:
+    """Let the data import's INFO lines through (they reach the console via the root logger's
+    handlers, which Prefect sets up)."""
+    logging.getLogger(IMPORT_LOGGER).setLevel(logging.INFO)
+
+
+def prepare_settings(settings: Settings, *, flows: bool = True, tracks: bool = True) -> None:
+    """Point Prefect & co. at the workdir; call before importing anything that imports Prefect.
+
+    ``flows=False`` for a command that runs no flow (no Prefect database is seeded);
+    ``tracks=False`` for one that logs nothing to MLflow (no MLflow store is seeded)."""
+    prepare_environment(settings.workdir, flows=flows)
+    if flows and tracks and settings.mlflow.tracking_uri is None:  # the workdir's own store
+        from pipelines.workdir import WorkdirLayout
+
+        layout = WorkdirLayout(settings.workdir)
+        seed_mlflow_database(layout.mlflow_db, layout.mlartifacts)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The ``edgeflow`` commands by area; each module's ``register`` adds its commands to the app."""
