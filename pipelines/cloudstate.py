@@ -1,9 +1,11 @@
-"""State sync for stateless cloud runs: the workdir's ``data/`` and ``state/`` in S3.
+"""State sync for stateless cloud runs: the workdir's ``data/``, ``state/`` and
+``publisher-state/`` in S3.
 
 A scheduled GitHub runner starts with an empty workdir. Everything a run needs from the
-runs before it lives in two folders: ``data/`` (the bar store with its per-symbol watermarks,
-the event store with its per-file watermarks and pending decisions) and ``state/`` (the
-last-training record that ``training.min_new_bars`` is judged against). :func:`pull_state`
+runs before it lives in three folders: ``data/`` (the bar store with its per-symbol
+watermarks, the event store with its per-file watermarks and pending decisions), ``state/``
+(the last-training record that ``training.min_new_bars`` is judged against) and
+``publisher-state/`` (what the publisher signed: see ``SYNCED_DIRS``). :func:`pull_state`
 copies them from ``s3://bucket/prefix/state/`` before a run and :func:`push_state` copies
 them back after it, so the next runner continues where this one stopped.
 
@@ -26,8 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: The workdir folders that carry state between runs.
-SYNCED_DIRS: tuple[str, ...] = ("data", "state")
+#: The workdir folders that carry state between runs. ``publisher-state`` is the signing
+#: publisher's record of what it signed (``pipelines.registry.publisher_state``): without it
+#: every scheduled runner would publish and heartbeat as a stateless publisher, which
+#: someone who rewrites the store can lead into re-signing an older version at a sequence
+#: the fleet already accepted. Its records are verified with the key ring on every read, so
+#: a writer of the state location can delete or roll them back (back to stateless) or damage
+#: them (publishing refuses until an operator looks), never make them name a forged pointer.
+SYNCED_DIRS: tuple[str, ...] = ("data", "state", "publisher-state")
 #: Remote manifest key under ``<prefix>/state/``.
 MANIFEST_KEY = "_manifest.json"
 #: Local record of the generation a workdir was pulled at (outside the synced folders).
@@ -133,7 +141,7 @@ def _record_pulled(workdir: Path, uri: str, generation: int, files: list[str]) -
 
 
 def pull_state(client: Any, uri: str, workdir: Path) -> SyncResult:
-    """Bring the workdir's ``data/`` and ``state/`` up to the remote state.
+    """Bring the workdir's synced folders (``SYNCED_DIRS``) up to the remote state.
 
     Files the remote manifest lists are downloaded unless the local copy has the same size
     and sha256; a downloaded file is checked against the manifest before it replaces the
@@ -174,7 +182,7 @@ def pull_state(client: Any, uri: str, workdir: Path) -> SyncResult:
 
 
 def push_state(client: Any, uri: str, workdir: Path) -> SyncResult:
-    """Upload the workdir's changed ``data/`` and ``state/`` files, then the manifest.
+    """Upload the workdir's changed files of ``SYNCED_DIRS``, then the manifest.
 
     Raises :class:`StateConflictError` when the remote generation is not the one this
     workdir pulled (or, never pulled, when the remote already holds state). Remote files of

@@ -305,3 +305,35 @@ def test_health_compares_latest_with_the_verified_history(store: Store, keyring:
     checks = {c["check"]: c for c in _store_checks(store, keyring, datetime.now(UTC), 48.0)}
     assert checks["verify:regime"]["ok"] is True
     assert "v000003 (sequence 4) verifies" in checks["verify:regime"]["detail"]
+
+
+# D1 -------------------------------------------------------------- cloud publisher state
+@BOTH
+def test_a_cloud_publishers_state_travels_with_the_synced_state(
+    store: Store, keyring: KeyRing, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The cloud deployment synced only data/ and state/, so every scheduled runner was a
+    stateless publisher: with its newest history entry deleted and an older envelope over
+    LATEST, the next run's heartbeat re-signed the older version at a sequence the fleet
+    had already accepted. publisher-state/ now travels with the run-to-run state."""
+    import boto3
+
+    from pipelines.cloudstate import pull_state, push_state
+    from pipelines.workdir import WorkdirLayout
+
+    endpoint = request.getfixturevalue("s3_endpoint")
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    state_uri = f"s3://{request.getfixturevalue('s3_bucket')}/cloud"
+    first = WorkdirLayout(tmp_path / "runner-1")
+    pull_state(client, state_uri, first.root)
+    _publish(store, keyring, 2, first.publisher_state)  # sequences 1, 2: v000001, v000002
+    push_state(client, state_uri, first.root)
+    store.write("regime/LATEST", store.read("regime/pointers/000000000001.json"))
+    store.delete("regime/pointers/000000000002.json")  # the attacker withholds sequence 2
+    second = WorkdirLayout(tmp_path / "runner-2")  # the next scheduled run: an empty workdir
+    pull_state(client, state_uri, second.root)
+    beat = heartbeat(store, "regime", keyring, state_dir=second.publisher_state)
+    assert (beat.version, beat.sequence) == ("v000002", 3)
+    running = ModelClient(store, "regime", keyring, tmp_path / "bot")
+    running.refresh()
+    assert (running.version, running.sequence) == ("v000002", 3)
