@@ -62,6 +62,9 @@ def test_passing_model_is_published_and_failing_one_is_not(
     table = pd.read_csv(run_dir / "sizer" / "champion.csv")
     why = table.set_index("candidate").loc["cvar_ppo", "why_not"]
     assert "sharpe_vs_constant" in why, table
+    # the meta-labeler's slot runs its champion stage too: the model and the per-arm filter
+    meta = pd.read_csv(run_dir / "metalabel" / "champion.csv")
+    assert list(meta["candidate"]) == ["lightgbm", "per_arm_filter", "champion: fallback"]
     store = open_store(store_uri(settings))
     live = verify_model(store, "regime", _keyring(settings))
     assert live.version == models["regime"]["version"]
@@ -116,7 +119,7 @@ def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
         client.get_model_version_by_alias("edgeflow-tiny-sizer", "champion")
     # a slot with a champion stage registers its challenger (not always the learned model)
     # under the challenger alias, tagged with the candidate and its kind; champion stays put
-    for slot in ("bandit", "sizer"):
+    for slot in ("bandit", "sizer", "metalabel"):
         challenger = client.get_model_version_by_alias(f"edgeflow-tiny-{slot}", "challenger")
         assert challenger.run_id == by_model[slot].info.run_id
         assert challenger.tags["edgeflow.kind"] in ("learned", "rule")
