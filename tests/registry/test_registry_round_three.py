@@ -10,6 +10,7 @@ planted object blocks publishing; a failed write leaves nothing that goes live l
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import socket
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_support import make_onnx
+from registry_support import KEY_HEX, make_onnx
 
 from pipelines.registry import (
     FileStore,
@@ -337,3 +338,40 @@ def test_a_cloud_publishers_state_travels_with_the_synced_state(
     running = ModelClient(store, "regime", keyring, tmp_path / "bot")
     running.refresh()
     assert (running.version, running.sequence) == ("v000002", 3)
+
+
+@BOTH
+def test_models_compares_latest_with_the_verified_history(
+    store: Store,
+    store_uri: str,
+    keyring: KeyRing,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Found by a cold attacker: with an older envelope copied over LATEST (history
+    intact) ``edgeflow models`` printed the replayed sequence with exit 0, the one
+    operators are told to configure as a bot's min_sequence, while ``verify`` failed with
+    replay."""
+    import typer
+    from typer.testing import CliRunner
+
+    from flows.cli.commands.registry import register
+
+    if store_uri.startswith("s3"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
+    _publish(store, keyring, 3)
+    app = typer.Typer()
+    register(app)
+    env = {"EDGEFLOW_HMAC_KEYS": f"k1:{KEY_HEX}"}
+    result = CliRunner().invoke(app, ["models", store_uri], env=env)
+    assert result.exit_code == 0 and "LATEST -> v000003 (sequence 3)" in result.output
+    store.write("regime/LATEST", store.read("regime/pointers/000000000002.json"))
+    result = CliRunner().invoke(app, ["models", store_uri], env=env)
+    assert result.exit_code == 1, result.output
+    assert "(sequence 2) REPLAYED [replay]" in result.output
+    assert "holds sequence 3 (v000003)" in result.output
+    doc = json.loads(CliRunner().invoke(app, ["models", store_uri, "--json"], env=env).stdout)
+    assert doc["models"][0]["replayed"] is True and doc["models"][0]["sequence"] == 2
+    heartbeat(store, "regime", keyring)  # re-signs from the verified history: repaired
+    result = CliRunner().invoke(app, ["models", store_uri], env=env)
+    assert result.exit_code == 0 and "LATEST -> v000003 (sequence 4)" in result.output

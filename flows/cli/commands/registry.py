@@ -367,7 +367,12 @@ def models_cmd(
     workdir: WorkdirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List models and their versions with status (live, ok, INVALID)."""
+    """List models and their versions with status (live, ok, INVALID).
+
+    ``LATEST`` is compared with the verified history beside it, as ``verify`` does: an older
+    envelope copied over it verifies on its own, and the sequence printed here is what an
+    operator configures as a bot's ``min_sequence``, so a replayed one is flagged
+    (``REPLAYED``, exit 1), never printed as if it were live."""
     try:
         cfg = _settings(config, workdir)
         st = _store(store, cfg)
@@ -379,13 +384,20 @@ def models_cmd(
         typer.echo(f"{st.uri}: no models")
         return
     doc: list[dict[str, object]] = []
+    replayed = 0
     for name in names:
         entry: dict[str, object] = {"model": name}
         try:
             pointer, _, _ = read_pointer(st, name, ring)
             live: str | None = pointer.version
             head = f"LATEST -> {pointer.version} (sequence {pointer.sequence})"
-            entry.update(live=pointer.version, sequence=pointer.sequence)
+            entry.update(live=pointer.version, sequence=pointer.sequence, replayed=False)
+            try:
+                check_against_history(st, name, ring, pointer)
+            except ReplayError as exc:
+                replayed += 1
+                head = f"{head} REPLAYED [{exc.code}] {exc}; not a min_sequence to configure"
+                entry.update(replayed=True, pointer_error=f"[{exc.code}] {exc}")
         except VerificationError as exc:
             live, head = None, f"LATEST INVALID [{exc.code}] {exc}"
             entry.update(live=None, pointer_error=f"[{exc.code}] {exc}")
@@ -406,6 +418,13 @@ def models_cmd(
         doc.append(entry)
     if as_json:
         typer.echo(json.dumps({"store": st.uri, "models": doc}, indent=2, default=str))
+    if replayed:
+        typer.echo(
+            f"{replayed} model(s) with a LATEST older than the verified history beside it: "
+            "run edgeflow verify; the next publish or heartbeat replaces it",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def rollback_cmd(
