@@ -324,7 +324,8 @@ class FileStore:
                 self._held.discard(lock_key)
             raise
         try:
-            _flock_within(fd, LOCK_WAIT_S, f"{self.uri}/{lock_path.name}")
+            where = lock_path.relative_to(self.root).as_posix()  # names the model
+            _flock_within(fd, LOCK_WAIT_S, f"{self.uri}/{where}")
             yield
         finally:
             os.close(fd)  # releases the flock

@@ -108,7 +108,9 @@ def test_a_held_pointer_lock_fails_the_rollback_before_anything_is_claimed(
     fd = os.open(lock, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        with pytest.raises(StoreError, match=r"held by another process.*nothing was written"):
+        with pytest.raises(
+            StoreError, match=r"regime/\.lock-LATEST: lock held by another .*nothing was written"
+        ):
             rollback(store, "regime", keyring, to="v000001", state_dir=state)
     finally:
         os.close(fd)
