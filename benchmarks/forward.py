@@ -106,7 +106,8 @@ def champion_truth(fwd: Forward) -> ChampionTruth | None:
     bound = {g.span: g for g in early.gates if g.ci_low is not None}
     row = late.table[late.table["candidate"] == name]
     unit = bound["test"].unit if "test" in bound else ""
-    lift = float(row["lift_test"].iloc[0]) if len(row) else math.nan
+    lift_col = next(c for c in late.table.columns if str(c).startswith("lift_test"))
+    lift = float(row[lift_col].iloc[0]) if len(row) else math.nan
     later_gate = None
     if late.challenger is not None and late.challenger.name == name:
         tested = [g for g in late.gates if g.span == "test" and g.ci_low is not None]

@@ -166,8 +166,12 @@ QUANTITY_UNITS: Final[tuple[tuple[str, Unit], ...]] = (
 
 
 def unit_for(name: str) -> Unit | None:
-    """The display unit of a quantity by its key, column or gate name (None: unknown)."""
+    """The display unit of a quantity by its key, column or gate name (None: unknown, or a
+    name such as ``lift_test (bps)`` that already says its unit: its values are shown as
+    stored, never rescaled by a pattern that fits the name)."""
     key = name.lower()
+    if key.endswith(")") and " (" in key:
+        return None
     for pattern, unit in QUANTITY_UNITS:
         if fnmatch.fnmatchcase(key, pattern):
             return unit

@@ -125,6 +125,8 @@ def challenge(
     min_lift: float = 0.0,
     stat: PairedStat = mean_difference,
     measure: str = "exact value per decision",
+    value_scale: float | None = None,
+    value_unit: str | None = None,
 ) -> ChampionDecision:
     """Pick the challenger among ``candidates`` and judge it against the champion.
 
@@ -134,29 +136,40 @@ def challenge(
     why it cannot ship (None when it can). ``cfg`` gives ``n_bootstrap``, ``bootstrap_block``,
     ``ci_level`` and ``confirm_fraction``. ``stat(candidate, champion)`` is the paired lift
     (the mean difference by default; the sizer slot's is a Sharpe difference), ``scale`` and
-    ``unit`` say how a person reads it, ``measure`` what it measures.
+    ``unit`` say how a person reads it, ``measure`` what it measures; ``value_scale`` and
+    ``value_unit`` the same for each candidate's mean value (default: ``scale`` and ``unit``;
+    the sizer's lift is a Sharpe difference but its values are returns per bar). The table's
+    numeric headers name their unit, so nothing downstream rescales them.
     """
+    vscale = scale if value_scale is None else value_scale
+    vunit = unit if value_unit is None else value_unit
+    cols = {
+        "test": f"mean_test ({vunit})",
+        "confirm": f"mean_confirm ({vunit})",
+        "lift_test": f"lift_test ({unit})",
+        "lift_confirm": f"lift_confirm ({unit})",
+    }
     masks = span_masks(ts, cfg.confirm_fraction)
     metrics: dict[str, float] = {}
     rows = []
     lifts: dict[str, float] = {}
     for cand in candidates:
         v = values[cand.name]
-        means = {s: float(np.mean(v[masks[s]])) * scale for s in SPANS}
+        means = {s: float(np.mean(v[masks[s]])) for s in SPANS}
         lift = {s: stat(v[masks[s]], champion_values[masks[s]]) * scale for s in SPANS}
         lifts[cand.name] = lift["test"]
         for s in SPANS:
-            metrics[span_key(f"{PREFIX}/value/{cand.name}", s)] = means[s] / scale
+            metrics[span_key(f"{PREFIX}/value/{cand.name}", s)] = means[s]
         rows.append(
             {
                 "candidate": cand.name,
                 "kind": cand.kind,
-                "test": means["test"],
-                "confirm": means["confirm"],
-                "lift_test": lift["test"],
-                "lift_confirm": lift["confirm"],
+                cols["test"]: means["test"] * vscale,
+                cols["confirm"]: means["confirm"] * vscale,
+                cols["lift_test"]: lift["test"],
+                cols["lift_confirm"]: lift["confirm"],
                 "eligible": eligible.get(cand.name) is None,
-                "why_not": eligible.get(cand.name) or "",
+                "why_not": eligible.get(cand.name) or "-",
             }
         )
     champ = {s: float(np.mean(champion_values[masks[s]])) for s in SPANS}
@@ -166,12 +179,12 @@ def challenge(
         {
             "candidate": f"champion: {champion.label}",
             "kind": champion.kind,
-            "test": champ["test"] * scale,
-            "confirm": champ["confirm"] * scale,
-            "lift_test": 0.0,
-            "lift_confirm": 0.0,
+            cols["test"]: champ["test"] * vscale,
+            cols["confirm"]: champ["confirm"] * vscale,
+            cols["lift_test"]: 0.0,
+            cols["lift_confirm"]: 0.0,
             "eligible": True,
-            "why_not": "",
+            "why_not": "-",
         }
     )
     table = pd.DataFrame(rows)

@@ -115,7 +115,8 @@ def test_the_challenger_is_chosen_on_the_test_span_among_eligible_candidates() -
     assert none.challenger is None and not none.promote and "no candidate can ship" in none.reason
     table = d.table.set_index("candidate")
     assert table.loc["best", "why_not"] == "its own gates failed"
-    assert table.loc["good", "test"] == pytest.approx(np.mean(good[: N // 2]) * 1e4)
+    assert table.loc["good", "mean_test (bps)"] == pytest.approx(np.mean(good[: N // 2]) * 1e4)
+    assert table.loc["good", "why_not"] == "-"
 
 
 @pytest.fixture(scope="module")
@@ -306,8 +307,8 @@ def test_metalabel_per_arm_filter_drops_an_arm_that_loses_and_is_promoted(
     assert d is not None and d.champion.kind == "fallback"
     table = pd.read_csv(result.artifacts["champion_table"]).set_index("candidate")
     assert list(table.index) == ["lightgbm", "per_arm_filter", "champion: fallback"]
-    assert table.loc["per_arm_filter", "lift_test"] > 0
-    assert table.loc["per_arm_filter", "lift_confirm"] > 0
+    assert table.loc["per_arm_filter", "lift_test (bps)"] > 0
+    assert table.loc["per_arm_filter", "lift_confirm (bps)"] > 0
     # the rule's graph: 0.0 for the losing arm's trades, whatever the features say
     rule = tmp_path / "candidates" / "per_arm_filter.onnx"
     x = np.zeros((1, 55), np.float32)

@@ -128,6 +128,23 @@ def test_tables_name_the_unit_in_the_header_and_scale_to_it() -> None:
     assert list(view.iloc[0]) == ["cvar_ppo", "25.00", "12.00", "1.5"]
 
 
+def test_a_header_that_names_its_unit_is_shown_as_stored() -> None:
+    """The champion table's lifts are in the slot's unit already (bps, Sharpe): the report
+    multiplied them by 1e4 again under a "bps" header (a +2.07 bps lift read 20652)."""
+    frame = pd.DataFrame(
+        {
+            "candidate": ["best_arm", "vol_target"],
+            "lift_test (bps)": [2.0652, 0.0],
+            "lift_confirm (Sharpe)": [0.0, 0.633],
+            "why_not": ["-", "-"],
+        }
+    )
+    view = display_frame(frame)
+    assert list(view.columns) == list(frame.columns)
+    assert str(view.iloc[0]["lift_test (bps)"]) == "2.065"
+    assert str(view.iloc[1]["lift_confirm (Sharpe)"]) == "0.633"
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [(20000.0, "20000"), (12345.6, "12346"), (0.123456, "0.1235"), (3e-7, "3e-07")],

@@ -453,6 +453,8 @@ class SizerTrainer(NoExtras):
             streams.seed("champion"),
             scale=1.0,
             unit="Sharpe",
+            value_scale=1e4,
+            value_unit="bps per bar",
             parity_tolerance=parity_tolerance,
             stat=sharpe_difference(data.ann_factor),
             measure="annualized Sharpe of the sized stream, net of turnover cost",
