@@ -32,9 +32,9 @@ padding-bottom:.3rem}.muted{color:#66708a}
 .note{border-left:4px solid #8a6d00;background:#fffaeb;padding:.4rem .8rem;margin:.5rem 0}
 table{border-collapse:collapse;font-size:.92rem}
 th,td{border:1px solid #dde2ea;padding:.3rem .6rem;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
-th{background:#f3f5f9;overflow-wrap:break-word;min-width:5ch}td.num{text-align:right;font-variant-numeric:tabular-nums;
-white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:16ch}
+overflow-wrap:normal;word-break:normal}
+th{background:#f3f5f9;min-width:5ch}td.num{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}td.long{min-width:16ch}
 .pass{color:#0a7a32;font-weight:600}.fail{color:#b3261e;font-weight:600}
 .skip{color:#8a6d00;font-weight:600}
 .why{border-left:4px solid #b3261e;background:#fdf3f2;padding:.5rem 1rem;margin:1rem 0}
@@ -100,7 +100,9 @@ def _fmt(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return format_number(value)
-    return html.escape(str(value))
+    if isinstance(value, Num):
+        return html.escape(value)
+    return _breakable(str(value))
 
 
 def _is_num(cell: Any) -> bool:
@@ -115,8 +117,8 @@ def _table(
 ) -> str:
     """A table inside its own horizontally scrolling box.
 
-    ``long_last``: the last column holds long unbroken values (paths, hashes) that may wrap
-    anywhere, so the table fits the page instead of scrolling for them.
+    ``long_last``: the last column holds long values (paths, prose) that get a wider minimum
+    width; they wrap at spaces, ``_`` and ``/`` like every cell.
     """
     head = "".join(f"<th>{_breakable(h)}</th>" for h in headers)
     body = []
@@ -132,11 +134,12 @@ def _table(
     return f'<div class="table-wrap"><table>{cap}<tr>{head}</tr>{"".join(body)}</table></div>'
 
 
-def _breakable(header: str) -> str:
-    """A header that may wrap after ``_`` and ``/`` (``balanced_<wbr>accuracy_<wbr>mean``): a
-    long snake_case name is one word to the browser, so a table of them was wider than the
-    page and cut off at the right behind its scroll bar."""
-    return re.sub(r"([_/])", r"\1<wbr>", html.escape(header))
+def _breakable(text: str) -> str:
+    """Text that may wrap at spaces and after ``_`` and ``/`` (``accuracy_<wbr>mean``), never
+    inside a word: a long snake_case name or path is one word to the browser, so a
+    table of them was wider than the page; letting cells break anywhere instead split narrow
+    columns mid-word (``confir m``). What still does not fit scrolls in the table's box."""
+    return re.sub(r"([_/])", r"\1<wbr>", html.escape(text))
 
 
 def _status(status: str) -> str:

@@ -38,7 +38,7 @@ VIEWPORTS = ((1280, 900), (760, 900))
 N_IMAGES = 6  # regime timeline, arm choices, OPE, equity, lambda, bars overview
 
 # Runs after every image has loaded (the load event waits for them).
-CHECK_JS = """
+CHECK_JS = r"""
 window.addEventListener("load", function () {
   var vw = window.innerWidth;
   function clipped(el) {  // inside a box that scrolls or clips horizontally
@@ -80,11 +80,32 @@ window.addEventListener("load", function () {
       gateCells.push({text: cell.textContent, visible: r.right <= vw + 0.5 && r.width > 0});
     }
   }
+  // a line break inside a cell must fall at a space or after "_" or "/", never mid-word:
+  // each visible character's line (its rect's top) is compared with the one before it
+  var splits = [];
+  document.querySelectorAll("td, th").forEach(function (cell) {
+    var walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT), prevTop = null, prev = "";
+    for (var n = walk.nextNode(); n; n = walk.nextNode()) {
+      var t = n.textContent;
+      for (var i = 0; i < t.length; i++) {
+        if (/\s/.test(t[i])) { prev = " "; continue; }
+        var range = document.createRange();
+        range.setStart(n, i); range.setEnd(n, i + 1);
+        var rects = range.getClientRects();
+        if (!rects.length || rects[0].width === 0) continue;
+        var top = rects[0].top;
+        if (prevTop !== null && top > prevTop + 1 && !/[\s_\/]/.test(prev)) {
+          splits.push(cell.textContent + " | split before: " + t.slice(i, i + 12));
+        }
+        prevTop = top; prev = t[i];
+      }
+    }
+  });
   var out = document.createElement("pre");
   out.id = "edgeflow-layout-check";
   out.textContent = JSON.stringify({innerWidth: vw,
     scrollWidth: document.documentElement.scrollWidth,
-    wide: wide, images: images, tables: tables, gateCells: gateCells});
+    wide: wide, images: images, tables: tables, gateCells: gateCells, splits: splits});
   document.body.appendChild(out);
 });
 """
@@ -151,7 +172,8 @@ def layout_check(chromium: str, page: Path, width: int, height: int, tmp: Path) 
 
 
 def problems(result: dict[str, Any]) -> list[str]:
-    """Everything a person would see as broken: unloaded images, a page wider than the view."""
+    """Everything a person would see as broken: unloaded images, a page wider than the view,
+    a word in a table cell split across lines."""
     width = result["innerWidth"]
     out = [f"page scrolls sideways: {result['scrollWidth']} > {width}"] * (
         result["scrollWidth"] > width
@@ -162,6 +184,7 @@ def problems(result: dict[str, Any]) -> list[str]:
         for im in result["images"]
         if not im["complete"] or im["naturalWidth"] <= 0
     ]
+    out += [f"cell text split inside a word: {s}" for s in result["splits"]]
     out += [
         f"table outside a scrolling box ({t['columns']} columns)"
         for t in result["tables"]
@@ -258,3 +281,18 @@ def test_tables_of_long_snake_case_headers_fit_a_desktop_page(
     assert problems(result) == []
     assert len(result["tables"]) == 5  # summary, gates, outcomes, the two above
     assert [t["columns"] for t in result["tables"] if t["overflows"]] == []
+
+
+def test_the_check_sees_a_word_split_in_a_narrow_column(chromium: str, tmp_path: Path) -> None:
+    """The report's old cell style (``overflow-wrap: anywhere``) squeezed narrow text columns
+    beside wide ones until words broke mid-word (``confir m``); the check names such a cell."""
+    wide = "".join(f"<td>{'x' * 40} {i}</td>" for i in range(12))
+    page = tmp_path / "split.html"
+    page.write_text(
+        "<!doctype html><html><head><style>td{overflow-wrap:anywhere}</style></head><body>"
+        f"<div style='overflow-x:auto'><table><tr><td>confirm</td>{wide}</tr></table></div>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    found = problems(layout_check(chromium, page, 760, 900, tmp_path))
+    assert any(p.startswith("cell text split inside a word: confirm") for p in found), found

@@ -9,10 +9,11 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from pipelines.data.schema import REGIMES
 from pipelines.models.bandit.plots import plot_arm_choices
-from pipelines.models.regime.plots import plot_regime_timeline
+from pipelines.models.regime.plots import plot_regime_timeline, regime_timeline_figure
 from pipelines.models.sizer.evaluate import SizerRun
 from pipelines.models.sizer.plots import equity_figure
 from pipelines.plots import (
@@ -133,3 +134,29 @@ def test_metrics_stored_in_bps_are_not_scaled_again() -> None:
         assert unit is not None and unit.label == "bps" and unit.scale == 1.0, name
     lift = unit_for("lift/dr")  # a fraction of capital: x1e4
     assert lift is not None and lift.scale == 1e4
+
+
+def test_regime_timeline_legends_sit_outside_every_panel_and_inside_the_figure() -> None:
+    """Each legend used to sit in its panel's upper right, over the latest bars."""
+    ts, regime = _ts(), np.arange(N) % len(REGIMES)
+    proba = np.full((N, len(REGIMES)), 1.0 / len(REGIMES))
+    fig = regime_timeline_figure(
+        ts,
+        np.linspace(100.0, 90.0, N),
+        regime,
+        proba,
+        np.linspace(0.0, 1.0, N),
+        REGIMES,
+        reduce_threshold=0.5,
+        exit_threshold=0.8,
+    )
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    panels = [ax.get_window_extent(renderer) for ax in fig.axes]
+    page = fig.bbox
+    legends = [legend for ax in fig.axes if (legend := ax.get_legend()) is not None]
+    assert len(legends) == 3
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not any(box.overlaps(panel) for panel in panels), (box, panels)
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 <= box.y1 <= page.y1
