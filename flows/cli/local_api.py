@@ -264,5 +264,6 @@ def api_note(local_url: str | None, home: Path, environ: Mapping[str, str]) -> s
     return (
         f"note: the 'View at {base}/...' link above was this run's temporary Prefect API, "
         f"stopped now that the run has ended; the run is kept in {home / 'prefect.db'}: "
-        f"run `PREFECT_HOME={home} prefect server start` and open http://127.0.0.1:4200"
+        f"run `PREFECT_HOME={home} {Path(sys.executable).with_name('prefect')} server start` "
+        "and open http://127.0.0.1:4200"
     )

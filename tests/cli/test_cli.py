@@ -411,7 +411,9 @@ def test_api_note_says_the_temporary_api_is_gone_or_names_the_server(tmp_path: P
 
     note = api_note("http://127.0.0.1:5555/api", tmp_path / "prefect", {})
     assert "View at http://127.0.0.1:5555/..." in note and "stopped" in note
-    assert f"PREFECT_HOME={tmp_path / 'prefect'} prefect server start" in note
+    # the venv's prefect by its path: a bare `prefect` is not on PATH outside the venv
+    prefect = Path(sys.executable).with_name("prefect")
+    assert f"PREFECT_HOME={tmp_path / 'prefect'} {prefect} server start" in note
     server = api_note(None, tmp_path, {"PREFECT_API_URL": "http://10.0.0.2:4200/api"})
     assert server == "note: this run is in the Prefect server at http://10.0.0.2:4200"
 
