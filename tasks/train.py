@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
 from configs import Settings
@@ -25,6 +26,10 @@ from pipelines.strategies import compute_signals
 #: their type, and a blocked model is no failure, so the state stays Completed; the name is
 #: what the timeline, the task list and the state badge show.
 BLOCKED = "Blocked"
+#: The name of a train task's final state when the model passed every gate (and beat its
+#: slot's champion, where it has one). Training ends before the publish is tried, so it
+#: cannot say Published; the model's settle task is named Published or Blocked once it is.
+PASSED = "Passed"
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def train_model(
     """Train, evaluate against baselines on the held-out span, export ONNX, judge the gates.
 
     Ends Completed named :data:`BLOCKED` (with the one-line reason) when the model will not
-    ship, Skipped when it cannot train, else Completed.
+    ship, :data:`PASSED` when it goes on to publish, Skipped when it cannot train.
     """
     started = _now_ms()
     spec = SPECS[model]
@@ -88,9 +93,18 @@ def train_model(
         release_memory(collect=True)
     for gate in result.gates:
         log.info("%s gate %s -> %s", model, gate.reason, "pass" if gate.passed else "FAIL")
-    trained = Trained(result, started, _now_ms())
+    return judged_state(model, Trained(result, started, _now_ms()))  # type: ignore[return-value]
+
+
+def judged_state(model: str, trained: Trained) -> State:
+    """The train task's final state: Completed named :data:`BLOCKED` with the one-line reason,
+    or :data:`PASSED`; both carry ``trained`` as the task's result for settle and publish. A
+    passed model's task used to end plain Completed, which the docs' "Blocked or Published"
+    did not cover."""
+    result = trained.result
+    decision = result.champion
     if not result.passed:
-        decision = result.champion
         why = decision.reason if decision is not None else blocked_reason(result.publish_gates)
-        return Completed(name=BLOCKED, message=f"{model}: {why}", data=trained)  # type: ignore[return-value]
-    return trained
+        return Completed(name=BLOCKED, message=f"{model}: {why}", data=trained)
+    why = decision.reason if decision is not None else "passed every gate"
+    return Completed(name=PASSED, message=f"{model}: {why}", data=trained)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pipelines.evaluation.gates import Gate
+from pipelines.export.onnx import GraphSpec, OnnxExport
+from pipelines.models.base import ModelResult
 from tasks.context import ModelOutcome
 from tasks.reporting import final_state
+from tasks.train import BLOCKED, PASSED, Trained, judged_state
 
 
 def _outcomes(*statuses: str) -> dict[str, ModelOutcome]:
@@ -33,3 +39,24 @@ def test_a_run_that_shipped_no_model_is_named_blocked() -> None:
     assert (
         state.message == "no model shipped: 1 blocked, 1 skipped; only the recommendation published"
     )
+
+
+def _trained(*passed: bool) -> Trained:
+    gates = [Gate(f"g{i}", 1.0 if ok else -1.0, 0.0, ok) for i, ok in enumerate(passed)]
+    export = OnnxExport(Path("m.onnx"), 0.0, GraphSpec((), (), 17))
+    return Trained(ModelResult("regime", export, {}, gates), 0, 1)
+
+
+def test_a_train_task_ends_named_passed_or_blocked_never_plain_completed() -> None:
+    """The train task ends before the publish is tried: a model that passed is named Passed
+    (its settle task then says Published or Blocked), a model that did not, Blocked with its
+    first failing gate. A passed model's train task used to end plain Completed."""
+    passed = _trained(True, True)
+    state = judged_state("regime", passed)
+    assert state.is_completed() and state.name == PASSED == "Passed"
+    assert state.message == "regime: passed every gate" and state.result() is passed
+    blocked = _trained(True, False)
+    state = judged_state("regime", blocked)
+    assert state.is_completed() and state.name == BLOCKED == "Blocked"
+    assert state.message is not None and state.message.startswith("regime: gate(s) g1 failed")
+    assert state.result() is blocked
