@@ -5,6 +5,9 @@ Runs every 30 minutes as a deployment (prefect.yaml) and as the first stage of t
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -71,7 +74,25 @@ def collect_stage(settings: Settings, run_id: str) -> CollectResult:
     result = collect_data(settings, run_id)
     if result.rejected is not None:
         return Failed(name=REJECTED, message=result.rejected)  # type: ignore[return-value]
+    write_collect_record(result)
     return result
+
+
+#: A collect run's record in its run folder (a training run writes ``summary.json`` instead):
+#: without it, ``edgeflow runs`` saw only ``data_checks.json`` and listed a good scheduled
+#: collect as a run that wrote no summary.
+COLLECT_RECORD = "collect.json"
+
+
+def write_collect_record(result: CollectResult) -> Path:
+    """Write :data:`COLLECT_RECORD` (``kind: collect``, when it finished, and
+    :func:`collect_summary`) into the run folder."""
+    record = {"kind": "collect", "finished_at": datetime.now(UTC).isoformat()}
+    record.update(collect_summary(result))
+    result.run_dir.mkdir(parents=True, exist_ok=True)
+    path = result.run_dir / COLLECT_RECORD
+    path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    return path
 
 
 def run_collect(settings: Settings) -> dict[str, Any]:

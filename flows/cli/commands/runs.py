@@ -48,13 +48,17 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
                 failed=sorted(k for k, v in models.items() if v.get("status") == "failed"),
                 skipped=sorted(k for k, v in models.items() if v.get("status") == "skipped"),
                 report=doc.get("report"),
+                collect=None,
             )
         else:
             reports = sorted(folder.glob("report/*.html")) or sorted(folder.glob("*.html"))
             started = run_id_time(folder.name)
+            collected = _collect_line(folder)
             row.update(
                 time=started.isoformat() if started else None,
-                status=unreadable or "no summary (rejected, skipped or interrupted)",
+                status=unreadable
+                or ("collected" if collected else "no summary (rejected, skipped or interrupted)"),
+                collect=collected,
                 published=[],
                 blocked=[],
                 failed=[],
@@ -63,6 +67,32 @@ def _run_rows(settings: Settings) -> list[dict[str, Any]]:
             )
         rows.append(row)
     return rows
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _collect_line(folder: Path) -> str | None:
+    """What a collect run did, from the record it leaves in its run folder (a training run
+    leaves ``summary.json``); None when the folder holds no readable record. A good scheduled
+    collect used to be listed as a run that wrote no summary."""
+    from flows.collect import COLLECT_RECORD
+
+    record = _read_json(folder / COLLECT_RECORD)
+    if record is None or record.get("kind") != "collect":
+        return None
+    checks = _read_json(folder / "data_checks.json") or {}
+    quarantined = sum((record.get("quarantined") or {}).values())
+    checked = f"{checks['rows_in']} rows checked, " if "rows_in" in checks else ""
+    return (
+        f"collect: {checked}{record.get('rows_added', '?')} new, {quarantined} quarantined; "
+        f"{record.get('bars', '?')} bars, {record.get('feature_rows', '?')} feature rows"
+    )
 
 
 @runs_app.callback()
@@ -92,7 +122,10 @@ def runs_list(
             + [f"skipped={','.join(r['skipped'])}"] * bool(r["skipped"])
         )
         typer.echo(f"{r['id']}  {r['time'] or '-':<32}  {r['status']:<6}  {models or '-'}")
-        typer.echo(f"    report: {r['report'] or '-'}")
+        if r.get("collect"):
+            typer.echo(f"    {r['collect']}")
+        else:
+            typer.echo(f"    report: {r['report'] or '-'}")
 
 
 @runs_app.command("open")
