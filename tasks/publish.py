@@ -126,6 +126,7 @@ def settle_model(
         detail = f"publish failed ({state.message}); {live_note(ctx.store, name)}"
         log.error("%s %s", name, detail)
         ctx.tracker.set_tags(child, {"edgeflow.status": "publish-failed"})
+        ctx.tracker.set_version_outcome(record, "publish-failed", detail)
         ctx.tracker.end_run(child, ok=False)
         outcome = ModelOutcome(name, "failed", detail, gates, mlflow_run_id=child)
         return Failed(message=detail, data=outcome)  # type: ignore[return-value]
@@ -134,10 +135,11 @@ def settle_model(
     ctx.tracker.set_tags(
         child, {"edgeflow.status": "published", "edgeflow.version": published.version}
     )
-    ctx.tracker.end_run(child, ok=True)
     detail = f"version {published.version} (sequence {published.sequence})"
     if decision is not None:
         detail = f"{detail}: {decision.reason}"
+    ctx.tracker.set_version_outcome(record, "published", detail)
+    ctx.tracker.end_run(child, ok=True)
     outcome = ModelOutcome(
         name, "published", detail, gates, version=published.version, mlflow_run_id=child
     )

@@ -25,6 +25,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from pipelines.evaluation.gates import blocked_reason
 from pipelines.export.onnx import make_session
 from pipelines.models.base import ModelResult
 from pipelines.workdir import WorkdirLayout
@@ -33,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: Model version tags: what became of the version (blocked, passed, published,
+#: publish-failed) and the one-line reason, so the registry tells a blocked model's version
+#: from a shipped one (only the champion alias did, and only for the current champion).
+STATUS_TAG = "edgeflow.status"
+REASON_TAG = "edgeflow.reason"
 EXPERIMENT_KIND = "mlflow.experimentKind"
 CLASSIC_KIND = "custom_model_development"
 _PARAM_MAX = 6000
@@ -195,7 +201,6 @@ class Tracker:
             info = mlflow.onnx.log_model(
                 model,
                 name="model",
-                registered_model_name=name,
                 input_example=example,
                 save_as_external_data=False,
                 onnx_execution_providers=["CPUExecutionProvider"],
@@ -203,10 +208,10 @@ class Tracker:
                 # MLflow's inference, which re-imports the model in a subprocess (~1.8 s).
                 pip_requirements=mlflow.onnx.get_default_pip_requirements(),
             )
+        version = self._register(name, info.model_uri, info.model_id, version_outcome(outcome))
         loaded = mlflow.pyfunc.load_model(info.model_uri)
         diff = _round_trip_diff(path, loaded, example)
         self.client.log_metric(run_id, "onnx/pyfunc_max_abs_diff", diff)
-        version = str(info.registered_model_version)
         if outcome.champion is not None and outcome.champion.challenger is not None:
             # the challenger alias follows every run's challenger; champion moves on promotion
             self.client.set_registered_model_alias(name, CHALLENGER, version)
@@ -214,6 +219,35 @@ class Tracker:
             for key, value in (("edgeflow.candidate", cand.name), ("edgeflow.kind", cand.kind)):
                 self.client.set_model_version_tag(name, version, key, value)
         return ModelRecord(run_id, name, version, diff)
+
+    def _register(self, name: str, model_uri: str, model_id: str, tags: Mapping[str, str]) -> str:
+        """A new version of ``name`` for the logged model, tagged at creation with its
+        outcome so far (:func:`version_outcome`): a blocked model's version was registered
+        with nothing saying it was blocked. Registering through the client, not
+        ``log_model(registered_model_name=...)``, also keeps MLflow's "Successfully
+        registered model" print (to stderr, for a blocked model too) out of the CLI's output;
+        the version is logged here in its place, with the outcome."""
+        try:
+            self.client.create_registered_model(name)
+        except mlflow.exceptions.MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        mv = self.client.create_model_version(name, model_uri, tags=dict(tags), model_id=model_id)
+        logger.info(
+            "registered %s version %s (%s: %s)",
+            name,
+            mv.version,
+            tags[STATUS_TAG],
+            tags[REASON_TAG],
+        )
+        return str(mv.version)
+
+    def set_version_outcome(self, record: ModelRecord, status: str, reason: str) -> None:
+        """Re-tag a registered version once the publish settled it (published, publish-failed)."""
+        for key, value in ((STATUS_TAG, status), (REASON_TAG, _one_line(reason))):
+            self.client.set_model_version_tag(
+                record.registered_name, record.registered_version, key, value
+            )
 
     def promote(self, record: ModelRecord) -> None:
         """Move ``champion`` to this version: done only after the store's pointer moved."""
@@ -227,6 +261,23 @@ class Tracker:
         except mlflow.exceptions.MlflowException:
             return None
         return str(mv.version)
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def version_outcome(outcome: ModelResult) -> dict[str, str]:
+    """A registered version's tags at registration: :data:`STATUS_TAG` ``blocked`` (with the
+    one-line reason the run reports) or ``passed`` (the publish comes next and re-tags it
+    ``published`` or ``publish-failed``), and :data:`REASON_TAG`."""
+    decision = outcome.champion
+    if outcome.passed:
+        why = decision.reason if decision is not None else "passed every gate"
+        return {STATUS_TAG: "passed", REASON_TAG: _one_line(why)}
+    why = decision.reason if decision is not None else blocked_reason(outcome.publish_gates)
+    return {STATUS_TAG: "blocked", REASON_TAG: _one_line(why)}
 
 
 def _example_input(outcome: ModelResult) -> np.ndarray:
