@@ -115,6 +115,14 @@ def test_mlflow_holds_one_parent_run_with_a_nested_run_per_model(
     assert kind == "custom_model_development"
     champion = client.get_model_version_by_alias("edgeflow-tiny-regime", "champion")
     assert champion.run_id == by_model["regime"].info.run_id
+    # every registered version says what became of it, with the run's one-line reason
+    assert champion.tags["edgeflow.status"] == "published"
+    assert champion.tags["edgeflow.reason"].startswith(
+        f"version {summary['models']['regime']['version']}"
+    )
+    (sizer,) = client.search_model_versions("name = 'edgeflow-tiny-sizer'")
+    assert sizer.tags["edgeflow.status"] == "blocked"
+    assert sizer.tags["edgeflow.reason"].startswith("champion fallback stays")
     with pytest.raises(Exception, match="alias"):
         client.get_model_version_by_alias("edgeflow-tiny-sizer", "champion")
     # a slot with a champion stage registers its challenger (not always the learned model)
@@ -234,7 +242,9 @@ def test_flow_states_tell_the_truth(
             )
             runs = await client.read_task_runs(
                 task_run_filter=TaskRunFilter(
-                    name=TaskRunFilterName(any_=["settle_regime", "settle_sizer"])
+                    name=TaskRunFilterName(
+                        any_=["settle_regime", "settle_sizer", "train_regime", "train_sizer"]
+                    )
                 )
             )
         return {a.key for a in arts if a.key}, {(r.name, r.state.name) for r in runs if r.state}
@@ -243,6 +253,9 @@ def test_flow_states_tell_the_truth(
     assert keys == KEYS
     assert ("settle_regime", "Published") in states
     assert ("settle_sizer", "Blocked") in states
+    # training ends before the publish: a model that passed its gates is named Passed
+    assert ("train_regime", "Passed") in states
+    assert ("train_sizer", "Blocked") in states
 
 
 def test_too_little_history_skips_every_model_with_one_line(
