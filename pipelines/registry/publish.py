@@ -408,7 +408,7 @@ def _next_sequence(state: StoreState, start_sequence: int | None) -> int:
                 f"{state.model}: signed versions exist ({', '.join(sorted(state.verified))}) but "
                 "no pointer verifies (LATEST and its history were deleted or damaged): refusing "
                 "to restart the sequence at 1, which consumers would refuse as a replay; "
-                "pass the sequence to continue from explicitly"
+                "pass the sequence to continue from explicitly (--start-sequence)"
             )
         # Nothing signed exists (a junk LATEST alone is no evidence of a sequence): start at 1.
     if start_sequence is not None:
@@ -795,6 +795,7 @@ def rollback(
     ttl: timedelta = DEFAULT_TTL,
     on_step: StepHook | None = None,
     state_dir: Path | None = None,
+    start_sequence: int | None = None,
 ) -> PublishedVersion:
     """An operator's rollback: a new pointer (higher sequence) to an older, verified version.
 
@@ -804,6 +805,10 @@ def rollback(
     floor is refused unless ``below_floor``. Nothing is deleted. Only ever called on an
     explicit operator command, never by a health check. "Live" and the floor come from the
     newest verified pointer (history and ``state_dir``), not from whatever ``LATEST`` holds.
+    With no pointer left that verifies (``LATEST`` and its history deleted) and no record of
+    its own, it refuses to restart the sequence at 1, as publishing does (the fleet would
+    refuse that pointer as a replay while the command said it succeeded), unless the operator
+    gives ``start_sequence``: above the highest sequence any bot accepted.
     """
     check_model_name(model)
     keyring.signer()
@@ -812,7 +817,6 @@ def rollback(
     if drift is not None:
         log.warning("%s; rolling back from the latter", drift)
     live = state.live
-    sequence = _next_sequence(state, None)
     if to is None:
         if live is None:
             raise PublishError(f"{model}: no verified live pointer; name the version with --to")
@@ -836,6 +840,14 @@ def rollback(
                 "rolling back below it explicitly"
             )
     target = verify_version(store, model, to, keyring)
+    if state.top_sequence == 0 and start_sequence is None:
+        raise PublishError(
+            f"{model}: signed version {target.version} exists but no pointer verifies (LATEST "
+            "and its history were deleted or damaged): refusing to restart the sequence at 1, "
+            "which running bots would refuse as a replay; pass --start-sequence above the "
+            "highest sequence any bot accepted (its state file holds it)"
+        )
+    sequence = _next_sequence(state, start_sequence)
     pointer = write_pointer(
         store,
         model,

@@ -377,3 +377,53 @@ def test_models_compares_latest_with_the_verified_history(
     heartbeat(store, "regime", keyring)  # re-signs from the verified history: repaired
     result = CliRunner().invoke(app, ["models", store_uri], env=env)
     assert result.exit_code == 0 and "LATEST -> v000003 (sequence 4)" in result.output
+
+
+@BOTH
+def test_a_stateless_rollback_never_restarts_the_sequence_at_one(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    """LATEST and its history deleted, no publisher state: a rollback signed sequence 1 and
+    exited 0, which every running bot refuses as a replay (publishing already refused)."""
+    _publish(store, keyring, 3)
+    for key in store.list_keys("regime"):
+        if key.endswith("/LATEST") or "/pointers/" in key:
+            store.delete(key)
+    with pytest.raises(PublishError, match="refusing to restart the sequence at 1"):
+        rollback(store, "regime", keyring, to="v000002")
+    with pytest.raises(PublishError, match="--start-sequence"):
+        publish_model(store, "regime", {"model.onnx": make_onnx(seed=9)}, keyring)
+    assert not _history(store)  # nothing was claimed
+    done = rollback(store, "regime", keyring, to="v000002", start_sequence=7)
+    assert (done.version, done.sequence) == ("v000002", 7)
+    assert verify_model(store, "regime", keyring).sequence == 7
+
+
+@FILE_ONLY
+def test_the_cli_takes_the_operators_start_sequence(
+    store: Store,
+    store_uri: str,
+    keyring: KeyRing,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From a workdir with no record of the model (the publisher ran elsewhere)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from flows.cli.commands.registry import register
+
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    register(app)
+    env = {"EDGEFLOW_HMAC_KEYS": f"k1:{KEY_HEX}"}
+    runner = CliRunner()
+    _publish(store, keyring, 2)
+    for key in store.list_keys("regime"):
+        if key.endswith("/LATEST") or "/pointers/" in key:
+            store.delete(key)
+    args = ["rollback", store_uri, "-m", "regime", "--to", "v000001"]
+    refused = runner.invoke(app, args, env=env)
+    assert refused.exit_code != 0 and "--start-sequence" in refused.output, refused.output
+    done = runner.invoke(app, [*args, "--start-sequence", "5"], env=env)
+    assert done.exit_code == 0 and "(sequence 5," in done.output, done.output

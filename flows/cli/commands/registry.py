@@ -440,6 +440,15 @@ def rollback_cmd(
             "--below-floor", help="Confirm a target below the last operator-approved version."
         ),
     ] = False,
+    start_sequence: Annotated[
+        int | None,
+        typer.Option(
+            "--start-sequence",
+            min=1,
+            help="Operator: the sequence to sign when no pointer verifies (LATEST and its "
+            "history deleted); above the highest one any bot accepted.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
 ) -> None:
@@ -458,6 +467,7 @@ def rollback_cmd(
             below_floor=below_floor,
             ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
             state_dir=_publisher_state(cfg),
+            start_sequence=start_sequence,
         )
     except VerificationError as exc:
         raise _fail(f"target does not verify: [{exc.code}] {exc}", EXIT_FAILED) from None
@@ -477,6 +487,15 @@ def publish_cmd(
     approve: Annotated[
         bool, typer.Option("--approve", help="Record it as the approved rollback floor.")
     ] = False,
+    start_sequence: Annotated[
+        int | None,
+        typer.Option(
+            "--start-sequence",
+            min=1,
+            help="Operator: the sequence to sign when no pointer verifies (LATEST and its "
+            "history deleted); above the highest one any bot accepted.",
+        ),
+    ] = None,
 ) -> None:
     """Sign and publish FILE... as the next version of a model."""
     if not model:
@@ -494,6 +513,7 @@ def publish_cmd(
             ttl=timedelta(hours=cfg.registry.pointer_ttl_hours),
             approve=approve,
             state_dir=_publisher_state(cfg),
+            start_sequence=start_sequence,
         )
     except (_UserError, RegistryError, ValueError) as exc:
         raise _fail(str(exc)) from None
