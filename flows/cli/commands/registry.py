@@ -427,6 +427,18 @@ def models_cmd(
         raise typer.Exit(1)
 
 
+#: An operator's answer when no pointer verifies (LATEST and its history deleted).
+StartSequenceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--start-sequence",
+        min=1,
+        help="Operator: the sequence to sign when no pointer verifies (LATEST and its "
+        "history deleted); above the highest one any bot accepted.",
+    ),
+]
+
+
 def rollback_cmd(
     store: StoreArg = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model to roll back.")] = "",
@@ -440,15 +452,7 @@ def rollback_cmd(
             "--below-floor", help="Confirm a target below the last operator-approved version."
         ),
     ] = False,
-    start_sequence: Annotated[
-        int | None,
-        typer.Option(
-            "--start-sequence",
-            min=1,
-            help="Operator: the sequence to sign when no pointer verifies (LATEST and its "
-            "history deleted); above the highest one any bot accepted.",
-        ),
-    ] = None,
+    start_sequence: StartSequenceOpt = None,
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
 ) -> None:
@@ -487,15 +491,7 @@ def publish_cmd(
     approve: Annotated[
         bool, typer.Option("--approve", help="Record it as the approved rollback floor.")
     ] = False,
-    start_sequence: Annotated[
-        int | None,
-        typer.Option(
-            "--start-sequence",
-            min=1,
-            help="Operator: the sequence to sign when no pointer verifies (LATEST and its "
-            "history deleted); above the highest one any bot accepted.",
-        ),
-    ] = None,
+    start_sequence: StartSequenceOpt = None,
 ) -> None:
     """Sign and publish FILE... as the next version of a model."""
     if not model:
