@@ -6,10 +6,23 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from pipelines.interrupt import STOP, StopRequested, checkpoint, stop_on_sigint
+
+
+@pytest.fixture(autouse=True)
+def _default_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a terminal: a shell starts a background job (a CI
+    runner's, `make test &`) with SIGINT ignored, and stop_on_sigint rightly leaves an
+    ignored SIGINT alone, which these tests are not about."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_sigint_sets_stop_and_still_interrupts_the_main_thread() -> None:

@@ -38,7 +38,8 @@ def test_a_blocked_version_is_tagged_blocked_with_its_reason_and_no_mlflow_print
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     tracker = Tracker(default_tracking_uri(tmp_path / "wd"), "edgeflow-test", tmp_path / "art")
-    client = MlflowClient(tracker.tracking_uri)
+    # the registry too: an earlier test may have pointed mlflow's global registry elsewhere
+    client = MlflowClient(tracking_uri=tracker.tracking_uri, registry_uri=tracker.tracking_uri)
     parent = tracker.start_run("parent")
     capfd.readouterr()
 
