@@ -109,6 +109,25 @@ class ChampionDecision:
         }
 
 
+def eligibility(
+    candidates: list[Candidate], learned_gates: list[Gate], parity_tolerance: float
+) -> dict[str, str | None]:
+    """Why each candidate cannot ship (None: it can): a learned model only when its own gates
+    all passed, a rule only when its ONNX matches its own rule within ``parity_tolerance``."""
+    out: dict[str, str | None] = {}
+    for cand in candidates:
+        if cand.kind == "learned":
+            ok = all(g.passed for g in learned_gates)
+            out[cand.name] = (
+                None if ok else f"its own gates failed: {blocked_reason(learned_gates)}"
+            )
+        else:
+            diff = cand.export.max_abs_diff
+            ok = diff <= parity_tolerance
+            out[cand.name] = None if ok else f"ONNX parity {diff:.3g} > {parity_tolerance:g}"
+    return out
+
+
 def challenge(
     ts: pd.Series,
     values: Mapping[str, np.ndarray],

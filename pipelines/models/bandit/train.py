@@ -29,7 +29,7 @@ import torch
 from configs.bandit import BanditConfig
 from pipelines.data.schema import REGIMES, TRUE_REGIME_COLUMN
 from pipelines.evaluation.bootstrap import mean_difference, minimum_detectable_effect
-from pipelines.evaluation.gates import Gate, blocked_reason
+from pipelines.evaluation.gates import Gate
 from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fit_reward_model
 from pipelines.evaluation.spans import (
     SPANS,
@@ -46,7 +46,13 @@ from pipelines.models.bandit.neural import NeuralBandit, score_rows
 from pipelines.models.bandit.plots import plot_arm_choices, plot_ope
 from pipelines.models.bandit.thompson import BetaThompson, proxy_regimes
 from pipelines.models.base import Evaluation, NotTrainable, TrainInputs
-from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
+from pipelines.models.champion import (
+    Candidate,
+    Champion,
+    ChampionDecision,
+    challenge,
+    eligibility,
+)
 from pipelines.models.common import time_split
 from pipelines.seeding import Streams
 from pipelines.strategies import (
@@ -557,14 +563,7 @@ class BanditTrainer:
                 f"the best single arm on the training span ({ARM_NAMES[fitted.best_arm]})",
             ),
         ]
-        eligible = {
-            "neural_linear": None
-            if all(g.passed for g in learned_gates)
-            else f"its own gates failed: {blocked_reason(learned_gates)}",
-            "best_arm": None
-            if rule.max_abs_diff <= parity_tolerance
-            else f"ONNX parity {rule.max_abs_diff:.3g} > {parity_tolerance:g}",
-        }
+        eligible = eligibility(candidates, learned_gates, parity_tolerance)
         values = {
             c.name: chosen_rewards(arm_choices(c.export.path, x_ho), rewards) for c in candidates
         }

@@ -34,7 +34,7 @@ from pipelines.evaluation.calibration import (
     plot_reliability,
     reliability_curve,
 )
-from pipelines.evaluation.gates import Gate, blocked_reason
+from pipelines.evaluation.gates import Gate
 from pipelines.evaluation.spans import (
     Span,
     confirm_cut,
@@ -47,7 +47,13 @@ from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.features import FEATURE_NAMES
 from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, NotTrainable, TrainInputs
-from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
+from pipelines.models.champion import (
+    Candidate,
+    Champion,
+    ChampionDecision,
+    challenge,
+    eligibility,
+)
 from pipelines.models.metalabel.candidates import (
     VETO_THRESHOLD,
     onnx_keep,
@@ -663,14 +669,7 @@ class MetaLabelTrainer:
                 f"span ({', '.join(kept) or 'none'})",
             ),
         ]
-        eligible = {
-            "lightgbm": None
-            if all(g.passed for g in learned_gates)
-            else f"its own gates failed: {blocked_reason(learned_gates)}",
-            "per_arm_filter": None
-            if rule.max_abs_diff <= parity_tolerance
-            else f"ONNX parity {rule.max_abs_diff:.3g} > {parity_tolerance:g}",
-        }
+        eligible = eligibility(candidates, learned_gates, parity_tolerance)
         values = {c.name: trade_values(reward, onnx_keep(c.export.path, x)) for c in candidates}
         champion, champ_keep = _champion_keep(champion, x)
         decision = challenge(

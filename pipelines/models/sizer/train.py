@@ -25,12 +25,18 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from configs.sizer import SizerConfig
 from pipelines.evaluation import risk
-from pipelines.evaluation.gates import Gate, blocked_reason
+from pipelines.evaluation.gates import Gate
 from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, NoExtras, TrainInputs
-from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge
+from pipelines.models.champion import (
+    Candidate,
+    Champion,
+    ChampionDecision,
+    challenge,
+    eligibility,
+)
 from pipelines.models.common import time_split
 from pipelines.models.sizer.baselines import baseline_multipliers, vol_target_multipliers
 from pipelines.models.sizer.candidates import (
@@ -425,14 +431,7 @@ class SizerTrainer(NoExtras):
             Candidate("cvar_ppo", "learned", learned, "PPO with a CVaR constraint"),
             Candidate("vol_target", "rule", rule, f"{scale:.3g} / rv_24, clamped"),
         ]
-        eligible = {
-            "cvar_ppo": None
-            if all(g.passed for g in learned_gates)
-            else f"its own gates failed: {blocked_reason(learned_gates)}",
-            "vol_target": None
-            if rule.max_abs_diff <= parity_tolerance
-            else f"ONNX parity {rule.max_abs_diff:.3g} > {parity_tolerance:g}",
-        }
+        eligible = eligibility(candidates, learned_gates, parity_tolerance)
         values: dict[str, np.ndarray] = {}
         ts = None
         for cand in candidates:
