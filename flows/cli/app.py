@@ -63,9 +63,9 @@ class LazyGroup(TyperGroup):
             self.commands.setdefault(name, command)
 
 
-#: The registry's models (``pipelines.models.registry.MODEL_NAMES``, in its order) in words;
-#: here, not imported, because the registry imports every trainer (torch) and ``--help`` must
-#: answer at once. tests/cli checks the names against the registry.
+#: The spec list's models (``pipelines.models.specs.SPECS``, in its order) by their titles;
+#: copied here, not imported, because the spec list imports pandas and the gate rules and
+#: ``--help`` must answer at once. tests/cli checks this copy against the specs.
 MODEL_TITLES = {
     "regime": "regime classifier",
     "bandit": "strategy bandit",

@@ -207,7 +207,8 @@ class ModelSpec:
     gates compare it with, ``docs`` the page that documents it (``path#anchor`` from the
     repository root). ``default_config`` makes the model's settings while ``Settings`` has no
     section for it (a new model's defaults live in its package; a profile can set them once
-    ``configs/settings.py`` gives it a section).
+    ``configs/settings.py`` gives it a section). ``title`` is the model in a few words, as the
+    CLI's help names it (empty: the name).
     """
 
     name: str
@@ -224,6 +225,7 @@ class ModelSpec:
     one_hot_inputs: int = 0
     candidates: tuple[str, ...] = ()
     default_config: Callable[[], Any] | None = None
+    title: str = ""
 
     def config(self, settings: Any) -> Any:
         """The model's settings: the profile's section, else the spec's ``default_config``."""

@@ -31,7 +31,8 @@ _ALL = (
         gate_rule=gates.regime_gates,
         baselines=("majority", "two_input_logistic", "persistence"),
         description="P(TREND_UP, TREND_DOWN, RANGE, PANIC) from the 43 features, with BOCD "
-        "changepoint probability and split-conformal sets",
+        "changepoint probability and conformal sets (adaptive conformal inference by default)",
+        title="regime classifier",
         input_width=43,
         output_shapes=((), (4,)),
         docs="docs/regime.md",
@@ -39,6 +40,7 @@ _ALL = (
     ),
     ModelSpec(
         name="bandit",
+        title="strategy bandit",
         section="bandit",
         trainer="pipelines.models.bandit.train:BanditTrainer",
         gate_rule=gates.bandit_gates,
@@ -53,6 +55,7 @@ _ALL = (
     ),
     ModelSpec(
         name="sizer",
+        title="CVaR-PPO sizer",
         section="sizer",
         trainer="pipelines.models.sizer.train:SizerTrainer",
         gate_rule=gates.sizer_gates,
@@ -68,6 +71,7 @@ _ALL = (
     ),
     ModelSpec(
         name="metalabel",
+        title="meta-labeler",
         section="metalabel",
         trainer="pipelines.models.metalabel.train:MetaLabelTrainer",
         gate_rule=gates.metalabel_gates,

@@ -326,9 +326,10 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_is_one_line_and_exit_13
 
 def test_cli_help_lists_every_model_of_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     from flows.cli.app import MODEL_TITLES
-    from pipelines.models.specs import MODEL_NAMES
+    from pipelines.models.specs import SPECS
 
-    assert tuple(MODEL_TITLES) == MODEL_NAMES
+    assert MODEL_TITLES == {name: spec.title or name for name, spec in SPECS.items()}
+    assert list(MODEL_TITLES) == list(SPECS)
     code, out, _ = _main(capsys, "--help")
     assert code == 0
     flat = " ".join(out.split())

@@ -61,6 +61,25 @@ def test_publish_verify_models_rollback(
     assert code == 1 and "FAIL  regime: [unknown-key-id]" in out and "Traceback" not in out
 
 
+def test_models_names_the_slots_that_never_published(app: typer.Typer, tmp_path: Path) -> None:
+    """A slot whose every run kept the fallback has nothing in the store; the listing says so
+    by name instead of leaving it out silently."""
+    import json
+
+    uri = f"file://{tmp_path / 's'}"
+    (tmp_path / "s").mkdir()
+    code, out = _run(app, ["models", uri])
+    assert code == 0 and "never published to this store: regime, bandit, sizer, metalabel" in out
+    f = tmp_path / "model.onnx"
+    f.write_bytes(make_onnx())
+    assert _run(app, ["publish", uri, "-m", "bandit", str(f)])[0] == 0
+    code, out = _run(app, ["models", uri])
+    assert code == 0 and "bandit: LATEST -> v000001" in out, out
+    assert "never published to this store: regime, sizer, metalabel (" in out
+    doc = json.loads(_run(app, ["models", uri, "--json"])[1])
+    assert doc["never_published"] == ["regime", "sizer", "metalabel"]
+
+
 def test_verify_fails_on_tampering_and_user_errors(app: typer.Typer, tmp_path: Path) -> None:
     uri = f"file://{tmp_path / 's'}"
     f = tmp_path / "model.onnx"

@@ -361,6 +361,37 @@ def verify_cmd(
     raise typer.Exit(EXIT_UNANCHORED if unanchored and require_anchor else EXIT_OK)
 
 
+def _model_listing(st: Store, name: str, ring: KeyRing) -> tuple[dict[str, object], list[str]]:
+    """One model of ``edgeflow models``: its JSON entry and its text lines."""
+    entry: dict[str, object] = {"model": name}
+    try:
+        pointer, _, _ = read_pointer(st, name, ring)
+        live: str | None = pointer.version
+        head = f"LATEST -> {pointer.version} (sequence {pointer.sequence})"
+        entry.update(live=pointer.version, sequence=pointer.sequence, replayed=False)
+        try:
+            check_against_history(st, name, ring, pointer)
+        except ReplayError as exc:
+            head = f"{head} REPLAYED [{exc.code}] {exc}; not a min_sequence to configure"
+            entry.update(replayed=True, pointer_error=f"[{exc.code}] {exc}")
+    except VerificationError as exc:
+        live, head = None, f"LATEST INVALID [{exc.code}] {exc}"
+        entry.update(live=None, pointer_error=f"[{exc.code}] {exc}")
+    lines = [f"{name}: {head}"]
+    versions: list[dict[str, object]] = []
+    for v in reversed(list_versions(st, name)):
+        try:
+            vv = verify_version(st, name, v, ring)
+            status = "live" if v == live else "ok"
+            detail = vv.manifest.get("created_at", "")
+        except VerificationError as exc:
+            status, detail = "INVALID", f"[{exc.code}] {exc}"
+        versions.append({"version": v, "status": status, "detail": detail})
+        lines.append(f"  {v}  {status:<7} {detail}")
+    entry["versions"] = versions
+    return entry, lines
+
+
 def models_cmd(
     store: StoreArg = None,
     config: ConfigOpt = None,
@@ -380,44 +411,31 @@ def models_cmd(
         names = list_models(st)
     except (_UserError, RegistryError) as exc:
         raise _fail(str(exc)) from None
+    # The slots that never published here: the bot plays its built-in fallback for them, and
+    # a user who finds a model missing from the listing is told so rather than left to guess.
+    from flows.cli.app import MODEL_TITLES
+
+    absent = [m for m in MODEL_TITLES if m not in names]
+    absent_line = (
+        f"never published to this store: {', '.join(absent)} (the bot runs on its defaults for "
+        "them; `edgeflow runs` says why each run blocked them)"
+    )
     if not names and not as_json:
         typer.echo(f"{st.uri}: no models")
+        typer.echo(absent_line)
         return
     doc: list[dict[str, object]] = []
-    replayed = 0
     for name in names:
-        entry: dict[str, object] = {"model": name}
-        try:
-            pointer, _, _ = read_pointer(st, name, ring)
-            live: str | None = pointer.version
-            head = f"LATEST -> {pointer.version} (sequence {pointer.sequence})"
-            entry.update(live=pointer.version, sequence=pointer.sequence, replayed=False)
-            try:
-                check_against_history(st, name, ring, pointer)
-            except ReplayError as exc:
-                replayed += 1
-                head = f"{head} REPLAYED [{exc.code}] {exc}; not a min_sequence to configure"
-                entry.update(replayed=True, pointer_error=f"[{exc.code}] {exc}")
-        except VerificationError as exc:
-            live, head = None, f"LATEST INVALID [{exc.code}] {exc}"
-            entry.update(live=None, pointer_error=f"[{exc.code}] {exc}")
-        if not as_json:
-            typer.echo(f"{name}: {head}")
-        versions: list[dict[str, object]] = []
-        for v in reversed(list_versions(st, name)):
-            try:
-                vv = verify_version(st, name, v, ring)
-                status = "live" if v == live else "ok"
-                detail = vv.manifest.get("created_at", "")
-            except VerificationError as exc:
-                status, detail = "INVALID", f"[{exc.code}] {exc}"
-            versions.append({"version": v, "status": status, "detail": detail})
-            if not as_json:
-                typer.echo(f"  {v}  {status:<7} {detail}")
-        entry["versions"] = versions
+        entry, lines = _model_listing(st, name, ring)
         doc.append(entry)
+        if not as_json:
+            typer.echo("\n".join(lines))
+    replayed = sum(bool(e.get("replayed")) for e in doc)
     if as_json:
-        typer.echo(json.dumps({"store": st.uri, "models": doc}, indent=2, default=str))
+        out = {"store": st.uri, "models": doc, "never_published": absent}
+        typer.echo(json.dumps(out, indent=2, default=str))
+    elif absent:
+        typer.echo(absent_line)
     if replayed:
         typer.echo(
             f"{replayed} model(s) with a LATEST older than the verified history beside it: "
