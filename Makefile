@@ -5,11 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/demo.yaml
 WORKDIR ?= .edgeflow
-# pytest-xdist workers (tests sharing costly setup run in one xdist group, tests/conftest.py).
-# The whole suite runs in one process (JOBS=0) until two tests that fail only under xdist are
-# understood (the Ctrl-C tests of tests/unit/test_interrupt.py and the orphaned-child test of
-# the featurize child); the fast tier, which has neither, runs on two workers.
-JOBS ?= 0
+# pytest-xdist workers (tests sharing costly setup run in one xdist group, tests/conftest.py);
+# JOBS=0 runs the suite in one process. Many tests wait on servers and subprocesses, so two
+# workers pay off even on two cores.
+JOBS ?= 2
 FAST_JOBS ?= 2
 xdist = $(if $(filter-out 0,$(1)),-n $(1) --dist loadgroup)
 PYTEST := $(BIN)/python -m pytest -q $(call xdist,$(JOBS))

@@ -175,7 +175,7 @@ ORPHANED = """
 import subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c", (
     "import os, time; from pipelines.features.isolated import _die_with_parent; "
-    "_die_with_parent(os.getppid()); time.sleep(120)")])
+    "_die_with_parent(os.getppid()); print('armed', flush=True); time.sleep(120)")])
 print(child.pid, flush=True)
 time.sleep(120)
 """
@@ -197,7 +197,9 @@ def test_the_child_dies_with_a_killed_parent() -> None:
     )
     assert parent.stdout is not None
     child = psutil.Process(int(parent.stdout.readline()))
-    time.sleep(1.0)  # past its _die_with_parent
+    # The child shares the pipe and says when it has asked for the signal: killing the parent
+    # before that (its imports take over a second on a loaded machine) tests nothing.
+    assert parent.stdout.readline().strip() == "armed"
     assert child.is_running()
     parent.kill()
     parent.wait()
