@@ -272,11 +272,10 @@ def close_run(
 ) -> dict[str, Any]:
     """The run summary, the report, the last-training record, MLflow's parent run closed and
     the Prefect artifacts; returns the summary."""
-    failed = any(o.status == "failed" for o in outcomes.values())
-    # every model skipped (too little history for each): nothing was judged, say so
-    idle = bool(outcomes) and all(o.status == "skipped" for o in outcomes.values())
+    status = run_status(outcomes)
+    failed = status == "failed"
     summary: dict[str, Any] = {
-        "status": "failed" if failed else "skipped" if idle else "ok",
+        "status": status,
         "run_id": ctx.run_id,
         "started_at": ctx.started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
@@ -301,10 +300,25 @@ def close_run(
     return summary
 
 
+def run_status(outcomes: Mapping[str, ModelOutcome]) -> str:
+    """What became of the run in one word, the one the summary, the report, the Prefect
+    state and the CI job all show: ``failed`` (a model failed), ``skipped`` (every model
+    skipped: nothing was judged), ``blocked`` (no model shipped, the recommendation aside),
+    else ``published``. A bare "ok" beside four blocked models read as success."""
+    statuses = [o.status for o in outcomes.values()]
+    if "failed" in statuses:
+        return "failed"
+    if statuses and all(s == "skipped" for s in statuses):
+        return "skipped"
+    models = [o.status for n, o in outcomes.items() if n != "recommendation"]
+    if "blocked" in models and "published" not in models:
+        return "blocked"
+    return "published"
+
+
 def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -> State[Any]:
-    """Failed when a model failed, Completed named Skipped when every model was skipped,
-    Completed named Blocked when no model shipped (the recommendation aside) and one was
-    blocked, else Completed with the counts in its message."""
+    """The run's :func:`run_status` as a Prefect state: Failed, or Completed named Skipped,
+    Blocked or Published, with the counts in its message."""
     counts = ", ".join(
         f"{sum(o.status == s for o in outcomes.values())} {s}"
         for s in ("published", "blocked", "skipped", "failed")
@@ -314,8 +328,8 @@ def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -
         return Failed(message=f"{', '.join(failed)} failed ({counts})", data=summary)
     if summary["status"] == "skipped":
         return Completed(name="Skipped", message=f"every model skipped ({counts})", data=summary)
-    models = [o.status for n, o in outcomes.items() if n != "recommendation"]
-    if "blocked" in models and "published" not in models:
+    if summary["status"] == "blocked":
+        models = [o.status for n, o in outcomes.items() if n != "recommendation"]
         shipped = outcomes.get("recommendation")
         tail = (
             "; only the recommendation published"
@@ -327,4 +341,4 @@ def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -
             f"{models.count('skipped')} skipped{tail}"
         )
         return Completed(name="Blocked", message=message, data=summary)
-    return Completed(message=counts, data=summary)
+    return Completed(name="Published", message=counts, data=summary)

@@ -351,6 +351,8 @@ def _demo_then_default_deployment_runs(st: Stack, checkout: Path) -> None:
     assert re.search(r"\d+ blocked", run["state"]["message"]), run["state"]
     (summary_file,) = (checkout / ".edgeflow-default" / "runs").glob("*/summary.json")
     summary = json.loads(summary_file.read_text())
+    # one word for what became of the run: the summary's status is the state's name
+    assert run["state"]["name"].lower() == summary["status"] in ("blocked", "published"), run
     report_file = (checkout / summary["report"]).resolve()  # the workdir is the checkout's
     assert report_file.is_file()
     arts = _api_list(st, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})

@@ -75,7 +75,7 @@ def test_blocked_reason_is_the_first_failing_gate_with_its_span() -> None:
 def test_status_line_counts_published_models() -> None:
     sections = [ModelSection(m, st, "") for m, st in [("a", "published"), ("b", "blocked")]]
     sections += [ModelSection("c", "blocked", ""), ModelSection("d", "blocked", "")]
-    assert run_status_line({"status": "ok"}, sections) == (
+    assert run_status_line({"status": "published"}, sections) == (
         "run completed: 1 of 4 models published (3 blocked)"
     )
     assert run_status_line({"status": "failed"}, sections[:1]).startswith("run failed: 1 of 1")

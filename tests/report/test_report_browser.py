@@ -276,7 +276,7 @@ def test_tables_of_long_snake_case_headers_fit_a_desktop_page(
         pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
         paths.append(path)
     section = ModelSection("sizer", "blocked", "a sentence", tables=paths)
-    page = write_report(tmp_path / "out", "long headers", {"status": "ok"}, [section])
+    page = write_report(tmp_path / "out", "long headers", {"status": "published"}, [section])
     result = layout_check(chromium, page, 1280, 900, tmp_path)
     assert problems(result) == []
     assert len(result["tables"]) == 5  # summary, gates, outcomes, the two above

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipelines.evaluation.gates import Gate
 from pipelines.export.onnx import GraphSpec, OnnxExport
 from pipelines.models.base import ModelResult
 from tasks.context import ModelOutcome
-from tasks.reporting import final_state
+from tasks.reporting import final_state, run_status
 from tasks.train import BLOCKED, PASSED, Trained, judged_state
 
 
@@ -22,19 +24,46 @@ def test_every_model_skipped_is_a_skipped_run() -> None:
     assert state.message == "every model skipped (0 published, 0 blocked, 2 skipped, 0 failed)"
 
 
-def test_failed_and_ok_runs() -> None:
+def test_failed_and_published_runs() -> None:
     failed = final_state({"status": "failed"}, _outcomes("published", "failed"))
     assert failed.is_failed() and failed.message.startswith("m1 failed")
-    ok = final_state({"status": "ok"}, _outcomes("published", "blocked", "skipped"))
-    assert ok.is_completed() and ok.name == "Completed"
+    ok = final_state({"status": "published"}, _outcomes("published", "blocked", "skipped"))
+    assert ok.is_completed() and ok.name == "Published"
     assert ok.message == "1 published, 1 blocked, 1 skipped, 0 failed"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "want"),
+    [
+        (("published", "failed"), "failed"),
+        (("skipped", "skipped"), "skipped"),
+        (("blocked", "skipped"), "blocked"),
+        (("blocked", "published"), "published"),
+        (("skipped", "published"), "published"),
+    ],
+)
+def test_one_status_word_for_the_run(statuses: tuple[str, ...], want: str) -> None:
+    """The summary's status is the state's name: a run that shipped no model says blocked,
+    never "ok" beside its blocked models."""
+    outcomes = _outcomes(*statuses)
+    status = run_status(outcomes)
+    assert status == want
+    assert final_state({"status": status}, outcomes).name.lower() == (
+        "failed" if want == "failed" else want
+    )
+
+
+def test_only_the_recommendation_shipped_is_a_blocked_run() -> None:
+    outcomes = _outcomes("blocked")
+    outcomes["recommendation"] = ModelOutcome("recommendation", "published", "v1")
+    assert run_status(outcomes) == "blocked"
 
 
 def test_a_run_that_shipped_no_model_is_named_blocked() -> None:
     """Green "Completed" beside four blocked models read as success; the name says it."""
     outcomes = _outcomes("blocked", "skipped")
     outcomes["recommendation"] = ModelOutcome("recommendation", "published", "v1")
-    state = final_state({"status": "ok"}, outcomes)
+    state = final_state({"status": run_status(outcomes)}, outcomes)
     assert state.is_completed() and state.name == "Blocked"
     assert (
         state.message == "no model shipped: 1 blocked, 1 skipped; only the recommendation published"

@@ -64,7 +64,7 @@ def test_report_artifact_names_the_file_instead_of_a_dead_link() -> None:
     outcomes = {"regime": ModelOutcome("regime", "blocked", "lift | below 0", GATES)}
     summary = {
         "run_id": "20260101T000000Z-abc",
-        "status": "ok",
+        "status": "published",
         "report": "/w/runs/r/report/index.html",
         "mlflow_run_id": "f00",
         "mlflow_tracking_uri": "sqlite:////w/mlflow.db",

@@ -205,7 +205,7 @@ def test_train_exports_optional_settings_only_when_set(tmp_path: Path) -> None:
     assert files["GITHUB_OUTPUT"] == "tracking=remote\n"
 
 
-def _fake_run(tmp: Path, status: str = "ok") -> tuple[WorkdirLayout, Path]:
+def _fake_run(tmp: Path, status: str = "blocked") -> tuple[WorkdirLayout, Path]:
     """A workdir laid out as a training run leaves it (WorkdirLayout + the flow's file names)."""
     from tasks.tracking import default_tracking_uri
 
@@ -249,12 +249,12 @@ def test_gather_uploads_report_summary_mlflow_db_and_artifacts(tmp_path: Path) -
         ".edgeflow/mlflow.db",
         ".edgeflow/mlartifacts",
     ]
-    assert "### edgeflow run: ok" in files["GITHUB_STEP_SUMMARY"]
+    assert "### edgeflow run: blocked" in files["GITHUB_STEP_SUMMARY"]
 
     shutil.rmtree(tmp_path / layout.mlartifacts)  # a missing path fails the job, named
     code, out, files = _run_step(step, tmp_path, env)
     assert code == 1
-    assert "::error::expected .edgeflow/mlartifacts after a 'ok' run, it is missing" in out
+    assert "::error::expected .edgeflow/mlartifacts after a 'blocked' run, it is missing" in out
     assert ".edgeflow/mlflow.db" in _uploaded(files)  # what exists is still uploaded
 
 
