@@ -9,6 +9,7 @@ ORDER = [
     "real",
     "champion",
     "replay",
+    "shrinkage",
     "null",
     "flow",
     "demo",

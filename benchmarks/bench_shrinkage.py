@@ -10,7 +10,7 @@ champion stage's challenger lift over the bot's fallback. Shrinkage is the mean 
 test span to the later one; "given test > 0" is the mean over the seeds whose test estimate
 was positive, the selection a gate makes. Writes ``benchmarks/results/shrinkage.md``.
 
-    .venv/bin/python benchmarks/bench_shrinkage.py [--seeds 1 2 3 4 5 6 7 8] [--budget config]
+    .venv/bin/python benchmarks/bench_shrinkage.py [--seeds 1 2 ... 12] [--budget config]
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def summary(rows: list[Row]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="demo")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)))
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 13)))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--budget", choices=["small", "config"], default="config")
     args = parser.parse_args()
