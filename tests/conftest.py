@@ -124,6 +124,19 @@ SLOW = (
     "tests/report/test_report_browser.py::test_report_screenshot_shows_the_page",
 )
 
+#: The modules that take longest (each 1-4 minutes of one worker, `--durations` of a two-worker
+#: run), longest first: collected first so that no worker starts one near the end.
+LONGEST_FIRST = (
+    "tests/integration/test_prefect_server.py",
+    "tests/e2e/test_e2e_replay.py",
+    "tests/e2e/test_e2e_cloud_state.py",
+    "tests/e2e/test_e2e_reproducible.py",
+    "tests/registry/test_registry_round_two.py",
+    "tests/e2e/test_e2e_training_flow.py",
+    "tests/export/test_export_reproducible.py",
+    "tests/e2e/test_e2e_cli.py",
+)
+
 #: Session fixtures too costly to start on both xdist workers: every test that uses one runs in
 #: that fixture's group (one worker), with the module-scoped fixtures of its modules.
 SHARED_SESSION = {"prefect_api": "prefect-api", "report_page": "report-page"}
@@ -174,3 +187,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         grouped.append((item, module))
     for item, module in grouped:
         item.add_marker(pytest.mark.xdist_group(by_module[module]))
+    # Longest first: xdist hands tests out in collection order, so a several-minute module
+    # collected last keeps one worker busy while the other idles. Whole modules move (their
+    # module fixtures stay contiguous); the order inside a module and of the rest is kept.
+    rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::", 1)[0], len(rank)))
