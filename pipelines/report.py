@@ -384,17 +384,24 @@ def data_checks_html(checks: Mapping[str, Any]) -> str:
 
 def run_status_line(summary: Mapping[str, Any], sections: Sequence[ModelSection]) -> str:
     """What became of the run in words: how many models shipped, not a bare ``ok`` beside
-    blocked ones."""
-    counts = {st: sum(s.status == st for s in sections) for st in STATUSES}
+    blocked ones. The recommendation is a parameter file, not a model: it is named apart, so
+    a run whose four models were blocked does not read "1 of 5 models published"."""
+    models = [s for s in sections if s.model not in PARAMETER_FILES]
+    counts = {st: sum(s.status == st for s in models) for st in STATUSES}
     ended = {"failed": "run failed", "skipped": "run skipped"}.get(
         str(summary.get("status", "")), "run completed"
     )
     rest = ", ".join(f"{n} {st}" for st, n in counts.items() if n and st != "published")
-    line = f"{ended}: {counts['published']} of {len(sections)} models published"
-    return f"{line} ({rest})" if rest else line
+    line = f"{ended}: {counts['published']} of {len(models)} models published"
+    line = f"{line} ({rest})" if rest else line
+    files = [f"the {s.model} {s.status}" for s in sections if s.model in PARAMETER_FILES]
+    return "; ".join([line, *files])
 
 
 STATUSES = ("published", "blocked", "failed", "skipped")
+
+#: Sections that are published parameter files, not models (the run summary names them apart).
+PARAMETER_FILES = ("recommendation",)
 
 #: An ECE above this gets a sentence under the plot (a 0.05 gap is already visible in it).
 ECE_COMMENT = 0.05

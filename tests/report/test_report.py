@@ -81,6 +81,18 @@ def test_status_line_counts_published_models() -> None:
     assert run_status_line({"status": "failed"}, sections[:1]).startswith("run failed: 1 of 1")
 
 
+def test_status_line_names_the_recommendation_apart_from_the_models() -> None:
+    sections = [ModelSection(m, "blocked", "") for m in ("regime", "bandit", "sizer", "metalabel")]
+    sections.append(ModelSection("recommendation", "published", "version v000001"))
+    assert run_status_line({"status": "blocked"}, sections) == (
+        "run completed: 0 of 4 models published (4 blocked); the recommendation published"
+    )
+    sections[0] = ModelSection("regime", "published", "v000001")
+    assert run_status_line({"status": "published"}, sections) == (
+        "run completed: 1 of 4 models published (3 blocked); the recommendation published"
+    )
+
+
 def test_reliability_comment_names_ece_and_side(tmp_path: Path) -> None:
     path = tmp_path / "regime_reliability.csv"
     pd.DataFrame({"confidence": [0.4, 0.93], "accuracy": [0.3, 0.067], "count": [900, 100]}).to_csv(
@@ -156,7 +168,9 @@ def test_numbers_without_a_unit_keep_their_digits(value: float, text: str) -> No
 def test_page_has_status_reasons_tables_and_no_raw_json(report_page: Path) -> None:
     page = report_page.read_text(encoding="utf-8")
     assert page.count("<table>") == page.count('<div class="table-wrap"><table>') > 5
-    assert "run completed: 2 of 5 models published (3 blocked)" in page
+    assert (
+        "run completed: 1 of 4 models published (3 blocked); the recommendation published" in page
+    )
     assert "<td>ok</td>" not in page
     why = page.index('<div class="why">')
     assert why < page.index("<h2>Gates</h2>")
