@@ -514,7 +514,12 @@ def write_report(
         parts.append(f'<div class="why"><ul>{"".join(why)}</ul></div>')
     status = run_status_line(summary, sections)
     parts.insert(1, f'<p class="muted" id="run-status">{html.escape(status)}</p>')
-    summary_rows = [[k, status if k == "status" else _plain(v)] for k, v in summary.items()]
+    # An empty value (no heartbeat re-signed: {}) reads "none", as in the data checks, not a
+    # blank cell that looks like a rendering fault.
+    summary_rows = [
+        [k, status if k == "status" else _plain(v) if v not in ({}, [], None, "") else "none"]
+        for k, v in summary.items()
+    ]
     parts.append(_table(["field", "value"], summary_rows, long_last=True))
 
     parts.append("<h2>Gates</h2>")

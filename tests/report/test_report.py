@@ -23,6 +23,7 @@ from pipelines.report import (
     gate_view,
     reliability_comment,
     run_status_line,
+    write_report,
 )
 
 LIFT_GATE = Gate("bandit_dr_lift_vs_best_arm", -0.8, 0.0, False, ">", "bps", span="confirm")
@@ -91,6 +92,14 @@ def test_status_line_names_the_recommendation_apart_from_the_models() -> None:
     assert run_status_line({"status": "published"}, sections) == (
         "run completed: 1 of 4 models published (3 blocked); the recommendation published"
     )
+
+
+def test_summary_table_says_none_for_an_empty_value(tmp_path: Path) -> None:
+    summary = {"status": "blocked", "run_id": "r1", "heartbeats": {}, "warnings": []}
+    sections = [ModelSection("regime", "blocked", "blocked by gate(s) x")]
+    page = write_report(tmp_path, "edgeflow run r1", summary, sections).read_text(encoding="utf-8")
+    for key in ("heartbeats", "warnings"):
+        assert re.search(rf"<td>{key}</td>\s*<td[^>]*>none</td>", page), key
 
 
 def test_reliability_comment_names_ece_and_side(tmp_path: Path) -> None:
