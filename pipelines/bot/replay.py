@@ -384,11 +384,16 @@ def run_replay(
     frozen.refresh()
     frozen_versions = frozen.versions
 
+    # The bar columns read once: a ``bars.iloc[i]`` row per bar builds a pandas Series each
+    # time (a sixth of the replay loop). Same values, same types (str, Timestamp, float64).
+    columns = [bars["symbol"].tolist(), list(bars["ts"])]
+    columns += [list(bars[c].to_numpy()) for c in ("high", "low", "close", "volume")]
+    rows_in_order = list(zip(*columns, strict=True))
+
     def feed(lo: int, hi: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
         out_live, out_frozen = [], []
         for i in range(lo, hi):
-            b = bars.iloc[i]
-            args = (b["symbol"], b["ts"], b["high"], b["low"], b["close"], b["volume"], sig[i])
+            args = (*rows_in_order[i], sig[i])
             d_live, d_frozen = live.on_bar(*args), frozen.on_bar(*args)
             if d_live is not None and d_frozen is not None:
                 out_live.append(_decision_row(d_live, i))
