@@ -16,7 +16,7 @@ from prefect.states import Completed, Failed, State
 
 from pipelines.models.base import ModelResult
 from pipelines.plots import plot_bars_overview
-from pipelines.report import ModelSection, write_report
+from pipelines.report import PARAMETER_FILES, ModelSection, write_report
 from pipelines.workdir import WorkdirLayout, atomic_write_text
 from tasks.context import ModelOutcome, RunContext, store_uri
 from tasks.data import CollectResult
@@ -163,10 +163,14 @@ def _cell(text: str) -> str:
 
 
 def _counts(outcomes: Mapping[str, ModelOutcome]) -> str:
-    return ", ".join(
-        f"{sum(o.status == s for o in outcomes.values())} {s}"
-        for s in ("published", "blocked", "skipped", "failed")
+    """The models' statuses counted, the recommendation named apart: it is a parameter file,
+    and counted with the models a run that shipped one model read "2 published"."""
+    models = [o.status for n, o in outcomes.items() if n not in PARAMETER_FILES]
+    counts = ", ".join(
+        f"{models.count(s)} {s}" for s in ("published", "blocked", "skipped", "failed")
     )
+    files = [f"the {n} {o.status}" for n, o in outcomes.items() if n in PARAMETER_FILES]
+    return "; ".join([counts, *files])
 
 
 def report_markdown(summary: Mapping[str, Any], outcomes: Mapping[str, ModelOutcome]) -> str:
@@ -310,7 +314,7 @@ def run_status(outcomes: Mapping[str, ModelOutcome]) -> str:
         return "failed"
     if statuses and all(s == "skipped" for s in statuses):
         return "skipped"
-    models = [o.status for n, o in outcomes.items() if n != "recommendation"]
+    models = [o.status for n, o in outcomes.items() if n not in PARAMETER_FILES]
     if "blocked" in models and "published" not in models:
         return "blocked"
     return "published"
@@ -319,17 +323,14 @@ def run_status(outcomes: Mapping[str, ModelOutcome]) -> str:
 def final_state(summary: dict[str, Any], outcomes: Mapping[str, ModelOutcome]) -> State[Any]:
     """The run's :func:`run_status` as a Prefect state: Failed, or Completed named Skipped,
     Blocked or Published, with the counts in its message."""
-    counts = ", ".join(
-        f"{sum(o.status == s for o in outcomes.values())} {s}"
-        for s in ("published", "blocked", "skipped", "failed")
-    )
+    counts = _counts(outcomes)
     if summary["status"] == "failed":
         failed = [n for n, o in outcomes.items() if o.status == "failed"]
         return Failed(message=f"{', '.join(failed)} failed ({counts})", data=summary)
     if summary["status"] == "skipped":
         return Completed(name="Skipped", message=f"every model skipped ({counts})", data=summary)
     if summary["status"] == "blocked":
-        models = [o.status for n, o in outcomes.items() if n != "recommendation"]
+        models = [o.status for n, o in outcomes.items() if n not in PARAMETER_FILES]
         shipped = outcomes.get("recommendation")
         tail = (
             "; only the recommendation published"

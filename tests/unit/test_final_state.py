@@ -70,6 +70,18 @@ def test_a_run_that_shipped_no_model_is_named_blocked() -> None:
     )
 
 
+def test_the_recommendation_is_counted_apart_from_the_models() -> None:
+    """One model shipped beside the recommendation read "2 published, 3 blocked" in the
+    Prefect UI; the recommendation is a parameter file and is named apart, as in the report."""
+    outcomes = _outcomes("published", "blocked", "blocked", "blocked")
+    outcomes["recommendation"] = ModelOutcome("recommendation", "published", "v1")
+    state = final_state({"status": run_status(outcomes)}, outcomes)
+    assert state.name == "Published"
+    assert state.message == (
+        "1 published, 3 blocked, 0 skipped, 0 failed; the recommendation published"
+    )
+
+
 def _trained(*passed: bool) -> Trained:
     gates = [Gate(f"g{i}", 1.0 if ok else -1.0, 0.0, ok) for i, ok in enumerate(passed)]
     export = OnnxExport(Path("m.onnx"), 0.0, GraphSpec((), (), 17))
