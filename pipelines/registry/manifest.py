@@ -29,6 +29,13 @@ POINTER_SCHEMA = "edgeflow.pointer/2"
 LEGACY_POINTER_SCHEMA = "edgeflow.pointer/1"
 POINTER_PAYLOAD_TYPE = "application/vnd.edgeflow.pointer+json"
 POINTER_KINDS = ("publish", "rollback", "heartbeat")
+CHALLENGER_SCHEMA = "edgeflow.challenger/1"
+"""The payload schema of a ``CHALLENGER`` envelope: its own, so a challenger envelope copied
+over ``LATEST`` is refused by every verifier (they all require ``edgeflow.pointer/2`` there),
+and a ``LATEST`` envelope copied over ``CHALLENGER`` is refused likewise."""
+CHALLENGER_KINDS = ("publish", "heartbeat", "withdraw")
+"""``withdraw``: a signed "no challenger" (refused or promoted), so deleting ``CHALLENGER`` or
+putting an older challenger envelope back is seen by its sequence."""
 LEGACY_MAX_AGE = timedelta(hours=72)  # the default envelope ttl: legacy pointers age out alike
 MAX_DOC_BYTES = 1 << 20  # manifest.json
 MAX_ENVELOPE_BYTES = 64 << 10  # LATEST and history entries
@@ -335,13 +342,27 @@ def parse_envelope(data: bytes, what: str) -> Envelope:
     return Envelope(payload=payload, payload_type=doc["payloadType"], signatures=tuple(entries))
 
 
-def parse_pointer(data: bytes, model: str, *, legacy: bool = False, what: str = "") -> Pointer:
-    """Validate a pointer payload (after its signature has been checked)."""
-    what = what or f"{model}/LATEST"
+def parse_pointer(
+    data: bytes,
+    model: str,
+    *,
+    legacy: bool = False,
+    what: str = "",
+    challenger: bool = False,
+) -> Pointer:
+    """Validate a pointer payload (after its signature has been checked).
+
+    ``challenger``: the payload of a ``CHALLENGER`` envelope (its own schema and kinds); a
+    ``LATEST`` payload is refused there and a challenger payload everywhere else."""
+    what = what or f"{model}/{'CHALLENGER' if challenger else 'LATEST'}"
     err = PointerInvalidError
     doc = _parse_doc(data, what, err, MAX_PAYLOAD_BYTES if not legacy else MAX_ENVELOPE_BYTES)
     check_canonical(data, doc, what, err)
+    if challenger and legacy:
+        raise err(f"{what}: a challenger pointer is always an envelope")
     schema = LEGACY_POINTER_SCHEMA if legacy else POINTER_SCHEMA
+    if challenger:
+        schema = CHALLENGER_SCHEMA
     if doc.get("schema") != schema:
         raise err(f"{what}: schema is {str(doc.get('schema'))[:40]!r}, expected {schema!r}")
     for name in ("model", "version", "manifest_sha256", "key_id", "created_at"):
@@ -368,7 +389,9 @@ def parse_pointer(data: bytes, model: str, *, legacy: bool = False, what: str = 
             created_at=doc["created_at"],
             legacy=True,
         )
-    expires, kind = _check_v2_fields(doc, created, what)
+    expires, kind = _check_v2_fields(
+        doc, created, what, CHALLENGER_KINDS if challenger else POINTER_KINDS
+    )
     return Pointer(
         model=doc["model"],
         version=doc["version"],
@@ -383,15 +406,17 @@ def parse_pointer(data: bytes, model: str, *, legacy: bool = False, what: str = 
     )
 
 
-def _check_v2_fields(doc: Mapping[str, Any], created: datetime, what: str) -> tuple[str, str]:
+def _check_v2_fields(
+    doc: Mapping[str, Any], created: datetime, what: str, kinds: tuple[str, ...] = POINTER_KINDS
+) -> tuple[str, str]:
     err = PointerInvalidError
     expires = _require(doc, "expires", str, what, err)
     expires_at = parse_time(expires)
     if expires_at is None or expires_at <= created:
         raise err(f"{what}: expires is not a timestamp after created_at")
     kind = _require(doc, "kind", str, what, err)
-    if kind not in POINTER_KINDS:
-        raise err(f"{what}: kind {kind[:40]!r} is not one of {', '.join(POINTER_KINDS)}")
+    if kind not in kinds:
+        raise err(f"{what}: kind {kind[:40]!r} is not one of {', '.join(kinds)}")
     for name in ("previous", "floor"):
         if name not in doc:
             raise err(f"{what}: missing field {name!r}")

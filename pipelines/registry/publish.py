@@ -657,6 +657,89 @@ def _primary_onnx(names: Sequence[str]) -> str | None:
     return onnx_names[0] if len(onnx_names) == 1 else None
 
 
+@dataclass(frozen=True)
+class VersionFacts:
+    """What a new version's manifest says besides its files (see :func:`publish_model`)."""
+
+    version: str
+    previous: str | None
+    metrics: Mapping[str, float] | None = None
+    gates: Sequence[Mapping[str, Any]] | None = None
+    lineage: Mapping[str, Any] | None = None
+    inputs: Sequence[Mapping[str, Any]] | None = None
+    outputs: Sequence[Mapping[str, Any]] | None = None
+    opset: int | None = None
+
+
+@dataclass(frozen=True)
+class WrittenVersion:
+    """A version folder written and verified, not yet named by any pointer."""
+
+    entries: tuple[FileEntry, ...]
+    manifest_sha256: str
+
+
+def write_version(
+    store: Store,
+    model: str,
+    blobs: Mapping[str, bytes],
+    keyring: KeyRing,
+    facts: VersionFacts,
+    described: Mapping[str, Any],
+    on_step: StepHook | None = None,
+) -> WrittenVersion:
+    """Files, manifest, then its signature, each write-once, then a re-verification of the
+    whole folder: the step every pointer (``LATEST`` or ``CHALLENGER``) is signed after."""
+    signer = keyring.signer()
+    version, previous = facts.version, facts.previous
+    metrics, gates, lineage = facts.metrics, facts.gates, facts.lineage
+    inputs, outputs, opset = facts.inputs, facts.outputs, facts.opset
+    entries = tuple(FileEntry(n, sha256_hex(b), len(b)) for n, b in sorted(blobs.items()))
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "model": model,
+        "version": version,
+        "created_at": _now(),
+        "key_id": signer.key_id,
+        "algorithm": signer.algorithm,
+        "key_check": signer.key_check,
+        "files": [e.as_dict() for e in entries],
+        "inputs": list(inputs) if inputs is not None else described["inputs"],
+        "outputs": list(outputs) if outputs is not None else described["outputs"],
+        "opset": opset if opset is not None else described["opset"],
+        "metrics": dict(metrics or {}),
+        "gates": [dict(g) for g in (gates or [])],
+        "lineage": dict(lineage or {}),
+        "previous_version": previous,
+    }
+    check_finite(manifest)
+    manifest_bytes = canonical_json(manifest)
+    step = on_step or (lambda _name: None)
+    prefix = version_prefix(model, version)
+    try:
+        for name, blob in sorted(blobs.items()):
+            store.write(f"{prefix}/{name}", blob, create_only=True)
+            step(f"file:{name}")
+        store.write(f"{prefix}/{MANIFEST}", manifest_bytes, create_only=True)
+        step("manifest")
+        store.write(f"{prefix}/{MANIFEST}{SIG}", keyring.sign(manifest_bytes), create_only=True)
+        step("manifest_sig")
+    except ObjectExistsError as exc:
+        raise ConcurrentPublishError(
+            f"{prefix} is being written by a concurrent publish: {exc}"
+        ) from None
+    digest = sha256_hex(manifest_bytes)
+    try:  # what was just written is still all there (nothing pruned or replaced it meanwhile)
+        verify_version(store, model, version, keyring, expected_manifest_sha256=digest)
+    except (VerificationError, ObjectNotFoundError) as exc:
+        store.delete(f"{prefix}/{MANIFEST}{SIG}")  # never leave it looking signed
+        raise ConcurrentPublishError(
+            f"{prefix} changed while it was being published ([{exc.code}] {exc}); unsigned it, "
+            "nothing was made live; retry"
+        ) from None
+    return WrittenVersion(entries, digest)
+
+
 def publish_model(
     store: Store,
     model: str,
@@ -709,49 +792,17 @@ def publish_model(
     sequence = _next_sequence(state, start_sequence)
     version = _next_version(state, store)
     previous = state.live
-    entries = tuple(FileEntry(n, sha256_hex(b), len(b)) for n, b in sorted(blobs.items()))
-    manifest = {
-        "schema": MANIFEST_SCHEMA,
-        "model": model,
-        "version": version,
-        "created_at": _now(),
-        "key_id": signer.key_id,
-        "algorithm": signer.algorithm,
-        "key_check": signer.key_check,
-        "files": [e.as_dict() for e in entries],
-        "inputs": list(inputs) if inputs is not None else described["inputs"],
-        "outputs": list(outputs) if outputs is not None else described["outputs"],
-        "opset": opset if opset is not None else described["opset"],
-        "metrics": dict(metrics or {}),
-        "gates": [dict(g) for g in (gates or [])],
-        "lineage": dict(lineage or {}),
-        "previous_version": previous,
-    }
-    check_finite(manifest)
-    manifest_bytes = canonical_json(manifest)
+    written = write_version(
+        store,
+        model,
+        blobs,
+        keyring,
+        VersionFacts(version, previous, metrics, gates, lineage, inputs, outputs, opset),
+        described,
+        on_step,
+    )
+    entries, digest = written.entries, written.manifest_sha256
     step = on_step or (lambda _name: None)
-    prefix = version_prefix(model, version)
-    try:
-        for name, blob in sorted(blobs.items()):
-            store.write(f"{prefix}/{name}", blob, create_only=True)
-            step(f"file:{name}")
-        store.write(f"{prefix}/{MANIFEST}", manifest_bytes, create_only=True)
-        step("manifest")
-        store.write(f"{prefix}/{MANIFEST}{SIG}", keyring.sign(manifest_bytes), create_only=True)
-        step("manifest_sig")
-    except ObjectExistsError as exc:
-        raise ConcurrentPublishError(
-            f"{prefix} is being written by a concurrent publish: {exc}"
-        ) from None
-    digest = sha256_hex(manifest_bytes)
-    try:  # what was just written is still all there (nothing pruned or replaced it meanwhile)
-        verify_version(store, model, version, keyring, expected_manifest_sha256=digest)
-    except (VerificationError, ObjectNotFoundError) as exc:
-        store.delete(f"{prefix}/{MANIFEST}{SIG}")  # never leave it looking signed
-        raise ConcurrentPublishError(
-            f"{prefix} changed while it was being published ([{exc.code}] {exc}); unsigned it, "
-            "nothing was made live; retry"
-        ) from None
     pointer = write_pointer(
         store,
         model,

@@ -60,6 +60,13 @@ def state_file(state_dir: Path, store_uri: str, model: str) -> Path:
     return Path(state_dir) / digest / f"{check_model_name(model)}.json"
 
 
+def challenger_state_dir(state_dir: Path | None) -> Path | None:
+    """Where the publisher records the ``CHALLENGER`` pointers it signed: a folder of its own
+    under ``state_dir``, so the two sequences never share a record and listing the models
+    with a record (``recorded_models``) is unchanged."""
+    return None if state_dir is None else Path(state_dir) / "challenger"
+
+
 def recorded_models(state_dir: Path | None, store_uri: str) -> list[str]:
     """The models this publisher holds a record for in ``store_uri`` (sorted).
 
@@ -84,10 +91,16 @@ def recorded_models(state_dir: Path | None, store_uri: str) -> list[str]:
 
 
 def read_record(
-    state_dir: Path | None, store_uri: str, model: str, keyring: KeyRing
+    state_dir: Path | None,
+    store_uri: str,
+    model: str,
+    keyring: KeyRing,
+    *,
+    challenger: bool = False,
 ) -> PublisherRecord | None:
     """The record, or None when there is none yet; :class:`PublishError` for a damaged one
-    (refusing is safer than forgetting what was signed)."""
+    (refusing is safer than forgetting what was signed). ``challenger``: the record of the
+    ``CHALLENGER`` pointer (kept in its own folder, see ``challenger_state_dir``)."""
     if state_dir is None:
         return None
     path = state_file(state_dir, store_uri, model)
@@ -124,7 +137,9 @@ def read_record(
     pointer = None
     if envelope is not None:
         try:
-            pointer = verify_pointer_bytes(envelope, None, model, keyring, what=str(path))
+            pointer = verify_pointer_bytes(
+                envelope, None, model, keyring, what=str(path), challenger=challenger
+            )
         except RegistryError as exc:
             raise PublishError(
                 f"publisher state {path}: its pointer does not verify: {exc}"

@@ -57,9 +57,13 @@ from pipelines.registry.store import Store
 log = logging.getLogger(__name__)
 
 POINTER = "LATEST"
+CHALLENGER = "CHALLENGER"
+"""A challenger in shadow: the same envelope, sequence and expiry rules as ``LATEST``, with its
+own payload schema, kinds and write-once history (``CHALLENGER_HISTORY``)."""
 MANIFEST = "manifest.json"
 SIG = ".sig"
 HISTORY = "pointers"
+CHALLENGER_HISTORY = "challenger-pointers"
 _HISTORY_RE = re.compile(r"^(\d{12})\.json$")
 HISTORY_PROBE = 64
 """Slots read one by one above ``LATEST`` where the history cannot be listed."""
@@ -67,6 +71,14 @@ HISTORY_PROBE = 64
 
 def pointer_key(model: str) -> str:
     return f"{model}/{POINTER}"
+
+
+def challenger_key(model: str) -> str:
+    return f"{model}/{CHALLENGER}"
+
+
+def challenger_history_key(model: str, sequence: int) -> str:
+    return f"{model}/{CHALLENGER_HISTORY}/{sequence:012d}.json"
 
 
 def version_prefix(model: str, version: str) -> str:
@@ -141,13 +153,24 @@ def _check_signature(
 
 
 def verify_pointer_bytes(
-    data: bytes, sig: bytes | None, model: str, keyring: KeyRing, what: str | None = None
+    data: bytes,
+    sig: bytes | None,
+    model: str,
+    keyring: KeyRing,
+    what: str | None = None,
+    *,
+    challenger: bool = False,
 ) -> Pointer:
     """Check a pointer (an envelope, or the legacy document + ``.sig``), then its fields.
 
     ``sig`` is only used for the legacy two-file form; an envelope carries its signature.
+    ``challenger``: the bytes of ``CHALLENGER`` or its history (an envelope with the
+    challenger schema; anything else is refused there, and a challenger envelope is refused
+    everywhere else).
     """
-    what = what or f"{model}/{POINTER}"
+    what = what or f"{model}/{CHALLENGER if challenger else POINTER}"
+    if challenger and not is_envelope(data):
+        raise PointerInvalidError(f"{what}: a challenger pointer must be a signed envelope")
     if is_envelope(data):
         env = parse_envelope(data, what)
         signer = peek_signer(env.payload, f"{what} payload", PointerInvalidError)
@@ -165,7 +188,7 @@ def verify_pointer_bytes(
             what=what,
         )
         keyring.check_scope(signer["key_id"], model, what)
-        return parse_pointer(env.payload, model, what=what)
+        return parse_pointer(env.payload, model, what=what, challenger=challenger)
     if sig is None:
         raise SignatureMissingError(f"{what}{SIG} is missing (legacy two-file pointer)")
     _check_signature(data, sig, what, PointerInvalidError, keyring)
@@ -304,13 +327,17 @@ def check_against_history(store: Store, model: str, keyring: KeyRing, pointer: P
 
 
 def check_fresh(
-    pointer: Pointer, now: datetime | None = None, max_age: timedelta | None = None
+    pointer: Pointer,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+    *,
+    name: str = POINTER,
 ) -> None:
     """:class:`PointerExpiredError` when ``pointer`` is past ``expires`` or older than
-    ``max_age`` (a frozen store: nobody re-signed it)."""
+    ``max_age`` (a frozen store: nobody re-signed it). ``name``: the pointer it came from."""
     now = now or datetime.now(UTC)
     expires = pointer.expires_at()
-    what = f"{pointer.model}/{POINTER} (sequence {pointer.sequence})"
+    what = f"{pointer.model}/{name} (sequence {pointer.sequence})"
     if expires is not None and now > expires:
         raise PointerExpiredError(
             f"{what} expired at {format_time(expires)}: "
@@ -479,3 +506,66 @@ def list_models(store: Store) -> list[str]:
     if unsafe is not None:
         out.extend(name for name in unsafe("", files=True) if MODEL_RE.fullmatch(name))
     return sorted(out)
+
+
+class ChallengerView(NamedTuple):
+    """A verified ``CHALLENGER``: its pointer, and the version it names (``None`` when the
+    pointer is a withdrawal: no challenger stands, and its sequence still counts)."""
+
+    pointer: Pointer
+    version: VerifiedVersion | None
+
+
+def read_challenger(
+    store: Store,
+    model: str,
+    keyring: KeyRing,
+    *,
+    min_sequence: int | None = None,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+    check_freshness: bool = True,
+) -> ChallengerView | None:
+    """Verify ``CHALLENGER`` as :func:`verify_model` verifies ``LATEST``; None when absent.
+
+    The same order and rules: the envelope's signature and scope, the challenger schema (a
+    ``LATEST`` envelope copied here is refused), ``min_sequence`` (:class:`ReplayError` for a
+    sequence not above the last one the caller accepted), then, for a ``publish`` or
+    ``heartbeat``, freshness and every file of the version it names, by hash. A withdrawal
+    is returned with ``version=None`` after the sequence check, so a consumer that saw it
+    refuses the older challenger envelope someone puts back.
+    """
+    check_model_name(model)
+    key = challenger_key(model)
+    try:
+        data = store.read(key, max_bytes=MAX_ENVELOPE_BYTES)
+    except ObjectNotFoundError:
+        return None
+    pointer = verify_pointer_bytes(data, None, model, keyring, challenger=True)
+    if min_sequence is not None and pointer.sequence <= min_sequence:
+        raise ReplayError(
+            f"{model}/{CHALLENGER} has sequence {pointer.sequence}, not above the last "
+            f"accepted {min_sequence}: an old challenger pointer was replayed"
+        )
+    if pointer.kind == "withdraw":
+        return ChallengerView(pointer, None)
+    if check_freshness:
+        check_fresh(pointer, now, max_age, name=CHALLENGER)
+    vv = verify_version(
+        store, model, pointer.version, keyring, expected_manifest_sha256=pointer.manifest_sha256
+    )
+    return ChallengerView(
+        pointer,
+        VerifiedVersion(
+            model=vv.model,
+            version=vv.version,
+            manifest=vv.manifest,
+            manifest_bytes=vv.manifest_bytes,
+            manifest_sig=vv.manifest_sig,
+            manifest_sha256=vv.manifest_sha256,
+            files=vv.files,
+            sequence=pointer.sequence,
+            pointer_bytes=data,
+            pointer=pointer,
+        ),
+    )
