@@ -14,6 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
+from pipelines.evaluation.gates import Gate
 from pipelines.models.base import ModelResult
 from pipelines.plots import plot_bars_overview
 from pipelines.report import PARAMETER_FILES, ModelSection, write_report
@@ -136,26 +137,62 @@ def number_cell(value: float | None) -> str:
 
 
 def gate_rows(outcomes: Mapping[str, ModelOutcome]) -> list[dict[str, Any]]:
-    """The gate table artifact's rows: every gate of every model with its point estimate and
-    bootstrap interval beside the value the gate compares (the interval's low end for a
-    lower-bound gate)."""
+    """The gate artifact's rows: every gate of every model, whether it passed, the comparison
+    it makes, and its point estimate with the bootstrap interval (as the report writes it).
+    The span is in the gate's name (``_confirmation``) or beside it; the unit is said once."""
     return [
         {
             "model": name,
-            "gate": g.name,
-            "span": g.span,
-            "estimate": number_cell(g.estimate),
-            "ci_low": number_cell(g.ci_low),
-            "ci_high": number_cell(g.ci_high),
-            "value": number_cell(g.value),
-            "direction": _DIRECTION_CELL.get(g.direction, g.direction),
-            "threshold": number_cell(g.threshold),
-            "unit": g.unit,
+            "gate": g.name if g.span == "test" or "confirm" in g.name else f"{g.name} ({g.span})",
             "passed": "yes" if g.passed else "**no**",
+            "compared": " ".join(
+                part
+                for part in (
+                    number_cell(g.value),
+                    _DIRECTION_CELL.get(g.direction, g.direction),
+                    number_cell(g.threshold),
+                    g.unit if g.estimate is None else "",
+                )
+                if part
+            ),
+            "estimate [95% CI]": _estimate_cell(g),
         }
         for name, o in outcomes.items()
         for g in o.gates
     ]
+
+
+def _estimate_cell(g: Gate) -> str:
+    if g.estimate is None:
+        return ""
+    cell = number_cell(g.estimate)
+    if g.ci_low is not None and g.ci_high is not None:
+        cell = f"{cell} [{number_cell(g.ci_low)}, {number_cell(g.ci_high)}]"
+    return f"{cell} {g.unit}".rstrip()
+
+
+def gate_markdown(outcomes: Mapping[str, ModelOutcome]) -> str:
+    """The gate table as Markdown lists, one per model. The UI's tables (table artifacts and
+    Markdown tables alike) do not wrap their cells: at 1400 px five columns of 45-character
+    gate names still ran past the right edge and hid the estimates. List items wrap."""
+    lines: list[str] = []
+    for name, o in outcomes.items():
+        rows = gate_rows({name: o})
+        if not rows:
+            continue
+        lines += [f"#### {name} ({o.status})", ""]
+        for r in rows:
+            estimate = r["estimate [95% CI]"]
+            tail = f"; estimate {estimate}" if estimate else ""
+            lines.append(f"- `{r['gate']}`: {r['passed']}, {r['compared']}{tail}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def outcome_lines(outcomes: Mapping[str, ModelOutcome]) -> list[str]:
+    """What became of each model as a Markdown list: the UI's Markdown tables do not wrap
+    their cells, so a table's reason column ran past the right edge; list items wrap."""
+    return [f"- **{name}** ({o.status}): {_cell(o.detail)}" for name, o in outcomes.items()]
 
 
 def _cell(text: str) -> str:
@@ -185,9 +222,7 @@ def report_markdown(summary: Mapping[str, Any], outcomes: Mapping[str, ModelOutc
     lines = [
         f"### edgeflow run `{run_id}`: {summary['status']} ({_counts(outcomes)})",
         "",
-        "| model | outcome | why |",
-        "|---|---|---|",
-        *[f"| {name} | **{o.status}** | {_cell(o.detail)} |" for name, o in outcomes.items()],
+        *outcome_lines(outcomes),
         "",
         "**The HTML report** (every plot, the gate table with intervals, the data checks):",
         "",
@@ -231,23 +266,20 @@ def root_flow_run_id() -> Any:
 def publish_run_artifacts(summary: Mapping[str, Any], outcomes: Mapping[str, ModelOutcome]) -> None:
     """The run summary, the gate table and the report's key facts as Prefect artifacts of the
     top flow run (the one a deployment run prints; the training runs as its subflow)."""
-    from prefect.artifacts import MarkdownArtifact, TableArtifact
+    from prefect.artifacts import MarkdownArtifact
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
     lines = [
         f"### edgeflow run `{summary['run_id']}`: {summary['status']} ({_counts(outcomes)})",
         "",
-        "| model | outcome | detail |",
-        "|---|---|---|",
-        *[f"| {name} | **{o.status}** | {_cell(o.detail)} |" for name, o in outcomes.items()],
+        *outcome_lines(outcomes),
     ]
-    artifacts: list[MarkdownArtifact | TableArtifact] = [
+    artifacts: list[MarkdownArtifact] = [
         MarkdownArtifact(key="edgeflow-run-summary", markdown="\n".join(lines)),
     ]
-    rows = gate_rows(outcomes)
-    if rows:
-        artifacts.append(TableArtifact(key="edgeflow-gates", table=rows))
+    if any(o.gates for o in outcomes.values()):
+        artifacts.append(MarkdownArtifact(key="edgeflow-gates", markdown=gate_markdown(outcomes)))
     artifacts.append(
         MarkdownArtifact(key="edgeflow-report", markdown=report_markdown(summary, outcomes))
     )

@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 
 from pipelines.evaluation.gates import Gate
 from tasks.context import ModelOutcome
-from tasks.reporting import gate_rows, number_cell, report_markdown
+from tasks.reporting import gate_markdown, gate_rows, number_cell, report_markdown
 
 GATES = [
     Gate("onnx_parity", 3.2e-08, 1e-05, True, direction="<=", unit="abs diff"),
@@ -38,16 +38,40 @@ def _rendered(cell: str) -> str:
 
 def test_gate_cells_render_as_the_comparison_they_state() -> None:
     rows = gate_rows({"regime": ModelOutcome("regime", "blocked", "x", GATES)})
-    assert [_rendered(r["direction"]) for r in rows] == ["<=", ">", ">=", "<"]
+    assert [_rendered(r["compared"]) for r in rows] == [
+        "3.2e-08 <= 1e-05 abs diff",  # rounded to six decimals the value read 0
+        "-0.1411 > 0",  # the unit is said once, after the estimate
+        "0.91 >= 0.9 share",
+        "0.04 < 0.05 share",
+    ]
     parity, lift, *_ = rows
-    assert _rendered(parity["value"]) == "3.2e-08"  # rounded to six decimals it read 0
-    assert _rendered(parity["threshold"]) == "1e-05"
-    assert (lift["estimate"], lift["ci_low"], lift["ci_high"]) == (
-        "-0.0702",
-        "-0.1411",
-        "-0.007684",
+    assert lift["estimate [95% CI]"] == "-0.0702 [-0.1411, -0.007684] nats"
+    assert _rendered(lift["passed"]) == "no" and parity["estimate [95% CI]"] == ""
+
+
+def test_gate_table_keeps_to_five_columns_and_names_a_span_its_gate_does_not() -> None:
+    """Eleven columns ran past the UI's right edge at 1400 px (its table cells do not wrap)."""
+    gates = [*GATES, Gate("drift", 0.1, 0.2, True, direction="<", span="confirm")]
+    rows = gate_rows({"regime": ModelOutcome("regime", "blocked", "x", gates)})
+    assert {len(r) for r in rows} == {5}
+    assert rows[-1]["gate"] == "drift (confirm)" and rows[0]["gate"] == "onnx_parity"
+
+
+def test_gate_artifact_is_a_list_per_model_that_wraps() -> None:
+    """The UI's tables do not wrap their cells: the gate table ran past the right edge at
+    1400 px and hid the estimates. Each gate is a list item, the comparison rendered as such."""
+    outcomes = {
+        "regime": ModelOutcome("regime", "blocked", "x", GATES),
+        "recommendation": ModelOutcome("recommendation", "published", "v1"),
+    }
+    text = gate_markdown(outcomes)
+    assert "<table>" not in MarkdownIt("commonmark").render(text)
+    assert "recommendation" not in text  # no gates, no heading
+    lines = [ln for ln in text.splitlines() if ln.startswith("- ")]
+    assert len(lines) == len(GATES) and text.startswith("#### regime (blocked)")
+    assert _rendered(lines[1]) == (
+        "lift_lower_bound: no, -0.1411 > 0; estimate -0.0702 [-0.1411, -0.007684] nats"
     )
-    assert _rendered(lift["passed"]) == "no" and parity["ci_low"] == ""
 
 
 def test_numbers_keep_four_significant_digits_and_no_negative_zero() -> None:
@@ -73,5 +97,6 @@ def test_report_artifact_names_the_file_instead_of_a_dead_link() -> None:
     }
     text = report_markdown(summary, outcomes)
     assert "file://" not in text and "`/w/runs/r/report/index.html`" in text
-    assert "| regime | **blocked** | lift / below 0 |" in text  # a '|' would split the cell
+    # a list, not a table: the UI's table cells do not wrap, so a long reason ran off the page
+    assert "- **regime** (blocked): lift / below 0" in text
     assert "workflowType=machine_learning" in text
