@@ -55,6 +55,7 @@ from pipelines.bot.events import (
     outcome_record,
 )
 from pipelines.bot.policy import action_distribution, one_hot, sample_arm
+from pipelines.bot.shadow import ChallengerModel, shadow_event
 from pipelines.data.schema import REGIMES
 from pipelines.features.names import FEATURE_NAMES
 from pipelines.features.stream import SymbolFeatureState
@@ -243,6 +244,13 @@ class DecisionEngine:
         :class:`EngineConfig`.
     events:
         Where decision and outcome events go (``None``: not written, e.g. a dry run).
+    challengers:
+        ``{role: ChallengerModel}``: the published challengers to shadow (``docs/bot.md``).
+        Each is asked what the champion was asked on every decision; both answers go to
+        ``shadow_events`` as one ``edgeflow.shadow/1`` event. Nothing the bot does changes:
+        no extra random draw, no effect on the arm, the size or the decision event.
+    shadow_events:
+        Where shadow events go (a log of their own; ``None``: computed, not written).
     """
 
     def __init__(
@@ -250,10 +258,20 @@ class DecisionEngine:
         clients: Mapping[str, ModelClient | None],
         config: EngineConfig,
         events: EventLog | None = None,
+        *,
+        challengers: Mapping[str, ChallengerModel | None] | None = None,
+        shadow_events: EventLog | None = None,
     ) -> None:
         unknown = set(clients) - set(MODEL_ROLES)
         if unknown:
             raise ValueError(f"unknown model role(s) {sorted(unknown)}; use {MODEL_ROLES}")
+        unknown = set(challengers or {}) - set(MODEL_ROLES)
+        if unknown:
+            raise ValueError(f"unknown challenger role(s) {sorted(unknown)}; use {MODEL_ROLES}")
+        self.challengers: dict[str, ChallengerModel] = {
+            r: c for r, c in (challengers or {}).items() if c is not None
+        }
+        self.shadow_events = shadow_events
         self.clients: dict[str, ModelClient | None] = {r: clients.get(r) for r in MODEL_ROLES}
         self.config = config
         self.events = events
@@ -273,21 +291,32 @@ class DecisionEngine:
         *,
         roles: Sequence[str] = MODEL_ROLES,
         poll_interval: float = 30.0,
+        shadow_events: EventLog | None = None,
     ) -> DecisionEngine:
-        """One :class:`ModelClient` per role on ``store`` (cache in ``cache_dir/<role>``)."""
+        """One :class:`ModelClient` per role on ``store`` (cache in ``cache_dir/<role>``);
+        with ``shadow_events``, also one :class:`ChallengerModel` per role, shadowed."""
         clients = {
             role: ModelClient(
                 store, role, keyring, Path(cache_dir) / role, poll_interval=poll_interval
             )
             for role in roles
         }
-        engine = cls(clients, config, events)
+        challengers = (
+            {role: ChallengerModel(store, role, keyring) for role in roles}
+            if shadow_events is not None
+            else None
+        )
+        engine = cls(clients, config, events, challengers=challengers, shadow_events=shadow_events)
         engine.refresh()
         return engine
 
     # ----------------------------------------------------------------- models
     def refresh(self) -> dict[str, bool]:
-        """Poll every model once (hot reload); ``{role: True if a newer version swapped in}``."""
+        """Poll every model once (hot reload); ``{role: True if a newer version swapped in}``.
+
+        Challengers are polled here too (a withdrawn or refused one stops being shadowed)."""
+        for challenger in self.challengers.values():
+            challenger.refresh()
         return {r: c.refresh() for r, c in self.clients.items() if c is not None}
 
     def start(self) -> None:
@@ -404,7 +433,92 @@ class DecisionEngine:
         if self.events is not None:
             event = decision.as_event(self.config.bot_id, self.config.event_details)
             self.events.write(event, sec)
+        if self.challengers:
+            self.shadow(decision, cp, sec)
         return decision
+
+    # ----------------------------------------------------------------- shadow
+    def shadow(self, decision: Decision, cp: float, sec: int) -> list[dict[str, Any]]:
+        """Ask each standing challenger the question its champion answered for ``decision``
+        and log both answers (``edgeflow.shadow/1``); returns the events.
+
+        Pure reads: the decision is already made and logged, nothing here draws from the
+        engine's random stream or changes what the bot trades. A challenger that fails on
+        this bar is logged and skipped (a missing shadow decision is never scored).
+        """
+        out: list[dict[str, Any]] = []
+        x32 = decision.features.astype(np.float32).reshape(1, _N_FEATURES)
+        for role, chal in self.challengers.items():
+            if chal.version is None:
+                continue
+            try:
+                answers = self._shadow_answers(role, chal, decision, x32, cp)
+            except Exception as exc:  # a faulty challenger is evidence against it, not a crash
+                log.warning("%s challenger %s: no shadow decision: %s", role, chal.version, exc)
+                continue
+            event = shadow_event(
+                decision_id=decision.event_id,
+                bot_id=self.config.bot_id,
+                ts=decision.ts,
+                symbol=decision.symbol,
+                model=role,
+                arm=decision.arm,
+                champion_version=decision.models.get(role),
+                champion=answers[0],
+                challenger_version=chal.version,
+                challenger_sequence=chal.sequence,
+                challenger=answers[1],
+            )
+            out.append(event)
+            if self.shadow_events is not None:
+                self.shadow_events.write(event, sec)
+        return out
+
+    def _shadow_answers(
+        self, role: str, chal: ChallengerModel, d: Decision, x32: np.ndarray, cp: float
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(champion's answer, challenger's answer) for ``role`` on decision ``d``."""
+        if role == "regime":
+            out = chal.predict(x32) or {}
+            probs = np.asarray(out.get("probabilities", next(iter(out.values()))), np.float64)
+            probs = probs.reshape(-1)
+            if probs.shape != (len(REGIMES),) or not np.isfinite(probs).all():
+                raise ValueError(f"bad output shape {probs.shape}")
+            return {"regime": d.regime}, {
+                "regime": REGIMES[int(np.argmax(probs))],
+                "probabilities": [float(p) for p in probs],
+            }
+        if role == "bandit":
+            out = chal.predict(x32) or {}
+            values = np.asarray(out.get("arm_values", next(iter(out.values()))), np.float64)
+            values = values.reshape(-1)
+            if values.shape != (N_ARMS,) or not np.isfinite(values).all():
+                raise ValueError(f"bad arm values {values.shape}")
+            dist = action_distribution(values, self.config.epsilon)
+            champion_arm = int(np.argmax(d.action_distribution))
+            return {"arm": ARM_NAMES[champion_arm]}, {
+                "arm": ARM_NAMES[int(np.argmax(values))],
+                "action_distribution": [float(p) for p in dist],
+            }
+        if role == "metalabel":
+            meta_in = np.zeros((1, _N_FEATURES + N_ARMS), dtype=np.float32)
+            meta_in[0, :_N_FEATURES] = x32[0]
+            meta_in[0, _N_FEATURES + d.arm_index] = 1.0
+            out = chal.predict(meta_in) or {}
+            raw = out.get("p_win", out.get("probabilities", list(out.values())[-1]))
+            p = np.asarray(raw, np.float64).reshape(-1)
+            if not (p.size in (1, 2) and np.isfinite(p).all() and 0.0 <= p[-1] <= 1.0):
+                raise ValueError(f"bad output {p.tolist()}")
+            return {"p_win": d.p_win}, {"p_win": float(p[-1])}
+        obs = np.empty((1, _N_FEATURES + 1), dtype=np.float32)
+        obs[0, :_N_FEATURES] = x32[0]
+        obs[0, _N_FEATURES] = float(d.signal)
+        out = chal.predict(obs) or {}
+        m = np.asarray(out.get("multiplier", next(iter(out.values()))), np.float64).reshape(-1)
+        if m.size != 1 or not math.isfinite(float(m[0])):
+            raise ValueError(f"bad multiplier {m.tolist()}")
+        multiplier, _ = self._risk(float(m[0]), d.p_win, cp)
+        return {"size_multiplier": d.size_multiplier}, {"size_multiplier": multiplier}
 
     def _regime(
         self, x32: np.ndarray, models: dict[str, str], fallbacks: list[Fallback]
