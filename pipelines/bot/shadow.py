@@ -254,7 +254,8 @@ def judge_shadow(
             scored.unscored,
             float(np.mean(scored.lifts) * scale) if n else float("nan"),
             float("nan"),
-            f"{what} refused: {n} scored shadow decisions, fewer than the {min_decisions} required",
+            f"{what} not promoted: {n} scored shadow decisions, fewer than the "
+            f"{min_decisions} required",
         )
     lb = paired_lower_bound(
         scored.lifts, np.zeros(n), mean_difference, min(block, n), n_bootstrap, level, seed
