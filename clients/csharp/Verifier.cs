@@ -11,9 +11,16 @@
 // Build:  mcs -out:Verifier.exe clients/csharp/Verifier.cs
 // Run:    mono Verifier.exe --store DIR --model NAME --key ID:HEX [--key ID:HEX ...]
 //              [--revoked ID ...] [--scope ID:MODEL,...] [--state FILE] [--now 2026-01-02T00:00:00Z]
-//              [--max-age-seconds N] [--min-sequence N] [--out DIR]
+//              [--max-age-seconds N] [--min-sequence N] [--out DIR] [--pointer LATEST|CHALLENGER]
 // Exit:   0 verified (stdout: "VERIFIED model=... version=... sequence=..."),
-//         2 refused  (stdout: "REFUSED <code>: <reason>"), 64 usage error.
+//         2 refused  (stdout: "REFUSED <code>: <reason>"), 64 usage error,
+//         3 no challenger stands (--pointer CHALLENGER only; stdout: "WITHDRAWN model=...
+//           sequence=...": a signed withdrawal, recorded in the state file like a pointer).
+//
+// --pointer CHALLENGER verifies the challenger a bot shadows (docs/bot.md) exactly as LATEST:
+// the same envelope, signature, sequence (its own, with its own --state file and history
+// under <model>/challenger-pointers/), expiry, manifest and file checks; its payload schema
+// is edgeflow.challenger/1, so a challenger envelope is refused as LATEST and the reverse.
 //
 // It does not parse ONNX: the loader must still refuse a model whose tensors reference
 // external data (docs/manifest.md step 10) before handing the bytes to ONNX Runtime.
@@ -512,7 +519,7 @@ namespace Edgeflow
     {
         public string Model, Version, ManifestSha256, Form;
         public long Sequence;
-        public bool AlreadyAccepted;
+        public bool AlreadyAccepted, Withdrawn;
         public Dictionary<string, byte[]> Files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
     }
 
@@ -535,6 +542,12 @@ namespace Edgeflow
         static readonly Regex Segment = new Regex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$");
         static readonly Regex TsRe = new Regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$");
         static readonly string[] Kinds = { "publish", "rollback", "heartbeat" };
+        static readonly string[] ChallengerKinds = { "publish", "heartbeat", "withdraw" };
+
+        // "LATEST" (what the bot serves) or "CHALLENGER" (what it shadows).
+        public string PointerName = "LATEST";
+        bool Challenger { get { return PointerName == "CHALLENGER"; } }
+        string HistoryFolder { get { return Challenger ? "/challenger-pointers" : "/pointers"; } }
 
         readonly FileStoreReader store;
         readonly Dictionary<string, byte[]> keys;
@@ -685,6 +698,7 @@ namespace Edgeflow
             public long Sequence;
             public DateTime Created, Expires;
             public bool Envelope;
+            public string Kind = "publish";
         }
 
         static readonly Regex HistoryName = new Regex("^[0-9]{12}\\.json$");
@@ -692,9 +706,11 @@ namespace Edgeflow
         public Verified Verify(string model, State state, DateTime now, long maxAgeSeconds, long minSequence)
         {
             if (!ModelRe.IsMatch(model)) throw new Refusal("pointer-invalid", "'" + model + "' is not a model name");
-            byte[] latest = store.Read(model + "/LATEST", EnvelopeLimit);
-            if (latest == null) throw new Refusal("pointer-missing", model + "/LATEST does not exist: nothing published");
-            Pointer ptr = ReadPointer(model, model + "/LATEST", latest);
+            string pkey = model + "/" + PointerName;
+            byte[] latest = store.Read(pkey, EnvelopeLimit);
+            if (latest == null)
+                throw new Refusal("pointer-missing", pkey + " does not exist: " + (Challenger ? "no challenger published" : "nothing published"));
+            Pointer ptr = ReadPointer(model, pkey, latest);
 
             // Step 5a: a LATEST that is not the pointer being served is checked against the
             // signed history beside it; a newer verified entry is the newest signed pointer
@@ -705,7 +721,7 @@ namespace Edgeflow
                 Pointer newer = NewerHistory(model, ptr.Sequence);
                 if (newer != null)
                 {
-                    Console.Error.WriteLine("ALERT " + model + "/LATEST has sequence " + ptr.Sequence + " but the signed history holds sequence "
+                    Console.Error.WriteLine("ALERT " + pkey + " has sequence " + ptr.Sequence + " but the signed history holds sequence "
                         + newer.Sequence + " (" + newer.Version + "): going by the history entry");
                     ptr = newer;
                 }
@@ -718,7 +734,7 @@ namespace Edgeflow
         Pointer NewerHistory(string model, long sequence)
         {
             var found = new List<long>();
-            foreach (string name in store.List(model + "/pointers"))
+            foreach (string name in store.List(model + HistoryFolder))
             {
                 long seq;
                 if (HistoryName.IsMatch(name) && long.TryParse(name.Substring(0, 12), NumberStyles.None, CultureInfo.InvariantCulture, out seq) && seq > sequence)
@@ -727,7 +743,7 @@ namespace Edgeflow
             found.Sort();
             for (int i = found.Count - 1; i >= 0; i--)
             {
-                string key = model + "/pointers/" + found[i].ToString("D12", CultureInfo.InvariantCulture) + ".json";
+                string key = model + HistoryFolder + "/" + found[i].ToString("D12", CultureInfo.InvariantCulture) + ".json";
                 try
                 {
                     byte[] bytes = store.Read(key, EnvelopeLimit);
@@ -758,6 +774,8 @@ namespace Edgeflow
             byte[] payload, signed;
             string sigHex;
             bool envelope = outer.Has("payloadType");
+            if (Challenger && !envelope)
+                throw new Refusal("pointer-invalid", what + ": a challenger pointer must be a signed envelope");
             if (envelope)
             {
                 RequireCanonical(latest, outer, what, "pointer-invalid");
@@ -809,7 +827,7 @@ namespace Edgeflow
             // Step 4: the payload is trusted now; check its form.
             RequireCanonical(payload, p, what, "pointer-invalid");
             string schema = Str(p, "schema", what, "pointer-invalid");
-            if (schema != (envelope ? "edgeflow.pointer/2" : "edgeflow.pointer/1"))
+            if (schema != (Challenger ? "edgeflow.challenger/1" : envelope ? "edgeflow.pointer/2" : "edgeflow.pointer/1"))
                 throw new Refusal("pointer-invalid", what + ": schema '" + schema + "' is not expected here");
             if (Str(p, "model", what, "pointer-invalid") != model)
                 throw new Refusal("pointer-invalid", what + " names model '" + Str(p, "model", what, "pointer-invalid") + "'");
@@ -823,12 +841,14 @@ namespace Edgeflow
             // A legacy pointer has no expires field: it is bounded by age instead (docs/manifest.md),
             // so a genuinely signed pre-upgrade pointer cannot be served to a fresh bot later.
             DateTime expires = created.AddHours(LegacyMaxAgeHours);
+            string kind = "publish";
             if (envelope)
             {
                 expires = Ts(p, "expires", what, "pointer-invalid");
                 if (expires <= created) throw new Refusal("pointer-invalid", what + ": expires is not after created_at");
-                if (Array.IndexOf(Kinds, Str(p, "kind", what, "pointer-invalid")) < 0)
-                    throw new Refusal("pointer-invalid", what + ": kind must be publish, rollback or heartbeat");
+                kind = Str(p, "kind", what, "pointer-invalid");
+                if (Array.IndexOf(Challenger ? ChallengerKinds : Kinds, kind) < 0)
+                    throw new Refusal("pointer-invalid", what + ": kind must be " + (Challenger ? "publish, heartbeat or withdraw" : "publish, rollback or heartbeat"));
                 foreach (string f in new[] { "previous", "floor" })
                 {
                     object v = p.Get(f);
@@ -840,7 +860,7 @@ namespace Edgeflow
             return new Pointer
             {
                 Key = key, Version = version, ManifestSha256 = manifestSha, Sequence = sequence,
-                Created = created, Expires = expires, Envelope = envelope,
+                Created = created, Expires = expires, Envelope = envelope, Kind = kind,
             };
         }
 
@@ -862,6 +882,11 @@ namespace Edgeflow
                     throw new Refusal("replay", what + " has sequence " + sequence + ", not above the last accepted " + state.Sequence + ": refusing a replayed pointer");
                 already = sequence == state.Sequence;
             }
+
+            // A signed withdrawal: no challenger stands. Its sequence counts (a bot records
+            // it, so the withdrawn envelope put back is refused as a replay); nothing to load.
+            if (ptr.Kind == "withdraw")
+                return new Verified { Model = model, Version = version, Sequence = sequence, ManifestSha256 = manifestSha, Form = "envelope", AlreadyAccepted = already, Withdrawn = true };
 
             // Step 6: freshness.
             if (now > expires) throw new Refusal("expired", what + " expired at " + expires.ToString("o", CultureInfo.InvariantCulture));
@@ -934,7 +959,7 @@ namespace Edgeflow
         static int Usage(string why)
         {
             Console.Error.WriteLine("usage error: " + why);
-            Console.Error.WriteLine("usage: Verifier.exe --store DIR --model NAME --key ID:HEX [--key ...] [--revoked ID] [--scope ID:MODEL,...] [--state FILE] [--now ISO8601] [--max-age-seconds N] [--min-sequence N] [--out DIR]");
+            Console.Error.WriteLine("usage: Verifier.exe --store DIR --model NAME --key ID:HEX [--key ...] [--revoked ID] [--scope ID:MODEL,...] [--state FILE] [--now ISO8601] [--max-age-seconds N] [--min-sequence N] [--out DIR] [--pointer LATEST|CHALLENGER]");
             return 64;
         }
 
@@ -986,7 +1011,7 @@ namespace Edgeflow
 
         public static int Main(string[] args)
         {
-            string storeDir = null, model = null, statePath = null, outDir = null;
+            string storeDir = null, model = null, statePath = null, outDir = null, pointerName = "LATEST";
             var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
             var revoked = new HashSet<string>(StringComparer.Ordinal);
             var scopes = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
@@ -1004,6 +1029,10 @@ namespace Edgeflow
                     case "--model": model = v; break;
                     case "--state": statePath = v; break;
                     case "--out": outDir = v; break;
+                    case "--pointer":
+                        if (v != "LATEST" && v != "CHALLENGER") return Usage("--pointer must be LATEST or CHALLENGER");
+                        pointerName = v;
+                        break;
                     case "--revoked": revoked.Add(v); break;
                     case "--scope":
                         int sep = v.IndexOf(':');
@@ -1040,8 +1069,15 @@ namespace Edgeflow
             {
                 State state = statePath != null ? ReadState(statePath, model) : null;
                 var verifier = new ModelVerifier(new FileStoreReader(storeDir), keys, revoked, scopes);
+                verifier.PointerName = pointerName;
                 Verified v = verifier.Verify(model, state, now, maxAge, minSequence);
                 if (statePath != null && !v.AlreadyAccepted) WriteState(statePath, v, now);
+                if (v.Withdrawn)
+                {
+                    Console.WriteLine("WITHDRAWN model=" + v.Model + " version=" + v.Version + " sequence=" + v.Sequence
+                        + (v.AlreadyAccepted ? " (already accepted)" : ""));
+                    return 3;
+                }
                 if (outDir != null)
                 {
                     foreach (var f in v.Files)

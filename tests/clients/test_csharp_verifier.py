@@ -372,3 +372,78 @@ def test_old_legacy_pointer_and_bootstrap_floor(verifier: Path, store: Path) -> 
     assert rc == 2 and out.startswith("REFUSED replay:"), out
     rc, out = _run(verifier, store, "--min-sequence", "1")
     assert rc == 0, out
+
+
+def _publish_challenger(root: Path, payload: bytes) -> str:
+    from pipelines.registry.challenger import publish_challenger
+
+    done = publish_challenger(
+        FileStore(root),
+        "regime",
+        {"model.onnx": payload},
+        _ring(),
+        metrics={"onnx_max_abs_diff": 0.0},
+        lineage={"mlflow_run_id": "r2", "git_commit": "abc", "data_hash": "d", "config_hash": "c"},
+    )
+    return done.version
+
+
+def test_challenger_pointer_is_verified_like_latest(
+    verifier: Path, store: Path, tmp_path: Path
+) -> None:
+    """--pointer CHALLENGER: the challenger a bot shadows, with every LATEST check; the two
+    envelopes are not interchangeable; a withdrawal is recorded and a put-back is a replay."""
+    rc, out = _run(verifier, store, "--pointer", "CHALLENGER")
+    assert rc == 2 and out.startswith("REFUSED pointer-missing:") and "no challenger" in out, out
+    assert _publish_challenger(store, _onnx(3.0)) == "v000002"
+    state = tmp_path / "state" / "regime-challenger.json"
+    rc, out = _run(
+        verifier,
+        store,
+        "--pointer",
+        "CHALLENGER",
+        "--state",
+        str(state),
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert rc == 0 and "VERIFIED model=regime version=v000002 sequence=1" in out, out
+    assert (tmp_path / "o" / "model.onnx").read_bytes() == _onnx(3.0)
+    rc, out = _run(verifier, store)  # LATEST still serves the champion
+    assert rc == 0 and "version=v000001 sequence=1" in out, out
+    # expiry: the same rule as LATEST
+    rc, out = _run(verifier, store, "--pointer", "CHALLENGER", "--now", "2099-01-01T00:00:00Z")
+    assert rc == 2 and out.startswith("REFUSED expired:"), out
+    # a challenger envelope copied over LATEST, and the reverse, are refused by schema
+    latest = (store / "regime" / "LATEST").read_bytes()
+    challenger = (store / "regime" / "CHALLENGER").read_bytes()
+    (store / "regime" / "LATEST").write_bytes(challenger)
+    rc, out = _run(verifier, store, "--state", str(tmp_path / "fresh.json"))
+    assert rc == 2 and out.startswith("REFUSED pointer-invalid:") and "schema" in out, out
+    (store / "regime" / "LATEST").write_bytes(latest)
+    (store / "regime" / "CHALLENGER").write_bytes(latest)
+    rc, out = _run(verifier, store, "--pointer", "CHALLENGER")
+    assert rc == 2 and out.startswith("REFUSED pointer-invalid:") and "schema" in out, out
+    (store / "regime" / "CHALLENGER").write_bytes(challenger)
+    # tampered challenger files are refused as LATEST's are
+    blob = store / "regime" / "v000002" / "model.onnx"
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    rc, out = _run(verifier, store, "--pointer", "CHALLENGER")
+    assert rc == 2 and out.startswith("REFUSED hash-mismatch:"), out
+    blob.write_bytes(good)
+    # withdrawn: exit 3, recorded; the withdrawn envelope put back is a replay for this bot
+    from pipelines.registry.challenger import withdraw_challenger
+
+    assert withdraw_challenger(FileStore(store), "regime", _ring()) is not None
+    rc, out = _run(verifier, store, "--pointer", "CHALLENGER", "--state", str(state))
+    assert rc == 3 and out.startswith("WITHDRAWN model=regime version=v000002 sequence=2"), out
+    assert json.loads(state.read_text())["sequence"] == 2
+    (store / "regime" / "CHALLENGER").write_bytes(challenger)
+    rc, out = _run(verifier, store, "--pointer", "CHALLENGER", "--state", str(state))
+    # the signed history beside it still holds the withdrawal: the bot goes by it
+    assert rc == 3 and "WITHDRAWN" in out and "(already accepted)" in out, out
+    assert "ALERT regime/CHALLENGER has sequence 1 but the signed history holds sequence 2" in out
+    (store / "regime" / "challenger-pointers" / "000000000002.json").unlink()
+    rc, out = _run(verifier, store, "--pointer", "CHALLENGER", "--state", str(state))
+    assert rc == 2 and out.startswith("REFUSED replay:"), out
