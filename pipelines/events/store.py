@@ -305,6 +305,7 @@ class _FastRows:
         if self.pieces[kind]:
             fast = _fastpath().frame(self.pieces[kind], self.files[kind], self.lines[kind])
         with_fast = set(self.seqs[kind])
+        fast_types: dict[str, Any] | None = None
         exact: list[tuple[int, pd.DataFrame]] = []
         units = []
         for seq, frame in self.exact[kind]:
@@ -312,9 +313,15 @@ class _FastRows:
                 # one batch of this file's rows would have inferred these columns over the
                 # fast rows too: a column that is all None among the exact rows is a string
                 # column with missing values, as the fast rows make it
-                for col in frame.columns:
-                    if frame[col].dtype == object and fast[col].dtype != object:
-                        frame = frame.assign(**{col: frame[col].astype(fast[col].dtype)})
+                # (dtypes read once: a frame's ``[col]`` builds a Series, per column per file)
+                fast_types = fast.dtypes.to_dict() if fast_types is None else fast_types
+                recast = {
+                    col: frame[col].astype(fast_types[col])
+                    for col, dtype in frame.dtypes.items()
+                    if dtype == _OBJECT and fast_types[col] != _OBJECT
+                }
+                if recast:
+                    frame = frame.assign(**recast)
                 units.append(frame[_TS_COLUMN[kind]].dtype)
             if len(frame):
                 exact.append((seq, frame))
@@ -338,6 +345,7 @@ class _FastRows:
 
 
 _TS_COLUMN: Final = {"decision": "ts", "outcome": "closed_at"}
+_OBJECT: Final = np.dtype(object)
 _UNIT_RANK: Final = {"s": 0, "ms": 1, "us": 2, "ns": 3}
 
 
