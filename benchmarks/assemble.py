@@ -10,6 +10,7 @@ ORDER = [
     "champion",
     "replay",
     "shrinkage",
+    "confirmation_power",
     "null",
     "flow",
     "demo",
