@@ -72,6 +72,31 @@ class RegistryConfig(Section):
         default_factory=dict,
         description="Key id -> PEM Ed25519 public key trusted for verification (consumers).",
     )
+    promotion: Literal["direct", "shadow"] = Field(
+        default="direct",
+        description="direct: a challenger that beats its champion moves LATEST. shadow: it is "
+        "published under CHALLENGER, the bot shadows it, and the next run promotes it only "
+        "if its shadow decisions confirm the lift (docs/bot.md).",
+    )
+    min_shadow_decisions: int = Field(
+        default=500,
+        ge=1,
+        description="Scored shadow decisions a challenger needs before it can be promoted.",
+    )
+    shadow_events: Path | None = Field(
+        default=None,
+        description="Folder of the bots' shadow logs (edgeflow.shadow/1); default "
+        "<workdir>/shadow.",
+    )
+    shadow_ci_level: float = Field(
+        default=0.95, gt=0, lt=1, description="One-sided level of the shadow lift's lower bound."
+    )
+    shadow_bootstrap_block: int = Field(
+        default=24, ge=1, description="Block length (decisions) of the shadow bootstrap."
+    )
+    shadow_n_bootstrap: int = Field(
+        default=500, ge=50, description="Block-bootstrap resamples of the shadow lift."
+    )
     client_cache_dir: Path | None = Field(
         default=None,
         description="Where a ModelClient keeps its last good models; default <workdir>/client.",

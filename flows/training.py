@@ -28,6 +28,7 @@ from tasks.data import CollectResult, pull_cloud_state, push_cloud_state
 from tasks.publish import heartbeat_pointers, settle_trained
 from tasks.recommend import publish_recommendation
 from tasks.reporting import close_run, decide_training, final_state
+from tasks.shadow import settle_challengers
 from tasks.tracking import start_parent_run
 from tasks.train import compute_arm_signals, plan_models, train_model
 
@@ -90,6 +91,10 @@ def _train_and_settle(
     log = get_run_logger()
     assert data.features is not None  # checked by the caller
     features = data.features.frame
+    # promotion: shadow -> last run's challenger is promoted or withdrawn first, so this
+    # run's champion stage starts from the champion that results (direct: nothing runs)
+    shadow_mode = settings.registry.promotion == "shadow"
+    shadowed = settle_challengers(ctx, data.bars) if shadow_mode else {}
     # what is live per slot, verified: each slot's candidates must beat it to replace it
     champions = read_champions(ctx) if settings.training.champions else None
     inputs = TrainInputs(
@@ -132,7 +137,8 @@ def _train_and_settle(
             ctx, parent, data.bars, features, inputs.signals, results, outcomes, data.joined_events
         )
     heartbeats = heartbeat_pointers(ctx, outcomes)
-    summary = close_run(ctx, parent, data, outcomes, results, heartbeats)
+    shadow_lines = {name: s.line for name, s in shadowed.items()}
+    summary = close_run(ctx, parent, data, outcomes, results, heartbeats, shadow_lines or None)
     return final_state(summary, outcomes)
 
 

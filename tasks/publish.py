@@ -23,6 +23,7 @@ from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from pipelines.workdir import WorkdirLayout
 from tasks.context import ModelOutcome, RunContext
+from tasks.shadow import publish_challenger_files, shadows
 from tasks.tracking import log_model_run
 from tasks.train import Trained
 
@@ -108,20 +109,34 @@ def settle_model(
     }
     if decision is not None:  # which candidate ships, of which kind, and what it replaced
         lineage |= decision.lineage()
-    state = publish_files(
-        ctx.store,
-        name,
-        {"model.onnx": result.shipped_export.path},
-        ctx.keyring,
-        # Wall-clock timings stay in MLflow: in the signed manifest they would make two
-        # rebuilds of the same model differ (docs/manifest.md, "Rebuild").
-        result.deterministic_metrics(),
-        gates,
-        lineage,
-        ctx.settings.registry.keep_last,
-        WorkdirLayout(ctx.settings.workdir).publisher_state,
-        return_state=True,
-    )
+    if shadows(ctx, name):  # promotion: shadow -> CHALLENGER; the champion stays live
+        state = publish_challenger_files(
+            ctx.store,
+            name,
+            {"model.onnx": result.shipped_export.path},
+            ctx.keyring,
+            result.deterministic_metrics(),
+            gates,
+            lineage,
+            ctx.settings.registry.pointer_ttl_hours,
+            WorkdirLayout(ctx.settings.workdir).publisher_state,
+            return_state=True,
+        )
+    else:
+        state = publish_files(
+            ctx.store,
+            name,
+            {"model.onnx": result.shipped_export.path},
+            ctx.keyring,
+            # Wall-clock timings stay in MLflow: in the signed manifest they would make two
+            # rebuilds of the same model differ (docs/manifest.md, "Rebuild").
+            result.deterministic_metrics(),
+            gates,
+            lineage,
+            ctx.settings.registry.keep_last,
+            WorkdirLayout(ctx.settings.workdir).publisher_state,
+            return_state=True,
+        )
     if not state.is_completed():
         detail = f"publish failed ({state.message}); {live_note(ctx.store, name)}"
         log.error("%s %s", name, detail)
@@ -131,11 +146,17 @@ def settle_model(
         outcome = ModelOutcome(name, "failed", detail, gates, mlflow_run_id=child)
         return Failed(message=detail, data=outcome)  # type: ignore[return-value]
     published: PublishedVersion = state.result()
-    ctx.tracker.promote(record)
+    if published.kind == "challenger":  # the champion alias moves when it is promoted
+        detail = (
+            f"challenger {published.version} published under CHALLENGER (sequence "
+            f"{published.sequence}) for the bot to shadow; LATEST unchanged"
+        )
+    else:
+        ctx.tracker.promote(record)
+        detail = f"version {published.version} (sequence {published.sequence})"
     ctx.tracker.set_tags(
         child, {"edgeflow.status": "published", "edgeflow.version": published.version}
     )
-    detail = f"version {published.version} (sequence {published.sequence})"
     if decision is not None:
         detail = f"{detail}: {decision.reason}"
     ctx.tracker.set_version_outcome(record, "published", detail)

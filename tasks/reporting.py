@@ -305,9 +305,11 @@ def close_run(
     outcomes: Mapping[str, ModelOutcome],
     results: Mapping[str, ModelResult],
     heartbeats: Mapping[str, str],
+    shadow: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The run summary, the report, the last-training record, MLflow's parent run closed and
-    the Prefect artifacts; returns the summary."""
+    the Prefect artifacts; returns the summary. ``shadow``: with ``promotion: shadow``, the
+    line saying what became of each slot's challenger in shadow (promoted, kept, withdrawn)."""
     status = run_status(outcomes)
     failed = status == "failed"
     summary: dict[str, Any] = {
@@ -324,6 +326,8 @@ def close_run(
         "heartbeats": dict(heartbeats),
         **ctx.lineage,
     }
+    if shadow:  # absent in direct mode: that summary is unchanged
+        summary["shadow"] = dict(shadow)
     report = write_run_report(data.run_dir, summary, outcomes, results, data.checks, data.bars)
     ctx.tracker.log_artifact(parent, report.parent, "report")
     summary["report"] = str(report)
