@@ -184,6 +184,11 @@ def test_documented_examples_are_valid_events() -> None:
     examples = _doc_examples()
     kinds = [event_kind(e) for e in examples]
     assert "decision" in kinds and "outcome" in kinds
+    shadow = json.loads((DOCS.parents[1] / "schemas" / "events" / "shadow-1.json").read_text())
+    assert any(e.get("schema") == "edgeflow.shadow/1" for e in examples)
     for e in examples:
+        if e.get("schema") == "edgeflow.shadow/1":  # the shadow log, not the decision log
+            Draft202012Validator(shadow).validate(e)
+            continue
         assert validate_reference(e) is None, e
         assert _fast(orjson.loads(orjson.dumps(e))) is None, e
