@@ -15,6 +15,7 @@ from prefect.states import Failed, State
 
 from configs import Settings, load_config
 from pipelines.data.errors import RejectedInputError
+from pipelines.features.extended import feature_set_record
 from pipelines.memory import release_memory
 from pipelines.workdir import WorkdirLayout, new_run_id
 from tasks.data import (
@@ -23,9 +24,11 @@ from tasks.data import (
     check_data,
     claim_bar_store,
     collect_raw,
+    extend_feature_set,
     featurize_bars,
     ingest_bot_events,
     load_bars,
+    load_exogenous_series,
     store_bars,
 )
 
@@ -53,6 +56,17 @@ def collect_data(settings: Settings, run_id: str) -> CollectResult:
     appended = store_bars(checked, layout.bars)
     bars, data_hash = load_bars(layout.bars)
     features = featurize_bars(bars, data_hash)
+    series: list[Any] = []
+    if settings.data.exogenous:
+        loaded = load_exogenous_series(settings.data, run_dir, return_state=True)
+        if loaded.name == REJECTED:
+            return CollectResult.refused(run_dir, str(loaded.message))
+        series = loaded.result()
+    if series or settings.data.cross_asset.enabled:
+        extended = extend_feature_set(features, bars, series, settings.data, return_state=True)
+        if extended.name == REJECTED:
+            return CollectResult.refused(run_dir, str(extended.message))
+        features = extended.result()
     events = ingest_bot_events(settings.events, layout.events)
     release_memory()  # the reads' and featurize's temporaries, before the trainings start
     return CollectResult(
@@ -64,6 +78,7 @@ def collect_data(settings: Settings, run_id: str) -> CollectResult:
         append=appended.to_dict(),
         events=events.summary,
         joined_events=events.joined,
+        feature_set=feature_set_record(series, settings.data.cross_asset),
     )
 
 

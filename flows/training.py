@@ -75,6 +75,10 @@ def _training(settings: Settings, force: bool) -> State[dict[str, Any]]:
     lineage = {**ctx.lineage, "data_hash": data.data_hash}
     ctx = RunContext(**{**ctx.__dict__, "lineage": lineage})
     parent = start_parent_run(ctx.tracker, ctx.run_id, settings, lineage, data.checks)
+    # every manifest this run signs names its input columns and their sources (not a tag of
+    # the parent run: MLflow tags are short strings; it is logged there as features.json)
+    ctx.tracker.log_dict(parent, data.feature_set, "features.json")
+    ctx = RunContext(**{**ctx.__dict__, "lineage": {**lineage, "features": data.feature_set}})
     try:
         return _train_and_settle(settings, ctx, parent, data)
     except BaseException:

@@ -198,3 +198,31 @@ def plot_bars_overview(bars: pd.DataFrame, path: Path, max_symbols: int = 4) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     return path
+
+
+def plot_importance(
+    table: pd.DataFrame, path: Path, title: str, what: str, level: float, top: int = 20
+) -> Path:
+    """Permutation importance per feature with its bootstrap interval, largest first.
+
+    ``table`` has ``feature``, ``importance``, ``low``, ``high``
+    (:class:`pipelines.evaluation.importance.Importance`); the ``top`` largest are drawn, an
+    interval that clears zero in the dark colour, one that does not in grey."""
+    rows = table.sort_values("importance", ascending=False, kind="stable").head(top)[::-1]
+    fig = Figure(figsize=(8, 0.28 * len(rows) + 1.4))  # Agg canvas, no pyplot global state
+    ax = fig.subplots()
+    y = np.arange(len(rows))
+    clear = (rows["low"] > 0).to_numpy()
+    colors = np.where(clear, "#0072B2", "#999999")
+    value = rows["importance"].to_numpy()
+    err = np.vstack([value - rows["low"].to_numpy(), rows["high"].to_numpy() - value])
+    ax.barh(y, value, color=colors, height=0.6)
+    ax.errorbar(value, y, xerr=np.clip(err, 0, None), fmt="none", ecolor="#1d2430", lw=0.8)
+    ax.axvline(0.0, color="#1d2430", lw=0.6)
+    ax.set_yticks(y, rows["feature"].tolist(), fontsize=8)
+    ax.set_xlabel(f"increase of the {what} when the feature is shuffled ({level:.0%} CI)")
+    ax.set_title(title, loc="left", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path

@@ -395,7 +395,7 @@ def derive_from_models(
     (``pipelines.exit_outcomes``).
     """
     from pipelines.export.onnx import make_session, run
-    from pipelines.features import FEATURE_NAMES
+    from pipelines.features.names import model_feature_columns
     from pipelines.strategies import ARM_FAMILIES, ARM_NAMES
 
     full = pd.concat([bars.reset_index(drop=True), signals.reset_index(drop=True)], axis=1)
@@ -403,7 +403,8 @@ def derive_from_models(
     aligned = full.merge(keys, on=["ts", "symbol"], how="inner", validate="one_to_one")
     aligned = aligned.sort_values(["symbol", "ts"], ignore_index=True)
     feats = features.sort_values(["symbol", "ts"], ignore_index=True)
-    x = feats[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
+    # the columns the models of this run trained on: the 43 and any configured extras
+    x = feats[list(model_feature_columns(feats.columns))].to_numpy(dtype=np.float32)
     fams = family_signals(aligned[list(ARM_NAMES)], ARM_FAMILIES)
 
     regime_ok = bool(passed.get("regime")) and "regime" in onnx_paths

@@ -340,6 +340,26 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+def feature_set_line(record: Mapping[str, Any]) -> str:
+    """The models' input columns in one line (the summary's ``features`` record lists each
+    column): version, id and the count per source, e.g. ``v1 c651aa0abdacae16: 43 bars,
+    8 cross_asset, 2 exogenous:vix``."""
+    counts: dict[str, int] = {}
+    for column in record.get("columns", []):
+        source = str(column.get("source", "?"))
+        counts[source] = counts.get(source, 0) + 1
+    parts = ", ".join(f"{n} {source}" for source, n in counts.items())
+    return f"v{record.get('version', '?')} {record.get('id', '?')}: {parts or 'none'}"
+
+
+def _summary_cell(key: str, value: Any, status: str) -> str:
+    if key == "status":
+        return status
+    if key == "features" and isinstance(value, Mapping):
+        return feature_set_line(value)
+    return _plain(value) if value not in ({}, [], None, "") else "none"
+
+
 def _detail_html(detail: str | Mapping[str, Any]) -> str:
     """A detail as a sentence, or its named facts as a two-column table."""
     if not isinstance(detail, Mapping):
@@ -516,10 +536,7 @@ def write_report(
     parts.insert(1, f'<p class="muted" id="run-status">{html.escape(status)}</p>')
     # An empty value (no heartbeat re-signed: {}) reads "none", as in the data checks, not a
     # blank cell that looks like a rendering fault.
-    summary_rows = [
-        [k, status if k == "status" else _plain(v) if v not in ({}, [], None, "") else "none"]
-        for k, v in summary.items()
-    ]
+    summary_rows = [[k, _summary_cell(k, v, status)] for k, v in summary.items()]
     parts.append(_table(["field", "value"], summary_rows, long_last=True))
 
     parts.append("<h2>Gates</h2>")

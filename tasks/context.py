@@ -40,7 +40,7 @@ class RunContext:
     store: Store
     keyring: KeyRing
     tracker: Tracker
-    lineage: dict[str, str] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:

@@ -20,6 +20,7 @@ from configs.events import EventsConfig
 from pipelines.cloudstate import pull_state, push_state
 from pipelines.data.checks import CheckedBars, check_bars
 from pipelines.data.errors import DataError
+from pipelines.data.exogenous import ExogenousData, load_exogenous
 from pipelines.data.fingerprint import frame_hash, source_hash
 from pipelines.data.provenance import claim_store, source_fingerprint
 from pipelines.data.sources import RawFrame, load_source
@@ -27,6 +28,7 @@ from pipelines.data.store import AppendResult, append_bars, read_bars
 from pipelines.events import ingest_events, read_dataset
 from pipelines.events.storage import open_source, open_state
 from pipelines.features import FeatureSet
+from pipelines.features.extended import extend_features, feature_set_record
 from pipelines.features.isolated import featurize_isolated
 
 #: The name of a task run's final state when it refused the input: Failed (red in Prefect's
@@ -66,6 +68,9 @@ class CollectResult:
     rejected: str | None = None
     events: dict[str, Any] = field(default_factory=dict)
     joined_events: pd.DataFrame | None = None
+    #: The feature columns the models train on (:func:`feature_set_record`): version, id
+    #: and each column's name and source; the published manifests carry it.
+    feature_set: dict[str, Any] = field(default_factory=feature_set_record)
 
     @classmethod
     def refused(cls, run_dir: Path, message: str) -> CollectResult:
@@ -181,6 +186,46 @@ def featurize_bars(
         features.warmup_dropped,
     )
     return features
+
+
+@task(name="load_exogenous", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
+def load_exogenous_series(cfg: DataConfig, run_dir: Path) -> list[ExogenousData]:
+    """Read and check every configured exogenous series afresh (they are not stored: the
+    source fingerprint records them); quarantined rows go to ``<run>/quarantine``. A refused
+    series ends the task :data:`REJECTED` with its one line (I/O retried, a refusal not)."""
+    client = s3_client(cfg.s3_endpoint_url) if any(e.s3_uri for e in cfg.exogenous) else None
+    try:
+        series = load_exogenous(cfg, s3_client=client, quarantine_dir=run_dir / "quarantine")
+    except DataError as exc:
+        return rejected_state(str(exc))  # type: ignore[return-value]
+    log = get_run_logger()
+    for s in series:
+        log.info(
+            "exogenous series %r: %d value(s) from %s, lag %s",
+            s.name,
+            len(s.frame),
+            s.origin,
+            s.lag,
+        )
+    return series
+
+
+@task(name="extend_features", cache_policy=NO_CACHE)
+def extend_feature_set(
+    features: FeatureSet, bars: pd.DataFrame, exogenous: list[ExogenousData], cfg: DataConfig
+) -> FeatureSet:
+    """The 43 plus the configured cross-asset and exogenous columns (docs/features.md),
+    computed in this process (plain numpy and pandas, no numba); a non-finite value is a
+    refusal naming the feature and row."""
+    try:
+        extended = extend_features(features, bars, exogenous, cfg.cross_asset)
+    except ValueError as exc:
+        return rejected_state(str(exc))  # type: ignore[return-value]
+    get_run_logger().info(
+        "extended features: %d column(s) after the 43",
+        extended.frame.shape[1] - 2 - len(pipelines.features.FEATURE_NAMES),
+    )
+    return extended
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,7 @@ class DecisionEngine:
         self.rng = np.random.default_rng(config.seed)
         self._symbols: dict[str, _SymbolState] = {}
         self._default_arm_by_version: dict[str, int] = {}
+        self._feature_refusals: dict[tuple[str, str], str | None] = {}
         self._default_arm = ARM_NAMES.index(config.default_arm)
 
     @classmethod
@@ -355,6 +356,10 @@ class DecisionEngine:
             if not quiet_if_unpublished:
                 fallbacks.append(Fallback(role, "not-configured"))
             return None
+        refusal = self._feature_refusal(role, client)
+        if refusal is not None:
+            fallbacks.append(Fallback(role, refusal))
+            return None
         try:
             pred = client.predict(feed)
         except Exception as exc:
@@ -364,6 +369,36 @@ class DecisionEngine:
             return None
         models[role] = pred.version
         return pred.outputs
+
+    def _feature_refusal(self, role: str, client: ModelClient) -> str | None:
+        """Why the version ``client`` serves cannot run here, or None: a model trained with
+        cross-asset or exogenous features (its manifest's ``lineage.features``) needs inputs
+        this engine does not compute yet, so it is refused with that reason instead of being
+        fed the 43 (read once per version; a manifest without the record is a 43-feature
+        model)."""
+        version = client.version
+        if version is None:
+            return None
+        key = (role, version)
+        if key not in self._feature_refusals:
+            reason = None
+            try:
+                vv = verify_version(client.store, client.model, version, client.keyring)
+                record = json.loads(vv.manifest_bytes).get("lineage", {}).get("features")
+                columns = record.get("columns", []) if isinstance(record, dict) else []
+                extra = [c["name"] for c in columns if c.get("source") != "bars"]
+                if extra:
+                    shown = ", ".join(extra[:4]) + (", ..." if len(extra) > 4 else "")
+                    reason = (
+                        f"{role} {version} was trained on {len(columns)} features, "
+                        f"{len(extra)} of them cross-asset or exogenous ({shown}); this engine "
+                        "computes only the 43 own-bar features, so it does not serve it"
+                    )
+                    log.error("%s: refused: %s", role, reason)
+            except Exception as exc:  # unreadable: served as before (the 43)
+                log.warning("%s %s: feature record not readable: %s", role, version, exc)
+            self._feature_refusals[key] = reason
+        return self._feature_refusals[key]
 
     def _bandit_default_arm(self, version: str) -> int:
         """The default arm named in a served bandit's manifest (read once per version)."""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.evaluation.ope import Estimate, evaluate_policies, fit_reward_model
-from pipelines.features.names import FEATURE_NAMES
+from pipelines.features.names import FEATURE_NAMES, model_feature_columns
 from pipelines.strategies.signals import ARM_NAMES, N_ARMS
 
 _PROB_COLUMNS = [f"p_{a}" for a in ARM_NAMES]
@@ -80,7 +80,9 @@ def logged_feedback(joined: pd.DataFrame, features: pd.DataFrame | None = None) 
     ----------
     joined : the ``joined`` dataset of the event store.
     features : optional ``FeatureSet.frame`` (``ts``, ``symbol`` and the 43 features) used
-        for decisions logged without features; matched on (symbol, ts).
+        for decisions logged without features; matched on (symbol, ts). Its cross-asset and
+        exogenous columns, if any, are appended to every decision's 43 (the bot logs only
+        those), so ``X`` has the model's width; a decision without them is dropped.
     """
     if joined.empty:
         raise ValueError("no joined decisions")
@@ -95,6 +97,16 @@ def logged_feedback(joined: pd.DataFrame, features: pd.DataFrame | None = None) 
         keys = pd.MultiIndex.from_arrays([frame["symbol"][need], frame["ts"][need]])
         found = lookup.reindex(keys).to_numpy(dtype=np.float32)
         X[need] = found
+    extra = (
+        []
+        if features is None
+        else list(model_feature_columns(features.columns)[len(FEATURE_NAMES) :])
+    )
+    if extra:  # cross-asset and exogenous columns: the bot logs the 43, the frame has the rest
+        assert features is not None
+        lookup = features.set_index(["symbol", "ts"])[extra]
+        keys = pd.MultiIndex.from_arrays([frame["symbol"], frame["ts"]])
+        X = np.hstack([X, lookup.reindex(keys).to_numpy(dtype=np.float32)])
     keep = np.isfinite(X).all(axis=1)
     frame, X = frame[keep].reset_index(drop=True), X[keep]
     arm = frame["arm"].to_numpy(dtype=np.int64)

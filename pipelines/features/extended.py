@@ -10,6 +10,8 @@ column with its source.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +25,10 @@ from pipelines.features.cross_asset import CROSS_ASSET_NAMES, cross_asset_featur
 from pipelines.features.exogenous import exogenous_feature_names, join_exogenous
 from pipelines.features.featureset import FeatureSet
 from pipelines.features.names import FEATURE_NAMES
+
+#: Bumped when a formula of any feature changes: a model trained on one version must not be
+#: fed features of another (the manifest records it beside every column's name and source).
+FEATURE_SET_VERSION = 1
 
 
 def extended_feature_names(
@@ -48,17 +54,42 @@ def feature_manifest(
     return out
 
 
+def feature_set_record(
+    exogenous: Sequence[ExogenousData] = (), cross_asset: CrossAssetConfig | None = None
+) -> dict[str, Any]:
+    """What a model's manifest records about its inputs: :data:`FEATURE_SET_VERSION`, a
+    content id (sha256 of the column list with each source and its parameters, 16 hex) that
+    differs whenever the columns, their order or their sources do, and the list itself."""
+    columns = feature_manifest(exogenous, cross_asset)
+    blob = json.dumps(
+        {"version": FEATURE_SET_VERSION, "columns": columns}, sort_keys=True, default=str
+    )
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return {"version": FEATURE_SET_VERSION, "id": digest, "columns": columns}
+
+
 def featurize_extended(
     bars: pd.DataFrame,
     exogenous: Sequence[ExogenousData] = (),
     cross_asset: CrossAssetConfig | None = None,
 ) -> FeatureSet:
-    """``featurize(bars)`` with the configured extra columns appended (float32, finite).
+    """``featurize(bars)`` with the configured extra columns appended (float32, finite)."""
+    return extend_features(featurize(bars), bars, exogenous, cross_asset)
+
+
+def extend_features(
+    fs: FeatureSet,
+    bars: pd.DataFrame,
+    exogenous: Sequence[ExogenousData] = (),
+    cross_asset: CrossAssetConfig | None = None,
+) -> FeatureSet:
+    """``fs = featurize(bars)`` with the configured extra columns appended: the training flow
+    featurizes the 43 in a child process (numba stays out of the trainer) and appends these,
+    plain numpy and pandas, in its own. Nothing configured returns ``fs`` itself.
 
     Cross-asset features are computed on every bar (warm-up rows included, so the windows are
     full where the 43 are), then kept for the rows ``featurize`` keeps.
     """
-    fs = featurize(bars)
     xa_on = cross_asset is not None and cross_asset.enabled
     if not exogenous and not xa_on:
         return fs

@@ -7,6 +7,7 @@ every exported model, so it is part of the contract with the live bot: append, n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 #: Feature groups in column order. Every feature is scale-free (log ratios, z-scores, bounded
@@ -40,6 +41,21 @@ FEATURE_NAMES: Final[tuple[str, ...]] = tuple(n for g in FEATURE_GROUPS.values()
 #: needs 201 closes; EMA-200 is seeded from the first 200 closes) makes row 200 the first row
 #: where every feature is defined.
 WARMUP_BARS: Final = 200
+
+#: Name prefixes of the optional cross-asset and exogenous columns (docs/features.md).
+EXTRA_PREFIXES: Final[tuple[str, ...]] = ("xa_", "exo_")
+
+
+def model_feature_columns(columns: Iterable[str]) -> tuple[str, ...]:
+    """The columns of a features frame a model takes, in order: the 43, then the optional
+    cross-asset and exogenous ones in the frame's order (their append order). Other columns
+    (keys, labels a caller joined) are not inputs. A frame without the 43 is refused."""
+    cols = list(columns)
+    missing = [c for c in FEATURE_NAMES if c not in cols]
+    if missing:
+        raise ValueError(f"features frame lacks columns {missing[:5]} ({len(missing)} missing)")
+    return (*FEATURE_NAMES, *(c for c in cols if c.startswith(EXTRA_PREFIXES)))
+
 
 if len(FEATURE_NAMES) != 43 or len(set(FEATURE_NAMES)) != 43:  # pragma: no cover - a typo guard
     raise RuntimeError(f"expected 43 unique feature names, got {len(FEATURE_NAMES)}")

@@ -31,6 +31,7 @@ from pipelines.interrupt import checkpoint, training
 from pipelines.seeding import Streams
 
 if TYPE_CHECKING:  # onnxruntime and the champion stage load with the first training only
+    from pipelines.evaluation.importance import Importance
     from pipelines.export.onnx import OnnxExport
     from pipelines.models.champion import Champion, ChampionDecision
 
@@ -200,7 +201,9 @@ class ModelSpec:
     this one reads from ``TrainInputs.upstream``; ``min_rows`` is the fewest labelled feature
     rows per symbol it can train on (a shorter history skips the model with one line instead
     of failing it). ``input_width`` and ``output_shapes`` are the exported ONNX graph's
-    interface (one float32 input of ``[N, input_width]``; each output's shape per row), and
+    interface (one float32 input of ``[N, input_width]``; each output's shape per row) with
+    the 43 own-bar features (configured cross-asset and exogenous columns widen the input by
+    their count, inserted after the 43: docs/features.md), and
     ``one_hot_inputs`` how many of the last input columns are a one-hot (the meta-labeler's
     arm), which a valid input row sets to exactly one 1. ``candidates`` are the policies the
     slot's champion stage judges (empty: the model is judged alone), ``baselines`` what its
@@ -276,6 +279,33 @@ class ModelSpec:
         )
 
 
+def _importance(
+    spec: ModelSpec,
+    trainer: Trainer,
+    data: Any,
+    fitted: Any,
+    cfg: Any,
+    streams: Streams,
+    export: OnnxExport,
+    out_dir: Path,
+) -> tuple[Importance, Path, Path] | None:
+    """Permutation importance of the exported graph on the held-out span, for a trainer that
+    says how to score it (``importance_inputs``); its table and plot. Not a gate: which
+    features carry the value is reported (the run's report, MLflow), never judged."""
+    inputs_of = getattr(trainer, "importance_inputs", None)
+    if inputs_of is None:
+        return None
+    from pipelines.evaluation.importance import onnx_predict, permutation_importance
+    from pipelines.plots import plot_importance
+
+    inputs = inputs_of(data, fitted, cfg)
+    found = permutation_importance(onnx_predict(export.path), inputs, streams.seed("importance"))
+    table = found.write(out_dir / "importance.csv")
+    title = f"{spec.title or spec.name}: permutation importance, {found.rows:,} held-out rows"
+    plot = plot_importance(found.table, out_dir / "importance.png", title, found.what, found.level)
+    return found, table, plot
+
+
 def run_trainer(
     spec: ModelSpec,
     inputs: TrainInputs,
@@ -302,6 +332,8 @@ def run_trainer(
         checkpoint()
         export = trainer.export(data, fitted, cfg, out_dir)
         t4 = time.perf_counter()
+        checkpoint()
+        importance = _importance(spec, trainer, data, fitted, cfg, streams, export, out_dir)
     metrics = dict(evaluation.metrics)
     metrics["onnx_max_abs_diff"] = export.max_abs_diff
     metrics.update(
@@ -314,6 +346,11 @@ def run_trainer(
     )
     gates = evaluate(spec.gate_rule, metrics, cfg, export.max_abs_diff, parity_tolerance)
     artifacts = dict(evaluation.artifacts)
+    if importance is not None:
+        found, table, plot = importance
+        metrics.update(found.metrics())
+        metrics["time/importance_seconds"] = found.seconds
+        artifacts["importance"], artifacts["importance_plot"] = table, plot
     extras = trainer.extras(data, fitted)
     decision = None
     stage = getattr(trainer, "challenge", None)

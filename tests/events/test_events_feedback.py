@@ -128,3 +128,24 @@ def test_neural_bandit_weighting_is_backwards_compatible() -> None:
         NeuralBandit(**kw).fit(X, arm, reward, 2, propensity=np.zeros(len(X)))
     with pytest.raises(ValueError, match="max_weight"):
         NeuralBandit(**kw).fit(X, arm, reward, 2, propensity=prop, max_weight=0.5)
+
+
+def test_cross_asset_and_exogenous_columns_come_from_the_features_frame(
+    sim_log: SimulatedLog, event_bars: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The bot logs the 43; a model trained with extra columns gets them from the frame, so
+    the logged view has the model's width (a decision whose bar has none is dropped)."""
+    joined = _joined(sim_log, tmp_path)
+    frame = featurize(event_bars).frame
+    rng = np.random.default_rng(0)
+    extra = frame.assign(
+        xa_corr=rng.normal(size=len(frame)).astype(np.float32),
+        exo_vix_close=rng.normal(size=len(frame)).astype(np.float32),
+    )
+    ref = logged_feedback(joined)
+    fb = logged_feedback(joined, extra)
+    assert fb.X.shape == (len(ref), len(FEATURE_NAMES) + 2)
+    np.testing.assert_array_equal(fb.X[:, : len(FEATURE_NAMES)], ref.X)
+    lookup = extra.set_index(["symbol", "ts"])[["xa_corr", "exo_vix_close"]]
+    keys = pd.MultiIndex.from_arrays([fb.symbol, pd.DatetimeIndex(fb.ts, tz="UTC")])
+    np.testing.assert_array_equal(fb.X[:, len(FEATURE_NAMES) :], lookup.reindex(keys).to_numpy())

@@ -30,6 +30,7 @@ from configs.bandit import BanditConfig
 from pipelines.data.schema import REGIMES, TRUE_REGIME_COLUMN
 from pipelines.evaluation.bootstrap import mean_difference, minimum_detectable_effect
 from pipelines.evaluation.gates import Gate
+from pipelines.evaluation.importance import ImportanceInputs, column_groups
 from pipelines.evaluation.ope import ESTIMATORS, Estimate, evaluate_policies, fit_reward_model
 from pipelines.evaluation.spans import (
     SPANS,
@@ -523,6 +524,27 @@ class BanditTrainer:
             "over the default arm (0 for the default arm)",
         }
         return Evaluation(metrics, artifacts, params)
+
+    def importance_inputs(
+        self, split: BanditSplit, fitted: BanditFit, cfg: BanditConfig
+    ) -> ImportanceInputs:
+        """Held-out decisions; the loss is minus the net reward of the arm the graph's
+        greedy choice trades (every arm's reward is known there)."""
+        rewards = split.hold[split.data.reward_columns].to_numpy(dtype=np.float64)
+
+        def loss(out: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+            r = rewards[rows]
+            return -r[np.arange(len(r)), np.argmax(out[0], axis=1)]
+
+        return ImportanceInputs(
+            x=split.x(split.hold),
+            groups=column_groups(split.data.feature_names),
+            loss=loss,
+            what="minus the greedy arm's net reward per held-out decision",
+            block=cfg.bootstrap_block,
+            n_boot=cfg.n_bootstrap,
+            level=cfg.ci_level,
+        )
 
     def export(
         self, split: BanditSplit, fitted: BanditFit, cfg: BanditConfig, out_dir: Path

@@ -20,6 +20,7 @@ nothing is live is the bot's fallback for the slot: no filter, every trade at fu
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,6 @@ import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 
 from pipelines.export.onnx import OnnxExport, make_session, run, write_canonical
-from pipelines.features import FEATURE_NAMES
 from pipelines.models.metalabel.export import INPUT_COLUMNS, INPUT_NAME, OUTPUT_NAME
 from pipelines.strategies import ARM_NAMES, N_ARMS
 
@@ -51,23 +51,29 @@ def per_arm_keep(fit: pd.DataFrame) -> npt.NDArray[np.bool_]:
 
 def per_arm_probability(x: npt.ArrayLike, keep: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The rule in numpy: 1.0 for a row whose one-hot arm is kept, 0.0 otherwise."""
-    onehot = np.asarray(x, dtype=np.float64)[:, len(FEATURE_NAMES) :]
+    onehot = np.asarray(x, dtype=np.float64)[:, -N_ARMS:]  # the last columns, any feature set
     return np.asarray(onehot @ np.asarray(keep, dtype=np.float64), dtype=np.float64)
 
 
 def per_arm_filter_export(
-    keep: npt.ArrayLike, x: npt.NDArray[np.float32], path: Path, opset: int
+    keep: npt.ArrayLike,
+    x: npt.NDArray[np.float32],
+    path: Path,
+    opset: int,
+    columns: Sequence[str] = INPUT_COLUMNS,
 ) -> OnnxExport:
     """The per-arm filter as ONNX (the meta-labeler's input and output), checked on ``x``
     against :func:`per_arm_probability`. Only the one-hot columns are read (Gather), so a
-    non-finite feature cannot reach the output."""
+    non-finite feature cannot reach the output. The graph's width and column names are
+    ``x``'s and ``columns``' (the meta-labeler's :func:`input_columns`)."""
     k = np.asarray(keep, dtype=bool)
     if k.shape != (N_ARMS,):
         raise ValueError(f"keep must be [{N_ARMS}], got {k.shape}")
+    width = len(columns)
+    if x.shape[1] != width:
+        raise ValueError(f"x has {x.shape[1]} columns, the graph takes {width}")
     inits = [
-        numpy_helper.from_array(
-            np.arange(len(FEATURE_NAMES), len(INPUT_COLUMNS), dtype=np.int64), "pa_arm_cols"
-        ),
+        numpy_helper.from_array(np.arange(width - N_ARMS, width, dtype=np.int64), "pa_arm_cols"),
         numpy_helper.from_array(k.astype(np.float32).reshape(N_ARMS, 1), "pa_keep"),
     ]
     nodes = [
@@ -77,14 +83,14 @@ def per_arm_filter_export(
     graph = helper.make_graph(
         nodes,
         "per_arm_filter",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", len(INPUT_COLUMNS)])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", width])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])],
         inits,
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     proto.ir_version = 8  # what onnxruntime of every supported version loads
     metadata = {
-        "input_columns": json.dumps(list(INPUT_COLUMNS)),
+        "input_columns": json.dumps(list(columns)),
         "arm_names": json.dumps(list(ARM_NAMES)),
         "kept_arms": json.dumps([a for a, kept in zip(ARM_NAMES, k, strict=True) if kept]),
         "threshold": json.dumps(VETO_THRESHOLD),

@@ -10,12 +10,14 @@ names and the Platt coefficients are in the model's metadata.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from pipelines.export.lgbm import float32_exact
 from pipelines.export.onnx import converter_lock, write_canonical
 from pipelines.features import FEATURE_NAMES
 from pipelines.strategies import ARM_NAMES
@@ -23,6 +25,12 @@ from pipelines.strategies import ARM_NAMES
 INPUT_NAME = "features"
 OUTPUT_NAME = "win_probability"
 INPUT_COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, *(f"arm={a}" for a in ARM_NAMES))
+
+
+def input_columns(feature_names: Sequence[str] = FEATURE_NAMES) -> tuple[str, ...]:
+    """The graph's input columns for these features (the 43, then any cross-asset and
+    exogenous ones), then the arm one-hot: :data:`INPUT_COLUMNS` for the 43."""
+    return (*feature_names, *(f"arm={a}" for a in ARM_NAMES))
 
 
 def _platt_nodes(probabilities: str, a: float, b: float) -> tuple[list[Any], list[Any]]:
@@ -51,15 +59,26 @@ def _platt_nodes(probabilities: str, a: float, b: float) -> tuple[list[Any], lis
     return nodes, inits
 
 
-def export_onnx(model: Any, a: float, b: float, path: Path, opset: int = 15) -> Path:
-    """Write the calibrated meta-labeler to ``path``."""
+def export_onnx(
+    model: Any,
+    a: float,
+    b: float,
+    path: Path,
+    opset: int = 15,
+    columns: Sequence[str] = INPUT_COLUMNS,
+) -> Path:
+    """Write the calibrated meta-labeler to ``path`` (``columns``: :func:`input_columns`).
+
+    The columns between the 43 and the arm one-hot (cross-asset, exogenous) get float32-exact
+    thresholds (:func:`pipelines.export.lgbm.float32_exact`)."""
+    model, _ = float32_exact(model, range(len(FEATURE_NAMES), len(columns) - len(ARM_NAMES)))
     with converter_lock():  # also the first import: two threads importing it can deadlock
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType
 
         proto = onnxmltools.convert_lightgbm(
             model,
-            initial_types=[(INPUT_NAME, FloatTensorType([None, len(INPUT_COLUMNS)]))],
+            initial_types=[(INPUT_NAME, FloatTensorType([None, len(columns)]))],
             zipmap=False,
             target_opset=opset,
         )
@@ -72,7 +91,7 @@ def export_onnx(model: Any, a: float, b: float, path: Path, opset: int = 15) -> 
         helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])
     )
     metadata = {
-        "input_columns": json.dumps(list(INPUT_COLUMNS)),
+        "input_columns": json.dumps(list(columns)),
         "arm_names": json.dumps(list(ARM_NAMES)),
         "platt": json.dumps({"a": a, "b": b}),
         "model": "metalabel",

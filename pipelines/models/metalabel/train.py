@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from pipelines.evaluation.calibration import (
     reliability_curve,
 )
 from pipelines.evaluation.gates import Gate
+from pipelines.evaluation.importance import ImportanceInputs, column_groups
 from pipelines.evaluation.spans import (
     Span,
     confirm_cut,
@@ -44,7 +46,7 @@ from pipelines.evaluation.spans import (
     span_masks,
 )
 from pipelines.export.onnx import OnnxExport, make_session, run
-from pipelines.features import FEATURE_NAMES
+from pipelines.features.names import model_feature_columns
 from pipelines.interrupt import checkpoint
 from pipelines.models.base import Evaluation, NotTrainable, TrainInputs
 from pipelines.models.champion import (
@@ -61,7 +63,7 @@ from pipelines.models.metalabel.candidates import (
     per_arm_keep,
     trade_values,
 )
-from pipelines.models.metalabel.export import INPUT_COLUMNS, export_onnx
+from pipelines.models.metalabel.export import INPUT_COLUMNS, export_onnx, input_columns
 from pipelines.seeding import Streams
 from pipelines.strategies import ARM_NAMES, N_ARMS, arm_rewards
 from pipelines.timeconv import from_epoch_ns, to_epoch_ns
@@ -107,16 +109,20 @@ def entry_trades(
     )
     trades["win"] = (trades["reward"] > 0).astype(np.int64)
     joined = trades.merge(
-        features[["ts", "symbol", *FEATURE_NAMES]], on=["ts", "symbol"], how="inner"
+        features[["ts", "symbol", *model_feature_columns(features.columns)]],
+        on=["ts", "symbol"],
+        how="inner",
     )
     return joined.sort_values(["ts", "symbol", "arm"], kind="stable", ignore_index=True)
 
 
-def design(trades: pd.DataFrame) -> np.ndarray:
-    """[N, 43 + 12] float32: the features, then the arm one-hot (``INPUT_COLUMNS`` order)."""
-    x = np.zeros((len(trades), len(INPUT_COLUMNS)), dtype=np.float32)
-    x[:, : len(FEATURE_NAMES)] = trades[list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
-    x[np.arange(len(trades)), len(FEATURE_NAMES) + trades["arm"].to_numpy()] = 1.0
+def design(trades: pd.DataFrame, columns: Sequence[str] = INPUT_COLUMNS) -> np.ndarray:
+    """[N, F + 12] float32: the features, then the arm one-hot (``columns`` order:
+    :func:`input_columns` of the feature set; :data:`INPUT_COLUMNS` for the 43)."""
+    names = list(columns[:-N_ARMS])
+    x = np.zeros((len(trades), len(columns)), dtype=np.float32)
+    x[:, : len(names)] = trades[names].to_numpy(dtype=np.float32)
+    x[np.arange(len(trades)), len(names) + trades["arm"].to_numpy()] = 1.0
     return x
 
 
@@ -137,6 +143,7 @@ class MetaData:
     calib: pd.DataFrame
     holdout: pd.DataFrame
     holdout_bars: pd.DataFrame  # the held-out bar rows (ts, symbol): the bootstrap's rows
+    columns: tuple[str, ...] = INPUT_COLUMNS  # the graph's input columns
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -486,12 +493,13 @@ class MetaLabelTrainer:
             len(calib),
             len(holdout),
         )
-        return MetaData(trades, fit, calib, holdout, hold_bars.reset_index(drop=True))
+        columns = input_columns(model_feature_columns(inputs.features.columns))
+        return MetaData(trades, fit, calib, holdout, hold_bars.reset_index(drop=True), columns)
 
     def fit(self, data: MetaData, cfg: MetaLabelConfig, streams: Streams) -> MetaFit:
         seed = streams.seed("lightgbm")
         fit = data.fit
-        x, y = design(fit), fit["win"].to_numpy()
+        x, y = design(fit, data.columns), fit["win"].to_numpy()
         # purged walk-forward on the fit part (the validation span): out-of-fold probabilities
         # and an out-of-fold per-arm prior pick the threshold; nothing held out is read here
         oof = np.full(len(fit), np.nan)
@@ -511,7 +519,10 @@ class MetaLabelTrainer:
             oof_prior[test] = fit_arm_prior(fit[train], cfg).predict(fit[test])
         seen = np.isfinite(oof)
         model = _lgbm(cfg, seed).fit(x, y)
-        a, b = _platt(model.predict_proba(design(data.calib))[:, 1], data.calib["win"].to_numpy())
+        a, b = _platt(
+            model.predict_proba(design(data.calib, data.columns))[:, 1],
+            data.calib["win"].to_numpy(),
+        )
         calibrated = 1.0 / (1.0 + np.exp(-(a * _logit(oof[seen]) + b)))
         threshold, table = choose_threshold(
             calibrated, oof_prior[seen], fit["reward"].to_numpy()[seen], cfg
@@ -537,7 +548,7 @@ class MetaLabelTrainer:
         self, data: MetaData, fitted: MetaFit, cfg: MetaLabelConfig, streams: Streams, out_dir: Path
     ) -> Evaluation:
         hold = data.holdout
-        p = fitted.predict(design(hold))
+        p = fitted.predict(design(hold, data.columns))
         y = hold["win"].to_numpy()
         reward = hold["reward"].to_numpy()
         metrics: dict[str, float] = filter_lifts(
@@ -614,11 +625,11 @@ class MetaLabelTrainer:
             "threshold": fitted.threshold,
             "platt": {"a": fitted.a, "b": fitted.b},
             "arm_prior": fitted.prior.as_dict(),
-            "input_columns": list(INPUT_COLUMNS),
+            "input_columns": list(data.columns),
         }
         (out_dir / "metalabel_export.json").write_text(
             json.dumps(
-                {"threshold": fitted.threshold, "input_columns": list(INPUT_COLUMNS)}, indent=1
+                {"threshold": fitted.threshold, "input_columns": list(data.columns)}, indent=1
             ),
             encoding="utf-8",
         )
@@ -629,11 +640,36 @@ class MetaLabelTrainer:
         self, data: MetaData, fitted: MetaFit, cfg: MetaLabelConfig, out_dir: Path
     ) -> OnnxExport:
         path = export_onnx(
-            fitted.model, fitted.a, fitted.b, out_dir / "metalabel.onnx", cfg.onnx_opset
+            fitted.model,
+            fitted.a,
+            fitted.b,
+            out_dir / "metalabel.onnx",
+            cfg.onnx_opset,
+            data.columns,
         )
-        x = design(data.holdout)
+        x = design(data.holdout, data.columns)
         (got,) = run(make_session(path), x)
         return OnnxExport.checked(path, got.reshape(-1), fitted.predict(x))
+
+    def importance_inputs(
+        self, data: MetaData, fitted: MetaFit, cfg: MetaLabelConfig
+    ) -> ImportanceInputs:
+        """Held-out trades in the graph's columns (the arm's one-hot moves as one feature,
+        ``arm``); the loss is each trade's Brier score of the calibrated P(win)."""
+        hold = data.holdout.reset_index(drop=True)
+        win = hold["win"].to_numpy(dtype=np.float64)
+        width = len(data.columns)
+        return ImportanceInputs(
+            x=design(hold, data.columns),
+            groups=column_groups(
+                data.columns[: width - N_ARMS], {"arm": range(width - N_ARMS, width)}
+            ),
+            loss=lambda out, rows: (out[0].reshape(-1).astype(np.float64) - win[rows]) ** 2,
+            what="Brier score per held-out trade",
+            block=cfg.bootstrap_block,
+            n_boot=cfg.n_bootstrap,
+            level=cfg.ci_level,
+        )
 
     def challenge(
         self,
@@ -652,11 +688,15 @@ class MetaLabelTrainer:
         P&L of each held-out trade under the bot's veto (``pipelines/models/metalabel/
         candidates.py``), on the held-out trades in time order."""
         hold = data.holdout.reset_index(drop=True)
-        x = design(hold)
+        x = design(hold, data.columns)
         reward = hold["reward"].to_numpy(dtype=np.float64)
         keep_arms = per_arm_keep(data.fit)
         rule = per_arm_filter_export(
-            keep_arms, x, out_dir / "candidates" / "per_arm_filter.onnx", cfg.onnx_opset
+            keep_arms,
+            x,
+            out_dir / "candidates" / "per_arm_filter.onnx",
+            cfg.onnx_opset,
+            data.columns,
         )
         kept = [a for a, k in zip(ARM_NAMES, keep_arms, strict=True) if k]
         candidates = [

@@ -20,7 +20,9 @@ import onnx
 import onnx.numpy_helper
 import onnx.shape_inference
 
+from pipelines.export.lgbm import float32_exact
 from pipelines.export.onnx import converter_lock, make_session, write_canonical
+from pipelines.features.names import FEATURE_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +113,21 @@ def _prune_output_noops(proto: onnx.ModelProto) -> None:
         graph.initializer.remove(init)
 
 
-def to_onnx(model: Any, n_features: int, opset: int = 15) -> onnx.ModelProto:
-    """Convert a fitted LightGBM or scikit-learn classifier to the contract graph."""
+def to_onnx(
+    model: Any, n_features: int, opset: int = 15, exact_columns: Sequence[int] = ()
+) -> onnx.ModelProto:
+    """Convert a fitted LightGBM or scikit-learn classifier to the contract graph.
+
+    ``exact_columns``: input columns whose LightGBM thresholds are made float32-exact first
+    (:func:`pipelines.export.lgbm.float32_exact`; the optional cross-asset and exogenous
+    columns, which may be quoted on a grid)."""
     final = _final_estimator(model)
     # The converters' first import happens under the lock too: two threads importing
     # onnxmltools at once can end in importlib's _DeadlockError.
     if type(final).__module__.startswith("lightgbm"):
+        model, lowered = float32_exact(model, exact_columns)
+        if lowered:
+            logger.info("lightgbm: %d threshold(s) lowered to float32-exact values", lowered)
         with converter_lock():
             import onnxmltools
             from onnxmltools.convert.common.data_types import FloatTensorType as CommonFloat
@@ -157,14 +168,18 @@ def export_onnx(
     class_names: Sequence[str],
     opset: int = 15,
 ) -> Path:
-    """Write the contract graph to ``path`` with class order and feature names in its metadata."""
+    """Write the contract graph to ``path`` with class order and feature names in its metadata.
+
+    The columns after the 43 own-bar features get float32-exact thresholds (:func:`to_onnx`).
+    """
     classes = np.asarray(_final_estimator(model).classes_)
     if not np.array_equal(classes, np.arange(len(class_names))):
         raise ValueError(
             f"model classes {classes.tolist()} must be 0..{len(class_names) - 1} "
             f"(one per class name {list(class_names)})"
         )
-    proto = to_onnx(model, len(feature_names), opset)
+    exact = range(len(FEATURE_NAMES), len(feature_names))
+    proto = to_onnx(model, len(feature_names), opset, exact)
     metadata = {
         "class_names": json.dumps(list(class_names)),
         "feature_names": json.dumps(list(feature_names)),

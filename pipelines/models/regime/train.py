@@ -39,10 +39,12 @@ from pipelines.evaluation.calibration import (
     plot_reliability,
     reliability_curve,
 )
+from pipelines.evaluation.importance import ImportanceInputs, column_groups
 from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.evaluation.splits import inner_split_bars, time_split_bars, walk_forward_bars
 from pipelines.export.onnx import OnnxExport
 from pipelines.features import FEATURE_NAMES
+from pipelines.features.names import model_feature_columns
 from pipelines.models.base import Evaluation, NoExtras, NotTrainable, TrainInputs
 from pipelines.models.regime.bocd import bocd_frame, detection_stats
 from pipelines.models.regime.candidates import (
@@ -106,9 +108,10 @@ def build_dataset(
     ``prior_var`` scales BOCD's prior; ``None`` uses the variance of the 1-bar log returns in
     the first ``1 - holdout_fraction`` of the time range, so the held-out span never informs it.
     """
-    missing = [c for c in (*_KEYS, *FEATURE_NAMES) if c not in features.columns]
+    missing = [c for c in _KEYS if c not in features.columns]
     if missing:
-        raise ValueError(f"features frame lacks columns {missing[:5]} ({len(missing)} missing)")
+        raise ValueError(f"features frame lacks columns {missing}")
+    names = model_feature_columns(features.columns)
     for col in ("ts", "symbol", "close"):
         if col not in bars.columns:
             raise ValueError(f"bars lack column {col!r}")
@@ -146,7 +149,7 @@ def build_dataset(
         alpha0=cfg.bocd.alpha0,
     )
     inputs = baseline_inputs(bars, cfg.baseline_window)
-    feats = features[[*_KEYS, *FEATURE_NAMES]].assign(ts=_utc(features["ts"]))
+    feats = features[[*_KEYS, *names]].assign(ts=_utc(features["ts"]))
     frame = (
         feats.merge(base, on=_KEYS, how="inner", validate="one_to_one")
         .merge(inputs.assign(ts=_utc(inputs["ts"])), on=_KEYS, how="inner", validate="one_to_one")
@@ -203,6 +206,8 @@ class RegimeData:
     fit_rows: np.ndarray
     calib_rows: np.ndarray
     hold_rows: np.ndarray
+    #: the model's input columns: the 43, then any cross-asset and exogenous ones
+    feature_names: tuple[str, ...] = FEATURE_NAMES
 
     @property
     def fit_part(self) -> pd.DataFrame:
@@ -216,10 +221,9 @@ class RegimeData:
     def holdout(self) -> pd.DataFrame:
         return self.frame.iloc[self.hold_rows]
 
-    @staticmethod
-    def mats(part: pd.DataFrame) -> dict[str, np.ndarray]:
+    def mats(self, part: pd.DataFrame) -> dict[str, np.ndarray]:
         return {
-            "features": part[list(FEATURE_NAMES)].to_numpy(dtype=np.float32),
+            "features": part[list(self.feature_names)].to_numpy(dtype=np.float32),
             "two_inputs": part[list(BASELINE_INPUTS)].to_numpy(dtype=np.float64),
             "known_label": part[["known_label"]].to_numpy(dtype=np.float64),
             "none": np.zeros((len(part), 1)),
@@ -276,7 +280,15 @@ class RegimeTrainer(NoExtras):
             len(calib),
             len(holdout),
         )
-        return RegimeData(frame, source, prior_var, inner.earlier, inner.later, outer.later)
+        return RegimeData(
+            frame,
+            source,
+            prior_var,
+            inner.earlier,
+            inner.later,
+            outer.later,
+            model_feature_columns(inputs.features.columns),
+        )
 
     def fit(self, data: RegimeData, cfg: RegimeConfig, streams: Streams) -> RegimeFit:
         seed = streams.seed("candidates")
@@ -345,11 +357,31 @@ class RegimeTrainer(NoExtras):
         with threadpool_limits(limits=1, user_api="blas"):
             return _evaluate(data, fitted, cfg, out_dir, streams.seed("bootstrap"))
 
+    def importance_inputs(
+        self, data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig
+    ) -> ImportanceInputs:
+        """Held-out rows in the graph's columns; the loss is each row's log loss."""
+        hold = data.holdout
+        y = hold["y"].to_numpy(dtype=np.int64)
+        return ImportanceInputs(
+            x=data.mats(hold)["features"],
+            groups=column_groups(data.feature_names),
+            loss=lambda out, rows: row_log_loss(y[rows], out[1]),
+            what="log loss per held-out bar",
+            block=cfg.bootstrap_block,
+            n_boot=cfg.n_bootstrap,
+            level=cfg.ci_level,
+        )
+
     def export(
         self, data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: Path
     ) -> OnnxExport:
         path = export_onnx(
-            fitted.model, out_dir / "regime.onnx", FEATURE_NAMES, REGIMES, opset=cfg.onnx_opset
+            fitted.model,
+            out_dir / "regime.onnx",
+            data.feature_names,
+            REGIMES,
+            opset=cfg.onnx_opset,
         )
         x = data.mats(data.holdout)["features"]
         got = onnx_probabilities(path, fitted.model, x)
@@ -539,7 +571,7 @@ def _evaluate(
         truth_label="true regime" if data.source == "true_regime" else "rule label",
         title=f"{first}: held-out regimes, {best} prediction, BOCD",
     )
-    feat_cols = list(FEATURE_NAMES)
+    feat_cols = list(data.feature_names)
     artifacts["export_meta"] = out_dir / "regime_export.json"
     artifacts["export_meta"].write_text(
         json.dumps(

@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from configs.sizer import SizerConfig
 from pipelines.evaluation import risk
 from pipelines.evaluation.gates import Gate
+from pipelines.evaluation.importance import ImportanceInputs, column_groups
 from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.export.onnx import OnnxExport, make_session, run
 from pipelines.interrupt import checkpoint
@@ -457,6 +458,35 @@ class SizerTrainer(NoExtras):
             parity_tolerance=parity_tolerance,
             stat=sharpe_difference(data.ann_factor),
             measure="annualized Sharpe of the sized stream, net of turnover cost",
+        )
+
+    def importance_inputs(
+        self, data: SizerData, fitted: SizerFit, cfg: SizerConfig
+    ) -> ImportanceInputs:
+        """Held-out bars in the graph's columns (the features and the arm's signal); the
+        loss is minus each bar's net P&L of the sized position, as :func:`run_sizer` books it
+        (the position change against the previous bar of the same symbol pays the cost)."""
+        hold = data.holdout
+        signal = hold[SIGNAL_COLUMN].to_numpy(dtype=np.float64)
+        ret = hold[NEXT_RETURN_COLUMN].to_numpy(dtype=np.float64)
+        sym = hold["symbol"].to_numpy()
+        cost = cfg.cost_bps * 1e-4
+
+        def loss(out: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+            pos = out[0].reshape(-1).astype(np.float64) * signal[rows]
+            s = sym[rows]
+            first = np.r_[True, s[1:] != s[:-1]]
+            prev = np.where(first, 0.0, np.r_[0.0, pos[:-1]])
+            return -(pos * ret[rows] - cost * np.abs(pos - prev))
+
+        return ImportanceInputs(
+            x=data.raw_obs(hold),
+            groups=column_groups(data.obs_columns),
+            loss=loss,
+            what="minus the net P&L per held-out bar",
+            block=cfg.bootstrap_block,
+            n_boot=cfg.n_bootstrap,
+            level=cfg.ci_level,
         )
 
     def export(
