@@ -498,6 +498,34 @@ def _gather(buf: np.ndarray, beg: np.ndarray, end: np.ndarray) -> tuple[np.ndarr
 
 
 @nb.njit(cache=True, nogil=True)
+def _shaped(
+    buf: np.ndarray,
+    beg: np.ndarray,
+    end: np.ndarray,
+    first: np.ndarray,
+    rest: np.ndarray,
+    min_rest: int,
+    max_rest: int,
+) -> np.ndarray:
+    """Whether each token ``buf[beg[i]:end[i]]`` is one byte of class ``first`` then
+    ``min_rest`` to ``max_rest`` bytes of class ``rest`` (256-entry tables): the anchored
+    regexes of the contract, checked on the bytes without building a string array."""
+    n = len(beg)
+    ok = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        p, e = beg[i], end[i]
+        if p < 0 or e - p < 1 + min_rest or e - p > 1 + max_rest or not first[buf[p]]:
+            continue
+        good = True
+        for j in range(p + 1, e):
+            if not rest[buf[j]]:
+                good = False
+                break
+        ok[i] = good
+    return ok
+
+
+@nb.njit(cache=True, nogil=True)
 def _digits(buf: np.ndarray, p: int, n: int) -> int:
     v = 0
     for j in range(p, p + n):
@@ -634,10 +662,6 @@ def _str_column(arr: pa.Array) -> pd.Series:
     return pd.Series(arr.to_pandas())
 
 
-def _matches(arr: pa.Array, pattern: str) -> np.ndarray:
-    return np.asarray(pc.match_substring_regex(arr, pattern).to_numpy(zero_copy_only=False))
-
-
 def _member(arr: pa.Array, allowed: tuple[str, ...]) -> np.ndarray:
     return np.asarray(pc.is_in(arr, value_set=pa.array(allowed)).to_numpy(zero_copy_only=False))
 
@@ -646,13 +670,24 @@ def _equal(arr: pa.Array, value: str) -> np.ndarray:
     return np.asarray(pc.equal(arr, value).to_numpy(zero_copy_only=False))
 
 
-_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-_TS: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
-)
-_VERSION: Final = r"^v[0-9]{6}$"
-_CURRENCY: Final = r"^[A-Z][A-Z0-9]{2,9}$"
+def _class(chars: str) -> np.ndarray:
+    table = np.zeros(256, dtype=np.bool_)
+    table[list(chars.encode("ascii"))] = True
+    return table
+
+
+_UPPER: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_DIGIT: Final = "0123456789"
+_ALNUM: Final = _UPPER + _UPPER.lower() + _DIGIT
+#: The contract's anchored patterns as (first byte's class, the rest's class, min, max
+#: further bytes): ids ``^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$``, model versions
+#: ``^v[0-9]{6}$``, currencies ``^[A-Z][A-Z0-9]{2,9}$`` (byte classes, so a non-ASCII byte
+#: never matches, as in the regexes). The RFC 3339 pattern needs no check of its own:
+#: ``_instants`` accepts only instants it matches.
+Shape = tuple[np.ndarray, np.ndarray, int, int]
+ID_SHAPE: Final[Shape] = (_class(_ALNUM), _class(_ALNUM + "._:-"), 0, 127)
+VERSION_SHAPE: Final[Shape] = (_class("v"), _class(_DIGIT), 6, 6)
+CURRENCY_SHAPE: Final[Shape] = (_class(_UPPER), _class(_UPPER + _DIGIT), 2, 9)
 
 
 def _as_index(micros: np.ndarray) -> pd.DatetimeIndex:
@@ -762,6 +797,14 @@ class _Block:
         k = _N_KEYS + m
         return _strings(self.buf, self.s_beg[rows, k], self.s_end[rows, k])
 
+    def shaped(self, rows: np.ndarray, key: str, shape: Shape) -> np.ndarray:
+        k = _K[key]
+        return _shaped(self.buf, self.s_beg[rows, k], self.s_end[rows, k], *shape)
+
+    def model_shaped(self, rows: np.ndarray, m: int, shape: Shape) -> np.ndarray:
+        k = _N_KEYS + m
+        return _shaped(self.buf, self.s_beg[rows, k], self.s_end[rows, k], *shape)
+
     def instants(self, rows: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
         k = _K[key]
         return _instants(self.buf, self.s_beg[rows, k], self.s_end[rows, k])
@@ -798,9 +841,8 @@ def _decisions(blk: _Block, rows: np.ndarray) -> tuple[Columns | None, np.ndarra
     event_id, bot_id = blk.text(rows, "event_id"), blk.text(rows, "bot_id")
     symbol, arm = blk.text(rows, "symbol"), blk.text(rows, "arm")
     strategy, regime = blk.text(rows, "strategy_id"), blk.text(rows, "regime")
-    ts_text = blk.text(rows, "ts")
     ok = _equal(blk.text(rows, "feature_set"), FEATURE_SET_VERSION)
-    ok &= _matches(event_id, _ID) & _matches(bot_id, _ID) & _matches(ts_text, _TS)
+    ok &= blk.shaped(rows, "event_id", ID_SHAPE) & blk.shaped(rows, "bot_id", ID_SHAPE)
     ts_all, real = blk.instants(rows, "ts")
     ok &= real
     sym_len = np.asarray(pc.utf8_length(symbol).to_numpy(zero_copy_only=False))
@@ -839,7 +881,7 @@ def _decisions(blk: _Block, rows: np.ndarray) -> tuple[Columns | None, np.ndarra
             versions.append(None)
             continue
         text = blk.model_text(rows, m)
-        ok &= ~given | _matches(text, _VERSION)
+        ok &= ~given | blk.model_shaped(rows, m, VERSION_SHAPE)
         versions.append(pa.array(text, mask=~given))
     keep = np.flatnonzero(ok)
     refused = np.concatenate([refused, rows[~ok]])
@@ -885,10 +927,10 @@ def _outcomes(blk: _Block, rows: np.ndarray) -> tuple[Columns | None, np.ndarray
     if len(rows) == 0:
         return None, rows, refused
     event_id, decision_id = blk.text(rows, "event_id"), blk.text(rows, "decision_id")
-    bot_id, closed_text = blk.text(rows, "bot_id"), blk.text(rows, "closed_at")
+    bot_id = blk.text(rows, "bot_id")
     currency, reason = blk.text(rows, "currency"), blk.text(rows, "exit_reason")
-    ok = _matches(event_id, _ID) & _matches(decision_id, _ID) & _matches(bot_id, _ID)
-    ok &= _matches(closed_text, _TS) & _matches(currency, _CURRENCY)
+    ok = blk.shaped(rows, "event_id", ID_SHAPE) & blk.shaped(rows, "decision_id", ID_SHAPE)
+    ok &= blk.shaped(rows, "bot_id", ID_SHAPE) & blk.shaped(rows, "currency", CURRENCY_SHAPE)
     ok &= _member(reason, EXIT_REASONS)
     ret, pnl = blk.number(rows, "net_return"), blk.number(rows, "net_pnl")
     fees, hold = blk.number(rows, "fees"), blk.number(rows, "holding_bars")

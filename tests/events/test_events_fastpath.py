@@ -20,7 +20,11 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from events_simulation import SimulatedLog, corrupt_logs, encode_member, write_files
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.events.storage import FolderSource, LocalStorage
 from pipelines.events.store import DATASETS, ingest_events, read_dataset, read_pending
@@ -282,3 +286,86 @@ def _json(line: bytes) -> bool:
         return isinstance(orjson.loads(line), dict)
     except orjson.JSONDecodeError:
         return False
+
+
+# The anchored patterns the fast path once checked with Arrow's regex engine (RE2); the byte
+# checks that replaced them must accept exactly the same strings.
+_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_VERSION_RE = r"^v[0-9]{6}$"
+_CURRENCY_RE = r"^[A-Z][A-Z0-9]{2,9}$"
+_TS_RE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+# bytes near every class edge, a multi-byte UTF-8 character, and the separators
+_ALPHABET = "aAzZ09v.:_-+/ @[`{~T\u20ac"
+
+
+def _tokens(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Texts laid one after another in a buffer: (buffer, starts, ends)."""
+    raw = [t.encode("utf-8") for t in texts]
+    ends = np.cumsum([len(r) for r in raw], dtype=np.int64)
+    starts = ends - np.array([len(r) for r in raw], dtype=np.int64)
+    return np.frombuffer(b"".join(raw) + b"\n", dtype=np.uint8), starts, ends
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.text(alphabet=_ALPHABET, max_size=140),
+            st.from_regex(_ID_RE, fullmatch=True),
+            st.from_regex(_VERSION_RE, fullmatch=True),
+            st.from_regex(_CURRENCY_RE, fullmatch=True),
+            st.text(alphabet="0123456789v", min_size=5, max_size=9),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_byte_shapes_accept_what_the_contract_patterns_accept(texts: list[str]) -> None:
+    from pipelines.events import fastpath
+
+    buf, beg, end = _tokens(texts)
+    arr = pa.array(texts, type=pa.string())
+    for shape, pattern in (
+        (fastpath.ID_SHAPE, _ID_RE),
+        (fastpath.VERSION_SHAPE, _VERSION_RE),
+        (fastpath.CURRENCY_SHAPE, _CURRENCY_RE),
+    ):
+        want = np.asarray(pc.match_substring_regex(arr, pattern).to_numpy(zero_copy_only=False))
+        got = fastpath._shaped(buf, beg, end, *shape)
+        differ = [t for t, g, w in zip(texts, got, want, strict=True) if g != w]
+        assert not differ, (pattern, differ)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.from_regex(_TS_RE, fullmatch=True),
+            st.from_regex(
+                r"^2[0-9]{3}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
+                r"(\.[0-9]{1,7})?(Z|[+-][01][0-9]:[0-5][0-9])$",
+                fullmatch=True,
+            ),
+            st.text(alphabet="0123456789-:T.Z+ ", min_size=18, max_size=32),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_instants_the_fast_path_takes_match_the_contract_pattern(texts: list[str]) -> None:
+    """The fast path checks no timestamp pattern of its own: every instant its parser takes
+    matches the contract's RFC 3339 pattern (the others go to the exact path)."""
+    from pipelines.events import fastpath
+
+    buf, beg, end = _tokens(texts)
+    _, taken = fastpath._instants(buf, beg, end)
+    arr = pa.array(texts, type=pa.string())
+    matches = np.asarray(pc.match_substring_regex(arr, _TS_RE).to_numpy(zero_copy_only=False))
+    wrong = [t for t, a, m in zip(texts, taken, matches, strict=True) if a and not m]
+    assert not wrong, wrong
+    plain = ["2026-12-07T09:33:37Z", "2026-12-07T09:33:37.123456+01:00", "2024-02-29T23:59:59Z"]
+    buf, beg, end = _tokens(plain)
+    assert fastpath._instants(buf, beg, end)[1].all()
