@@ -22,12 +22,12 @@ def read_champions(ctx: RunContext) -> dict[str, Champion]:
     """Each challenged slot's live version, verified end to end as a bot would (signature,
     manifest, file digests), its ONNX written under the run folder; the bot's fallback where
     nothing is live or the live version does not verify (a bot would refuse it too)."""
-    from pipelines.registry.verify import verify_model
+    from pipelines.registry.verify import has_pointer, verify_model
 
     log = get_run_logger()
     out: dict[str, Champion] = {}
     for slot in challenged_slots():
-        if not ctx.store.list_keys(f"{slot}/LATEST"):
+        if not has_pointer(ctx.store, slot):
             out[slot] = FALLBACK
             log.info("%s champion: nothing is live, the bot's fallback", slot)
             continue

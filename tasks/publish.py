@@ -21,6 +21,7 @@ from pipelines.registry.publish import PublishedVersion, heartbeat, publish_mode
 from pipelines.registry.publisher_state import recorded_models
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
+from pipelines.registry.verify import has_pointer
 from pipelines.workdir import WorkdirLayout
 from tasks.context import ModelOutcome, RunContext
 from tasks.shadow import publish_challenger_files, shadows
@@ -182,7 +183,7 @@ def heartbeat_pointers(ctx: RunContext, outcomes: Mapping[str, ModelOutcome]) ->
     for name, outcome in outcomes.items():
         if outcome.status == "published":
             continue
-        if name not in signed and not ctx.store.list_keys(f"{name}/LATEST"):
+        if name not in signed and not has_pointer(ctx.store, name):
             continue
         try:
             beat = heartbeat(ctx.store, name, ctx.keyring, ttl=ttl, state_dir=state_dir)

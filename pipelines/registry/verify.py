@@ -29,6 +29,7 @@ from pipelines.registry.errors import (
     RegistryError,
     ReplayError,
     SignatureMissingError,
+    StoreError,
     VerificationError,
     VersionMismatchError,
 )
@@ -71,6 +72,17 @@ HISTORY_PROBE = 64
 
 def pointer_key(model: str) -> str:
     return f"{model}/{POINTER}"
+
+
+def has_pointer(store: Store, model: str) -> bool:
+    """Whether the model has a live pointer object, valid or not. ``list_keys`` lists what is
+    *under* a folder: on the file store it gave nothing for the ``LATEST`` file itself, so
+    every run on a file store took each slot's champion for the bot's fallback. A store that
+    cannot even say (a refused HEAD) answers yes, and the verification that follows names why."""
+    try:
+        return store.exists(pointer_key(model))
+    except StoreError:
+        return True
 
 
 def challenger_key(model: str) -> str:
