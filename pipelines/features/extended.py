@@ -20,7 +20,6 @@ import pandas as pd
 
 from configs.data import CrossAssetConfig
 from pipelines.data.exogenous import ExogenousData
-from pipelines.features.compute import featurize
 from pipelines.features.cross_asset import CROSS_ASSET_NAMES, cross_asset_features
 from pipelines.features.exogenous import exogenous_feature_names, join_exogenous
 from pipelines.features.featureset import FeatureSet
@@ -74,6 +73,8 @@ def featurize_extended(
     cross_asset: CrossAssetConfig | None = None,
 ) -> FeatureSet:
     """``featurize(bars)`` with the configured extra columns appended (float32, finite)."""
+    from pipelines.features.compute import featurize  # numba: only where the 43 are computed
+
     return extend_features(featurize(bars), bars, exogenous, cross_asset)
 
 
