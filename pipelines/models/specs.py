@@ -51,7 +51,7 @@ _ALL = (
         output_shapes=((12,),),
         docs="docs/bandit.md",
         min_rows=500,
-        candidates=("neural_linear", "best_arm"),
+        candidates=("neural_linear", "best_arm", "rule_regime_arm"),
     ),
     ModelSpec(
         name="sizer",
