@@ -201,7 +201,13 @@ def plot_bars_overview(bars: pd.DataFrame, path: Path, max_symbols: int = 4) -> 
 
 
 def plot_importance(
-    table: pd.DataFrame, path: Path, title: str, what: str, level: float, top: int = 20
+    table: pd.DataFrame,
+    path: Path,
+    title: str,
+    what: str,
+    level: float,
+    top: int = 20,
+    xlabel: str | None = None,
 ) -> Path:
     """Permutation importance per feature with its bootstrap interval, largest first.
 
@@ -220,7 +226,8 @@ def plot_importance(
     ax.errorbar(value, y, xerr=np.clip(err, 0, None), fmt="none", ecolor="#1d2430", lw=0.8)
     ax.axvline(0.0, color="#1d2430", lw=0.6)
     ax.set_yticks(y, rows["feature"].tolist(), fontsize=8)
-    ax.set_xlabel(f"increase of the {what} when the feature is shuffled ({level:.0%} CI)")
+    label = xlabel or f"increase of the {what} when the feature is shuffled"
+    ax.set_xlabel(f"{label} ({level:.0%} CI)")
     ax.set_title(title, loc="left", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -288,10 +288,11 @@ def _importance(
     streams: Streams,
     export: OnnxExport,
     out_dir: Path,
-) -> tuple[Importance, Path, Path] | None:
+) -> tuple[Importance, Path, Path, tuple[Importance, Path, Path] | None] | None:
     """Permutation importance of the exported graph on the held-out span, for a trainer that
-    says how to score it (``importance_inputs``); its table and plot. Not a gate: which
-    features carry the value is reported (the run's report, MLflow), never judged."""
+    says how to score it (``importance_inputs``); its table and plot; and, for a trainer whose
+    fitted model is a LightGBM one (``tree_model``), TreeSHAP on the same rows. Not a gate:
+    which features carry the value is reported (the run's report, MLflow), never judged."""
     inputs_of = getattr(trainer, "importance_inputs", None)
     if inputs_of is None:
         return None
@@ -303,7 +304,19 @@ def _importance(
     table = found.write(out_dir / "importance.csv")
     title = f"{spec.title or spec.name}: permutation importance, {found.rows:,} held-out rows"
     plot = plot_importance(found.table, out_dir / "importance.png", title, found.what, found.level)
-    return found, table, plot
+    shap = None
+    tree_of = getattr(trainer, "tree_model", None)
+    tree = tree_of(fitted) if tree_of is not None else None
+    if tree is not None:
+        from pipelines.evaluation.importance import tree_shap
+
+        got = tree_shap(tree, inputs, streams.seed("shap"))
+        shap_title = f"{spec.title or spec.name}: TreeSHAP, {got.rows:,} held-out rows"
+        shap_plot = plot_importance(
+            got.table, out_dir / "shap.png", shap_title, got.what, got.level, xlabel=got.what
+        )
+        shap = (got, got.write(out_dir / "shap.csv"), shap_plot)
+    return found, table, plot, shap
 
 
 def run_trainer(
@@ -347,10 +360,14 @@ def run_trainer(
     gates = evaluate(spec.gate_rule, metrics, cfg, export.max_abs_diff, parity_tolerance)
     artifacts = dict(evaluation.artifacts)
     if importance is not None:
-        found, table, plot = importance
+        found, table, plot, shap = importance
         metrics.update(found.metrics())
         metrics["time/importance_seconds"] = found.seconds
         artifacts["importance"], artifacts["importance_plot"] = table, plot
+        if shap is not None:
+            metrics.update(shap[0].metrics("shap"))
+            metrics["time/shap_seconds"] = shap[0].seconds
+            artifacts["shap"], artifacts["shap_plot"] = shap[1], shap[2]
     extras = trainer.extras(data, fitted)
     decision = None
     stage = getattr(trainer, "challenge", None)

@@ -117,6 +117,29 @@ def test_parity_holds_and_gates_are_the_documented_ones(
     check_parity_and_gates(SPECS[name], sequential[name], settings.training.parity_tolerance)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_importance_and_tree_shap_go_with_the_result(
+    name: str, sequential: dict[str, ModelResult]
+) -> None:
+    """Every trainer that says how to score its graph gets permutation importance; one whose
+    fitted model is a LightGBM one gets TreeSHAP on the same rows too: metrics, table, plot."""
+    result, trainer = sequential[name], SPECS[name].make_trainer()
+    if not hasattr(trainer, "importance_inputs"):
+        return
+    assert result.artifacts["importance_plot"].exists()
+    tree = getattr(trainer, "tree_model", None)
+    shap_keys = [k for k in result.metrics if k.startswith("shap/")]
+    if tree is None:
+        assert not shap_keys and "shap" not in result.artifacts
+        return
+    table = pd.read_csv(result.artifacts["shap"])
+    assert result.artifacts["shap_plot"].exists()
+    assert len(shap_keys) == 3 * len(table) and (table["importance"] >= 0).all()
+    assert table["importance"].max() > 0
+    assert "time/shap_seconds" in result.metrics
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_a_spec_names_candidates_exactly_when_its_trainer_has_a_champion_stage(
     name: str,

@@ -671,6 +671,10 @@ class MetaLabelTrainer:
             level=cfg.ci_level,
         )
 
+    def tree_model(self, fitted: MetaFit) -> Any:
+        """The LightGBM classifier, for TreeSHAP on the graph's columns (before Platt)."""
+        return fitted.model
+
     def challenge(
         self,
         data: MetaData,
