@@ -45,6 +45,40 @@ class LoggedFeedbackConfig(Section):
         ge=1,
         description="logs/reliable is 0 when a candidate's importance weight exceeds this.",
     )
+    min_ess: float = Field(
+        default=100.0,
+        ge=1,
+        description=(
+            "Logged-data gate: a candidate whose effective sample on the held-out logs, "
+            "(sum w)^2 / sum w^2 with w = 1{its arm = logged arm} / propensity, is below this "
+            "is not scored (the gate says so instead)."
+        ),
+    )
+
+
+class ExplorationConfig(Section):
+    """The budgeted exploration the bot runs with the published bandit (docs/events.md).
+
+    Training picks the exploration set (the arms ranked next after the policy's own on the
+    held-out bars) and the largest epsilon whose expected cost, measured on those bars with
+    every arm's exact net reward, is at most ``budget_bps`` per decision; both go into the
+    bandit's manifest, and the engine explores only among those arms at that rate.
+    """
+
+    budget_bps: float = Field(
+        default=1.5,
+        ge=0,
+        description="Most expected cost of exploring, bps of reward per decision.",
+    )
+    set_size: int = Field(
+        default=3, ge=1, le=11, description="Arms in the exploration set (besides the greedy)."
+    )
+    max_epsilon: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Cap on the exploration rate when exploring costs (almost) nothing.",
+    )
 
 
 class BanditConfig(Section):
@@ -132,6 +166,7 @@ class BanditConfig(Section):
     )
     onnx_opset: int = Field(default=17, ge=13, description="ONNX opset of the exported net.")
     logged: LoggedFeedbackConfig = Field(default_factory=LoggedFeedbackConfig)
+    exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
 
     @model_validator(mode="before")
     @classmethod
