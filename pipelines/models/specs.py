@@ -37,6 +37,7 @@ _ALL = (
         output_shapes=((), (4,)),
         docs="docs/regime.md",
         min_rows=1000,
+        candidates=("classifier", "persistence"),
     ),
     ModelSpec(
         name="bandit",
