@@ -39,6 +39,7 @@ from pipelines.evaluation.calibration import (
     plot_reliability,
     reliability_curve,
 )
+from pipelines.evaluation.gates import Gate
 from pipelines.evaluation.importance import ImportanceInputs, column_groups
 from pipelines.evaluation.spans import paired_span_cis, put_span_intervals
 from pipelines.evaluation.splits import inner_split_bars, time_split_bars, walk_forward_bars
@@ -46,6 +47,7 @@ from pipelines.export.onnx import OnnxExport
 from pipelines.features import FEATURE_NAMES
 from pipelines.features.names import model_feature_columns
 from pipelines.models.base import Evaluation, NoExtras, NotTrainable, TrainInputs
+from pipelines.models.champion import Candidate, Champion, ChampionDecision, challenge, eligibility
 from pipelines.models.regime.bocd import bocd_frame, detection_stats
 from pipelines.models.regime.candidates import (
     BASELINE_INPUTS,
@@ -60,6 +62,14 @@ from pipelines.models.regime.conformal import METHODS, conformal_stream_metrics
 from pipelines.models.regime.export import OUTPUT_NAMES, export_onnx, onnx_probabilities
 from pipelines.models.regime.labels import NO_LABEL, regime_labels
 from pipelines.models.regime.plots import plot_regime_timeline
+from pipelines.models.regime.rule import (
+    RULE_NAME,
+    PersistenceRule,
+    TrailingRule,
+    onnx_regime_probabilities,
+    persistence_export,
+    prior_probabilities,
+)
 from pipelines.models.regime.selection import (
     Contender,
     Fold,
@@ -373,6 +383,72 @@ class RegimeTrainer(NoExtras):
             level=cfg.ci_level,
         )
 
+    def challenge(
+        self,
+        data: RegimeData,
+        fitted: RegimeFit,
+        cfg: RegimeConfig,
+        streams: Streams,
+        out_dir: Path,
+        learned: OnnxExport,
+        learned_gates: list[Gate],
+        champion: Champion,
+        parity_tolerance: float,
+    ) -> ChampionDecision:
+        """The slot's candidates (the learned classifier; persistence read from the features,
+        fitted on the fit part) against the live champion (nothing live: the fit part's class
+        frequencies), every one scored by each held-out bar's log loss of its graph's
+        probabilities, paired, in nats: the regime gates' estimator
+        (``pipelines/models/regime/rule.py``)."""
+        hold = data.holdout
+        order = np.lexsort((hold["ts"].to_numpy(), hold["symbol"].to_numpy()))
+        hold = hold.iloc[order].reset_index(drop=True)
+        x = data.mats(hold)["features"]
+        y = hold["y"].to_numpy(dtype=np.int64)
+        fit = data.fit_part
+        rule = TrailingRule.for_horizon(
+            cfg.label_horizon, cfg.label_trend_z, cfg.label_panic_vol_ratio
+        )
+        model = PersistenceRule(rule).fit(data.mats(fit)["features"], fit["y"], data.feature_names)
+        rule_export = persistence_export(
+            model, x, out_dir / "candidates" / f"{RULE_NAME}.onnx", cfg.onnx_opset
+        )
+        candidates = [
+            Candidate(
+                "classifier",
+                "learned",
+                learned,
+                f"{fitted.best}, selected by walk-forward {cfg.selection_metric}",
+            ),
+            Candidate(RULE_NAME, "rule", rule_export, model.describe()),
+        ]
+        eligible = eligibility(candidates, learned_gates, parity_tolerance)
+        values = {
+            c.name: -row_log_loss(y, onnx_regime_probabilities(c.export.path, x))
+            for c in candidates
+        }
+        champion, champ_proba = _champion_probabilities(champion, x, fit["y"].to_numpy())
+        decision = challenge(
+            hold["ts"],
+            values,
+            champion,
+            -row_log_loss(y, champ_proba),
+            candidates,
+            eligible,
+            cfg,
+            streams.seed("champion"),
+            scale=1.0,
+            unit="nats",
+            value_unit="nats, minus the log loss",
+            parity_tolerance=parity_tolerance,
+            min_lift=cfg.min_log_loss_lift,
+            measure="log loss per held-out bar",
+        )
+        for k in range(len(REGIMES) + 1):
+            name = REGIMES[k] if k < len(REGIMES) else "unknown"
+            decision.metrics[f"champion/{RULE_NAME}/fit_rows/{name}"] = float(model.counts_[k])
+        return decision
+
     def export(
         self, data: RegimeData, fitted: RegimeFit, cfg: RegimeConfig, out_dir: Path
     ) -> OnnxExport:
@@ -386,6 +462,23 @@ class RegimeTrainer(NoExtras):
         x = data.mats(data.holdout)["features"]
         got = onnx_probabilities(path, fitted.model, x)
         return OnnxExport.checked(path, got, fitted.model.predict_proba(x))
+
+
+def _champion_probabilities(
+    champion: Champion, x: np.ndarray, y_fit: np.ndarray
+) -> tuple[Champion, np.ndarray]:
+    """The live champion's probabilities per held-out row; the fallback's (the fit part's
+    class frequencies: no regime, the unconditional mix) when nothing is live or the live
+    graph cannot take today's inputs (the bot would run without a regime as well)."""
+    fallback = prior_probabilities(y_fit, len(x))
+    if champion.onnx_path is None:
+        return champion, fallback
+    try:
+        return champion, onnx_regime_probabilities(champion.onnx_path, x)
+    except Exception as exc:  # an old contract: the bot would run without a regime too
+        logger.warning("regime: the live %s cannot be scored (%s): fallback", champion.label, exc)
+        note = f"live {champion.label} does not take today's inputs ({exc})"
+        return Champion("fallback", "fallback", note=note), fallback
 
 
 #: Baselines on the held-out span; the gate is against the strongest of them.
