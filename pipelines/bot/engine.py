@@ -4,11 +4,19 @@ Per bar and symbol: update the 43 features incrementally (equal to training's ``
 and the online changepoint detector, then ask the verified models in turn:
 
 1. ``regime`` -> P(TREND_UP, TREND_DOWN, RANGE, PANIC), the regime logged with the decision;
-2. ``bandit`` -> arm values -> epsilon-greedy action distribution -> one seeded draw; the
-   drawn arm's probability is the logged propensity. Without a bandit the same rule explores
-   around the default arm, so the logs support every arm from the first decision on and the
-   first bandit can be trained on them (a fallback that always played one arm would log
-   propensity 1 for it and teach nothing about the others);
+2. ``bandit`` -> arm values -> action distribution -> one seeded draw; the drawn arm's
+   probability is the logged propensity. With ``EngineConfig.exploration = "budgeted"`` (the
+   default) and a bandit whose manifest publishes an exploration set and rate
+   (``explore/*``, chosen by training so the expected cost is within a budget in bps per
+   decision), the engine explores only among that set plus the shadowed bandit challenger's
+   arm (``pipelines.events.exploration.budgeted_distribution``); otherwise, and always under
+   ``exploration = "epsilon_greedy"``, it is epsilon-greedy over all 12 arms. Without a
+   bandit the epsilon-greedy rule explores around the default arm, so the logs support every
+   arm from the first decision on and the first bandit can be trained on them (a fallback
+   that always played one arm would log propensity 1 for it and teach nothing about the
+   others). The draws come from the named stream ``engine/exploration`` of the root seed
+   (``pipelines.seeding``), not from ``default_rng(seed)``, so they are not the numbers
+   another consumer of the same seed draws;
 3. ``metalabel`` (optional) -> P(win) of the drawn arm; below its threshold the trade is sized
    at the safe minimum;
 4. ``sizer`` -> a multiplier on the arm's signal, clamped to [0.1, 2.0];
@@ -57,6 +65,13 @@ from pipelines.bot.events import (
 from pipelines.bot.policy import action_distribution, one_hot, sample_arm
 from pipelines.bot.shadow import ChallengerModel, shadow_event
 from pipelines.data.schema import REGIMES
+from pipelines.events.exploration import (
+    RULE_BUDGETED,
+    RULE_EPSILON_GREEDY,
+    ExplorationPolicy,
+    budgeted_distribution,
+    exploration_record,
+)
 from pipelines.features.names import FEATURE_NAMES
 from pipelines.features.stream import SymbolFeatureState
 from pipelines.registry.client import ModelClient
@@ -64,6 +79,7 @@ from pipelines.registry.errors import NoModelLoadedError
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from pipelines.registry.verify import verify_version
+from pipelines.seeding import Streams
 from pipelines.strategies.rules import ARMS
 from pipelines.strategies.signals import ARM_NAMES, FALLBACK_ARM, N_ARMS
 
@@ -86,6 +102,9 @@ class EngineConfig:
 
     bot_id: str = "bot-1"
     epsilon: float = 0.1
+    #: ``budgeted``: the bandit's published exploration set and rate when its manifest has
+    #: them (else epsilon-greedy at ``epsilon``); ``epsilon_greedy``: always the old rule.
+    exploration: str = RULE_BUDGETED
     seed: int = 0
     default_arm: str = FALLBACK_ARM
     hazard: float = 1 / 200
@@ -111,6 +130,11 @@ class EngineConfig:
             raise ValueError(f"default_arm {self.default_arm!r} is not one of {ARM_NAMES}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if self.exploration not in (RULE_BUDGETED, RULE_EPSILON_GREEDY):
+            raise ValueError(
+                f"exploration must be {RULE_BUDGETED!r} or {RULE_EPSILON_GREEDY!r}, "
+                f"got {self.exploration!r}"
+            )
         if not 0.0 < self.reduce_threshold <= self.exit_threshold <= 1.0:
             raise ValueError("need 0 < reduce_threshold <= exit_threshold <= 1")
         if not 0.0 < self.min_multiplier <= self.fallback_multiplier <= self.max_multiplier:
@@ -169,6 +193,9 @@ class Decision:
     models: dict[str, str]
     fallbacks: tuple[Fallback, ...]
     features: np.ndarray = field(repr=False)
+    #: How the distribution was made (``docs/events.md``, "Budgeted exploration"): the rule,
+    #: epsilon, the greedy arms and, for ``budgeted``, the exploration set (arm indices).
+    exploration: dict[str, Any] = field(default_factory=dict)
 
     def as_event(self, bot_id: str, details: bool = True) -> dict[str, Any]:
         """The decision event: ``edgeflow.decision/1`` fields, plus ``engine`` if ``details``."""
@@ -199,6 +226,7 @@ class Decision:
                 "regime_probabilities": (
                     list(self.regime_probabilities) if self.regime_probabilities else None
                 ),
+                "exploration": dict(self.exploration),
             }
         return event
 
@@ -247,8 +275,10 @@ class DecisionEngine:
     challengers:
         ``{role: ChallengerModel}``: the published challengers to shadow (``docs/bot.md``).
         Each is asked what the champion was asked on every decision; both answers go to
-        ``shadow_events`` as one ``edgeflow.shadow/1`` event. Nothing the bot does changes:
-        no extra random draw, no effect on the arm, the size or the decision event.
+        ``shadow_events`` as one ``edgeflow.shadow/1`` event. No extra random draw and no
+        effect on the size; one effect on the arm: under the budgeted exploration rule a
+        bandit challenger's greedy arm joins the exploration set (explored at epsilon / s),
+        so the logs can later score it (``docs/events.md``, "Budgeted exploration").
     shadow_events:
         Where shadow events go (a log of their own; ``None``: computed, not written).
     """
@@ -275,9 +305,10 @@ class DecisionEngine:
         self.clients: dict[str, ModelClient | None] = {r: clients.get(r) for r in MODEL_ROLES}
         self.config = config
         self.events = events
-        self.rng = np.random.default_rng(config.seed)
+        self.rng = Streams(config.seed).child("engine").numpy("exploration")
         self._symbols: dict[str, _SymbolState] = {}
         self._default_arm_by_version: dict[str, int] = {}
+        self._exploration_by_version: dict[str, tuple[tuple[int, ...], float] | None] = {}
         self._feature_refusals: dict[tuple[str, str], str | None] = {}
         self._default_arm = ARM_NAMES.index(config.default_arm)
 
@@ -400,23 +431,75 @@ class DecisionEngine:
             self._feature_refusals[key] = reason
         return self._feature_refusals[key]
 
+    def _bandit_manifest(self, version: str) -> None:
+        """Read a served bandit's default arm and exploration policy (once per version)."""
+        client = self.clients["bandit"]
+        index = self._default_arm
+        policy = None
+        try:
+            assert client is not None
+            vv = verify_version(client.store, "bandit", version, client.keyring)
+            metrics = json.loads(vv.manifest_bytes)["metrics"]
+            value = metrics.get("train/default_arm_index")
+            if value is not None and 0 <= int(value) < N_ARMS:
+                index = int(value)
+            policy = ExplorationPolicy.from_metrics(metrics, N_ARMS)
+        except Exception as exc:  # the config's default stays; the bandit itself still serves
+            log.warning("bandit %s: manifest metrics not readable: %s", version, exc)
+        self._default_arm_by_version[version] = index
+        self._exploration_by_version[version] = policy
+
     def _bandit_default_arm(self, version: str) -> int:
         """The default arm named in a served bandit's manifest (read once per version)."""
         if version not in self._default_arm_by_version:
-            client = self.clients["bandit"]
-            index = self._default_arm
-            try:
-                assert client is not None
-                vv = verify_version(client.store, "bandit", version, client.keyring)
-                value = json.loads(vv.manifest_bytes)["metrics"].get("train/default_arm_index")
-                if value is not None and 0 <= int(value) < N_ARMS:
-                    index = int(value)
-            except Exception as exc:  # the config's default stays; the bandit itself still serves
-                log.warning(
-                    "bandit %s: default arm not readable from its manifest: %s", version, exc
-                )
-            self._default_arm_by_version[version] = index
+            self._bandit_manifest(version)
         return self._default_arm_by_version[version]
+
+    def _bandit_exploration(self, version: str) -> tuple[tuple[int, ...], float] | None:
+        """The exploration set and epsilon a served bandit's manifest publishes, or None."""
+        if version not in self._exploration_by_version:
+            self._bandit_manifest(version)
+        return self._exploration_by_version[version]
+
+    def _challenger_arm(self, x32: np.ndarray) -> int | None:
+        """The shadowed bandit challenger's greedy arm on this bar, or None (none standing,
+        or it fails here: then the decision explores the published set alone)."""
+        chal = self.challengers.get("bandit")
+        if chal is None or chal.version is None:
+            return None
+        try:
+            out = chal.predict(x32) or {}
+            values = np.asarray(out.get("arm_values", next(iter(out.values()))), np.float64)
+            values = values.reshape(-1)
+        except Exception as exc:
+            log.warning("bandit challenger %s: no arm for exploration: %s", chal.version, exc)
+            return None
+        if values.shape != (N_ARMS,) or not np.isfinite(values).all():
+            return None
+        return int(np.argmax(values))
+
+    def _distribution(
+        self, values: np.ndarray, version: str, x32: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The action distribution over a served bandit's ``values`` and its log record."""
+        cfg = self.config
+        published = self._bandit_exploration(version) if cfg.exploration == RULE_BUDGETED else None
+        if published is None:
+            greedy = np.flatnonzero(values >= values.max())
+            record = {
+                "rule": RULE_EPSILON_GREEDY,
+                "epsilon": cfg.epsilon,
+                "greedy": [int(a) for a in greedy],
+            }
+            return action_distribution(values, cfg.epsilon), record
+        arms, epsilon = published
+        challenger = self._challenger_arm(x32)
+        explore = list(arms) + (
+            [challenger] if challenger is not None and challenger not in arms else []
+        )
+        return budgeted_distribution(values, explore, epsilon), exploration_record(
+            values, explore, epsilon
+        )
 
     # ----------------------------------------------------------------- bars
     def _state(self, symbol: str) -> _SymbolState:
@@ -594,11 +677,12 @@ class DecisionEngine:
 
         out = self._predict("bandit", x32, models, fallbacks)
         dist: np.ndarray | None = None
+        record: dict[str, Any] = {}
         if out is not None:
             values = np.asarray(out.get("arm_values", next(iter(out.values()))), np.float64)
             values = values.reshape(-1)
             if values.shape == (N_ARMS,) and np.isfinite(values).all():
-                dist = action_distribution(values, cfg.epsilon)
+                dist, record = self._distribution(values, models["bandit"], x32)
             else:
                 fallbacks.append(Fallback("bandit", f"bad arm values {values.shape}"))
                 models.pop("bandit")
@@ -606,6 +690,7 @@ class DecisionEngine:
             last = self.clients["bandit"].version if self.clients["bandit"] else None
             default = self._bandit_default_arm(last) if last else self._default_arm
             dist = action_distribution(one_hot(default, N_ARMS), cfg.epsilon)
+            record = {"rule": RULE_EPSILON_GREEDY, "epsilon": cfg.epsilon, "greedy": [default]}
         arm, propensity = sample_arm(dist, self.rng)
         signal = float(sig[arm])
 
@@ -660,6 +745,7 @@ class DecisionEngine:
             models=models,
             fallbacks=tuple(fallbacks),
             features=x,
+            exploration=record,
         )
 
     # ----------------------------------------------------------------- outcomes
