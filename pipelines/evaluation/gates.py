@@ -258,8 +258,25 @@ def bandit_gates(metrics: Mapping[str, float], cfg: Any) -> list[Gate]:
     the bars, so no off-policy estimate (and its variance) enters these gates. When the bandit
     learned from the bot's own logs, where only the traded arm's reward is known, the
     doubly-robust lift over the bot's logging policy is judged on the held-out logs with their
-    real propensities (test and confirmation spans)."""
+    real propensities (test and confirmation spans), unless the learned candidate's effective
+    sample on those logs is below ``logged.min_ess``: then one gate says so and nothing is
+    scored (an estimate on a dozen effective decisions is noise, however it comes out)."""
     if metrics.get("train/feedback", 0.0) == 1.0:
+        if metrics.get("logs/ess_sufficient", 1.0) == 0.0:
+            ess = min(
+                metrics.get("logs/ess/bandit", 0.0), metrics.get("confirm/logs/ess/bandit", 0.0)
+            )
+            minimum = metrics.get("logs/min_ess", 0.0)
+            return [
+                check(
+                    "logged_effective_sample",
+                    ess,
+                    minimum,
+                    ">=",
+                    description=f"effective sample {ess:.1f} < {minimum:.0f} on the bot's logs "
+                    "(the logging policy rarely played the candidate's arms): not scored",
+                )
+            ]
         return [
             *lower_bound_gates(
                 "logged_dr_lift_lower_bound",

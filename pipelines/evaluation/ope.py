@@ -261,3 +261,22 @@ def evaluate_policies(
                     float(np.percentile(diff, q_hi)),
                 )
     return out
+
+
+def effective_sample(chosen: np.ndarray, action: np.ndarray, pscore: np.ndarray) -> float:
+    """Kish's effective sample of a deterministic policy on logged decisions.
+
+    With w_i = 1{chosen_i = a_i} / p_i, ESS = (sum w)^2 / sum w^2: the number of equally
+    weighted decisions its IPS estimate is worth. A policy the logging policy never (or
+    almost never) matched has ESS near 0, however many decisions were logged, and no
+    estimator can score it; 0 when it matches none.
+    """
+    chosen, action = np.asarray(chosen), np.asarray(action)
+    p = np.asarray(pscore, dtype=np.float64)
+    if not (chosen.shape == action.shape == p.shape) or chosen.ndim != 1:
+        raise ValueError("chosen, action and pscore need the same 1-D shape")
+    if np.any(p <= 0) or np.any(p > 1):
+        raise ValueError("pscore must be in (0, 1]")
+    w = (chosen == action) / p
+    sq = float(np.sum(w * w))
+    return float(w.sum()) ** 2 / sq if sq > 0 else 0.0

@@ -42,21 +42,22 @@ def logged_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
 
 
-def _cfg(min_joined: int):
+def _cfg(min_joined: int, min_ess: float = 100.0):
     base = load_config().bandit
     return base.model_copy(
         update={
             "epochs": 3,
             "n_bootstrap": 60,
-            "logged": base.logged.model_copy(update={"min_joined": min_joined}),
+            "logged": base.logged.model_copy(update={"min_joined": min_joined, "min_ess": min_ess}),
         }
     )
 
 
-def _train(world: dict[str, object], min_joined: int, out: Path):
+def _train(world: dict[str, object], min_joined: int, out: Path, min_ess: float = 100.0):
     inputs = TrainInputs(world["bars"], world["features"], world["signals"], events=world["joined"])  # type: ignore[arg-type]
     spec = SPECS["bandit"]
-    return run_trainer(spec, inputs, _cfg(min_joined), Streams(7).child("bandit"), out, 1e-5)
+    cfg = _cfg(min_joined, min_ess)
+    return run_trainer(spec, inputs, cfg, Streams(7).child("bandit"), out, 1e-5)
 
 
 def test_split_is_time_ordered_and_purged(logged_world) -> None:
@@ -80,9 +81,13 @@ def test_split_is_time_ordered_and_purged(logged_world) -> None:
 
 def test_bandit_trains_and_is_judged_on_the_bots_logs(logged_world, tmp_path: Path) -> None:
     joined: pd.DataFrame = logged_world["joined"]  # type: ignore[assignment]
-    result = _train(logged_world, 200, tmp_path)
+    # min_ess 1: this test is about how the logs score a candidate (the ESS refusal has its
+    # own test below and in tests/events/test_events_budgeted_exploration.py)
+    result = _train(logged_world, 200, tmp_path, min_ess=1.0)
     m = result.metrics
     assert m["train/feedback"] == 1.0
+    assert m["logs/ess_sufficient"] == 1.0 and m["logs/min_ess"] == 1.0
+    assert m["logs/ess/bandit"] == pytest.approx(m["logs/ess"], rel=1e-9)
     n_hold = round(len(joined) * 0.3)
     # the held-out logs are cut into the test span (gates, table) and the later confirmation
     n_test = int(m["logs/n_decisions"])
@@ -127,3 +132,16 @@ def test_bandit_falls_back_to_full_information_below_min_joined(
     assert not [k for k in result.metrics if k.startswith("logs/")]
     assert "logs_ope" not in result.artifacts
     assert "lift/bandit_vs_best_arm/exact_ci_low" in result.metrics  # the exact lift on bars
+
+
+def test_logged_gate_says_so_when_the_effective_sample_is_too_small(
+    logged_world, tmp_path: Path
+) -> None:
+    result = _train(logged_world, 200, tmp_path, min_ess=1e6)
+    m = result.metrics
+    ess = min(m["logs/ess/bandit"], m["confirm/logs/ess/bandit"])
+    assert m["logs/ess_sufficient"] == 0.0 and ess < 1e6
+    gates = [g for g in result.gates if g.name.startswith("logged")]
+    assert [g.name for g in gates] == ["logged_effective_sample"]
+    assert not gates[0].passed and gates[0].value == pytest.approx(ess)
+    assert not result.passed

@@ -11,11 +11,20 @@ propensities (``pipelines.events.evaluate_on_logs``): IPS, SNIPS and DR with blo
 CIs for the logging policy and the candidate, the paired lift of the candidate over the
 logging policy, the candidate's effective sample share and largest weight. The gates read
 ``logs/lift/candidate_vs_logging/dr_ci_low`` and ``logs/reliable``.
+
+Each candidate policy of the slot (the learned one as ``bandit`` and the rule candidates)
+also gets its effective sample on the held-out logs, ``logs/ess/<name>`` (and
+``confirm/logs/ess/<name>``): (sum w)^2 / sum w^2 with w = 1{its arm = logged arm} /
+propensity. Below ``LoggedFeedbackConfig.min_ess`` the logged gate does not score the learned
+candidate (``logs/ess_sufficient`` = 0): under uniform epsilon-greedy over 12 arms a policy
+that leaves the default arm is matched on under 1% of decisions, and an estimate on a
+dozen effective decisions is noise, whatever its interval says.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +34,8 @@ from matplotlib.figure import Figure
 
 from configs.bandit import BanditConfig, LoggedFeedbackConfig
 from pipelines.evaluation.bootstrap import Interval
-from pipelines.evaluation.ope import ESTIMATORS
-from pipelines.evaluation.spans import Span, confirm_key, put_interval, span_masks
+from pipelines.evaluation.ope import ESTIMATORS, effective_sample
+from pipelines.evaluation.spans import Span, confirm_key, put_interval, span_key, span_masks
 from pipelines.events import LoggedFeedback, LogOPE, evaluate_on_logs, logged_feedback
 from pipelines.models.bandit.neural import NeuralBandit
 from pipelines.plots import BPS
@@ -113,13 +122,37 @@ def fit_logged(bandit: NeuralBandit, split: LoggedSplit, cfg: LoggedFeedbackConf
     return best_logged_arm(tr)
 
 
+def candidate_ess(
+    hold: LoggedFeedback, candidates: Mapping[str, np.ndarray], mask: np.ndarray | None = None
+) -> dict[str, float]:
+    """``{name: effective sample}`` of each candidate (its arm per held-out decision) on the
+    held-out logs, or on the rows of ``mask``."""
+    rows = np.arange(len(hold)) if mask is None else np.flatnonzero(mask)
+    return {
+        name: effective_sample(np.asarray(arms)[rows], hold.arm[rows], hold.propensity[rows])
+        for name, arms in candidates.items()
+    }
+
+
 def evaluate_logged(
-    split: LoggedSplit, chosen: np.ndarray, cfg: BanditConfig, seed: int, out_dir: Path
+    split: LoggedSplit,
+    chosen: np.ndarray,
+    cfg: BanditConfig,
+    seed: int,
+    out_dir: Path,
+    rules: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, float], dict[str, Path]]:
     """OPE of the logging policy and the candidate (``chosen``: its arm on every held-out
-    decision) on the held-out logs; the ``logs/...`` metrics, a CSV and a plot."""
+    decision) on the held-out logs; the ``logs/...`` metrics, a CSV and a plot.
+
+    ``rules``: the slot's rule candidates' arms on the held-out decisions, by name; their
+    effective samples are reported beside the learned candidate's (``logs/ess/<name>``)."""
     if chosen.shape != (len(split.hold),):
         raise ValueError(f"chosen must be [{len(split.hold)}] arm indices, got {chosen.shape}")
+    policies = {"bandit": chosen, **(rules or {})}
+    for name, arms in policies.items():
+        if np.shape(arms) != (len(split.hold),):
+            raise ValueError(f"candidate {name!r} must give one arm per held-out decision")
     masks = span_masks(pd.Series(split.hold.ts), cfg.confirm_fraction)
 
     def ope_on(span: Span) -> tuple[LoggedFeedback, np.ndarray, LogOPE]:
@@ -145,6 +178,14 @@ def evaluate_logged(
     _, _, later = ope_on("confirm")
     hold, chosen, ope = ope_on("test")
     metrics = logs_metrics(ope, split)
+    for span in ("test", "confirm"):
+        for name, ess in candidate_ess(split.hold, policies, masks[span]).items():
+            metrics[span_key(f"logs/ess/{name}", span)] = ess
+    metrics["logs/min_ess"] = cfg.logged.min_ess
+    metrics["logs/ess_sufficient"] = float(
+        min(metrics["logs/ess/bandit"], metrics[confirm_key("logs/ess/bandit")])
+        >= cfg.logged.min_ess
+    )
     for est in ESTIMATORS:
         e = later.estimates["lift/candidate"][est]
         put_interval(
@@ -163,6 +204,11 @@ def evaluate_logged(
         "logs_ope_plot": plot_logs_ope(ope, hold, chosen, out_dir / "logs_ope.png"),
     }
     lift = ope.estimates["lift/candidate"]["dr"]
+    logger.info(
+        "bandit on the bot's logs: effective sample per candidate %s (minimum %.0f)",
+        ", ".join(f"{k} {metrics[f'logs/ess/{k}']:.1f}" for k in policies),
+        cfg.logged.min_ess,
+    )
     logger.info(
         "bandit on the bot's logs (%d held-out decisions): realized %.2f bps, DR lift of the "
         "candidate over the logging policy %.2f bps [%.2f, %.2f], ESS share %.3f, max weight "
