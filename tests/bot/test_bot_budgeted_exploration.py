@@ -15,6 +15,7 @@ from pipelines.bot import DecisionEngine, EngineConfig, EventLog, read_events
 from pipelines.data.synthetic import generate_bars
 from pipelines.events.exploration import ExplorationPolicy, distribution_from_record
 from pipelines.registry import FileStore
+from pipelines.registry.challenger import publish_challenger
 from pipelines.seeding import Streams
 from pipelines.strategies import ARM_NAMES, N_ARMS, compute_signals
 
@@ -104,3 +105,37 @@ def test_exploration_draws_come_from_the_named_engine_stream(tmp_path: Path) -> 
     expected = Streams(6).child("engine").numpy("exploration").random(5)
     assert engine.rng.random(5).tolist() == expected.tolist()
     assert expected[0] != np.random.default_rng(6).random()  # not the replay's default_rng(seed)
+
+
+def test_shadowed_challengers_arm_joins_the_exploration_set(
+    tmp_path: Path, store: FileStore, bars: pd.DataFrame
+) -> None:
+    chal_bandit, chal_lin = bandit_onnx(seed=14)
+    publish_challenger(store, "bandit", {"model.onnx": chal_bandit}, keyring())
+    config = EngineConfig(bot_id="bot-e", seed=4)
+    engine = DecisionEngine.from_store(
+        store,
+        keyring(),
+        tmp_path / "cache",
+        config,
+        EventLog(tmp_path / "ev", "bot-e"),
+        shadow_events=EventLog(tmp_path / "shadow", "bot-e"),
+    )
+    signals = compute_signals(bars)
+    decisions = []
+    for i, bar in enumerate(bars.itertuples(index=False)):
+        d = engine.on_bar(
+            bar.symbol, bar.ts, bar.high, bar.low, bar.close, bar.volume, signals.iloc[i].to_numpy()
+        )
+        if d is not None:
+            decisions.append(d)
+    engine.close()
+    assert decisions
+    added = 0
+    for d in decisions:
+        c = int(np.argmax(chal_lin(d.features.astype(np.float32)[None, :])))
+        expected = list(SET) + ([c] if c not in SET else [])
+        assert d.exploration["set"] == expected
+        assert d.action_distribution[c] >= EPSILON / len(expected)
+        added += c not in SET
+    assert added > 0  # the challenger did propose arms outside the published set
