@@ -146,7 +146,12 @@ def test_bandit_slot_candidates_are_scored_like_the_champion(
     d = result.champion
     assert d is not None and d.champion.kind == "fallback"
     table = pd.read_csv(result.artifacts["champion_table"])
-    assert list(table["candidate"]) == ["neural_linear", "best_arm", "champion: fallback"]
+    assert list(table["candidate"]) == [
+        "neural_linear",
+        "best_arm",
+        "rule_regime_arm",
+        "champion: fallback",
+    ]
     # the rule candidate is an ONNX of the slot's contract: its argmax is the best arm
     rule = tmp_path / "candidates" / "best_arm.onnx"
     x = feats[list(FEATURE_NAMES)].to_numpy(np.float32)[-64:]
@@ -154,6 +159,16 @@ def test_bandit_slot_candidates_are_scored_like_the_champion(
     assert values.shape == (64, len(ARM_NAMES))
     best = int(result.metrics["train/best_arm_index"])
     assert (np.argmax(values, axis=1) == best).all()
+    # the rule-regime candidate: one-hot rows whose arm is a function of the row's cell
+    from pipelines.models.bandit.candidates import REGIME_QUESTIONS, rule_cells
+
+    x_all = feats[list(FEATURE_NAMES)].to_numpy(np.float32)
+    (cells_out,) = run(make_session(tmp_path / "candidates" / "rule_regime_arm.onnx"), x_all)
+    assert set(np.unique(cells_out)) <= {0.0, 1.0} and (cells_out.sum(axis=1) == 1).all()
+    cols = [list(FEATURE_NAMES).index(q) for q, _ in REGIME_QUESTIONS]
+    cell = rule_cells(x_all, cols)
+    arm = np.argmax(cells_out, axis=1)
+    assert all(len(set(arm[cell == c])) == 1 for c in np.unique(cell))
     # the champion's value is the fallback arm's exact reward on the held-out bars
     fallback_value = result.metrics["champion/value/champion"]
     assert np.isfinite(fallback_value)

@@ -40,7 +40,13 @@ from pipelines.evaluation.spans import (
     span_masks,
 )
 from pipelines.export.onnx import OnnxExport, make_session, run
-from pipelines.models.bandit.candidates import arm_choices, chosen_rewards, constant_arm_export
+from pipelines.models.bandit.candidates import (
+    RegimeArmRule,
+    arm_choices,
+    chosen_rewards,
+    constant_arm_export,
+    regime_arm_export,
+)
 from pipelines.models.bandit.export import export_onnx
 from pipelines.models.bandit.logged import LoggedSplit, evaluate_logged, fit_logged, logged_split
 from pipelines.models.bandit.neural import NeuralBandit, score_rows
@@ -73,6 +79,9 @@ MODEL_NAME = "bandit"
 REFERENCE = "best_arm"
 #: The contextual baseline: the best arm per proxy regime, chosen on the training span.
 REGIME_ARM = "regime_arm"
+#: The rule candidate of the champion stage: the best arm per rule regime read from the row's
+#: own features (``candidates.RegimeArmRule``), which the bot can compute from its input.
+RULE_REGIME_ARM = "rule_regime_arm"
 _MC_SAMPLES = 64
 #: The estimator suffix of exact (full-information) values and lifts, beside ips/snips/dr.
 EXACT = "exact"
@@ -307,6 +316,7 @@ class BanditFit:
     z: float
     fit_seconds: float
     regime_arm: dict[int, int]
+    regime_rule: RegimeArmRule
 
 
 class BanditTrainer:
@@ -366,7 +376,11 @@ class BanditTrainer:
         regime_arm = {
             int(r): int(np.argmax(full_tr[regimes == r].mean(axis=0))) for r in np.unique(regimes)
         }
-        return BanditFit(bandit, module, companion, best_arm, default_arm, z, seconds, regime_arm)
+        # the champion stage's rule candidate, on the same rows and rewards as the best arm
+        regime_rule = RegimeArmRule().fit(split.x(train), full_tr, split.data.feature_names)
+        return BanditFit(
+            bandit, module, companion, best_arm, default_arm, z, seconds, regime_arm, regime_rule
+        )
 
     def evaluate(
         self,
@@ -567,14 +581,21 @@ class BanditTrainer:
         champion: Champion,
         parity_tolerance: float,
     ) -> ChampionDecision:
-        """The slot's candidates (the network; the best single arm on the training span, as
-        a rule) against the live champion, all scored by their exact reward on the held-out
-        bars (``pipelines/models/champion.py``)."""
+        """The slot's candidates (the network; the best single arm and the best arm per rule
+        regime on the training span, as rules) against the live champion, all scored by their
+        exact reward on the held-out bars (``pipelines/models/champion.py``)."""
         hold = split.hold
         x_ho = split.x(hold)
         rewards = hold[split.data.reward_columns].to_numpy()
         rule = constant_arm_export(
             fitted.best_arm, x_ho, out_dir / "candidates" / "best_arm.onnx", cfg.onnx_opset
+        )
+        regime_rule = fitted.regime_rule
+        cells = regime_arm_export(
+            regime_rule,
+            x_ho,
+            out_dir / "candidates" / f"{RULE_REGIME_ARM}.onnx",
+            cfg.onnx_opset,
         )
         candidates = [
             Candidate("neural_linear", "learned", learned, "the NeuralLinear bandit's safe argmax"),
@@ -584,6 +605,7 @@ class BanditTrainer:
                 rule,
                 f"the best single arm on the training span ({ARM_NAMES[fitted.best_arm]})",
             ),
+            Candidate(RULE_REGIME_ARM, "rule", cells, regime_rule.describe()),
         ]
         eligible = eligibility(candidates, learned_gates, parity_tolerance)
         values = {
