@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from pipelines.bot.replay import (
     ReplaySettings,
     Verdict,
     exits_verdict,
-    fallback_verdict,
     loop_verdict,
     plot_replay,
     published_exits,
@@ -75,17 +74,10 @@ def _write_feed(bars: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _html(
-    table: pd.DataFrame,
-    verdicts: list[Verdict],
-    trainings: list[dict[str, Any]],
-    fallback_line: str = "",
-) -> str:
+def _html(table: pd.DataFrame, verdicts: list[Verdict], trainings: list[dict[str, Any]]) -> str:
     shown = table.copy()
     for col in shown.columns:
-        if col.startswith(
-            ("live", "frozen", "fallback", "best_arm", "oracle", "exits")
-        ) and col not in (
+        if col.startswith(("live", "frozen", "best_arm", "oracle", "exits")) and col not in (
             "best_arm_name",
             "live_versions",
         ):
@@ -101,7 +93,6 @@ def _html(
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 6px}</style></head><body><h1>Closed-loop replay</h1>"
         + "".join(f"<p><b>{html.escape(v.line)}</b></p>" for v in verdicts)
-        + (f"<p><b>{html.escape(fallback_line)}</b></p>" if fallback_line else "")
         + "<img src='replay.png' alt='replay plot'>"
         "<h2>Reward per decision by cycle (bps, CI in _low/_high)</h2>"
         f"{shown.to_html(index=False, na_rep='-')}"
@@ -125,9 +116,6 @@ def _cycles_json(result: ReplayResult) -> list[dict[str, Any]]:
         for name, est in (
             ("live", c.live),
             ("frozen", c.frozen),
-            ("fallback", c.fallback),
-            ("live_minus_fallback", c.live_minus_fallback),
-            ("live_minus_frozen", c.live_minus_frozen),
             ("best_arm_value", c.best_arm_value),
             ("oracle", c.oracle),
             ("exits_published", c.exits_published),
@@ -202,16 +190,6 @@ def run_closed_loop(
         epsilon=settings.events.exploration_epsilon,
         prior_var=bocd_prior_variance(first, settings.regime.holdout_fraction),
     )
-    # The fallback live - fallback is measured against: the engine's own default arm and
-    # exploration; its documented exploration budget when it has one (else the verdict
-    # measures the fallback's epsilon-greedy cost and says so).
-    budget = settings.bandit.exploration.budget_bps
-    replay = replace(
-        replay,
-        fallback_arm=config.default_arm,
-        epsilon=float(config.epsilon),
-        exploration_budget_bps=float(budget),
-    )
     live = DecisionEngine.from_store(
         store, keyring, root / "client-live", config, EventLog(events_dir, BOT_ID, EVENT_INTERVAL)
     )
@@ -225,25 +203,17 @@ def run_closed_loop(
         frozen.close()
     verdict = loop_verdict(result, replay)
     exits = exits_verdict(result, replay)
-    vs_fallback = fallback_verdict(result, replay)
     table = result.table()
     plot = plot_replay(result, root / "replay.png")
     table.to_csv(root / "replay_cycles.csv", index=False)
     result.decisions.to_parquet(root / "replay_decisions.parquet", index=False)
     page = root / "replay.html"
-    page.write_text(_html(table, [verdict, exits], trainings, vs_fallback.line), encoding="utf-8")
+    page.write_text(_html(table, [verdict, exits], trainings), encoding="utf-8")
     return {
         "status": "ok",
         "verdict": verdict.line,
         "beats_frozen": verdict.beats_frozen,
         "live_minus_frozen": {k: float(v) for k, v in asdict(verdict.difference).items()},
-        "fallback_verdict": vs_fallback.line,
-        "fallback_arm": replay.fallback_arm,
-        "beats_fallback": vs_fallback.beats_fallback,
-        "live_minus_fallback": {k: float(v) for k, v in asdict(vs_fallback.difference).items()},
-        "exploration_budget_bps": vs_fallback.budget_bps,
-        "exploration_budget_source": vs_fallback.budget_source,
-        "within_exploration_budget": vs_fallback.within_budget,
         "exits_verdict": exits.line,
         "exits_beat_defaults": exits.beats_frozen,
         "published_minus_default_exits": {k: float(v) for k, v in asdict(exits.difference).items()},

@@ -11,10 +11,6 @@ beside it, so each cycle reports:
   net reward over the bandit's horizon from the bars, as the bandit is trained on), with a
   moving-block bootstrap CI;
 - ``frozen``: the same for the first cycle's models, never reloaded;
-- ``fallback``: the bot's documented fallback policy (no model served: the default arm,
-  ``EngineConfig.default_arm``, at the fallback size), scored exactly from the bars on the same
-  decisions; its exploration (epsilon-greedy around the default arm) is not in it: that is
-  the exploration budget the null-world verdict allows (:func:`fallback_verdict`);
 - ``best_arm``: the single arm with the best mean reward on every bar before the cycle (what
   a non-contextual bot would pick), on the cycle's decisions;
 - ``oracle`` (data with a true regime): each true regime's best arm on the cycle, chosen in
@@ -45,9 +41,7 @@ from pipelines.bot.engine import Decision, DecisionEngine
 from pipelines.data.schema import TRUE_REGIME_COLUMN
 from pipelines.evaluation.ope import Estimate, block_bootstrap_starts, resample_means
 from pipelines.features.names import WARMUP_BARS
-from pipelines.seeding import Streams
 from pipelines.strategies import ARM_NAMES, arm_rewards, compute_signals
-from pipelines.strategies.signals import FALLBACK_ARM
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +68,6 @@ class ReplaySettings:
     bootstrap_block: int = 24
     seed: int = 0
     exit_max_hold: int = 24  # bars after entry at which a trade exits on time (exits only)
-    #: the arm the bot's fallback plays (``EngineConfig.default_arm``) and its exploration
-    #: rate: the fallback policy live - fallback is measured against
-    fallback_arm: str = FALLBACK_ARM
-    epsilon: float = 0.0
-    #: the exploration budget (bps per decision) the engine documents, when it does; None:
-    #: the expected cost of the fallback's own epsilon-greedy exploration, measured
-    exploration_budget_bps: float | None = None
 
     def __post_init__(self) -> None:
         if self.cycles < 1 or self.cycle_bars < 1:
@@ -89,14 +76,6 @@ class ReplaySettings:
             raise ValueError(f"initial_bars must exceed the {WARMUP_BARS}-bar feature warm-up")
         if not 0.0 < self.ci_level < 1.0:
             raise ValueError("ci_level must be in (0, 1)")
-        if self.fallback_arm not in ARM_NAMES:
-            raise ValueError(f"fallback_arm {self.fallback_arm!r} is not one of {ARM_NAMES}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError("epsilon must be in [0, 1]")
-
-    def streams(self) -> Streams:
-        """The replay's named random streams (bootstrap draws), apart from the engine's."""
-        return Streams(self.seed).child("replay")
 
 
 @dataclass(frozen=True)
@@ -118,10 +97,6 @@ class CycleResult:
     exits_published: Estimate | None = None
     exits_default: Estimate | None = None
     exits: dict[str, tuple[float, float]] | None = None
-    #: the fallback policy on the same decisions, and the paired differences (block CI)
-    fallback: Estimate | None = None
-    live_minus_fallback: Estimate | None = None
-    live_minus_frozen: Estimate | None = None
 
 
 @dataclass(frozen=True)
@@ -142,9 +117,6 @@ class ReplayResult:
             for name, est in (
                 ("live", c.live),
                 ("frozen", c.frozen),
-                ("fallback", c.fallback),
-                ("live_minus_fallback", c.live_minus_fallback),
-                ("live_minus_frozen", c.live_minus_frozen),
                 ("best_arm", c.best_arm_value),
                 ("oracle", c.oracle),
                 ("exits_published", c.exits_published),
@@ -238,15 +210,6 @@ def turnover_fees(
         path = np.asarray(pos)
         out[j] = abs(path[0]) + np.abs(np.diff(path)).sum() + abs(path[-1])
     return out
-
-
-def _mean_arm(rewards: np.ndarray) -> np.ndarray:
-    """Per row, the mean reward over the arms whose reward is known (NaN when none is):
-    what a uniform exploration draw earns in expectation."""
-    known = np.isfinite(rewards)
-    total = np.where(known, rewards, 0.0).sum(axis=1)
-    count = known.sum(axis=1)
-    return np.divide(total, count, out=np.full(len(rewards), np.nan), where=count > 0)
 
 
 def _oracle(rewards: np.ndarray, regimes: np.ndarray) -> np.ndarray:
@@ -411,9 +374,7 @@ def run_replay(
     stamps = np.sort(bars["ts"].unique())
     edges = cycle_edges(stamps, settings)
     row_stamp = np.searchsorted(stamps, bars["ts"].to_numpy())
-    rng = settings.streams().numpy("cycle_ci")
-    rng_diff = settings.streams().numpy("cycle_differences")
-    fallback_arm = ARM_NAMES.index(settings.fallback_arm)
+    rng = np.random.default_rng(settings.seed)
     outcomes = _Outcomes(bars, sig, rewards, settings)
     exit_returns = _ExitReturns(bars, sig, settings) if exits is not None else None
 
@@ -453,9 +414,6 @@ def run_replay(
         r_frozen = rewards[rows, arms_frozen] if len(rows) else np.empty(0)
         best = int(np.nanargmax(np.nanmean(rewards[:lo], axis=0)))
         r_best = rewards[rows, best] if len(rows) else np.empty(0)
-        r_fallback = rewards[rows, fallback_arm] if len(rows) else np.empty(0)
-        # the fallback's exploration: epsilon of the draws uniform over the arms instead
-        explore = settings.epsilon * (r_fallback - _mean_arm(rewards[rows]))
         oracle = None
         if TRUE_REGIME_COLUMN in bars.columns and len(rows):
             regimes = bars[TRUE_REGIME_COLUMN].to_numpy()[rows]
@@ -470,11 +428,6 @@ def run_replay(
         def ci(v: np.ndarray) -> Estimate:
             return mean_ci(
                 v, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng
-            )
-
-        def ci_diff(v: np.ndarray) -> Estimate:
-            return mean_ci(
-                v, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng_diff
             )
 
         published = e_pub = e_def = None
@@ -502,22 +455,15 @@ def run_replay(
                 exits_published=e_pub,
                 exits_default=e_def,
                 exits=published,
-                fallback=ci(r_fallback),
-                live_minus_fallback=ci_diff(r_live - r_fallback),
-                live_minus_frozen=ci_diff(r_live - r_frozen),
             )
         )
-        for r, value, fro, fb, xc, xp, xd in zip(
-            got_live, r_live, r_frozen, r_fallback, explore, x_pub, x_def, strict=True
-        ):
+        for r, value, fro, xp, xd in zip(got_live, r_live, r_frozen, x_pub, x_def, strict=True):
             logged.append(
                 {
                     **r,
                     "cycle": c,
                     "reward": float(value),
                     "frozen_reward": float(fro),
-                    "fallback_reward": float(fb),
-                    "exploration_cost": float(xc),
                     "exit_reward": float(xp),
                     "exit_default_reward": float(xd),
                 }
@@ -583,7 +529,7 @@ def exits_verdict(result: ReplayResult, settings: ReplaySettings) -> Verdict:
     if len(diff) == 0:
         nan = Estimate(np.nan, np.nan, np.nan)
         return Verdict(nan, 0, False, "no live trade closed inside the data: nothing to compare")
-    rng = settings.streams().numpy("exits_verdict")
+    rng = np.random.default_rng(settings.seed + 2)
     est = mean_ci(diff, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng)
     beats = bool(est.low > 0)
     figures = (
@@ -612,7 +558,7 @@ def loop_verdict(result: ReplayResult, settings: ReplaySettings) -> Verdict:
         nan = Estimate(np.nan, np.nan, np.nan)
         return Verdict(nan, 0, False, "one cycle only: nothing retrained to compare")
     diff = (later["reward"] - later["frozen_reward"]).to_numpy(np.float64)
-    rng = settings.streams().numpy("loop_verdict")
+    rng = np.random.default_rng(settings.seed + 1)
     est = mean_ci(diff, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng)
     beats = bool(est.low > 0)
     span = f"cycles 1-{len(result.cycles) - 1}"
@@ -626,57 +572,3 @@ def loop_verdict(result: ReplayResult, settings: ReplaySettings) -> Verdict:
     else:
         line = f"the later cycles do NOT beat the frozen first-cycle policy ({span}): {figures}"
     return Verdict(est, len(diff), beats, line)
-
-
-@dataclass(frozen=True)
-class FallbackVerdict:
-    """Live minus the bot's documented fallback over every cycle (cycle 0 included: the
-    first training's models already trade it), paired per decision, block-bootstrap CI;
-    and whether it clears minus the exploration budget (the null world's "no harm")."""
-
-    difference: Estimate
-    n_decisions: int
-    beats_fallback: bool
-    budget_bps: float
-    budget_source: str
-    within_budget: bool
-    line: str
-
-
-def fallback_verdict(result: ReplayResult, settings: ReplaySettings) -> FallbackVerdict:
-    """Two claims in one line: live - fallback's lower bound > 0 (the loop beats the
-    fallback), and live - fallback >= -budget (its point estimate; the loop does no more
-    harm than the exploration it is allowed). The budget is the engine's documented one
-    (``settings.exploration_budget_bps``) when given, else the measured expected cost of the
-    fallback's own epsilon-greedy exploration on these decisions, floored at 0."""
-    d = result.decisions
-    if len(d) == 0 or "fallback_reward" not in d:
-        nan = Estimate(np.nan, np.nan, np.nan)
-        return FallbackVerdict(nan, 0, False, np.nan, "none", False, "no decisions to compare")
-    both = d[np.isfinite(d["reward"]) & np.isfinite(d["fallback_reward"])]
-    diff = (both["reward"] - both["fallback_reward"]).to_numpy(np.float64)
-    rng = settings.streams().numpy("fallback_verdict")
-    est = mean_ci(diff, settings.ci_level, settings.n_bootstrap, settings.bootstrap_block, rng)
-    if settings.exploration_budget_bps is not None:
-        budget, source = float(settings.exploration_budget_bps), "the engine's documented budget"
-    else:
-        cost = both["exploration_cost"].to_numpy(np.float64) if "exploration_cost" in both else []
-        budget = max(0.0, float(np.nanmean(cost)) * 1e4) if len(cost) else 0.0
-        source = (
-            f"the expected cost of the fallback's epsilon = {settings.epsilon:g} exploration "
-            "on these decisions (no engine budget configured)"
-        )
-    beats = bool(est.low > 0)
-    within = bool(est.value * 1e4 >= -budget)
-    figures = (
-        f"live - fallback (`{settings.fallback_arm}`) = {est.value * 1e4:+.2f} bps per decision "
-        f"({settings.ci_level:.0%} CI {est.low * 1e4:+.2f} to {est.high * 1e4:+.2f}, "
-        f"{len(diff)} decisions, cycles 0-{len(result.cycles) - 1})"
-    )
-    claim = "beats the fallback" if beats else "does NOT beat the fallback"
-    harm = "within" if within else "OUTSIDE"
-    line = (
-        f"the loop {claim}: {figures}; {harm} the exploration budget of -{budget:.2f} bps "
-        f"({source})"
-    )
-    return FallbackVerdict(est, len(diff), beats, budget, source, within, line)

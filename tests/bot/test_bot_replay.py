@@ -90,24 +90,6 @@ def test_three_cycles_reload_and_report(tmp_path: Path) -> None:
     assert {"live", "live_low", "frozen", "best_arm", "oracle", "live_versions"} <= set(table)
     assert len(result.decisions) == 3 * 500
     assert plot_replay(result, tmp_path / "replay.png").stat().st_size > 0
-    # the fallback: the default arm on the same decisions, scored exactly from the bars
-    d = result.decisions
-    scored = bars.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
-    fallback = arm_rewards(scored, compute_signals(scored), 6, 1.0, 0.5)[SETTINGS.fallback_arm]
-    for c in result.cycles:
-        rows = d.loc[d["cycle"] == c.cycle, "row"].to_numpy()
-        assert c.fallback is not None and c.live_minus_fallback is not None
-        assert c.fallback.value == pytest.approx(np.nanmean(fallback.to_numpy()[rows]))
-        assert c.live_minus_fallback.value == pytest.approx(c.live.value - c.fallback.value)
-        assert c.live_minus_frozen is not None
-        assert c.live_minus_frozen.value == pytest.approx(c.live.value - c.frozen.value)
-        assert c.live_minus_fallback.low <= c.live_minus_fallback.value
-        assert c.live_minus_fallback.value <= c.live_minus_fallback.high
-    assert result.cycles[0].live_minus_frozen.value == 0.0  # type: ignore[union-attr]
-    assert {"fallback", "live_minus_fallback_low", "live_minus_frozen_high"} <= set(table)
-    assert np.allclose(
-        d["fallback_reward"], fallback.to_numpy()[d["row"].to_numpy()], equal_nan=True
-    )
 
 
 def test_cycle_edges_refuse_too_short_data() -> None:
@@ -248,53 +230,3 @@ def test_the_replay_scores_the_published_exits(tmp_path: Path) -> None:
     assert verdict.n_decisions > 0 and "published - default exits" in verdict.line
     assert result.cycles[1].exits_published is not None
     assert {"exits_published", "exits_default"} <= set(result.table())
-
-
-def test_fallback_verdict_lower_bound_and_exploration_budget() -> None:
-    """live - fallback over every cycle: beats it only with a lower bound > 0; "no harm" is
-    the point estimate >= -budget, the engine's budget when given, else the measured cost
-    of the fallback's epsilon-greedy exploration (floored at 0), and the line says which."""
-    from dataclasses import replace
-
-    from pipelines.bot.replay import CycleResult, ReplayResult, fallback_verdict
-    from pipelines.evaluation.ope import Estimate
-
-    ts = pd.date_range("2024-01-01", periods=2, freq="h", tz="UTC")
-    est = Estimate(0.0, 0.0, 0.0)
-    cyc = CycleResult(0, ts[0], ts[1], 1, est, est, "x", est, None, {}, {})
-    n = 400
-    decisions = pd.DataFrame(
-        {
-            "cycle": np.repeat([0, 1], n // 2),
-            "reward": np.full(n, 3e-4),
-            "fallback_reward": np.r_[np.zeros(n // 2), np.full(n // 2, 1e-4)],
-            "exploration_cost": np.full(n, 0.5e-4),
-        }
-    )
-    up = fallback_verdict(ReplayResult((cyc, cyc), decisions), SETTINGS)
-    assert up.beats_fallback and up.within_budget and up.n_decisions == n  # cycle 0 counts
-    assert up.difference.value == pytest.approx(2.5e-4)
-    assert up.budget_bps == pytest.approx(0.5) and "epsilon" in up.budget_source
-    # 0.3 bps worse than the fallback: inside a measured 0.5 bps budget, outside 0.2 bps
-    worse = decisions.assign(reward=decisions["fallback_reward"] - 0.3e-4)
-    harm = fallback_verdict(ReplayResult((cyc, cyc), worse), SETTINGS)
-    assert not harm.beats_fallback and harm.within_budget and "does NOT beat" in harm.line
-    strict = replace(SETTINGS, exploration_budget_bps=0.2)
-    out = fallback_verdict(ReplayResult((cyc, cyc), worse), strict)
-    assert not out.within_budget and out.budget_bps == 0.2 and "OUTSIDE" in out.line
-    assert "documented budget" in out.budget_source
-    # a fallback arm worse than the mean arm: exploration earns, the budget floors at 0
-    gain = worse.assign(exploration_cost=-1e-4)
-    assert fallback_verdict(ReplayResult((cyc, cyc), gain), SETTINGS).budget_bps == 0.0
-
-
-def test_the_replay_draws_from_named_streams_apart_from_the_engine() -> None:
-    """The bootstrap draws come from named streams of the root seed, not ``default_rng(seed)``
-    (the engine's) nor ``seed + 1`` / ``seed + 2`` (another seed's root)."""
-    s = ReplaySettings(seed=5)
-    names = ("cycle_ci", "cycle_differences", "loop_verdict", "exits_verdict", "fallback_verdict")
-    draws = {name: s.streams().numpy(name).random() for name in names}
-    plain = {np.random.default_rng(k).random() for k in (5, 6, 7)}
-    assert len(set(draws.values())) == len(names)
-    assert not set(draws.values()) & plain
-    assert draws["cycle_ci"] == ReplaySettings(seed=5).streams().numpy("cycle_ci").random()

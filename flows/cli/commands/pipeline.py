@@ -186,5 +186,4 @@ def replay(
         summary = run_closed_loop(settings, cycles, cycle_bars, data, initial_bars, checked)
     typer.echo(summary["verdict"], err=True)
     typer.echo(summary["exits_verdict"], err=True)
-    typer.echo(summary["fallback_verdict"], err=True)
     typer.echo(json.dumps(summary, indent=2, default=str))
