@@ -14,36 +14,23 @@ that saw the withdrawal refuses the older challenger envelope someone puts back.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.registry.errors import (
-    ConcurrentPublishError,
-    ObjectExistsError,
-    ObjectNotFoundError,
-    PreconditionFailedError,
-    PublishError,
-    VerificationError,
-)
+from pipelines.registry.errors import ObjectNotFoundError, PublishError, VerificationError
 from pipelines.registry.manifest import (
     CHALLENGER_SCHEMA,
     MAX_ENVELOPE_BYTES,
     MAX_SEQUENCE,
-    POINTER_PAYLOAD_TYPE,
     Pointer,
-    canonical_json,
     check_model_name,
-    format_time,
-    make_envelope,
-    pae,
-    version_number,
 )
 from pipelines.registry.publish import (
     DEFAULT_TTL,
+    PointerSlot,
     PublishedVersion,
     StepHook,
     VersionFacts,
@@ -52,17 +39,16 @@ from pipelines.registry.publish import (
     _next_sequence,
     _next_version,
     check_withheld_history,
+    claim_and_swap,
+    newest_pointer,
     prune,
     read_state,
+    sign_pointer,
+    top_sequence,
     write_pointer,
     write_version,
 )
-from pipelines.registry.publisher_state import (
-    PublisherRecord,
-    challenger_state_dir,
-    read_record,
-    write_record,
-)
+from pipelines.registry.publisher_state import PublisherRecord, challenger_state_dir, read_record
 from pipelines.registry.signing import KeyRing
 from pipelines.registry.store import Store
 from pipelines.registry.verify import (
@@ -72,15 +58,13 @@ from pipelines.registry.verify import (
     challenger_history_key,
     challenger_key,
     check_fresh,
+    history_sequences,
     read_challenger,
     verify_pointer_bytes,
     verify_version,
 )
 
 log = logging.getLogger(__name__)
-
-_HISTORY_RE = re.compile(r"^(\d{12})\.json$")
-_CLAIM_TRIES = 4
 
 
 @dataclass
@@ -99,28 +83,12 @@ class ChallengerState:
     @property
     def newest(self) -> Pointer | None:
         """The verified challenger pointer with the highest sequence (store, history, record)."""
-        best: Pointer | None = None
         local = self.local.pointer if self.local is not None else None
-        for p in (self.newest_history, self.pointer, local):
-            if p is not None and (best is None or p.sequence > best.sequence):
-                best = p
-        return best
+        return newest_pointer(self.newest_history, self.pointer, local)
 
     @property
     def top_sequence(self) -> int:
-        newest = self.newest
-        claimed = self.local.claimed if self.local is not None else 0
-        return max(newest.sequence if newest is not None else 0, claimed)
-
-
-def _history_sequences(store: Store, model: str) -> list[int]:
-    prefix = f"{model}/{CHALLENGER_HISTORY}/"
-    seqs = []
-    for key in store.list_keys(f"{model}/{CHALLENGER_HISTORY}"):
-        m = _HISTORY_RE.fullmatch(key[len(prefix) :]) if key.startswith(prefix) else None
-        if m:
-            seqs.append(int(m.group(1)))
-    return sorted(seqs)
+        return top_sequence(self.newest, self.local)
 
 
 def _read_history(store: Store, model: str, keyring: KeyRing, seq: int) -> Pointer:
@@ -130,6 +98,19 @@ def _read_history(store: Store, model: str, keyring: KeyRing, seq: int) -> Point
     if pointer.sequence != seq:
         raise VerificationError(f"{key} carries sequence {pointer.sequence}")
     return pointer
+
+
+CHALLENGER_SLOT = PointerSlot(
+    name=CHALLENGER,
+    schema=CHALLENGER_SCHEMA,
+    history=CHALLENGER_HISTORY,
+    label="challenger sequence",
+    history_key=challenger_history_key,
+    read_history=_read_history,
+    record_dir=challenger_state_dir,
+)
+"""``CHALLENGER`` as the publisher writes it: the schema, history and record that keep its
+sequence apart from ``LATEST``'s (see :class:`~pipelines.registry.publish.PointerSlot`)."""
 
 
 def read_challenger_state(
@@ -146,7 +127,8 @@ def read_challenger_state(
         state.etag = exc.etag if exc.etag is not None else state.etag
         state.junk = f"[{exc.code}] {exc}"
         log.warning("%s/%s is junk (%s): replaced by the next one signed", model, CHALLENGER, exc)
-    for seq in reversed(_history_sequences(store, model)):
+    listing = store.list_keys(f"{model}/{CHALLENGER_HISTORY}")
+    for seq in reversed(history_sequences(listing, model, CHALLENGER_HISTORY)):
         try:
             state.newest_history = _read_history(store, model, keyring, seq)
             break
@@ -156,27 +138,6 @@ def read_challenger_state(
         challenger_state_dir(state_dir), store.uri, model, keyring, challenger=True
     )
     return state
-
-
-def _claim(store: Store, model: str, keyring: KeyRing, seq: int, envelope: bytes) -> str:
-    """Write-once claim of challenger sequence ``seq`` (junk there is removed, a verified
-    entry is another publisher's: :class:`ConcurrentPublishError`)."""
-    hist = challenger_history_key(model, seq)
-    for _ in range(_CLAIM_TRIES):
-        try:
-            store.write(hist, envelope, create_only=True)
-            return hist
-        except ObjectExistsError:
-            try:
-                _read_history(store, model, keyring, seq)
-            except (VerificationError, ObjectNotFoundError) as exc:
-                log.warning("%s: %s is junk (%s): replacing it", model, hist, exc)
-                store.delete(hist)
-                continue
-            raise ConcurrentPublishError(
-                f"{model}: challenger sequence {seq} was taken by a concurrent publish; retry"
-            ) from None
-    raise ConcurrentPublishError(f"{model}: could not claim challenger sequence {seq}; retry")
 
 
 def write_challenger_pointer(
@@ -198,54 +159,36 @@ def write_challenger_pointer(
     """
     if ttl <= timedelta(0):
         raise PublishError("pointer ttl must be positive")
-    signer = keyring.signer()
+    keyring.signer()
     with store.locked(challenger_key(model)):
         state = read_challenger_state(store, model, keyring, state_dir=state_dir)
         sequence = state.top_sequence + 1
         if sequence > MAX_SEQUENCE:
             raise PublishError(f"{model}: challenger sequence exhausted")
-        created = datetime.now(UTC)
-        payload = canonical_json(
-            {
-                "schema": CHALLENGER_SCHEMA,
-                "model": model,
-                "version": version,
-                "sequence": sequence,
-                "manifest_sha256": manifest_sha256,
-                "key_id": signer.key_id,
-                "algorithm": signer.algorithm,
-                "key_check": signer.key_check,
-                "created_at": format_time(created),
-                "expires": format_time(created + ttl),
-                "kind": kind,
-                "previous": previous,
-                "floor": None,
-            }
+        envelope = sign_pointer(
+            keyring,
+            CHALLENGER_SLOT,
+            model,
+            version=version,
+            manifest_sha256=manifest_sha256,
+            sequence=sequence,
+            kind=kind,
+            previous=previous,
+            floor=None,
+            ttl=ttl,
         )
-        sig = keyring.sign(pae(POINTER_PAYLOAD_TYPE, payload)).decode("ascii")
-        envelope = make_envelope(payload, signer.key_id, sig)
-        hist = _claim(store, model, keyring, sequence, envelope)
-        prior = state.local
-        max_version = max(prior.max_version if prior else 0, version_number(version) or 0)
-        folder = challenger_state_dir(state_dir)
-        try:
-            write_record(
-                folder, store.uri, model, PublisherRecord(sequence, None, envelope, max_version)
-            )
-        except PublishError:
-            store.delete(hist)
-            raise
-        try:
-            store.swap(challenger_key(model), envelope, state.etag)
-        except Exception as exc:
-            store.delete(hist)
-            back = PublisherRecord(sequence, None, prior.envelope if prior else None, max_version)
-            write_record(folder, store.uri, model, back)
-            if isinstance(exc, PreconditionFailedError):
-                raise ConcurrentPublishError(
-                    f"{model}/{CHALLENGER} was moved by a concurrent publish ({exc})"
-                ) from None
-            raise PublishError(f"{model}/{CHALLENGER} was not replaced ({exc})") from None
+        claim_and_swap(
+            store,
+            model,
+            keyring,
+            CHALLENGER_SLOT,
+            envelope,
+            version=version,
+            sequence=sequence,
+            expected_etag=state.etag,
+            prior=state.local,
+            state_dir=state_dir,
+        )
     return verify_pointer_bytes(envelope, None, model, keyring, challenger=True)
 
 

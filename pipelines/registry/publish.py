@@ -55,6 +55,7 @@ from pipelines.registry.store import Store
 from pipelines.registry.verify import (
     HISTORY,
     MANIFEST,
+    POINTER,
     SIG,
     check_fresh,
     history_key,
@@ -208,12 +209,8 @@ class StoreState:
     def newest(self) -> Pointer | None:
         """The verified pointer with the highest sequence among ``LATEST``, the history and
         the local record: what the fleet was last told. On a tie the store's copy wins."""
-        best: Pointer | None = None
         local = self.local.pointer if self.local is not None else None
-        for p in (self.newest_history, self.pointer, local):
-            if p is not None and (best is None or p.sequence > best.sequence):
-                best = p
-        return best
+        return newest_pointer(self.newest_history, self.pointer, local)
 
     @property
     def live(self) -> str | None:
@@ -222,9 +219,7 @@ class StoreState:
 
     @property
     def top_sequence(self) -> int:
-        newest = self.newest
-        claimed = self.local.claimed if self.local is not None else 0
-        return max(newest.sequence if newest is not None else 0, claimed)
+        return top_sequence(self.newest, self.local)
 
     @property
     def floor(self) -> str | None:
@@ -461,6 +456,146 @@ def _next_version(state: StoreState, store: Store) -> str:
         raise PublishError(f"{state.model}: version numbers exhausted") from None
 
 
+@dataclass(frozen=True)
+class PointerSlot:
+    """One signed pointer of a model, as the publisher writes it: ``LATEST`` or ``CHALLENGER``.
+
+    Both are the same DSSE envelope, claimed write-once in a history of their own, recorded
+    in a publisher record of their own and moved by one compare-and-swap
+    (:func:`claim_and_swap`). What differs is named here once, so the two stay apart: a
+    payload ``schema`` no verifier of the other pointer takes, their own sequence (history
+    folder) and their own record folder, so neither envelope can be copied over the other.
+    """
+
+    name: str
+    """The pointer object under the model folder (``LATEST``)."""
+    schema: str
+    """The payload schema its envelopes carry."""
+    history: str
+    """The folder of its write-once history under the model folder."""
+    label: str
+    """How its sequence is named in errors (``sequence``, ``challenger sequence``)."""
+    history_key: Callable[[str, int], str]
+    read_history: Callable[[Store, str, KeyRing, int], Pointer]
+    """The verified history entry of a sequence (raises when it does not verify)."""
+    record_dir: Callable[[Path | None], Path | None]
+    """The publisher-state folder of its record, from the workdir's ``publisher-state/``."""
+
+    def key(self, model: str) -> str:
+        return f"{model}/{self.name}"
+
+
+LATEST_SLOT = PointerSlot(
+    name=POINTER,
+    schema=POINTER_SCHEMA,
+    history=HISTORY,
+    label="sequence",
+    history_key=history_key,
+    read_history=read_history,
+    record_dir=lambda state_dir: state_dir,
+)
+
+
+def newest_pointer(*pointers: Pointer | None) -> Pointer | None:
+    """The pointer with the highest sequence; on a tie the first given wins (the store's copy
+    before the publisher's record)."""
+    best: Pointer | None = None
+    for p in pointers:
+        if p is not None and (best is None or p.sequence > best.sequence):
+            best = p
+    return best
+
+
+def top_sequence(newest: Pointer | None, local: PublisherRecord | None) -> int:
+    """The highest sequence taken: the newest verified pointer's, or one this publisher
+    claimed (its record) and never made live."""
+    claimed = local.claimed if local is not None else 0
+    return max(newest.sequence if newest is not None else 0, claimed)
+
+
+def sign_pointer(
+    keyring: KeyRing,
+    slot: PointerSlot,
+    model: str,
+    *,
+    version: str,
+    manifest_sha256: str,
+    sequence: int,
+    kind: str,
+    previous: str | None,
+    floor: str | None,
+    ttl: timedelta,
+) -> bytes:
+    """The DSSE envelope of one pointer payload of ``slot``'s schema, valid for ``ttl``."""
+    signer = keyring.signer()
+    created = datetime.now(UTC)
+    payload = canonical_json(
+        {
+            "schema": slot.schema,
+            "model": model,
+            "version": version,
+            "sequence": sequence,
+            "manifest_sha256": manifest_sha256,
+            "key_id": signer.key_id,
+            "algorithm": signer.algorithm,
+            "key_check": signer.key_check,
+            "created_at": format_time(created),
+            "expires": format_time(created + ttl),
+            "kind": kind,
+            "previous": previous,
+            "floor": floor,
+        }
+    )
+    sig = keyring.sign(pae(POINTER_PAYLOAD_TYPE, payload)).decode("ascii")
+    return make_envelope(payload, signer.key_id, sig)
+
+
+def claim_and_swap(
+    store: Store,
+    model: str,
+    keyring: KeyRing,
+    slot: PointerSlot,
+    envelope: bytes,
+    *,
+    version: str,
+    sequence: int,
+    expected_etag: str | None,
+    prior: PublisherRecord | None,
+    state_dir: Path | None = None,
+    on_step: StepHook | None = None,
+) -> None:
+    """Claim ``sequence`` in ``slot``'s history, record it, then compare-and-swap the pointer.
+
+    The caller holds ``store.locked(slot.key(model))``. The record is written before the
+    pointer moves (a crash from there on leaves a record of this sequence); a swap that fails
+    for any reason is undone (history entry removed, record put back) before the error is
+    raised, unless the pointer now holds ``envelope`` (a write whose reply was lost).
+    """
+    step = on_step or (lambda _name: None)
+    hist = slot.history_key(model, sequence)
+    _claim_history(store, model, keyring, slot, hist, envelope, sequence)
+    step("history")
+    folder = slot.record_dir(state_dir)
+    max_version = max(prior.max_version if prior else 0, version_number(version) or 0)
+    claimed = max(prior.claimed if prior else 0, sequence)
+    try:
+        write_record(
+            folder, store.uri, model, PublisherRecord(claimed, None, envelope, max_version)
+        )
+    except PublishError:
+        store.delete(hist)
+        raise
+    try:
+        store.swap(slot.key(model), envelope, expected_etag)
+    except Exception as exc:  # every failure is undone, then re-raised
+        if not isinstance(exc, PreconditionFailedError) and _holds(
+            store, slot.key(model), envelope
+        ):
+            log.warning("%s: the swap reported %s but took effect", slot.key(model), exc)
+        else:
+            _undo_claim(store, model, slot, hist, folder, prior, claimed, max_version, exc)
+
+
 def write_pointer(
     store: Store,
     model: str,
@@ -479,7 +614,7 @@ def write_pointer(
     prior: PublisherRecord | None = None,
 ) -> Pointer:
     """Sign one envelope, claim its sequence in the history, record it in the publisher's
-    state (``state_dir``), then compare-and-swap ``LATEST``.
+    state (``state_dir``), then compare-and-swap ``LATEST`` (:func:`claim_and_swap`).
 
     Raises :class:`ConcurrentPublishError` when another publisher claimed the sequence or
     moved ``LATEST`` since ``expected_etag`` was read; nothing is overwritten then. Junk at
@@ -489,61 +624,49 @@ def write_pointer(
     record put back) before the error is raised, so a failed publish or rollback never goes
     live later.
     """
-    signer = keyring.signer()
+    keyring.signer()
     if ttl <= timedelta(0):
         raise PublishError("pointer ttl must be positive")
-    created = datetime.now(UTC)
-    payload_doc = {
-        "schema": POINTER_SCHEMA,
-        "model": model,
-        "version": version,
-        "sequence": sequence,
-        "manifest_sha256": manifest_sha256,
-        "key_id": signer.key_id,
-        "algorithm": signer.algorithm,
-        "key_check": signer.key_check,
-        "created_at": format_time(created),
-        "expires": format_time(created + ttl),
-        "kind": kind,
-        "previous": previous,
-        "floor": floor,
-    }
-    payload = canonical_json(payload_doc)
-    sig = keyring.sign(pae(POINTER_PAYLOAD_TYPE, payload)).decode("ascii")
-    envelope = make_envelope(payload, signer.key_id, sig)
-    step = on_step or (lambda _name: None)
-    hist = history_key(model, sequence)
+    envelope = sign_pointer(
+        keyring,
+        LATEST_SLOT,
+        model,
+        version=version,
+        manifest_sha256=manifest_sha256,
+        sequence=sequence,
+        kind=kind,
+        previous=previous,
+        floor=floor,
+        ttl=ttl,
+    )
     # The pointer lock (file stores) is taken before anything is written: a lock that cannot
     # be had within LOCK_WAIT_S fails here with nothing claimed and nothing recorded.
     with store.locked(pointer_key(model)):
-        _claim_history(store, model, keyring, hist, envelope, sequence)
-        step("history")
-        max_version = max(prior.max_version if prior else 0, version_number(version) or 0)
-        claimed = max(prior.claimed if prior else 0, sequence)
-        try:  # before LATEST moves: a crash from here on leaves a record of this sequence
-            write_record(
-                state_dir, store.uri, model, PublisherRecord(claimed, None, envelope, max_version)
-            )
-        except PublishError:
-            store.delete(hist)
-            raise
-        try:
-            store.swap(pointer_key(model), envelope, expected_etag)
-        except Exception as exc:  # every failure is undone, then re-raised
-            if not isinstance(exc, PreconditionFailedError) and _holds(store, model, envelope):
-                log.warning("%s/LATEST: the swap reported %s but took effect", model, exc)
-            else:
-                _undo_claim(store, model, hist, state_dir, prior, claimed, max_version, exc)
-    step("pointer")
+        claim_and_swap(
+            store,
+            model,
+            keyring,
+            LATEST_SLOT,
+            envelope,
+            version=version,
+            sequence=sequence,
+            expected_etag=expected_etag,
+            prior=prior,
+            state_dir=state_dir,
+            on_step=on_step,
+        )
+    if on_step is not None:
+        on_step("pointer")
     if store.exists(pointer_key(model) + SIG):  # the legacy two-file form is superseded
         store.delete(pointer_key(model) + SIG)
     return verify_pointer_bytes(envelope, None, model, keyring)
 
 
-def _holds(store: Store, model: str, envelope: bytes) -> bool:
-    """True when ``LATEST`` now holds exactly ``envelope`` (a write whose reply was lost)."""
+def _holds(store: Store, key: str, envelope: bytes) -> bool:
+    """True when the pointer ``key`` now holds exactly ``envelope`` (a write whose reply was
+    lost)."""
     try:
-        return store.read(pointer_key(model), max_bytes=MAX_ENVELOPE_BYTES) == envelope
+        return store.read(key, max_bytes=MAX_ENVELOPE_BYTES) == envelope
     except Exception:  # unreadable now: as far as we know it did not take effect
         return False
 
@@ -551,21 +674,23 @@ def _holds(store: Store, model: str, envelope: bytes) -> bool:
 def _undo_claim(
     store: Store,
     model: str,
+    slot: PointerSlot,
     hist: str,
-    state_dir: Path | None,
+    folder: Path | None,
     prior: PublisherRecord | None,
     claimed: int,
     max_version: int,
     exc: Exception,
 ) -> None:
-    """A swap of ``LATEST`` that failed, for any reason: remove the history entry that
+    """A swap of the pointer that failed, for any reason: remove the history entry that
     claimed the sequence and put the record back on the pointer that is live, then raise.
 
-    Left behind, the entry would stand above ``LATEST`` and be taken for an interrupted
+    Left behind, the entry would stand above the pointer and be taken for an interrupted
     publish: fresh bots would serve it and the next heartbeat would sign it, so a rollback
     the operator was told had failed would go live. The record keeps the claimed number
     (never reused). Only a crash leaves the entry behind, and that is the documented
     interrupted-publish case."""
+    where = slot.key(model)
     undo_failed: list[str] = []
     try:
         store.delete(hist)
@@ -573,28 +698,34 @@ def _undo_claim(
         undo_failed.append(f"{hist} could not be removed ({undo_exc})")
     try:
         back = PublisherRecord(claimed, None, prior.envelope if prior else None, max_version)
-        write_record(state_dir, store.uri, model, back)
+        write_record(folder, store.uri, model, back)
     except PublishError as undo_exc:
         undo_failed.append(str(undo_exc))
     if undo_failed:
         raise PublishError(
-            f"{model}/LATEST was not replaced ({exc}), and undoing the claim failed: "
+            f"{where} was not replaced ({exc}), and undoing the claim failed: "
             f"{'; '.join(undo_failed)}. The next publish or heartbeat would complete the "
             "claimed pointer: check the store before either"
         ) from None
     if isinstance(exc, PreconditionFailedError):
-        # Our history entry named a sequence LATEST never took: removed above.
+        # Our history entry named a sequence the pointer never took: removed above.
         raise ConcurrentPublishError(
-            f"{model}/LATEST was moved by a concurrent publish ({exc}); nothing was overwritten"
+            f"{where} was moved by a concurrent publish ({exc}); nothing was overwritten"
         ) from None
     raise PublishError(
-        f"{model}/LATEST was not replaced ({exc}); its claimed history entry was removed and "
+        f"{where} was not replaced ({exc}); its claimed history entry was removed and "
         "the publisher record put back: nothing was made live"
     ) from None
 
 
 def _claim_history(
-    store: Store, model: str, keyring: KeyRing, hist: str, envelope: bytes, sequence: int
+    store: Store,
+    model: str,
+    keyring: KeyRing,
+    slot: PointerSlot,
+    hist: str,
+    envelope: bytes,
+    sequence: int,
 ) -> None:
     """Write-once claim of ``sequence``. A verified entry there is another publisher's claim
     (:class:`ConcurrentPublishError`); anything else is junk: removed, with a log line."""
@@ -604,7 +735,7 @@ def _claim_history(
             return
         except ObjectExistsError:
             try:
-                read_history(store, model, keyring, sequence)
+                slot.read_history(store, model, keyring, sequence)
             except (VerificationError, ObjectNotFoundError) as exc:
                 log.warning(
                     "%s: %s is junk that does not verify (%s): replacing it", model, hist, exc
@@ -612,14 +743,14 @@ def _claim_history(
                 store.delete(hist)  # a file store removes a planted folder too
                 continue
             raise ConcurrentPublishError(
-                f"{model}: sequence {sequence} was taken by a concurrent publish; retry"
+                f"{model}: {slot.label} {sequence} was taken by a concurrent publish; retry"
             ) from None
         except UnsafeObjectError as exc:  # a symlink or special file where a folder belongs
-            folder = f"{model}/{HISTORY}"
+            folder = f"{model}/{slot.history}"
             log.warning("%s: %s is not a plain folder (%s): replacing it", model, folder, exc)
             store.delete(folder)
     raise ConcurrentPublishError(
-        f"{model}: could not claim sequence {sequence}: {hist} was replaced {_CLAIM_TRIES} "
+        f"{model}: could not claim {slot.label} {sequence}: {hist} was replaced {_CLAIM_TRIES} "
         "times while claiming it; retry"
     )
 

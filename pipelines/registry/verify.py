@@ -235,10 +235,12 @@ def history_key(model: str, sequence: int) -> str:
     return f"{model}/{HISTORY}/{sequence:012d}.json"
 
 
-def history_sequences(keys: list[str], model: str) -> list[int]:
-    """Sequences of the history entries among ``keys`` (a listing of ``<model>/``), sorted."""
+def history_sequences(keys: list[str], model: str, folder: str = HISTORY) -> list[int]:
+    """Sequences of the history entries among ``keys`` (a listing of ``<model>/``), sorted.
+
+    ``folder``: the history's folder (``CHALLENGER_HISTORY`` for ``CHALLENGER``'s)."""
     seqs = []
-    prefix = f"{model}/{HISTORY}/"
+    prefix = f"{model}/{folder}/"
     for key in keys:
         if key.startswith(prefix):
             m = _HISTORY_RE.fullmatch(key[len(prefix) :])

@@ -19,6 +19,7 @@ from pipelines.registry import (
     PublishError,
     ReplayError,
     Store,
+    StoreError,
     publish_model,
     verify_model,
 )
@@ -144,3 +145,41 @@ def test_challenger_without_champion(store: Store, keyring: KeyRing, tmp_path: P
     done = promote_challenger(store, "sizer", keyring, state_dir=state)
     assert (done.version, done.sequence) == ("v000001", 1)
     assert verify_model(store, "sizer", keyring).version == "v000001"
+
+
+def test_a_challenger_swap_is_undone_or_kept_as_a_latest_swap_is(
+    store: Store, keyring: KeyRing, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``CHALLENGER`` moves through the same claim-and-swap as ``LATEST``: a write that took
+    effect but whose reply was lost stands (undoing it would delete the history entry of the
+    envelope ``CHALLENGER`` holds, and the next publish would reuse its sequence); a swap
+    that did not take effect is undone, so nothing of it can go live later."""
+    state = tmp_path / "publisher-state"
+    _champion_and_challenger(store, keyring, state)
+    real_swap = store.swap
+
+    def lost_reply(key: str, data: bytes, expected_etag: str | None) -> None:
+        real_swap(key, data, expected_etag)
+        raise StoreError(f"{store.uri}/{key}: connection reset after the write")
+
+    monkeypatch.setattr(store, "swap", lost_reply)
+    kept = publish_challenger(
+        store, "bandit", {"model.onnx": make_onnx(seed=3)}, keyring, state_dir=state
+    )
+    monkeypatch.undo()
+    assert (kept.version, kept.sequence) == ("v000003", 2)
+    assert store.exists("bandit/challenger-pointers/000000000002.json")
+    view = standing_challenger(store, "bandit", keyring, state_dir=state)
+    assert view is not None and view.version is not None and view.version.version == "v000003"
+
+    def broken_swap(key: str, data: bytes, expected_etag: str | None) -> None:
+        raise StoreError(f"{store.uri}/{key}: write failed: InternalError")
+
+    monkeypatch.setattr(store, "swap", broken_swap)
+    with pytest.raises(PublishError, match="CHALLENGER was not replaced"):
+        withdraw_challenger(store, "bandit", keyring, state_dir=state)
+    monkeypatch.undo()
+    assert not store.exists("bandit/challenger-pointers/000000000003.json")
+    view = standing_challenger(store, "bandit", keyring, state_dir=state)
+    assert view is not None and view.version is not None and view.version.version == "v000003"
+    assert verify_model(store, "bandit", keyring).version == "v000001"
