@@ -150,14 +150,15 @@ class RegimeArmRule:
     def describe(self) -> str:
         """The table in words, for the candidate's description and the report."""
         own = int(np.sum(self.counts_ >= self.min_rows))
+        order = " ".join(reversed(self.questions))  # bit j is question j: printed last first
         cells = ", ".join(
             f"{cell:0{len(self.questions)}b}:{ARM_NAMES[arm]}"
             for cell, arm in enumerate(self.arms_)
         )
         return (
-            f"the best arm per rule regime on the training span ({' x '.join(self.questions)} "
-            f"> 0; {own} of {len(self.arms_)} cells with >= {self.min_rows} rows, the rest "
-            f"{ARM_NAMES[self.overall_arm_]}; cell bits high to low: {cells})"
+            f"the best arm per rule regime on the training span (cells: {order} each > 0; "
+            f"{own} of {len(self.arms_)} cells with >= {self.min_rows} training rows, thinner "
+            f"ones {ARM_NAMES[self.overall_arm_]}; {cells})"
         )
 
 
