@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from apt_packages import apt_install
 
 from pipelines.registry import FileStore, HmacKey, KeyRing, publish_model
 
@@ -51,18 +52,7 @@ MODEL_BYTES = _onnx(0.5)
 
 
 def _ensure_mono() -> None:
-    if shutil.which("mcs") and shutil.which("mono"):
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("mcs/mono missing and apt-get cannot install them here (not root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "mono-mcs", "mono-runtime"],
-        check=True,
-        env=env,
-        timeout=900,
-    )
+    apt_install(["mono-mcs", "mono-runtime"], ["mcs", "mono"])
 
 
 @pytest.fixture(scope="module")

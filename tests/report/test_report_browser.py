@@ -20,6 +20,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from apt_packages import apt_install
 from report_support import WIDE_COLUMNS
 
 FLAGS = (
@@ -120,22 +121,9 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    if os.geteuid() != 0:
-        pytest.skip("Debian's chromium is not installed and apt-get needs root to install it")
-    apt = shutil.which("apt-get")
-    if apt is None:
-        pytest.fail("chromium is missing and this system has no apt-get to install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([apt, "update", "-q"], check=True, env=env, timeout=900)
-    subprocess.run(
-        [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"],
-        check=True,
-        env=env,
-        timeout=1800,
-    )
+    apt_install(["chromium"], ["chromium"])
     found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
+    assert found is not None
     return found
 
 
